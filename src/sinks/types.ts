@@ -1,0 +1,40 @@
+/**
+ * Sink contracts. A topology's `.to(sink)` names a SinkSpec; the engine stores what reaches the sink
+ * in a durable outbox (part of the task's checkpointed state) and the runtime drains the outbox
+ * through a SinkWriter after each commit. A writer may therefore see the same rows again after a
+ * crash, and must make such replays harmless (ClickHouse: ReplacingMergeTree with the same version).
+ */
+
+/** ClickHouse-compatible column types the engine can describe. */
+export type ColumnType = 'UInt8' | 'UInt32' | 'UInt64' | 'Int64' | 'Float64' | 'String' | 'DateTime';
+
+export interface Column {
+  name: string;
+  type: ColumnType;
+}
+
+/** What the engine knows of the rows reaching a sink: the flattened aggregate outputs of a window result. */
+export interface ResultSchema {
+  /** Aggregate output columns in spec order, nested outputs flattened with `_` (e.g. `latency_p99`). */
+  valueColumns: Column[];
+}
+
+export interface SinkOpenContext {
+  appId: string;
+  /** Present when the sink is fed by a windowed aggregate. */
+  schema?: ResultSchema;
+}
+
+export interface SinkWriter<T> {
+  /** Durably writes rows, retrying transient failures itself; rejects only when it gives up. */
+  write(rows: readonly T[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SinkSpec<T> {
+  /** e.g. `clickhouse`, `memory`, `kafka`. */
+  readonly kind: string;
+  /** Unique within a topology; names the outbox store, e.g. `clickhouse:usage_1m`. */
+  readonly name: string;
+  open(ctx: SinkOpenContext): Promise<SinkWriter<T>>;
+}

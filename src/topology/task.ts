@@ -1,0 +1,84 @@
+/**
+ * The contract between the runtime (or the test driver) and the engine: one PartitionTask per
+ * assigned partition number, owning that partition's LevelDB state. The runtime knows no operator;
+ * the engine knows no Kafka client.
+ */
+import type { RawRecord } from './records.js';
+import type { SinkSpec } from '../sinks/types.js';
+
+/** Name of the built-in outbox that collects dead letters (values are DeadLetter). */
+export const DLQ_OUTBOX = 'dlq';
+
+export interface OutboxEntry<T> {
+  seq: bigint;
+  value: T;
+}
+
+/**
+ * A durable queue of outputs inside the task state. Entries appended while processing become durable
+ * with the next commit(); the runtime reads committed entries, delivers them, then acks.
+ */
+export interface Outbox<T = unknown> {
+  /** `dlq`, or the name of the SinkSpec it feeds. */
+  readonly name: string;
+  /** Oldest committed, un-acked entries first. */
+  read(max: number): Promise<OutboxEntry<T>[]>;
+  /** Delivered through `seq` (inclusive); deletion becomes durable with the next commit at the latest. */
+  ack(throughSeq: bigint): Promise<void>;
+  /** Committed, un-acked entries: the runtime pauses the partition when this grows too large. */
+  pending(): number;
+}
+
+export interface TaskMetrics {
+  recordsProcessed: number;
+  lateEvents: number;
+  duplicatesDropped: number;
+  windowsEmitted: number;
+  deadLetters: Record<string, number>;
+  /** Current event-time watermark, epoch ms (or -Infinity before the first record). */
+  watermark: number;
+}
+
+/** Read-only view of the stores, for the admin endpoint and tests. */
+export interface StoreView {
+  name: string;
+  kind: 'key-value' | 'window' | 'dedupe' | 'outbox';
+  /** Entries in key order, at most `limit`, starting after `after` when given. */
+  entries(options?: { limit?: number; after?: string }): Promise<Array<{ key: string; value: unknown }>>;
+  approximateSize(): number;
+}
+
+export interface PartitionTask {
+  readonly partition: number;
+  /** Next offset to consume per source topic, as of the last commit (empty map: no checkpoint yet). */
+  positions(): ReadonlyMap<string, bigint>;
+  /**
+   * Decodes and processes a batch of one partition, in order. If a decode throws RetriableError,
+   * nothing of the batch is applied and the error propagates: the caller backs off and retries.
+   * Bad records become dead letters (DLQ outbox); they never throw.
+   */
+  process(records: readonly RawRecord[]): Promise<void>;
+  /** Wall-clock punctuation and idle-partition watermark advance. */
+  tick(nowMs: number): Promise<void>;
+  /** Writes dirty state, outbox appends/acks and positions in one atomic LevelDB batch. */
+  commit(): Promise<void>;
+  outboxes(): Outbox[];
+  stores(): StoreView[];
+  metrics(): TaskMetrics;
+  /** Closes without committing; call commit() first for a clean handover. */
+  close(): Promise<void>;
+}
+
+export interface OpenTaskOptions {
+  partition: number;
+  /** Folder of this task's LevelDB, e.g. `<stateDir>/<appId>/task-<partition>`. */
+  dir: string;
+  /** Wall clock, injectable for tests. */
+  now?: () => number;
+}
+
+export interface RunnableTopology {
+  readonly sourceTopics: readonly string[];
+  readonly sinks: readonly SinkSpec<unknown>[];
+  openTask(options: OpenTaskOptions): Promise<PartitionTask>;
+}
