@@ -4,7 +4,7 @@
  * the engine knows no Kafka client.
  */
 import type { RawRecord } from './records.js';
-import type { SinkSpec } from '../sinks/types.js';
+import type { ResultSchema, SinkSpec } from '../sinks/types.js';
 
 /** Name of the built-in outbox that collects dead letters (values are DeadLetter). */
 export const DLQ_OUTBOX = 'dlq';
@@ -79,6 +79,7 @@ export interface OpenTaskOptions {
 
 export interface RunnableTopology {
   readonly sourceTopics: readonly string[];
-  readonly sinks: readonly SinkSpec<unknown>[];
+  /** Every sink of the DAG, with the row schema when a windowed aggregate feeds it. */
+  readonly sinks: readonly { spec: SinkSpec<unknown>; schema?: ResultSchema }[];
   openTask(options: OpenTaskOptions): Promise<PartitionTask>;
 }
