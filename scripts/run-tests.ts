@@ -4,7 +4,11 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const suites = { unit: ['test/unit'], integration: ['test/integration'], all: ['test/unit', 'test/integration'] };
+const suites = {
+  unit: ['test/unit'],
+  integration: ['test/integration'],
+  all: ['test/unit', 'test/integration'],
+};
 const suite = (process.argv[2] ?? 'all') as keyof typeof suites;
 const roots = suites[suite];
 if (!roots) {

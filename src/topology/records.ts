@@ -1,4 +1,4 @@
-import type { Headers } from '../serde/types.js';
+import type { DeadLetterReason, Headers } from '../serde/types.js';
 
 /** One record as consumed from Kafka, before decoding. Offsets are bigints (Kafka int64). */
 export interface RawRecord {
@@ -15,7 +15,7 @@ export interface RawRecord {
 /** A bad input record with the reason it could not be processed; becomes one DLQ record. */
 export interface DeadLetter {
   record: RawRecord;
-  reason: import('../serde/types.js').DeadLetterReason;
+  reason: DeadLetterReason;
   errorClass: string;
   message: string;
 }

@@ -50,7 +50,10 @@ test('Avro records round-trip through the registry and Kafka, rows round-trip th
   const seen = new Map<string, number>();
   const partitionsSeen = new Set<number>();
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`consumed only ${seen.size} of ${RECORDS} records`)), 60_000);
+    const timer = setTimeout(
+      () => reject(new Error(`consumed only ${seen.size} of ${RECORDS} records`)),
+      60_000,
+    );
     consumer
       .run({
         eachMessage: async ({ partition, message }) => {
@@ -99,7 +102,12 @@ test('Avro records round-trip through the registry and Kafka, rows round-trip th
               FROM ${database}.rollup FINAL ORDER BY subject`,
       format: 'JSONEachRow',
     });
-    const rows = await result.json<{ subject: string; window_start: string; total: number; version: string }>();
+    const rows = await result.json<{
+      subject: string;
+      window_start: string;
+      total: number;
+      version: string;
+    }>();
     assert.deepEqual(
       rows.map((r) => [r.subject, r.window_start, r.total, Number(r.version)]),
       [
