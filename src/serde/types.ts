@@ -58,3 +58,11 @@ export class DeserializationError extends Error {
 export class RetriableError extends Error {
   override readonly name = 'RetriableError';
 }
+
+/**
+ * A value the producer side cannot encode (it does not match the schema, or the schema is not
+ * registered). The caller's bug, reported before anything is written. (Added by the serde module.)
+ */
+export class SerializationError extends Error {
+  override readonly name = 'SerializationError';
+}

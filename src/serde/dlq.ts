@@ -1,0 +1,153 @@
+/**
+ * The dead-letter envelope: how a bad record looks in the DLQ topic. The original key, value and
+ * headers are kept byte for byte (so a fixed consumer can replay the record as it was), and
+ * `tributary.dlq.*` headers say why and where it came from. Headers, not a wrapping value, so the
+ * DLQ stays readable by any Kafka tool and the payload keeps its original framing.
+ */
+import type { DeadLetter, RawRecord } from '../topology/records.js';
+import { DeserializationError, type DeadLetterReason, type Headers } from './types.js';
+
+export const DLQ_HEADER_PREFIX = 'tributary.dlq.';
+
+export const DLQ_HEADERS = {
+  reason: 'tributary.dlq.reason',
+  errorClass: 'tributary.dlq.error.class',
+  errorMessage: 'tributary.dlq.error.message',
+  sourceTopic: 'tributary.dlq.source.topic',
+  sourcePartition: 'tributary.dlq.source.partition',
+  sourceOffset: 'tributary.dlq.source.offset',
+  sourceTimestamp: 'tributary.dlq.source.timestamp',
+} as const;
+
+/** Error messages can embed whole payloads; a header this long is plenty to diagnose and stays cheap. */
+export const MAX_DLQ_ERROR_MESSAGE_BYTES = 1024;
+
+const DEAD_LETTER_REASONS: ReadonlySet<string> = new Set<DeadLetterReason>([
+  'bad-magic-byte',
+  'unknown-schema-id',
+  'truncated',
+  'schema-mismatch',
+  'decode-failed',
+  'validation-failed',
+  'late-event',
+  'processing-failed',
+]);
+
+/** A Kafka message ready to produce (topic chosen by the caller; see defaultDlqTopic). */
+export interface DlqMessage {
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Headers;
+}
+
+/** `<appId>.dlq`, the default DLQ topic of an application. */
+export function defaultDlqTopic(appId: string): string {
+  return `${appId}.dlq`;
+}
+
+/** Builds the DLQ message for a dead letter. Original `tributary.dlq.*` headers (a record failing twice) are replaced. */
+export function toDlqMessage(deadLetter: DeadLetter): DlqMessage {
+  const { record } = deadLetter;
+  const headers: Headers = {};
+  for (const [name, value] of Object.entries(record.headers)) {
+    if (value !== undefined && !name.startsWith(DLQ_HEADER_PREFIX)) headers[name] = toBuffer(value);
+  }
+  headers[DLQ_HEADERS.reason] = Buffer.from(deadLetter.reason);
+  headers[DLQ_HEADERS.errorClass] = Buffer.from(deadLetter.errorClass);
+  headers[DLQ_HEADERS.errorMessage] = truncateUtf8(deadLetter.message, MAX_DLQ_ERROR_MESSAGE_BYTES);
+  headers[DLQ_HEADERS.sourceTopic] = Buffer.from(record.topic);
+  headers[DLQ_HEADERS.sourcePartition] = Buffer.from(String(record.partition));
+  headers[DLQ_HEADERS.sourceOffset] = Buffer.from(String(record.offset));
+  headers[DLQ_HEADERS.sourceTimestamp] = Buffer.from(String(record.timestamp));
+  return {
+    key: record.key === null ? null : toBuffer(record.key),
+    value: record.value === null ? null : toBuffer(record.value),
+    headers,
+  };
+}
+
+/** Header values as consumers hand them over (kafkajs: Buffer, string, or an array for repeated headers). */
+export type IncomingHeaderValue = Buffer | string | ReadonlyArray<Buffer | string> | undefined;
+
+/** A message as read back from the DLQ topic. */
+export interface IncomingDlqMessage {
+  key: Buffer | string | null | undefined;
+  value: Buffer | string | null | undefined;
+  headers?: Readonly<Record<string, IncomingHeaderValue>> | undefined;
+}
+
+/** Thrown by parseDlqMessage for a message that is not a well-formed tributary DLQ record. */
+export class NotADeadLetterError extends Error {
+  override readonly name = 'NotADeadLetterError';
+}
+
+/** The inverse of toDlqMessage: the dead letter, with the original record's key, value and headers. */
+export function parseDlqMessage(message: IncomingDlqMessage): DeadLetter {
+  const incoming = message.headers ?? {};
+  const originalHeaders: Headers = {};
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || name.startsWith(DLQ_HEADER_PREFIX)) continue;
+    // Repeated headers collapse to the last value, as in the Headers record type.
+    const single = typeof value === 'string' || Buffer.isBuffer(value) ? value : value[value.length - 1];
+    if (single !== undefined) originalHeaders[name] = toBuffer(single);
+  }
+  const text = (name: string): string => {
+    const value = incoming[name];
+    const single = typeof value === 'string' || Buffer.isBuffer(value) ? value : value?.[value.length - 1];
+    if (single === undefined) throw new NotADeadLetterError(`missing header ${name}`);
+    return toBuffer(single).toString('utf8');
+  };
+  const integer = (name: string): string => {
+    const raw = text(name);
+    if (!/^-?\d+$/.test(raw)) throw new NotADeadLetterError(`header ${name} is not an integer: ${JSON.stringify(raw)}`);
+    return raw;
+  };
+
+  const reason = text(DLQ_HEADERS.reason);
+  if (!DEAD_LETTER_REASONS.has(reason)) throw new NotADeadLetterError(`unknown dead-letter reason ${JSON.stringify(reason)}`);
+  const record: RawRecord = {
+    topic: text(DLQ_HEADERS.sourceTopic),
+    partition: Number(integer(DLQ_HEADERS.sourcePartition)),
+    offset: BigInt(integer(DLQ_HEADERS.sourceOffset)),
+    timestamp: Number(integer(DLQ_HEADERS.sourceTimestamp)),
+    key: message.key == null ? null : toBuffer(message.key),
+    value: message.value == null ? null : toBuffer(message.value),
+    headers: originalHeaders,
+  };
+  return {
+    record,
+    reason: reason as DeadLetterReason,
+    errorClass: text(DLQ_HEADERS.errorClass),
+    message: text(DLQ_HEADERS.errorMessage),
+  };
+}
+
+/**
+ * The dead letter for a record whose processing threw: a DeserializationError keeps its reason,
+ * anything else is 'processing-failed'. (RetriableError must not get here: it is not the record's fault.)
+ */
+export function deadLetterFor(record: RawRecord, error: unknown): DeadLetter {
+  if (error instanceof DeserializationError) {
+    return { record, reason: error.reason, errorClass: error.name, message: error.message };
+  }
+  if (error instanceof Error) {
+    return { record, reason: 'processing-failed', errorClass: error.name || error.constructor.name, message: error.message };
+  }
+  return { record, reason: 'processing-failed', errorClass: typeof error, message: String(error) };
+}
+
+function toBuffer(value: Buffer | Uint8Array | string): Buffer {
+  if (Buffer.isBuffer(value)) return value;
+  return typeof value === 'string' ? Buffer.from(value, 'utf8') : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+}
+
+/** Cuts at a character boundary (never half a UTF-8 sequence) and marks the cut. */
+function truncateUtf8(text: string, maxBytes: number): Buffer {
+  const full = Buffer.from(text, 'utf8');
+  if (full.length <= maxBytes) return full;
+  const marker = Buffer.from('…', 'utf8');
+  let end = maxBytes - marker.length;
+  // Back up over continuation bytes (10xxxxxx) to the start of a character.
+  while (end > 0 && (full[end]! & 0xc0) === 0x80) end--;
+  return Buffer.concat([full.subarray(0, end), marker]);
+}

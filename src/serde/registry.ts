@@ -1,0 +1,349 @@
+/**
+ * A narrow client for the Confluent Schema Registry REST API (Confluent's cp-schema-registry, and
+ * Apicurio's `/apis/ccompat/v7`). Only the calls tributary needs, each with a typed result, and
+ * errors sorted into the three kinds callers act on differently:
+ *  - SchemaNotFoundError: the registry answered "no such schema id" (the record is bad: DLQ);
+ *  - SchemaRegistryError: any other definite answer (4xx: bad schema, incompatible, unauthorized);
+ *  - RetriableError: the registry could not answer (connection refused, timeout, 5xx, 429),
+ *    after a few quick retries with backoff: the caller holds its partition and tries again.
+ *
+ * Why fetch and not @kafkajs/confluent-schema-registry's HTTP layer: that layer reports a refused
+ * connection as HTTP status 400 (indistinguishable from a real "bad request"), has no request
+ * timeout (a hung registry would hang decoding forever), and its register() refuses subjects whose
+ * compatibility config differs from the one it passes, which trips over Apicurio. The error
+ * classification above is the whole point of this module, so it owns its HTTP calls.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RetriableError } from './types.js';
+
+export const DEFAULT_SCHEMA_REGISTRY_URL = 'http://127.0.0.1:8081/apis/ccompat/v7';
+
+/** The registry URL from `TRIBUTARY_SCHEMA_REGISTRY_URL`, or the local Apicurio default. */
+export function schemaRegistryUrlFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env['TRIBUTARY_SCHEMA_REGISTRY_URL']?.trim();
+  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : DEFAULT_SCHEMA_REGISTRY_URL;
+}
+
+export interface SchemaRegistryAuth {
+  username: string;
+  password: string;
+}
+
+export interface RetryPolicy {
+  /** Total attempts per call, first included. */
+  attempts: number;
+  /** Delay before the second attempt; doubles each time, with jitter, up to maxDelayMs. */
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface SchemaRegistryConfig {
+  /** Base URL, e.g. `http://127.0.0.1:8081` (Confluent) or `http://127.0.0.1:8081/apis/ccompat/v7` (Apicurio). */
+  url?: string;
+  auth?: SchemaRegistryAuth;
+  /** Per HTTP request. Default 5 s. */
+  requestTimeoutMs?: number;
+  /**
+   * Retries inside one call. Kept short by default (3 attempts, about 0.3 s of backoff): a decode
+   * that needs the registry blocks its partition, and the runtime already retries RetriableError
+   * with its own, longer backoff.
+   */
+  retry?: Partial<RetryPolicy>;
+}
+
+export type SchemaType = 'AVRO' | 'JSON' | 'PROTOBUF';
+
+export interface SchemaById {
+  id: number;
+  /** Schema text as the registry returns it (Apicurio: compact form). */
+  schema: string;
+  schemaType: SchemaType;
+}
+
+export interface SubjectVersion {
+  subject: string;
+  version: number;
+  id: number;
+  schema: string;
+}
+
+export interface CompatibilityResult {
+  compatible: boolean;
+  /** Why not, when the registry says (Confluent and Apicurio do with `verbose=true`). */
+  messages: string[];
+}
+
+/** What tributary needs from a schema registry. Implemented over HTTP and in memory (tests, test driver). */
+export interface SchemaRegistryClient {
+  /** Where it points; used in error messages. */
+  readonly url: string;
+  /** Throws SchemaNotFoundError when the registry has no such id. */
+  getSchemaById(id: number): Promise<SchemaById>;
+  /** The version of `subject` holding exactly this schema, or undefined when not registered there. */
+  lookupSchema(subject: string, schema: string): Promise<SubjectVersion | undefined>;
+  /** Registers (idempotently) and returns the global schema id. Incompatible: SchemaRegistryError (409). */
+  registerSchema(subject: string, schema: string): Promise<number>;
+  /** Undefined when the subject does not exist. */
+  getLatestVersion(subject: string): Promise<SubjectVersion | undefined>;
+  /** Against the latest version under the subject's compatibility rule; a new subject is compatible. */
+  checkCompatibility(subject: string, schema: string): Promise<CompatibilityResult>;
+}
+
+/** The registry has no schema with this id (Confluent error code 40403). */
+export class SchemaNotFoundError extends Error {
+  override readonly name = 'SchemaNotFoundError';
+  constructor(
+    readonly schemaId: number,
+    readonly registryUrl: string,
+  ) {
+    super(`schema id ${schemaId} not found in the schema registry at ${registryUrl}`);
+  }
+}
+
+/** A definite, non-retriable answer from the registry (4xx other than "not found" where that is handled). */
+export class SchemaRegistryError extends Error {
+  override readonly name = 'SchemaRegistryError';
+  constructor(
+    message: string,
+    /** HTTP status. */
+    readonly status: number,
+    /** Confluent error code from the body (e.g. 40401 subject not found, 409 incompatible, 42201 invalid schema). */
+    readonly errorCode: number | undefined,
+  ) {
+    super(message);
+  }
+}
+
+const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
+const DEFAULT_RETRY: RetryPolicy = { attempts: 3, initialDelayMs: 100, maxDelayMs: 2_000 };
+const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+
+/** Confluent error codes that mean "not there" rather than "you asked wrong". */
+const SUBJECT_NOT_FOUND = 40401;
+const VERSION_NOT_FOUND = 40402;
+const SCHEMA_NOT_FOUND = 40403;
+
+interface RegistryResponse {
+  status: number;
+  body: unknown;
+}
+
+/** Transport failures and 5xx/429 answers: worth retrying, not the caller's fault. */
+class TransientRegistryFailure extends Error {}
+
+export function createSchemaRegistryClient(config: SchemaRegistryConfig = {}): SchemaRegistryClient {
+  return new HttpSchemaRegistryClient(config);
+}
+
+export function isSchemaRegistryClient(value: unknown): value is SchemaRegistryClient {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Partial<SchemaRegistryClient>).getSchemaById === 'function' &&
+    typeof (value as Partial<SchemaRegistryClient>).registerSchema === 'function'
+  );
+}
+
+export class HttpSchemaRegistryClient implements SchemaRegistryClient {
+  readonly url: string;
+  private readonly authorization: string | undefined;
+  private readonly requestTimeoutMs: number;
+  private readonly retry: RetryPolicy;
+
+  constructor(config: SchemaRegistryConfig = {}) {
+    this.url = (config.url ?? schemaRegistryUrlFromEnv()).replace(/\/+$/, '');
+    this.authorization =
+      config.auth === undefined
+        ? undefined
+        : `Basic ${Buffer.from(`${config.auth.username}:${config.auth.password}`).toString('base64')}`;
+    this.requestTimeoutMs = config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.retry = { ...DEFAULT_RETRY, ...config.retry };
+  }
+
+  async getSchemaById(id: number): Promise<SchemaById> {
+    const response = await this.request('GET', `/schemas/ids/${id}`);
+    // Only the registry's own "schema not found" code counts: a bare 404 (wrong base URL, a proxy)
+    // must not turn every record into a dead letter. It becomes a SchemaRegistryError instead.
+    if (response.status === 404 && errorCodeOf(response.body) === SCHEMA_NOT_FOUND) {
+      throw new SchemaNotFoundError(id, this.url);
+    }
+    const body = this.expectOk(response, `GET /schemas/ids/${id}`);
+    return { id, schema: stringField(body, 'schema'), schemaType: schemaTypeOf(body) };
+  }
+
+  async lookupSchema(subject: string, schema: string): Promise<SubjectVersion | undefined> {
+    const path = `/subjects/${encodeURIComponent(subject)}`;
+    const response = await this.request('POST', path, { schema });
+    if (response.status === 404) return undefined; // subject or schema not registered
+    const body = this.expectOk(response, `POST ${path}`);
+    return {
+      subject,
+      version: numberField(body, 'version'),
+      id: numberField(body, 'id'),
+      schema: stringField(body, 'schema'),
+    };
+  }
+
+  async registerSchema(subject: string, schema: string): Promise<number> {
+    const path = `/subjects/${encodeURIComponent(subject)}/versions`;
+    const response = await this.request('POST', path, { schema });
+    return numberField(this.expectOk(response, `POST ${path}`), 'id');
+  }
+
+  async getLatestVersion(subject: string): Promise<SubjectVersion | undefined> {
+    const path = `/subjects/${encodeURIComponent(subject)}/versions/latest`;
+    const response = await this.request('GET', path);
+    if (response.status === 404) return undefined;
+    const body = this.expectOk(response, `GET ${path}`);
+    return {
+      subject,
+      version: numberField(body, 'version'),
+      id: numberField(body, 'id'),
+      schema: stringField(body, 'schema'),
+    };
+  }
+
+  async checkCompatibility(subject: string, schema: string): Promise<CompatibilityResult> {
+    const path = `/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest?verbose=true`;
+    const response = await this.request('POST', path, { schema });
+    if (response.status === 404) {
+      const code = errorCodeOf(response.body);
+      // Nothing registered yet: anything is compatible with nothing.
+      if (code === undefined || code === SUBJECT_NOT_FOUND || code === VERSION_NOT_FOUND) {
+        return { compatible: true, messages: [] };
+      }
+    }
+    const body = this.expectOk(response, `POST ${path}`);
+    const compatible = (body as { is_compatible?: unknown }).is_compatible;
+    if (typeof compatible !== 'boolean') {
+      throw new SchemaRegistryError(
+        `schema registry at ${this.url}: POST ${path} answered without "is_compatible"`,
+        response.status,
+        undefined,
+      );
+    }
+    const messages = (body as { messages?: unknown }).messages;
+    return {
+      compatible,
+      messages: Array.isArray(messages) ? messages.map((message) => String(message)) : [],
+    };
+  }
+
+  /** Sends one request, retrying transient failures; throws RetriableError when they persist. */
+  private async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<RegistryResponse> {
+    let delayMs = this.retry.initialDelayMs;
+    let lastFailure: unknown;
+    for (let attempt = 1; attempt <= this.retry.attempts; attempt++) {
+      try {
+        return await this.send(method, path, body);
+      } catch (error) {
+        if (!(error instanceof TransientRegistryFailure)) throw error;
+        lastFailure = error;
+      }
+      if (attempt < this.retry.attempts) {
+        // Full jitter keeps many partitions from hammering a recovering registry in lockstep.
+        await sleep(delayMs / 2 + Math.random() * (delayMs / 2));
+        delayMs = Math.min(delayMs * 2, this.retry.maxDelayMs);
+      }
+    }
+    const reason = lastFailure instanceof Error ? lastFailure.message : String(lastFailure);
+    throw new RetriableError(
+      `schema registry at ${this.url} is unreachable: ${method} ${path}: ${reason} ` +
+        `(${this.retry.attempts} attempt${this.retry.attempts === 1 ? '' : 's'})`,
+      { cause: lastFailure },
+    );
+  }
+
+  private async send(method: 'GET' | 'POST', path: string, body?: unknown): Promise<RegistryResponse> {
+    const headers: Record<string, string> = { accept: `${CONTENT_TYPE}, application/json` };
+    if (body !== undefined) headers['content-type'] = CONTENT_TYPE;
+    if (this.authorization !== undefined) headers['authorization'] = this.authorization;
+    let response: Response;
+    try {
+      response = await fetch(`${this.url}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.requestTimeoutMs),
+      });
+    } catch (error) {
+      throw new TransientRegistryFailure(describeTransportError(error, this.requestTimeoutMs), { cause: error });
+    }
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      throw new TransientRegistryFailure(describeTransportError(error, this.requestTimeoutMs), { cause: error });
+    }
+    if (response.status >= 500 || response.status === 429 || response.status === 408) {
+      throw new TransientRegistryFailure(`HTTP ${response.status}${text === '' ? '' : `: ${text.slice(0, 200)}`}`);
+    }
+    let parsed: unknown = undefined;
+    if (text !== '') {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = text;
+      }
+    }
+    return { status: response.status, body: parsed };
+  }
+
+  private expectOk(response: RegistryResponse, what: string): object {
+    if (response.status >= 200 && response.status < 300 && typeof response.body === 'object' && response.body !== null) {
+      return response.body;
+    }
+    const code = errorCodeOf(response.body);
+    const detail = messageOf(response.body);
+    throw new SchemaRegistryError(
+      `schema registry at ${this.url}: ${what} failed with HTTP ${response.status}` +
+        `${code === undefined ? '' : ` (error code ${code})`}${detail === undefined ? '' : `: ${detail}`}`,
+      response.status,
+      code,
+    );
+  }
+}
+
+function describeTransportError(error: unknown, timeoutMs: number): string {
+  if (error instanceof Error) {
+    if (error.name === 'TimeoutError' || error.name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+    // undici wraps the socket error ("fetch failed"); its cause names it (ECONNREFUSED, ECONNRESET...).
+    const cause = (error as { cause?: unknown }).cause;
+    if (cause instanceof Error) return `${error.message}: ${cause.message}`;
+    return error.message;
+  }
+  return String(error);
+}
+
+function errorCodeOf(body: unknown): number | undefined {
+  const code = typeof body === 'object' && body !== null ? (body as { error_code?: unknown }).error_code : undefined;
+  return typeof code === 'number' ? code : undefined;
+}
+
+function messageOf(body: unknown): string | undefined {
+  if (typeof body === 'string') return body.slice(0, 500);
+  const message = typeof body === 'object' && body !== null ? (body as { message?: unknown }).message : undefined;
+  return typeof message === 'string' ? message : undefined;
+}
+
+function stringField(body: object, field: string): string {
+  const value = (body as Record<string, unknown>)[field];
+  if (typeof value === 'string') return value;
+  // Some registries return the schema as a JSON object rather than a string.
+  if (field === 'schema' && typeof value === 'object' && value !== null) return JSON.stringify(value);
+  throw new SchemaRegistryError(`schema registry answer lacks string field "${field}"`, 200, undefined);
+}
+
+function numberField(body: object, field: string): number {
+  const value = (body as Record<string, unknown>)[field];
+  if (typeof value === 'number') return value;
+  throw new SchemaRegistryError(`schema registry answer lacks numeric field "${field}"`, 200, undefined);
+}
+
+function schemaTypeOf(body: object): SchemaType {
+  const type = (body as { schemaType?: unknown }).schemaType;
+  // Confluent omits schemaType for Avro, the default.
+  return type === 'JSON' || type === 'PROTOBUF' ? type : 'AVRO';
+}
+
+export const REGISTRY_ERROR_CODES = { SUBJECT_NOT_FOUND, VERSION_NOT_FOUND, SCHEMA_NOT_FOUND } as const;
