@@ -1,0 +1,139 @@
+/**
+ * One LevelDB per partition task. Every store lives in its own sublevel and keeps its working set in
+ * memory (a write-back cache); nothing reaches LevelDB until commit(), which writes the dirty entries of
+ * all stores and the caller's checkpoint metadata in one atomic batch. A crash therefore leaves the
+ * database at the previous checkpoint, consistent with the input positions recorded in it.
+ */
+import { ClassicLevel } from 'classic-level';
+import type { AbstractSublevel } from 'abstract-level';
+import type { StoreView } from '../topology/task.js';
+
+export type StoreKind = StoreView['kind'];
+export type ValueEncoding = 'utf8' | 'view';
+
+type Db = ClassicLevel<string, string>;
+export type TextSublevel = AbstractSublevel<Db, string | Buffer | Uint8Array, string, string>;
+export type BinarySublevel = AbstractSublevel<Db, string | Buffer | Uint8Array, string, Uint8Array>;
+export type AnySublevel = TextSublevel | BinarySublevel;
+
+/**
+ * One store write as a changelog would carry it: `value` null is a tombstone. Emitted at commit time
+ * for the entries that commit writes (the cache already collapsed repeated writes of one key), which is
+ * what a compacted changelog topic needs.
+ */
+export interface ChangeRecord {
+  store: string;
+  key: string;
+  value: string | Uint8Array | null;
+}
+
+export type ChangeListener = (changes: readonly ChangeRecord[]) => void;
+
+/** Collects the writes of one commit. */
+export interface WriteBatch {
+  put(level: TextSublevel, store: string, key: string, value: string): void;
+  putBinary(level: BinarySublevel, store: string, key: string, value: Uint8Array): void;
+  del(level: AnySublevel, store: string, key: string): void;
+}
+
+/** What StateDb needs of a store: load its entries on open, hand over dirty entries at commit. */
+export interface ManagedStore {
+  readonly name: string;
+  readonly kind: StoreKind;
+  load(): Promise<void>;
+  /** Adds this store's dirty entries to the batch; must not forget them until committed() is called. */
+  collectWrites(batch: WriteBatch): void;
+  /** The batch is durable: forget dirty markers, run cleanups that may lag behind (range deletes). */
+  committed(): Promise<void>;
+  view(): StoreView;
+}
+
+const CHECKPOINT_KEY = 'checkpoint';
+
+export class StateDb {
+  private readonly stores = new Map<string, ManagedStore>();
+  private readonly listeners = new Set<ChangeListener>();
+  private readonly meta: TextSublevel;
+  private pendingMeta = new Map<string, string>();
+
+  private constructor(private readonly db: Db) {
+    this.meta = db.sublevel<string, string>('meta', { valueEncoding: 'utf8' });
+  }
+
+  static async open(dir: string): Promise<StateDb> {
+    const db = new ClassicLevel<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    await db.open();
+    return new StateDb(db);
+  }
+
+  textLevel(name: string): TextSublevel {
+    return this.db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+  }
+
+  binaryLevel(name: string): BinarySublevel {
+    return this.db.sublevel<string, Uint8Array>(name, { keyEncoding: 'utf8', valueEncoding: 'view' });
+  }
+
+  /** Registers and loads a store; store names are unique per database. */
+  async attach<S extends ManagedStore>(store: S): Promise<S> {
+    if (this.stores.has(store.name)) throw new Error(`duplicate store name "${store.name}"`);
+    this.stores.set(store.name, store);
+    await store.load();
+    return store;
+  }
+
+  allStores(): ManagedStore[] {
+    return [...this.stores.values()];
+  }
+
+  /** Subscribes to change records (the future changelog hook); returns an unsubscribe function. */
+  onChange(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Small metadata entries a store wants written with the next commit (e.g. an outbox's next sequence). */
+  putMeta(key: string, value: string): void {
+    this.pendingMeta.set(key, value);
+  }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    return this.meta.get(key);
+  }
+
+  async readCheckpoint<M>(): Promise<M | undefined> {
+    const text = await this.meta.get(CHECKPOINT_KEY);
+    return text === undefined ? undefined : (JSON.parse(text) as M);
+  }
+
+  /** Writes all dirty store entries plus `checkpoint` in one atomic batch. */
+  async commit(checkpoint: unknown): Promise<void> {
+    const batch = this.db.batch();
+    const changes: ChangeRecord[] | undefined = this.listeners.size > 0 ? [] : undefined;
+    const collector: WriteBatch = {
+      put(level, store, key, value) {
+        batch.put(key, value, { sublevel: level });
+        changes?.push({ store, key, value });
+      },
+      putBinary(level, store, key, value) {
+        batch.put<string, Uint8Array>(key, value, { sublevel: level });
+        changes?.push({ store, key, value });
+      },
+      del(level, store, key) {
+        batch.del(key, { sublevel: level });
+        changes?.push({ store, key, value: null });
+      },
+    };
+    for (const store of this.stores.values()) store.collectWrites(collector);
+    for (const [key, value] of this.pendingMeta) batch.put(key, value, { sublevel: this.meta });
+    batch.put(CHECKPOINT_KEY, JSON.stringify(checkpoint), { sublevel: this.meta });
+    await batch.write();
+    this.pendingMeta = new Map();
+    for (const store of this.stores.values()) await store.committed();
+    if (changes && changes.length > 0) for (const listener of this.listeners) listener(changes);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

@@ -1,0 +1,10 @@
+export { StateDb } from './db.js';
+export type { ChangeListener, ChangeRecord, ManagedStore, StoreKind, WriteBatch } from './db.js';
+export { KeyValueStoreImpl } from './kv-store.js';
+export type { KeyValueStore } from './kv-store.js';
+export { WindowStore } from './window-store.js';
+export type { WindowEntry, WindowStateCodec } from './window-store.js';
+export { DedupeStore } from './dedupe-store.js';
+export type { DedupeOptions } from './dedupe-store.js';
+export { OutboxStore } from './outbox-store.js';
+export { decodeValue, encodeValue } from './codec.js';

@@ -1,0 +1,190 @@
+/**
+ * Aggregators for windowed aggregation. An aggregator folds the values of one (window, key) into an
+ * accumulator and turns it into a result; it also says how to persist the accumulator (JSON by default)
+ * and which ClickHouse columns its result becomes, so a sink's ResultSchema follows from the spec.
+ */
+import { DDSketch } from '@datadog/sketches-js';
+import type { Column, ColumnType } from '../sinks/types.js';
+
+export interface Aggregator<T, A, R> {
+  /** Short name for describe(), e.g. `sum`. */
+  readonly kind: string;
+  init(): A;
+  add(accumulator: A, value: T): A;
+  /** Combines two partial accumulators (for merging windows or partitions). */
+  merge(left: A, right: A): A;
+  result(accumulator: A): R;
+  /** Accumulator to JSON-compatible data for the state store; identity when absent. */
+  toState?(accumulator: A): unknown;
+  fromState?(state: unknown): A;
+  /** Columns of the result under output name `name`. */
+  columns(name: string): Column[];
+}
+
+/** Any aggregator over T. Method parameters are bivariant, so concrete aggregators are assignable. */
+export type AnyAggregator<T> = Aggregator<T, unknown, unknown>;
+export type AggregateSpec<T> = Record<string, AnyAggregator<T>>;
+
+/** The value of a window result: one field per spec entry, typed by its aggregator's result. */
+export type AggregateResult<S> = {
+  [Name in keyof S]: S[Name] extends Aggregator<never, infer _A, infer R> ? R : never;
+};
+
+const column = (name: string, type: ColumnType): Column[] => [{ name, type }];
+
+export function count(): Aggregator<unknown, number, number> {
+  return {
+    kind: 'count',
+    init: () => 0,
+    add: (n) => n + 1,
+    merge: (a, b) => a + b,
+    result: (n) => n,
+    columns: (name) => column(name, 'UInt64'),
+  };
+}
+
+export function sum<T>(valueOf: (value: T) => number): Aggregator<T, number, number> {
+  return {
+    kind: 'sum',
+    init: () => 0,
+    add: (total, value) => total + valueOf(value),
+    merge: (a, b) => a + b,
+    result: (total) => total,
+    columns: (name) => column(name, 'Float64'),
+  };
+}
+
+/** Null until the first value: JSON has no Infinity to start from. */
+function extreme<T>(kind: 'min' | 'max', valueOf: (value: T) => number): Aggregator<T, number | null, number> {
+  const pick = kind === 'min' ? Math.min : Math.max;
+  return {
+    kind,
+    init: () => null,
+    add: (current, value) => (current === null ? valueOf(value) : pick(current, valueOf(value))),
+    merge: (a, b) => (a === null ? b : b === null ? a : pick(a, b)),
+    // A window result exists only for a key with at least one value, so null cannot reach a result.
+    result: (current) => current ?? NaN,
+    columns: (name) => column(name, 'Float64'),
+  };
+}
+
+export const min = <T>(valueOf: (value: T) => number): Aggregator<T, number | null, number> => extreme('min', valueOf);
+export const max = <T>(valueOf: (value: T) => number): Aggregator<T, number | null, number> => extreme('max', valueOf);
+
+export function avg<T>(valueOf: (value: T) => number): Aggregator<T, { sum: number; count: number }, number> {
+  return {
+    kind: 'avg',
+    init: () => ({ sum: 0, count: 0 }),
+    add: (acc, value) => {
+      acc.sum += valueOf(value);
+      acc.count++;
+      return acc;
+    },
+    merge: (a, b) => ({ sum: a.sum + b.sum, count: a.count + b.count }),
+    result: (acc) => (acc.count === 0 ? NaN : acc.sum / acc.count),
+    columns: (name) => column(name, 'Float64'),
+  };
+}
+
+export interface Quantiles {
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+interface SketchState {
+  /** Relative accuracy the sketch was built with. */
+  accuracy: number;
+  zeros: number;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  /** Non-empty bins as [index, count, index, count, ...]. */
+  positive: number[];
+  negative: number[];
+}
+
+function storeBins(store: DDSketch['store']): number[] {
+  const bins: number[] = [];
+  for (let i = 0; i < store.bins.length; i++) {
+    const binCount = store.bins[i] as number;
+    if (binCount > 0) bins.push(i + store.offset, binCount);
+  }
+  return bins;
+}
+
+/**
+ * Approximate p50/p90/p99 with DDSketch (relative-error guarantee, mergeable). The sketch is persisted
+ * as its non-empty bins plus summary statistics, which round-trips exactly (its protobuf form would
+ * lose min and max and need an extra dependency).
+ */
+export function quantiles<T>(
+  valueOf: (value: T) => number,
+  options: { relativeAccuracy?: number } = {},
+): Aggregator<T, DDSketch, Quantiles> {
+  const relativeAccuracy = options.relativeAccuracy ?? 0.01;
+  return {
+    kind: 'quantiles',
+    init: () => new DDSketch({ relativeAccuracy }),
+    add: (sketch, value) => {
+      sketch.accept(valueOf(value));
+      return sketch;
+    },
+    merge: (a, b) => {
+      const merged = new DDSketch({ relativeAccuracy });
+      merged.merge(a);
+      merged.merge(b);
+      return merged;
+    },
+    result: (sketch) => ({
+      p50: sketch.getValueAtQuantile(0.5),
+      p90: sketch.getValueAtQuantile(0.9),
+      p99: sketch.getValueAtQuantile(0.99),
+    }),
+    toState: (sketch): SketchState => ({
+      accuracy: relativeAccuracy,
+      zeros: sketch.zeroCount,
+      count: sketch.count,
+      sum: sketch.sum,
+      min: sketch.min,
+      max: sketch.max,
+      positive: storeBins(sketch.store),
+      negative: storeBins(sketch.negativeStore),
+    }),
+    fromState: (raw) => {
+      const state = raw as SketchState;
+      const sketch = new DDSketch({ relativeAccuracy: state.accuracy });
+      for (let i = 0; i < state.positive.length; i += 2) sketch.store.add(state.positive[i] as number, state.positive[i + 1]);
+      for (let i = 0; i < state.negative.length; i += 2) sketch.negativeStore.add(state.negative[i] as number, state.negative[i + 1]);
+      sketch.zeroCount = state.zeros;
+      sketch.count = state.count;
+      sketch.sum = state.sum;
+      sketch.min = state.min;
+      sketch.max = state.max;
+      return sketch;
+    },
+    columns: (name) => [
+      { name: `${name}_p50`, type: 'Float64' },
+      { name: `${name}_p90`, type: 'Float64' },
+      { name: `${name}_p99`, type: 'Float64' },
+    ],
+  };
+}
+
+export interface CustomAggregatorDefinition<T, A, R> {
+  init(): A;
+  add(accumulator: A, value: T): A;
+  merge(left: A, right: A): A;
+  result(accumulator: A): R;
+  toState?(accumulator: A): unknown;
+  fromState?(state: unknown): A;
+  /** ClickHouse type of the result (a single column); default String (the sink writes JSON text). */
+  columnType?: ColumnType;
+}
+
+/** A user-defined aggregator. The accumulator must be JSON-serializable unless toState/fromState are given. */
+export function custom<T, A, R>(definition: CustomAggregatorDefinition<T, A, R>): Aggregator<T, A, R> {
+  const { columnType = 'String', ...rest } = definition;
+  return { kind: 'custom', ...rest, columns: (name) => column(name, columnType) };
+}

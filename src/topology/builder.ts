@@ -1,0 +1,329 @@
+/**
+ * The typed DSL. A TopologyBuilder collects node and store specs; each Stream<T> is a handle on one node
+ * whose output values have type T. Calling two operators on the same stream fans out (a DAG, not a
+ * chain). build() freezes the specs into a Topology that can open partition tasks.
+ */
+import type { Serde } from '../serde/types.js';
+import type { SinkSpec } from '../sinks/types.js';
+import { DedupeStore } from '../state/dedupe-store.js';
+import type { DedupeOptions } from '../state/dedupe-store.js';
+import { KeyValueStoreImpl } from '../state/kv-store.js';
+import type { KeyValueStore } from '../state/kv-store.js';
+import type { AggregateResult, AggregateSpec, AnyAggregator } from './aggregators.js';
+import type { Cancellable, NodeSpec, PunctuationType, Push, RecordMetadata, SourceSpec, StoreSpec } from './graph.js';
+import type { RawRecord, WindowResult } from './records.js';
+import type { TumblingWindows } from './time.js';
+import { Topology } from './topology.js';
+import { createWindowAggregate, windowResultSchema, windowStoreSpec } from './window-aggregate.js';
+import type { WindowOptions } from './window-aggregate.js';
+
+export interface StreamOptions<T> {
+  /** Event time of a record, epoch ms. Default: the Kafka record timestamp. */
+  timestamp?: (value: T, record: RawRecord) => number;
+}
+
+/** What a custom processor sees: the current record, its stores, and ways to emit and to schedule. */
+export interface ProcessorContext<Out> {
+  readonly partition: number;
+  /** Metadata of the record being processed (synthetic during punctuation). */
+  readonly record: RecordMetadata;
+  /** Max event time seen by this task. */
+  readonly streamTime: number;
+  forward(value: Out): void;
+  /** A key-value store declared in the `stores` option of process(). */
+  getStore<V>(name: string): KeyValueStore<V>;
+  /**
+   * Calls `callback` every `intervalMs`: on `event-time` when stream time crosses a multiple of the
+   * interval (deterministic, replays identically), on `wall-time` from the task's tick().
+   */
+  schedule(intervalMs: number, type: PunctuationType, callback: (time: number) => void): Cancellable;
+}
+
+export interface Processor<In> {
+  process(value: In): void;
+}
+
+/** Called once per partition task; returns the processor (or just its process function). */
+export type ProcessorSetup<In, Out> = (ctx: ProcessorContext<Out>) => Processor<In> | ((value: In) => void);
+
+export interface ProcessOptions {
+  name?: string;
+  /** Key-value stores this processor uses (created on first mention, shared by name). */
+  stores?: string[];
+}
+
+export interface DedupeStreamOptions extends DedupeOptions {
+  /** Name of the node and its store. */
+  name?: string;
+}
+
+export class TopologyBuilder {
+  private readonly nodes: NodeSpec[] = [];
+  private readonly storeSpecs = new Map<string, StoreSpec>();
+  private readonly sources: SourceSpec[] = [];
+  private counter = 0;
+
+  /** A stream of the values of `topic`, decoded with `serde`. One source per topic: reuse the stream to fan out. */
+  stream<T>(topic: string, serde: Serde<T>, options: StreamOptions<T> = {}): Stream<T> {
+    if (this.sources.some((source) => source.topic === topic)) {
+      throw new Error(`topic "${topic}" already has a source; reuse its stream to feed several operators`);
+    }
+    const name = this.addNode({
+      kind: 'source',
+      parents: [],
+      detail: `topic ${topic}, serde ${serde.name}`,
+      topic,
+      create: ({ forward }) => forward,
+    });
+    this.sources.push({
+      topic,
+      node: name,
+      serde: serde as Serde<unknown>,
+      timestampOf: options.timestamp as SourceSpec['timestampOf'],
+    });
+    return new Stream<T>(this, name);
+  }
+
+  build(): Topology {
+    return new Topology([...this.nodes], [...this.storeSpecs.values()], [...this.sources]);
+  }
+
+  /** @internal Adds a node and returns its name. */
+  addNode(spec: Omit<NodeSpec, 'name' | 'stores'> & { name?: string; stores?: readonly string[] }): string {
+    const name = spec.name ?? `${spec.kind}-${this.counter}`;
+    this.counter++;
+    if (this.nodes.some((node) => node.name === name)) throw new Error(`duplicate node name "${name}"`);
+    this.nodes.push({ ...spec, name, stores: spec.stores ?? [] });
+    return name;
+  }
+
+  /** @internal Registers a store; the same name twice must mean the same kind. */
+  addStore(spec: StoreSpec): void {
+    const existing = this.storeSpecs.get(spec.name);
+    if (existing === undefined) this.storeSpecs.set(spec.name, spec);
+    else if (existing.kind !== spec.kind) throw new Error(`store "${spec.name}" is used as ${existing.kind} and ${spec.kind}`);
+  }
+
+  /** @internal */
+  nextName(kind: string): string {
+    return `${kind}-${this.counter}`;
+  }
+}
+
+export class Stream<T> {
+  constructor(
+    protected readonly builder: TopologyBuilder,
+    /** Name of the node whose output this stream is. */
+    readonly nodeName: string,
+    protected readonly port?: string,
+  ) {}
+
+  filter<S extends T>(predicate: (value: T) => value is S): Stream<S>;
+  filter(predicate: (value: T) => boolean): Stream<T>;
+  filter(predicate: (value: T) => boolean): Stream<T> {
+    return this.then('filter', '', ({ forward }) => (value) => {
+      if (predicate(value as T)) forward(value);
+    });
+  }
+
+  map<R>(mapper: (value: T) => R): Stream<R> {
+    return this.then('map', '', ({ forward }) => (value) => forward(mapper(value as T)));
+  }
+
+  flatMap<R>(mapper: (value: T) => Iterable<R>): Stream<R> {
+    return this.then('flat-map', '', ({ forward }) => (value) => {
+      for (const item of mapper(value as T)) forward(item);
+    });
+  }
+
+  /** Runs a side effect per value and passes it on unchanged. */
+  peek(action: (value: T) => void): Stream<T> {
+    return this.then('peek', '', ({ forward }) => (value) => {
+      action(value as T);
+      forward(value);
+    });
+  }
+
+  /** Splits by the first matching predicate; values matching none are dropped. One stream per predicate. */
+  branch(...predicates: Array<(value: T) => boolean>): Array<Stream<T>> {
+    return predicates.map((predicate, index) =>
+      this.then('branch', `branch ${index + 1} of ${predicates.length}`, ({ forward }) => (value) => {
+        for (let i = 0; i < index; i++) if ((predicates[i] as (value: T) => boolean)(value as T)) return;
+        if (predicate(value as T)) forward(value);
+      }),
+    );
+  }
+
+  /** One stream of the values of this and the other streams. */
+  merge(...others: Array<Stream<T>>): Stream<T> {
+    const name = this.builder.addNode({
+      kind: 'merge',
+      parents: [this, ...others].map((stream) => stream.edge()),
+      detail: '',
+      create: ({ forward }) => forward,
+    });
+    return new Stream<T>(this.builder, name);
+  }
+
+  /**
+   * Keeps values for which `check` returns true (or undefined); others become dead letters with reason
+   * `validation-failed` and the returned string (if any) as message.
+   */
+  validate(check: (value: T) => boolean | string | undefined | void): Stream<T> {
+    return this.then('validate', '', ({ forward, task }) => (value) => {
+      const verdict = check(value as T);
+      if (verdict === true || verdict === undefined) forward(value);
+      else task.deadLetter('validation-failed', new Error(typeof verdict === 'string' ? verdict : 'validation failed'));
+    });
+  }
+
+  /** Drops values whose id was already seen within `horizon` of event time (see DedupeStore for exact bounds). */
+  dedupe(idOf: (value: T) => string, options: DedupeStreamOptions): Stream<T> {
+    const name = options.name ?? this.builder.nextName('dedupe');
+    const dedupeOptions: DedupeOptions = { horizon: options.horizon, ...(options.bucket ? { bucket: options.bucket } : {}) };
+    this.builder.addStore({ name, kind: 'dedupe', create: (db) => new DedupeStore(db, name, dedupeOptions) });
+    return this.then(
+      'dedupe',
+      `horizon ${options.horizon} ms`,
+      ({ forward, task }) => {
+        const store = task.store<DedupeStore>(name);
+        return (value) => {
+          if (store.checkAndRemember(idOf(value as T), task.record.timestamp, task.streamTime)) task.countDuplicate();
+          else forward(value);
+        };
+      },
+      { name, stores: [name] },
+    );
+  }
+
+  groupBy<K>(keyOf: (value: T) => K): GroupedStream<T, K> {
+    return new GroupedStream<T, K>(this.builder, this, keyOf);
+  }
+
+  /** A custom node (Kafka Streams' processor API). */
+  process<Out>(setup: ProcessorSetup<T, Out>, options: ProcessOptions = {}): Stream<Out> {
+    const storeNames = options.stores ?? [];
+    for (const storeName of storeNames) {
+      this.builder.addStore({ name: storeName, kind: 'key-value', create: (db) => new KeyValueStoreImpl(db, storeName) });
+    }
+    return this.then(
+      'process',
+      '',
+      ({ forward, task }) => {
+        const context: ProcessorContext<Out> = {
+          partition: task.partition,
+          get record() {
+            return task.record;
+          },
+          get streamTime() {
+            return task.streamTime;
+          },
+          forward: forward as (value: Out) => void,
+          getStore: <V>(storeName: string) => {
+            if (!storeNames.includes(storeName)) throw new Error(`processor did not declare store "${storeName}"`);
+            return task.store<KeyValueStoreImpl<V>>(storeName);
+          },
+          schedule: (intervalMs, type, callback) => task.schedule(intervalMs, type, callback),
+        };
+        const processor = setup(context);
+        const processValue = typeof processor === 'function' ? processor : processor.process.bind(processor);
+        return processValue as Push;
+      },
+      { ...(options.name ? { name: options.name } : {}), stores: storeNames },
+    );
+  }
+
+  /** Appends every value to the outbox of `sink`, which the runtime drains into the sink. */
+  to(sink: SinkSpec<T>): void {
+    this.builder.addNode({
+      kind: 'sink',
+      parents: [this.edge()],
+      detail: `${sink.kind} ${sink.name}`,
+      sink: sink as SinkSpec<unknown>,
+      create: ({ task }) => (value) => task.appendToOutbox(sink.name, value),
+    });
+  }
+
+  /** @internal */
+  edge(): { node: string; port?: string } {
+    return this.port === undefined ? { node: this.nodeName } : { node: this.nodeName, port: this.port };
+  }
+
+  private then<R>(
+    kind: string,
+    detail: string,
+    create: NodeSpec['create'],
+    extra: { name?: string; stores?: readonly string[] } = {},
+  ): Stream<R> {
+    const name = this.builder.addNode({ kind, parents: [this.edge()], detail, create, ...extra });
+    return new Stream<R>(this.builder, name);
+  }
+}
+
+export class GroupedStream<T, K> {
+  constructor(
+    private readonly builder: TopologyBuilder,
+    private readonly parent: Stream<T>,
+    private readonly keyOf: (value: T) => K,
+  ) {}
+
+  window(windows: TumblingWindows, options: WindowOptions = {}): WindowedStream<T, K> {
+    return new WindowedStream<T, K>(this.builder, this.parent, this.keyOf, windows, options);
+  }
+}
+
+export class WindowedStream<T, K> {
+  constructor(
+    private readonly builder: TopologyBuilder,
+    private readonly parent: Stream<T>,
+    private readonly keyOf: (value: T) => K,
+    private readonly windows: TumblingWindows,
+    private readonly options: WindowOptions,
+  ) {}
+
+  /** One result per (window, key), its value typed by the spec: `{ count: count() }` gives `{ count: number }`. */
+  aggregate<S extends AggregateSpec<T>>(spec: S): AggregatedStream<T, K, AggregateResult<S>> {
+    if (Object.keys(spec).length === 0) throw new Error('aggregate() needs at least one aggregator');
+    const name = this.options.name ?? this.builder.nextName('aggregate');
+    const config = {
+      name,
+      keyOf: this.keyOf as (value: unknown) => unknown,
+      windows: this.windows,
+      options: this.options,
+      spec: spec as Record<string, AnyAggregator<unknown>>,
+    };
+    this.builder.addStore(windowStoreSpec(config));
+    const aggregates = Object.entries(spec)
+      .map(([field, aggregator]) => `${field}: ${aggregator.kind}`)
+      .join(', ');
+    const lateness = this.options.late ?? 'drop';
+    this.builder.addNode({
+      name,
+      kind: 'window-aggregate',
+      parents: [this.parent.edge()],
+      stores: [name],
+      detail: `tumbling ${this.windows.size} ms, grace ${this.options.grace ?? 0} ms, out-of-orderness ${this.options.outOfOrderness ?? 0} ms, late ${lateness}; { ${aggregates} }`,
+      schema: windowResultSchema(config.spec),
+      create: (ctx) => createWindowAggregate(config, ctx),
+    });
+    return new AggregatedStream<T, K, AggregateResult<S>>(this.builder, name, lateness);
+  }
+}
+
+export class AggregatedStream<T, K, V> extends Stream<WindowResult<K, V>> {
+  constructor(
+    builder: TopologyBuilder,
+    nodeName: string,
+    private readonly latePolicy: string,
+  ) {
+    super(builder, nodeName);
+  }
+
+  /** The late input events (window option `late: 'side-output'`). */
+  lateEvents(): Stream<T> {
+    if (this.latePolicy !== 'side-output') {
+      throw new Error(`lateEvents() needs the window option late: 'side-output' (it is '${this.latePolicy}')`);
+    }
+    return new Stream<T>(this.builder, this.nodeName, 'late');
+  }
+}

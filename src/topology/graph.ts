@@ -1,0 +1,95 @@
+/**
+ * The topology as data: node and store specs produced by the builder, and the small runtime surface
+ * (TaskRuntime) a node instance sees inside its partition task. Values travel through the DAG untyped
+ * (the builder's Stream<T> types guarantee what each node receives); record metadata travels beside
+ * them in the task's current record context instead of in a wrapper object per value.
+ */
+import type { DeadLetterReason, Headers, Serde } from '../serde/types.js';
+import type { ResultSchema, SinkSpec } from '../sinks/types.js';
+import type { ManagedStore, StateDb, StoreKind } from '../state/db.js';
+import type { RawRecord } from './records.js';
+
+export type Push = (value: unknown) => void;
+
+/** Metadata of the record being processed, as a processor sees it. */
+export interface RecordMetadata {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: bigint;
+  /** Event time (from the stream's timestamp extractor, or the Kafka timestamp). */
+  readonly timestamp: number;
+  readonly headers: Headers;
+  readonly key: Buffer | null;
+}
+
+export type PunctuationType = 'event-time' | 'wall-time';
+
+export interface Cancellable {
+  cancel(): void;
+}
+
+/** Something that reacts to the advance of stream time or wall time (window operators). */
+export interface TimeListener {
+  /** After each record: stream time may have advanced. */
+  afterRecord(): void;
+  /** From tick(): `idleFor` ms of wall time passed since the last record. */
+  onIdle(idleFor: number): void;
+  /** Current watermark of this operator, for metrics. */
+  watermark(): number;
+  /** State to put in the checkpoint and to get back on reopen. */
+  checkpoint(): number;
+}
+
+export interface TaskRuntime {
+  readonly partition: number;
+  /** Max event time seen by the task (-Infinity before the first record). */
+  readonly streamTime: number;
+  /** The current record; during punctuation and window emission, a synthetic one. */
+  readonly record: RecordMetadata;
+  store<S extends ManagedStore>(name: string): S;
+  appendToOutbox(name: string, value: unknown): void;
+  deadLetter(reason: DeadLetterReason, error: unknown): void;
+  countLate(): void;
+  countDuplicate(): void;
+  countWindowEmitted(): void;
+  /** Registers a time listener; returns its checkpointed value (undefined on a fresh task). */
+  addTimeListener(name: string, listener: TimeListener): number | undefined;
+  schedule(intervalMs: number, type: PunctuationType, callback: (time: number) => void): Cancellable;
+  /** Runs `fn` with `timestamp` as the current record's timestamp (window emission, punctuation). */
+  withTimestamp(timestamp: number, fn: () => void): void;
+}
+
+export interface NodeRuntimeContext {
+  task: TaskRuntime;
+  /** Pushes to the children on the main port. */
+  forward: Push;
+  /** Pushes to the children on a named port (e.g. `late`). */
+  forwardTo(port: string): Push;
+}
+
+export interface NodeSpec {
+  readonly name: string;
+  readonly kind: string;
+  readonly parents: ReadonlyArray<{ node: string; port?: string }>;
+  readonly stores: readonly string[];
+  /** One-line description of what the node does, for describe(). */
+  readonly detail: string;
+  readonly topic?: string;
+  readonly sink?: SinkSpec<unknown>;
+  /** Columns of the values this node emits, when it is a windowed aggregate. */
+  readonly schema?: ResultSchema;
+  create(ctx: NodeRuntimeContext): Push;
+}
+
+export interface StoreSpec {
+  readonly name: string;
+  readonly kind: StoreKind;
+  create(db: StateDb): ManagedStore;
+}
+
+export interface SourceSpec {
+  readonly topic: string;
+  readonly node: string;
+  readonly serde: Serde<unknown>;
+  readonly timestampOf: ((value: unknown, record: RawRecord) => number) | undefined;
+}

@@ -1,0 +1,22 @@
+/** Durations are plain milliseconds; these helpers make topologies read like the design card. */
+export const seconds = (n: number): number => n * 1000;
+export const minutes = (n: number): number => n * 60_000;
+export const hours = (n: number): number => n * 3_600_000;
+export const days = (n: number): number => n * 86_400_000;
+
+export interface TumblingWindows {
+  readonly kind: 'tumbling';
+  /** Window length in ms; windows are [k * size, (k + 1) * size) in epoch time. */
+  readonly size: number;
+}
+
+/** Fixed-size, non-overlapping windows aligned to the epoch (a 1-minute window starts at :00). */
+export function tumbling(size: number = minutes(1)): TumblingWindows {
+  if (!Number.isInteger(size) || size <= 0) throw new Error(`tumbling window size must be a positive integer of ms, got ${size}`);
+  return { kind: 'tumbling', size };
+}
+
+/** Start of the tumbling window that contains `time`. */
+export function windowStartOf(time: number, size: number): number {
+  return time - (((time % size) + size) % size);
+}

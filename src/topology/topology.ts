@@ -1,0 +1,111 @@
+/**
+ * A built topology: the frozen DAG, its describe() views, and openTask() for the runtime and the test
+ * driver.
+ */
+import type { Serde } from '../serde/types.js';
+import type { ResultSchema, SinkSpec } from '../sinks/types.js';
+import type { StoreKind } from '../state/db.js';
+import { openPartitionTask } from './engine.js';
+import type { NodeSpec, SourceSpec, StoreSpec } from './graph.js';
+import type { OpenTaskOptions, PartitionTask, RunnableTopology } from './task.js';
+
+export interface TopologyDescription {
+  sources: Array<{ name: string; topic: string }>;
+  processors: Array<{ name: string; kind: string; detail: string; stores: string[] }>;
+  stores: Array<{ name: string; kind: StoreKind }>;
+  sinks: Array<{ name: string; sink: string; kind: string }>;
+  edges: Array<{ from: string; to: string; port?: string }>;
+}
+
+export class Topology implements RunnableTopology {
+  readonly sourceTopics: readonly string[];
+  readonly sinks: readonly { spec: SinkSpec<unknown>; schema?: ResultSchema }[];
+
+  constructor(
+    /** @internal */ readonly nodes: readonly NodeSpec[],
+    /** @internal */ readonly storeSpecs: readonly StoreSpec[],
+    /** @internal */ readonly sources: readonly SourceSpec[],
+  ) {
+    if (sources.length === 0) throw new Error('a topology needs at least one stream()');
+    this.sourceTopics = sources.map((source) => source.topic);
+    this.sinks = collectSinks(nodes);
+  }
+
+  openTask(options: OpenTaskOptions): Promise<PartitionTask> {
+    return openPartitionTask(this, options);
+  }
+
+  /** The serde of a source topic (the test driver serializes test input with it). */
+  sourceSerde(topic: string): Serde<unknown> | undefined {
+    return this.sources.find((source) => source.topic === topic)?.serde;
+  }
+
+  describe(): TopologyDescription {
+    const description: TopologyDescription = { sources: [], processors: [], stores: [], sinks: [], edges: [] };
+    for (const node of this.nodes) {
+      if (node.kind === 'source') description.sources.push({ name: node.name, topic: node.topic ?? '' });
+      else if (node.kind === 'sink' && node.sink) description.sinks.push({ name: node.name, sink: node.sink.name, kind: node.sink.kind });
+      else description.processors.push({ name: node.name, kind: node.kind, detail: node.detail, stores: [...node.stores] });
+      for (const parent of node.parents) {
+        description.edges.push(parent.port === undefined ? { from: parent.node, to: node.name } : { from: parent.node, to: node.name, port: parent.port });
+      }
+    }
+    description.stores = this.storeSpecs.map((store) => ({ name: store.name, kind: store.kind }));
+    return description;
+  }
+
+  /** A text rendering of describe(), one line per node with its successors, in the spirit of Kafka Streams. */
+  describeText(): string {
+    const description = this.describe();
+    const successors = (name: string): string =>
+      description.edges
+        .filter((edge) => edge.from === name)
+        .map((edge) => (edge.port ? `${edge.to} (${edge.port})` : edge.to))
+        .join(', ') || 'none';
+    const predecessors = (name: string): string =>
+      description.edges
+        .filter((edge) => edge.to === name)
+        .map((edge) => edge.from)
+        .join(', ');
+    const lines = ['Topology'];
+    for (const node of this.nodes) {
+      if (node.kind === 'source') {
+        lines.push(`  Source: ${node.name} (${node.detail})`, `    --> ${successors(node.name)}`);
+      } else if (node.kind === 'sink') {
+        lines.push(`  Sink: ${node.name} (${node.detail})`, `    <-- ${predecessors(node.name)}`);
+      } else {
+        const stores = node.stores.length > 0 ? ` stores: [${node.stores.join(', ')}]` : '';
+        const detail = node.detail ? ` ${node.detail}` : '';
+        lines.push(`  Processor: ${node.name} (${node.kind}${detail})${stores}`, `    --> ${successors(node.name)}`, `    <-- ${predecessors(node.name)}`);
+      }
+    }
+    if (description.stores.length > 0) {
+      lines.push('Stores', ...description.stores.map((store) => `  ${store.name} (${store.kind})`));
+    }
+    return lines.join('\n');
+  }
+}
+
+/** Every sink once; a ResultSchema when all nodes feeding it are windowed aggregates with the same columns. */
+function collectSinks(nodes: readonly NodeSpec[]): Array<{ spec: SinkSpec<unknown>; schema?: ResultSchema }> {
+  const byName = new Map<string, { spec: SinkSpec<unknown>; schemas: Array<ResultSchema | undefined> }>();
+  for (const node of nodes) {
+    if (node.kind !== 'sink' || !node.sink) continue;
+    let entry = byName.get(node.sink.name);
+    if (entry === undefined) {
+      entry = { spec: node.sink, schemas: [] };
+      byName.set(node.sink.name, entry);
+    } else if (entry.spec !== node.sink) {
+      throw new Error(`two different sinks are named "${node.sink.name}"; sink names must be unique`);
+    }
+    for (const parent of node.parents) {
+      const feeding = nodes.find((candidate) => candidate.name === parent.node);
+      entry.schemas.push(parent.port === undefined ? feeding?.schema : undefined);
+    }
+  }
+  return [...byName.values()].map(({ spec, schemas }) => {
+    const first = schemas[0];
+    const uniform = first !== undefined && schemas.every((schema) => JSON.stringify(schema) === JSON.stringify(first));
+    return uniform ? { spec, schema: first } : { spec };
+  });
+}
