@@ -54,7 +54,7 @@ export class TestDriver {
   /** Outputs delivered from committed outboxes, per outbox name. */
   private readonly delivered = new Map<string, unknown[]>();
   /**
-   * Highest sequence delivered per outbox. After a crash the un-acked tail of an outbox is delivered
+   * Highest sequence delivered per partition and outbox. After a crash the un-acked tail of an outbox is delivered
    * again (at-least-once, like the runtime); sequences are stable across the crash, so skipping what was
    * seen models an idempotent sink and keeps output() exactly-once.
    */
@@ -109,13 +109,15 @@ export class TestDriver {
       for (const outbox of task.outboxes()) {
         for (let batch = await outbox.read(1000); batch.length > 0; batch = await outbox.read(1000)) {
           const sink = this.delivered.get(outbox.name) ?? [];
-          const seen = this.deliveredThrough.get(outbox.name) ?? -1n;
+          const cursor = `${task.partition}/${outbox.name}`;
+          const seen = this.deliveredThrough.get(cursor) ?? -1n;
           for (const entry of batch) {
             if (entry.seq <= seen) this.redeliveries++;
             else sink.push(entry.value);
           }
           this.delivered.set(outbox.name, sink);
-          this.deliveredThrough.set(outbox.name, (batch[batch.length - 1] as { seq: bigint }).seq > seen ? (batch[batch.length - 1] as { seq: bigint }).seq : seen);
+          const last = (batch[batch.length - 1] as { seq: bigint }).seq;
+          this.deliveredThrough.set(cursor, last > seen ? last : seen);
           await outbox.ack((batch[batch.length - 1] as { seq: bigint }).seq);
         }
       }
