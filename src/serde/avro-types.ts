@@ -160,6 +160,16 @@ export function parseAvroSchema(input: AvroSchemaInput, maxItems = DEFAULT_MAX_C
   });
 }
 
+/**
+ * The schema as JSON text for registering. Built from the input, not from the parsed Type: avsc's
+ * `schema()` drops attributes it does not model (docs, and logicalType when no logical type class
+ * is registered), and a registered timestamp-millis must stay timestamp-millis.
+ */
+export function avroSchemaText(input: AvroSchemaInput): string {
+  if (avsc.Type.isType(input)) return JSON.stringify((input as Type).schema({ exportAttrs: true }));
+  return typeof input === 'string' ? JSON.stringify(JSON.parse(input)) : JSON.stringify(input);
+}
+
 /** Canonical-form fingerprint: equal for schemas that encode identically (docs, defaults, order of keys ignored). */
 export function schemaFingerprint(type: Type): string {
   return type.fingerprint('sha256').toString('hex');

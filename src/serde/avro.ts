@@ -7,6 +7,7 @@
  */
 import type { Resolver, Type } from 'avsc';
 import {
+  avroSchemaText,
   DEFAULT_MAX_COLLECTION_ITEMS,
   parseAvroSchema,
   schemaFingerprint,
@@ -64,6 +65,8 @@ export class AvroSerde<T> implements Serde<T> {
   readonly name: string;
   readonly registry: SchemaRegistryClient;
   private readonly readerType: Type | undefined;
+  /** What autoRegister / lookup send to the registry, with docs and logical types intact. */
+  private readonly readerSchemaText: string | undefined;
   private readonly readerFingerprint: string | undefined;
   private readonly maxCollectionItems: number;
   private readonly unknownSchemaRecheckMs: number;
@@ -81,6 +84,7 @@ export class AvroSerde<T> implements Serde<T> {
     if (options.readerSchema !== undefined) {
       this.readerType = parseAvroSchema(options.readerSchema, this.maxCollectionItems);
       this.readerFingerprint = schemaFingerprint(this.readerType);
+      this.readerSchemaText = avroSchemaText(options.readerSchema);
     }
     const subject = typeof options.subject === 'string' ? options.subject : undefined;
     this.name = `avro(${subject ?? this.readerType?.name ?? 'writer schema'})`;
@@ -227,7 +231,7 @@ export class AvroSerde<T> implements Serde<T> {
       const found = await this.registry.getSchemaById(schemaId);
       return { schemaId, type: parseAvroSchema(found.schema, this.maxCollectionItems) };
     }
-    if (this.readerType === undefined) {
+    if (this.readerType === undefined || this.readerSchemaText === undefined) {
       const latest = await this.registry.getLatestVersion(subject);
       if (latest === undefined) {
         throw new SerializationError(
@@ -237,7 +241,7 @@ export class AvroSerde<T> implements Serde<T> {
       }
       return { schemaId: latest.id, type: parseAvroSchema(latest.schema, this.maxCollectionItems) };
     }
-    const schemaText = JSON.stringify(this.readerType.schema());
+    const schemaText = this.readerSchemaText;
     if (autoRegister) {
       return { schemaId: await this.registry.registerSchema(subject, schemaText), type: this.readerType };
     }
