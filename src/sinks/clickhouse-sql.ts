@@ -20,17 +20,18 @@
  *
  * ## The final totals (query and view `<table>_totals`)
  *
- *   SELECT `window_start`, any(`window_end`) AS `window_end`, `subject`, `meter`,
+ *   SELECT `window_start`, any(`v__window_end`) AS `window_end`, `subject`, `meter`,
  *          sum(`v__count`) AS `count`,
  *          min(`v__latency_min`) AS `latency_min`,
  *          sum(`v__latency_avg` * `v__count`) / sum(`v__count`) AS `latency_avg`
- *   FROM (SELECT `window_start`, `window_end`, `subject`, `meter`,
+ *   FROM (SELECT `window_start`, `window_end` AS `v__window_end`, `subject`, `meter`,
  *                `count` AS `v__count`, ... FROM `db`.`usage_1m` FINAL)
  *   GROUP BY `window_start`, `subject`, `meter`
  *
  * FINAL collapses replays and superseded versions; the outer GROUP BY merges source partitions. The
- * inner query renames value columns (`v__…`) because ClickHouse aliases are query-global: `sum(count)
- * AS count` next to `sum(x * count)` would otherwise read as an aggregate inside an aggregate. Checked
+ * inner query renames the aggregated columns (`v__…`) because ClickHouse aliases are query-global:
+ * `sum(count) AS count` next to `sum(x * count)` would otherwise read as an aggregate inside an
+ * aggregate (old analyzer) or a self-reference (new analyzer, 24.x). Checked
  * on 18.16: FINAL inside a view's subquery works, so no argMax fallback is needed.
  *
  * How each value column merges across partitions comes from its name (override with `totals`):
@@ -125,8 +126,8 @@ export function validateLayout(layout: TableLayout): void {
   };
   layout.keyColumns.forEach((column) => check(column, 'key'));
   layout.valueColumns.forEach((column) => check(column, 'value'));
-  if (layout.valueColumns.some((column) => column.name.startsWith(INNER_PREFIX))) {
-    problems.push(`value column names may not start with "${INNER_PREFIX}" (used by the totals query)`);
+  if ([...layout.keyColumns, ...layout.valueColumns].some((column) => column.name.startsWith(INNER_PREFIX))) {
+    problems.push(`column names may not start with "${INNER_PREFIX}" (used by the totals query)`);
   }
   if (problems.length > 0) throw new Error(`invalid ClickHouse table layout: ${problems.join('; ')}`);
 }
@@ -258,13 +259,13 @@ export function finalTotalsQuery(
 
   const innerColumns = [
     windowStart,
-    windowEnd,
+    `${windowEnd} AS ${inner(WINDOW_END_COLUMN)}`,
     ...keyNames,
     ...layout.valueColumns.map((column) => `${quoteIdentifier(column.name)} AS ${inner(column.name)}`),
   ];
   const outerColumns = [
     windowStart,
-    `any(${windowEnd}) AS ${windowEnd}`,
+    `any(${inner(WINDOW_END_COLUMN)}) AS ${windowEnd}`,
     ...keyNames,
     ...layout.valueColumns.map((column) => {
       const merge = options.totals?.[column.name] ?? inferTotalsMerge(column);

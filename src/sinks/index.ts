@@ -1,2 +1,3 @@
 export * from './types.js';
 export * from './clickhouse.js';
+export * from './memory.js';
