@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Headers } from '../serde/types.js';
-import type { RawRecord } from './records.js';
+import type { DeadLetter, RawRecord } from './records.js';
 import { DLQ_OUTBOX } from './task.js';
 import type { PartitionTask, StoreView, TaskMetrics } from './task.js';
 import type { Topology } from './topology.js';
@@ -131,7 +131,7 @@ export class TestDriver {
   }
 
   /** Dead letters delivered so far (commits first). */
-  async deadLetters(): Promise<import('./records.js').DeadLetter[]> {
+  async deadLetters(): Promise<DeadLetter[]> {
     return this.output(DLQ_OUTBOX);
   }
 

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { DedupeStore, KeyValueStoreImpl, OutboxStore, StateDb, WindowStore, decodeValue, encodeValue } from '../../../src/state/index.js';
+import type { ChangeRecord } from '../../../src/state/index.js';
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'tributary-state-'));
+  try {
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function openAll(dir: string) {
+  const db = await StateDb.open(dir);
+  const kv = await db.attach(new KeyValueStoreImpl<{ n: number }>(db, 'kv'));
+  const windows = await db.attach(new WindowStore<number>(db, 'win', { encode: String, decode: Number }));
+  const outbox = await db.attach(new OutboxStore<string>(db, 'out'));
+  const dedupe = await db.attach(new DedupeStore(db, 'ids', { horizon: 1000, bucket: 100 }));
+  return { db, kv, windows, outbox, dedupe };
+}
+
+test('nothing reaches LevelDB before commit; a commit makes all stores and the checkpoint durable together', async () => {
+  await withDir(async (dir) => {
+    const first = await openAll(dir);
+    first.kv.put('a', { n: 1 });
+    first.windows.insert(0, 'k', 5);
+    first.outbox.append('row-1');
+    assert.equal(first.dedupe.checkAndRemember('id-1', 10, 10), false);
+    await first.db.close(); // no commit: as if the process died
+
+    const second = await openAll(dir);
+    assert.equal(second.kv.get('a'), undefined);
+    assert.equal(second.windows.size, 0);
+    assert.equal(second.outbox.pending(), 0);
+    assert.equal(second.dedupe.contains('id-1', 10), false);
+    assert.equal(await second.db.readCheckpoint(), undefined);
+    second.kv.put('a', { n: 2 });
+    second.windows.insert(0, 'k', 7);
+    second.outbox.append('row-1');
+    second.dedupe.checkAndRemember('id-1', 10, 10);
+    await second.db.commit({ positions: { t: '5' } });
+    await second.db.close();
+
+    const third = await openAll(dir);
+    assert.deepEqual(third.kv.get('a'), { n: 2 });
+    assert.equal(third.windows.get(0, 'k')?.state, 7);
+    assert.deepEqual(await third.outbox.read(10), [{ seq: 0n, value: 'row-1' }]);
+    assert.equal(third.dedupe.contains('id-1', 10), true);
+    assert.deepEqual(await third.db.readCheckpoint(), { positions: { t: '5' } });
+    await third.db.close();
+  });
+});
+
+test('every committed write is visible as a change record, deletes as tombstones', async () => {
+  await withDir(async (dir) => {
+    const { db, kv, windows } = await openAll(dir);
+    const changes: ChangeRecord[] = [];
+    db.onChange((batch) => changes.push(...batch));
+    kv.put('a', { n: 1 });
+    kv.put('a', { n: 2 }); // collapsed by the cache: one change
+    kv.put('b', { n: 3 });
+    windows.insert(60_000, 'k', 1);
+    await db.commit({});
+    kv.delete('b');
+    windows.removeWindow(60_000);
+    await db.commit({});
+    assert.deepEqual(
+      changes.map((change) => [change.store, change.key, change.value]),
+      [
+        ['kv', 'a', '{"n":2}'],
+        ['kv', 'b', '{"n":3}'],
+        ['win', `${(60_000 + 2 ** 52).toString(16).padStart(14, '0')}!k`, '1'],
+        ['kv', 'b', null],
+        ['win', `${(60_000 + 2 ** 52).toString(16).padStart(14, '0')}!k`, null],
+      ],
+    );
+    await db.close();
+  });
+});
+
+test('outbox: entries are readable only after commit; acks are durable with the next commit; sequences continue', async () => {
+  await withDir(async (dir) => {
+    const first = await openAll(dir);
+    first.outbox.append('a');
+    first.outbox.append('b');
+    assert.deepEqual(await first.outbox.read(10), []);
+    await first.db.commit({});
+    assert.equal(first.outbox.pending(), 2);
+    await first.outbox.ack(0n);
+    assert.deepEqual(await first.outbox.read(10), [{ seq: 1n, value: 'b' }]);
+    await first.db.close(); // ack not committed: 'a' comes back (at-least-once)
+
+    const second = await openAll(dir);
+    assert.deepEqual((await second.outbox.read(10)).map((entry) => entry.value), ['a', 'b']);
+    await second.outbox.ack(1n);
+    second.outbox.append('c');
+    await second.db.commit({});
+    await second.db.close();
+
+    const third = await openAll(dir);
+    assert.deepEqual(await third.outbox.read(10), [{ seq: 2n, value: 'c' }]);
+    await third.db.close();
+  });
+});
+
+test('dedupe store: ids expire by bucket, and the range delete removes their chunks from LevelDB', async () => {
+  await withDir(async (dir) => {
+    const first = await openAll(dir);
+    // horizon 1000, bucket 100: an id at t=50 (bucket [0,100)) lives while stream time < 1100.
+    assert.equal(first.dedupe.checkAndRemember('x', 50, 50), false);
+    assert.equal(first.dedupe.checkAndRemember('y', 1050, 1050), false);
+    assert.equal(first.dedupe.checkAndRemember('x', 60, 1099), true);
+    assert.equal(first.dedupe.contains('x', 1100), false);
+    await first.db.commit({});
+    first.dedupe.expire(1100);
+    await first.db.commit({});
+    assert.equal(first.dedupe.size, 1);
+    await first.db.close();
+    const second = await openAll(dir);
+    assert.equal(second.dedupe.size, 1, 'the chunk of bucket 0 was range-deleted');
+    assert.equal(second.dedupe.contains('y', 1100), true);
+    await second.db.close();
+  });
+});
+
+test('the value codec round-trips bigints and Buffers inside JSON', () => {
+  const value = { offset: 12345678901234567890n, key: Buffer.from([0, 1, 255]), nested: [{ n: 1 }] };
+  const decoded = decodeValue<typeof value>(encodeValue(value));
+  assert.equal(decoded.offset, value.offset);
+  assert.ok(Buffer.isBuffer(decoded.key));
+  assert.deepEqual([...decoded.key], [0, 1, 255]);
+  assert.deepEqual(decoded.nested, [{ n: 1 }]);
+});
