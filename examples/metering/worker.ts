@@ -1,0 +1,26 @@
+/**
+ * Runs the reference job as a long-lived process (one consumer-group instance) until SIGTERM/SIGINT.
+ * Settings come from the environment: the runtime's TRIBUTARY_* variables, plus
+ *   METERING_TOPIC (default usage-events), METERING_CLICKHOUSE_DATABASE (default metering),
+ *   METERING_CLICKHOUSE_TABLE (default usage_1m).
+ * The tests start it as a child process and kill it with SIGKILL to prove the exactly-once protocol.
+ */
+import { meteringApp } from './pipeline.js';
+
+const app = meteringApp({
+  topic: process.env.METERING_TOPIC ?? 'usage-events',
+  registryUrl: process.env.TRIBUTARY_SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7',
+  clickhouse: {
+    url: process.env.TRIBUTARY_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123',
+    database: process.env.METERING_CLICKHOUSE_DATABASE ?? 'metering',
+    table: process.env.METERING_CLICKHOUSE_TABLE ?? 'usage_1m',
+  },
+  config: { appId: process.env.TRIBUTARY_APP_ID ?? 'metering' },
+});
+
+try {
+  await app.start();
+} catch (error) {
+  app.logger.fatal({ err: error }, 'failed to start');
+  process.exit(1);
+}

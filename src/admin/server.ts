@@ -1,0 +1,91 @@
+/**
+ * The admin HTTP endpoint of one instance: health, Prometheus metrics, tasks and their state stores.
+ * Listens on loopback unless configured otherwise; with a token, every request must carry
+ * `Authorization: Bearer <token>`.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import Fastify from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import type { Instance } from '../runtime/instance.js';
+
+export interface AdminOptions {
+  host: string;
+  port: number;
+  token?: string | undefined;
+  /** Text rendering of the topology, served at /topology. */
+  describe: () => string;
+}
+
+function tokenMatches(expected: string, header: string | undefined): boolean {
+  const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '');
+  const wanted = Buffer.from(expected);
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
+}
+
+const MAX_ENTRIES = 1000;
+
+export async function startAdminServer(instance: Instance, options: AdminOptions): Promise<FastifyInstance> {
+  const server = Fastify({ logger: false });
+
+  if (options.token !== undefined) {
+    const token = options.token;
+    server.addHook('onRequest', async (request, reply) => {
+      if (!tokenMatches(token, request.headers.authorization)) {
+        await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized' });
+      }
+    });
+  }
+
+  server.get('/health', async (_request, reply) => {
+    const healthy = instance.state === 'running';
+    return reply.code(healthy ? 200 : 503).send({
+      state: instance.state,
+      sinksHealthy: instance.sinksHealthy,
+      partitions: instance.tasks().map((t) => t.partition),
+    });
+  });
+
+  server.get('/metrics', async (_request, reply) => {
+    const { registry } = instance.metrics;
+    return reply.header('content-type', registry.contentType).send(await registry.metrics());
+  });
+
+  server.get('/topology', async (_request, reply) => reply.type('text/plain').send(options.describe()));
+
+  server.get('/tasks', async () => ({ tasks: instance.tasks() }));
+
+  server.get<{ Params: { partition: string } }>('/tasks/:partition/stores', async (request, reply) => {
+    const host = instance.task(Number(request.params.partition));
+    if (!host)
+      return reply.code(404).send({ error: `partition ${request.params.partition} is not assigned here` });
+    return {
+      stores: host.task
+        .stores()
+        .map((s) => ({ name: s.name, kind: s.kind, approximateSize: s.approximateSize() })),
+    };
+  });
+
+  server.get<{
+    Params: { partition: string; store: string };
+    Querystring: { limit?: string; after?: string };
+  }>('/tasks/:partition/stores/:store', async (request, reply) => {
+    const host = instance.task(Number(request.params.partition));
+    if (!host)
+      return reply.code(404).send({ error: `partition ${request.params.partition} is not assigned here` });
+    const store = host.task.stores().find((s) => s.name === request.params.store);
+    if (!store) return reply.code(404).send({ error: `no store "${request.params.store}"` });
+    const limit = Math.min(Number(request.query.limit ?? 100) || 100, MAX_ENTRIES);
+    const entries = await host.queue.run(() =>
+      store.entries({ limit, ...(request.query.after !== undefined ? { after: request.query.after } : {}) }),
+    );
+    return { store: store.name, kind: store.kind, entries };
+  });
+
+  // Values may hold bigints (offsets); JSON has no bigint, so they travel as strings.
+  server.setReplySerializer((payload) =>
+    JSON.stringify(payload, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value)),
+  );
+
+  await server.listen({ host: options.host, port: options.port });
+  return server;
+}

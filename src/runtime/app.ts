@@ -1,0 +1,146 @@
+/**
+ * The entry point of a tributary application: `tributary(config)` gives an App on which the topology
+ * is declared (`app.stream(...)`), then `start()` joins the consumer group and serves the admin endpoint.
+ */
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { startAdminServer } from '../admin/server.js';
+import type { Serde } from '../serde/types.js';
+import { TopologyBuilder } from '../topology/builder.js';
+import type { Stream, StreamOptions } from '../topology/builder.js';
+import type { Topology } from '../topology/topology.js';
+import { resolveConfig } from './config.js';
+import type { TributaryConfig, TributaryConfigInput } from './config.js';
+import { Instance } from './instance.js';
+import { createKafkajsClient } from './kafka/kafkajs.js';
+import type { KafkaClient } from './kafka/client.js';
+
+export interface AppOptions {
+  /** A logger of your own (pino); by default one at `logLevel` on stderr. */
+  logger?: Logger;
+  /** Another Kafka client implementation (see src/runtime/kafka/client.ts). */
+  kafkaClient?: KafkaClient;
+}
+
+/** Secrets never reach the logs. */
+const REDACT = ['config.kafka.sasl.password', 'config.admin.token', '*.password', '*.token'];
+
+export class App {
+  readonly config: TributaryConfig;
+  readonly logger: Logger;
+  private readonly builder = new TopologyBuilder();
+  private built: Topology | undefined;
+  private instance: Instance | undefined;
+  private admin: FastifyInstance | undefined;
+  private signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
+
+  constructor(
+    config: Partial<TributaryConfigInput>,
+    private readonly options: AppOptions = {},
+  ) {
+    this.config = resolveConfig(config);
+    this.logger =
+      options.logger ??
+      pino(
+        { level: this.config.logLevel, redact: REDACT, base: { app: this.config.appId } },
+        pino.destination(2),
+      );
+  }
+
+  /** A stream of the values of `topic` (see TopologyBuilder.stream). */
+  stream<T>(topic: string, serde: Serde<T>, options?: StreamOptions<T>): Stream<T> {
+    if (this.built) throw new Error('the topology is already built; declare every stream before start()');
+    return this.builder.stream(topic, serde, options);
+  }
+
+  topology(): Topology {
+    this.built ??= this.builder.build();
+    return this.built;
+  }
+
+  describe(): string {
+    return this.topology().describeText();
+  }
+
+  /** Joins the consumer group and starts processing; resolves once the group is joined and admin is up. */
+  async start(): Promise<void> {
+    if (this.instance) throw new Error('app already started');
+    const topology = this.topology();
+    const kafka = this.options.kafkaClient ?? createKafkajsClient(this.config, this.logger);
+    const instance = new Instance(
+      topology,
+      this.config,
+      kafka,
+      this.logger.child({ instance: this.config.instanceId }),
+    );
+    this.instance = instance;
+    if (this.config.handleSignals) this.installSignalHandlers();
+    instance.onCrash(() => {
+      // An instance that cannot go on exits non-zero, so a supervisor restarts it from its checkpoint.
+      if (this.config.handleSignals) process.exitCode = 1;
+      void this.stop();
+    });
+    await instance.start();
+    if (this.config.admin.enabled) {
+      this.admin = await startAdminServer(instance, {
+        host: this.config.admin.host,
+        port: this.config.admin.port,
+        token: this.config.admin.token,
+        describe: () => this.describe(),
+      });
+      this.logger.info({ address: this.adminAddress }, 'admin endpoint listening');
+    }
+  }
+
+  /** `http://host:port` of the admin endpoint, once started. */
+  get adminAddress(): string | undefined {
+    const address = this.admin?.server.address();
+    if (!address || typeof address === 'string') return address ?? undefined;
+    return `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
+  }
+
+  get runtime(): Instance | undefined {
+    return this.instance;
+  }
+
+  /** Stops fetching, finishes in-flight work, checkpoints, delivers what it can, leaves the group. */
+  async stop(): Promise<void> {
+    for (const [signal, handler] of this.signalHandlers) process.off(signal, handler);
+    this.signalHandlers = [];
+    await this.admin?.close();
+    this.admin = undefined;
+    await this.instance?.stop();
+  }
+
+  private installSignalHandlers(): void {
+    let signalled = false;
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const handler = () => {
+        if (signalled) {
+          this.logger.warn({ signal }, 'second signal: exiting at once');
+          process.exit(130);
+        }
+        signalled = true;
+        this.logger.info(
+          { signal },
+          'stopping: finishing in-flight work and checkpointing (signal again to exit at once)',
+        );
+        this.stop().then(
+          () => process.exit(process.exitCode ?? 0),
+          (error: unknown) => {
+            this.logger.error({ err: error }, 'clean stop failed');
+            process.exit(1);
+          },
+        );
+      };
+      // Re-registered so the second signal reaches the handler rather than the default action.
+      process.on(signal, handler);
+      this.signalHandlers.push([signal, handler]);
+    }
+  }
+}
+
+export function tributary(config: Partial<TributaryConfigInput>, options?: AppOptions): App {
+  return new App(config, options);
+}

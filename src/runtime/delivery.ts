@@ -1,0 +1,207 @@
+/**
+ * Hands committed outputs from the task outboxes to their destinations, then acks them.
+ *
+ * - Sink outboxes (ClickHouse, ...): rows of all tasks go out in one write per sink, then each task's
+ *   outbox is acked. A crash between write and ack replays the same rows with the same versions,
+ *   which the sink makes harmless (ReplacingMergeTree).
+ * - The DLQ outbox: per task, dead letters and a progress offset (group `<appId>.dlq-progress`, the
+ *   source partition, last dead-lettered offset + 1) are written in one Kafka transaction. After a
+ *   crash between that commit and the ack, entries below the progress offset are known to be in the
+ *   DLQ already and are skipped: the DLQ holds every bad record exactly once.
+ */
+import type { Logger } from 'pino';
+import { toDlqMessage } from '../serde/dlq.js';
+import type { SinkSpec, SinkWriter } from '../sinks/types.js';
+import type { DeadLetter } from '../topology/records.js';
+import { DLQ_OUTBOX } from '../topology/task.js';
+import type { RunnableTopology } from '../topology/task.js';
+import type { TributaryConfig } from './config.js';
+import { dlqTopicOf } from './config.js';
+import type { KafkaAdmin, KafkaClient, OutgoingMessage, TransactionalWriter } from './kafka/client.js';
+import type { RuntimeMetrics } from './metrics.js';
+import type { TaskHost } from './task-host.js';
+
+interface OpenSink {
+  spec: SinkSpec<unknown>;
+  writer: SinkWriter<unknown>;
+  failing: boolean;
+}
+
+export class OutputDelivery {
+  private sinks: OpenSink[] = [];
+  private admin: KafkaAdmin | undefined;
+  private readonly dlqWriters = new Map<number, TransactionalWriter>();
+  /** Next source offset not yet in the DLQ, per `topic:partition`, read from Kafka once per task open. */
+  private readonly dlqProgress = new Map<string, bigint>();
+  private readonly dlqTopic: string;
+  private readonly progressGroup: string;
+
+  constructor(
+    private readonly topology: RunnableTopology,
+    private readonly config: TributaryConfig,
+    private readonly kafka: KafkaClient,
+    private readonly metrics: RuntimeMetrics,
+    private readonly logger: Logger,
+  ) {
+    this.dlqTopic = dlqTopicOf(config);
+    this.progressGroup = `${config.appId}.dlq-progress`;
+  }
+
+  async open(): Promise<void> {
+    this.admin = await this.kafka.admin();
+    await this.admin.ensureTopic(this.dlqTopic, this.config.dlq.partitions);
+    for (const { spec, schema } of this.topology.sinks) {
+      const writer = await spec.open({ appId: this.config.appId, ...(schema ? { schema } : {}) });
+      this.sinks.push({ spec, writer, failing: false });
+    }
+  }
+
+  /** Forget what we knew of a partition's DLQ progress: another instance may have owned it meanwhile. */
+  forgetPartition(partition: number): void {
+    for (const key of [...this.dlqProgress.keys()])
+      if (key.endsWith(`:${partition}`)) this.dlqProgress.delete(key);
+  }
+
+  /** The partition left this instance: drop its transactional writer so the new owner's can take over. */
+  async releasePartition(partition: number): Promise<void> {
+    await this.dropDlqWriter(partition);
+  }
+
+  get healthy(): boolean {
+    return this.sinks.every((s) => !s.failing);
+  }
+
+  /** One delivery round over all tasks. Returns true when it delivered anything. */
+  async deliver(hosts: readonly TaskHost[]): Promise<boolean> {
+    let delivered = false;
+    for (const sink of this.sinks) delivered = (await this.deliverSink(sink, hosts)) || delivered;
+    for (const host of hosts) delivered = (await this.deliverDeadLetters(host)) || delivered;
+    return delivered;
+  }
+
+  private async deliverSink(sink: OpenSink, hosts: readonly TaskHost[]): Promise<boolean> {
+    const budget = this.config.outputs.batchSize;
+    const taken: Array<{ host: TaskHost; throughSeq: bigint }> = [];
+    const rows: unknown[] = [];
+    for (const host of hosts) {
+      if (rows.length >= budget) break;
+      const entries = await host.queue.run(async () => {
+        if (host.closed) return [];
+        const outbox = host.task.outboxes().find((o) => o.name === sink.spec.name);
+        return outbox && outbox.pending() > 0 ? outbox.read(budget - rows.length) : [];
+      });
+      const last = entries[entries.length - 1];
+      if (!last) continue;
+      for (const entry of entries) rows.push(entry.value);
+      taken.push({ host, throughSeq: last.seq });
+    }
+    if (rows.length === 0) return false;
+    try {
+      await sink.writer.write(rows);
+      if (sink.failing) this.logger.info({ sink: sink.spec.name }, 'sink recovered');
+      sink.failing = false;
+    } catch (error) {
+      if (!sink.failing)
+        this.logger.warn({ sink: sink.spec.name, err: error }, 'sink write failed; will retry');
+      sink.failing = true;
+      this.metrics.sinkFailures.inc({ sink: sink.spec.name });
+      return false;
+    }
+    this.metrics.sinkRows.inc({ sink: sink.spec.name }, rows.length);
+    this.metrics.sinkWrites.inc({ sink: sink.spec.name });
+    for (const { host, throughSeq } of taken) {
+      await host.queue.run(async () => {
+        // A task revoked meanwhile is acked by its next owner's replay instead (harmless, same rows).
+        if (host.closed) return;
+        const outbox = host.task.outboxes().find((o) => o.name === sink.spec.name);
+        await outbox?.ack(throughSeq);
+      });
+    }
+    return true;
+  }
+
+  private async deliverDeadLetters(host: TaskHost): Promise<boolean> {
+    const entries = await host.queue.run(async () => {
+      if (host.closed) return [];
+      const outbox = host.task.outboxes().find((o) => o.name === DLQ_OUTBOX);
+      return outbox && outbox.pending() > 0 ? outbox.read(1000) : [];
+    });
+    const last = entries[entries.length - 1];
+    if (!last) return false;
+    try {
+      const byTopic = new Map<string, DeadLetter[]>();
+      for (const { value } of entries) {
+        const letter = value as DeadLetter;
+        byTopic.set(letter.record.topic, [...(byTopic.get(letter.record.topic) ?? []), letter]);
+      }
+      for (const [topic, letters] of byTopic) {
+        const delivered = await this.progressOf(topic, host.partition);
+        const fresh = letters.filter((l) => l.record.offset >= delivered);
+        const newest = fresh[fresh.length - 1];
+        if (!newest) continue;
+        const messages: OutgoingMessage[] = fresh.map((l) => ({ topic: this.dlqTopic, ...toDlqMessage(l) }));
+        const writer = await this.dlqWriter(host.partition);
+        const next = newest.record.offset + 1n;
+        await writer.sendWithOffset(messages, {
+          groupId: this.progressGroup,
+          topic,
+          partition: host.partition,
+          offset: next,
+        });
+        this.dlqProgress.set(`${topic}:${host.partition}`, next);
+        for (const l of fresh) this.metrics.deadLetters.inc({ reason: l.reason });
+      }
+    } catch (error) {
+      this.logger.warn(
+        { partition: host.partition, err: error },
+        'writing dead letters to the DLQ failed; will retry',
+      );
+      await this.dropDlqWriter(host.partition);
+      return false;
+    }
+    await host.queue.run(async () => {
+      if (host.closed) return;
+      await host.task
+        .outboxes()
+        .find((o) => o.name === DLQ_OUTBOX)
+        ?.ack(last.seq);
+    });
+    return true;
+  }
+
+  private async progressOf(topic: string, partition: number): Promise<bigint> {
+    const key = `${topic}:${partition}`;
+    const known = this.dlqProgress.get(key);
+    if (known !== undefined) return known;
+    if (!this.admin) throw new Error('OutputDelivery.open() was not called');
+    const offsets = await this.admin.groupOffsets(this.progressGroup, topic);
+    const next = offsets.get(partition) ?? 0n;
+    this.dlqProgress.set(key, next);
+    return next;
+  }
+
+  private async dlqWriter(partition: number): Promise<TransactionalWriter> {
+    let writer = this.dlqWriters.get(partition);
+    if (!writer) {
+      // One transactional id per partition: a zombie owner of the partition is fenced off.
+      writer = await this.kafka.transactionalWriter(`${this.config.appId}.dlq.p${partition}`);
+      this.dlqWriters.set(partition, writer);
+    }
+    return writer;
+  }
+
+  private async dropDlqWriter(partition: number): Promise<void> {
+    const writer = this.dlqWriters.get(partition);
+    this.dlqWriters.delete(partition);
+    this.forgetPartition(partition);
+    await writer?.close().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    for (const partition of [...this.dlqWriters.keys()]) await this.dropDlqWriter(partition);
+    for (const sink of this.sinks) await sink.writer.close().catch(() => undefined);
+    this.sinks = [];
+    await this.admin?.close().catch(() => undefined);
+    this.admin = undefined;
+  }
+}

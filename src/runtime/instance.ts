@@ -1,0 +1,372 @@
+/**
+ * One consumer-group member running a topology: opens a task per assigned partition, feeds it
+ * batches, checkpoints on an interval (and on revoke and shutdown), hands committed outputs to the
+ * sinks, and applies backpressure by pausing partitions whose outputs back up.
+ *
+ * Exactly-once, as built (see ARCHITECTURE.md):
+ *  1. A task's LevelDB checkpoint holds its state, its outboxes and the next input offset per topic,
+ *     written in one atomic batch. It is the source of truth for where to resume.
+ *  2. On (re)assignment the task resumes from its checkpoint: records below the checkpointed offset
+ *     are skipped, and the consumer is sought back if Kafka would start after it.
+ *  3. Kafka group offsets are committed after each checkpoint, asynchronously; they only matter for
+ *     a partition that has no local state yet.
+ *  4. Outputs leave the outboxes after the checkpoint that made them durable; sinks make replays
+ *     harmless (see delivery.ts).
+ */
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { RetriableError } from '../serde/types.js';
+import type { RunnableTopology } from '../topology/task.js';
+import type { TributaryConfig } from './config.js';
+import { OutputDelivery } from './delivery.js';
+import type {
+  BatchControl,
+  FetchedBatch,
+  GroupConsumer,
+  KafkaClient,
+  TopicPartition,
+} from './kafka/client.js';
+import { RuntimeMetrics } from './metrics.js';
+import { TaskHost, openTaskWaitingForLock, sleep } from './task-host.js';
+
+export type InstanceState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+export interface TaskStatus {
+  partition: number;
+  positions: Record<string, string>;
+  paused: boolean;
+  pendingOutputs: number;
+  metrics: ReturnType<TaskHost['task']['metrics']>;
+}
+
+export class Instance {
+  state: InstanceState = 'created';
+  readonly metrics: RuntimeMetrics;
+  private readonly hosts = new Map<number, TaskHost>();
+  /** Tasks being opened: a batch for the partition waits for it. */
+  private readonly opening = new Map<number, Promise<TaskHost>>();
+  private assignment: TopicPartition[] = [];
+  private consumer: GroupConsumer | undefined;
+  private readonly delivery: OutputDelivery;
+  private commitTimer: NodeJS.Timeout | undefined;
+  private committing: Promise<void> | undefined;
+  private delivering: Promise<void> | undefined;
+  private crash: Error | undefined;
+  private readonly crashListeners: Array<(error: Error) => void> = [];
+
+  constructor(
+    private readonly topology: RunnableTopology,
+    private readonly config: TributaryConfig,
+    private readonly kafka: KafkaClient,
+    private readonly logger: Logger,
+  ) {
+    this.metrics = new RuntimeMetrics(config.instanceId);
+    this.delivery = new OutputDelivery(
+      topology,
+      config,
+      kafka,
+      this.metrics,
+      logger.child({ component: 'delivery' }),
+    );
+  }
+
+  onCrash(listener: (error: Error) => void): void {
+    this.crashListeners.push(listener);
+    if (this.crash) listener(this.crash);
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'created') throw new Error(`instance already ${this.state}`);
+    this.state = 'starting';
+    await this.delivery.open();
+    this.consumer = this.kafka.groupConsumer(this.config.appId);
+    await this.consumer.start(this.topology.sourceTopics, {
+      onBatch: (batch, control) => this.handleBatch(batch, control),
+      onAssignment: (assigned) => this.handleAssignment(assigned),
+      onCrash: (error) => this.fail(error),
+    });
+    this.state = 'running';
+    this.commitTimer = setInterval(() => void this.commitAll('interval'), this.config.commitIntervalMs);
+    this.logger.info({ topics: this.topology.sourceTopics, group: this.config.appId }, 'instance started');
+  }
+
+  private fail(error: Error): void {
+    if (this.crash) return;
+    this.crash = error;
+    this.state = 'failed';
+    this.logger.error({ err: error }, 'instance failed');
+    for (const listener of this.crashListeners) listener(error);
+  }
+
+  // ---- assignment ---------------------------------------------------------------------------------
+
+  private handleAssignment(assigned: TopicPartition[]): void {
+    this.assignment = assigned;
+    const partitions = new Set(assigned.map((tp) => tp.partition));
+    this.logger.info({ partitions: [...partitions].sort((a, b) => a - b) }, 'partitions assigned');
+    for (const partition of [...this.hosts.keys()]) {
+      if (!partitions.has(partition)) void this.revoke(partition);
+    }
+    // Open eagerly so a handover starts while the group settles; batches wait for the open.
+    for (const partition of partitions)
+      void this.hostFor(partition).catch((error: unknown) => this.fail(asError(error)));
+  }
+
+  private hostFor(partition: number): Promise<TaskHost> {
+    const open = this.hosts.get(partition);
+    if (open) return Promise.resolve(open);
+    let opening = this.opening.get(partition);
+    if (!opening) {
+      opening = this.openHost(partition).finally(() => this.opening.delete(partition));
+      this.opening.set(partition, opening);
+    }
+    return opening;
+  }
+
+  private async openHost(partition: number): Promise<TaskHost> {
+    const dir = join(this.config.stateDir, this.config.appId, `task-${partition}`);
+    const task = await openTaskWaitingForLock(
+      this.topology,
+      { partition, dir },
+      this.config.stateLockTimeoutMs,
+      this.logger,
+    );
+    const host = new TaskHost(partition, task);
+    this.hosts.set(partition, host);
+    this.delivery.forgetPartition(partition);
+    const positions = Object.fromEntries([...task.positions()].map(([t, o]) => [t, o.toString()]));
+    this.logger.info({ partition, positions }, 'task opened');
+    return host;
+  }
+
+  /** Checkpoint and close a task whose partition left this instance, releasing its LevelDB for the new owner. */
+  private async revoke(partition: number): Promise<void> {
+    const host = this.hosts.get(partition);
+    if (!host) return;
+    this.hosts.delete(partition);
+    await host.queue.run(async () => {
+      if (host.closed) return;
+      host.closed = true;
+      await host.task.commit();
+      await host.task.close();
+    });
+    await this.delivery.releasePartition(partition);
+    this.metrics.forgetTask(partition);
+    this.logger.info({ partition }, 'task revoked: checkpointed and closed');
+  }
+
+  // ---- processing ---------------------------------------------------------------------------------
+
+  private async handleBatch(batch: FetchedBatch, control: BatchControl): Promise<void> {
+    if (this.state !== 'running') return; // stopping: leave the rest for the next owner, unconsumed
+    const host = await this.hostFor(batch.partition);
+    await host.queue.run(async () => {
+      if (host.closed) return;
+      const position = host.nextOffsets.get(batch.topic);
+      let records = batch.records;
+      const first = records[0];
+      if (!first) return;
+      if (position !== undefined) {
+        if (first.offset > position) {
+          // Kafka would resume after what the state reflects (e.g. group offsets reset): go back.
+          this.logger.warn(
+            {
+              topic: batch.topic,
+              partition: batch.partition,
+              fetched: first.offset.toString(),
+              checkpoint: position.toString(),
+            },
+            'consumer is ahead of the local state; seeking back',
+          );
+          control.seek(position);
+          return;
+        }
+        if (records[records.length - 1]!.offset < position) {
+          control.markConsumed(records[records.length - 1]!.offset);
+          return;
+        }
+        // Records the checkpoint already reflects (redelivered after a crash or rebalance).
+        records = records.filter((r) => r.offset >= position);
+      }
+      await this.processHoldingOnRetriable(host, records, control);
+      const lastOffset = records[records.length - 1]!.offset;
+      host.nextOffsets.set(batch.topic, lastOffset + 1n);
+      control.markConsumed(lastOffset);
+      this.metrics.lag.set(
+        { partition: String(batch.partition) },
+        Number(batch.highWatermark - records[records.length - 1]!.offset - 1n),
+      );
+    });
+    this.applyBackpressure(host);
+  }
+
+  /** A RetriableError (registry down) holds the partition: nothing is applied, we back off and retry. */
+  private async processHoldingOnRetriable(
+    host: TaskHost,
+    records: FetchedBatch['records'],
+    control: BatchControl,
+  ) {
+    let backoff = 100;
+    for (;;) {
+      try {
+        await host.task.process(records);
+        return;
+      } catch (error) {
+        if (!(error instanceof RetriableError) || this.state !== 'running' || !control.isRunning())
+          throw error;
+        this.metrics.retriableStalls.inc({ partition: String(host.partition) });
+        this.logger.warn(
+          { partition: host.partition, err: error, retryInMs: backoff },
+          'dependency unavailable; holding the partition',
+        );
+        await sleep(backoff);
+        await control.heartbeat().catch(() => undefined);
+        backoff = Math.min(backoff * 2, 5000);
+      }
+    }
+  }
+
+  private applyBackpressure(host: TaskHost): void {
+    if (!this.consumer || host.closed) return;
+    const pending = host.pendingOutputs();
+    this.metrics.pendingOutputs.set({ partition: String(host.partition) }, pending);
+    const limit = this.config.outputs.maxPendingPerPartition;
+    const partitions = this.assignment.filter((tp) => tp.partition === host.partition);
+    if (!host.paused && pending > limit) {
+      host.paused = true;
+      this.consumer.pause(partitions);
+      this.logger.warn({ partition: host.partition, pending, limit }, 'outputs backed up; partition paused');
+    } else if (host.paused && pending <= limit / 2) {
+      host.paused = false;
+      this.consumer.resume(partitions);
+      this.logger.info({ partition: host.partition, pending }, 'outputs drained; partition resumed');
+    }
+    this.metrics.pausedPartitions.set([...this.hosts.values()].filter((h) => h.paused).length);
+  }
+
+  // ---- commit and delivery ------------------------------------------------------------------------
+
+  /** Checkpoints every task, then delivers committed outputs in the background. */
+  commitAll(reason: string): Promise<void> {
+    if (this.committing) return this.committing;
+    this.committing = this.commitOnce(reason).finally(() => (this.committing = undefined));
+    return this.committing;
+  }
+
+  private async commitOnce(reason: string): Promise<void> {
+    const stopTimer = this.metrics.commitDuration.startTimer();
+    const now = Date.now();
+    const offsets: Array<TopicPartition & { offset: bigint }> = [];
+    try {
+      for (const host of [...this.hosts.values()]) {
+        await host.queue.run(async () => {
+          if (host.closed) return;
+          await host.task.tick(now);
+          await host.task.commit();
+          this.metrics.observeTask(host.partition, host.task.metrics());
+          for (const [topic, offset] of host.task.positions())
+            offsets.push({ topic, partition: host.partition, offset });
+        });
+      }
+    } catch (error) {
+      this.fail(asError(error));
+      return;
+    } finally {
+      stopTimer();
+    }
+    this.logger.debug({ reason, tasks: this.hosts.size }, 'checkpointed');
+    // Group offsets trail the local checkpoints; failures (e.g. mid-rebalance) are harmless.
+    this.consumer
+      ?.commit(offsets)
+      .catch((error: unknown) => this.logger.debug({ err: error }, 'offset commit skipped'));
+    void this.deliverAll();
+  }
+
+  /** Delivers until nothing is left or a sink fails; at most one delivery loop at a time. */
+  deliverAll(): Promise<void> {
+    if (this.delivering) return this.delivering;
+    this.delivering = (async () => {
+      try {
+        while (await this.delivery.deliver([...this.hosts.values()])) {
+          for (const host of this.hosts.values()) this.applyBackpressure(host);
+        }
+        for (const host of this.hosts.values()) this.applyBackpressure(host);
+      } catch (error) {
+        this.logger.warn({ err: error }, 'delivery round failed; will retry');
+      }
+    })().finally(() => (this.delivering = undefined));
+    return this.delivering;
+  }
+
+  // ---- inspection ---------------------------------------------------------------------------------
+
+  tasks(): TaskStatus[] {
+    return [...this.hosts.values()]
+      .sort((a, b) => a.partition - b.partition)
+      .map((host) => ({
+        partition: host.partition,
+        positions: Object.fromEntries([...host.task.positions()].map(([t, o]) => [t, o.toString()])),
+        paused: host.paused,
+        pendingOutputs: host.pendingOutputs(),
+        metrics: host.task.metrics(),
+      }));
+  }
+
+  task(partition: number): TaskHost | undefined {
+    return this.hosts.get(partition);
+  }
+
+  get sinksHealthy(): boolean {
+    return this.delivery.healthy;
+  }
+
+  // ---- shutdown -----------------------------------------------------------------------------------
+
+  /**
+   * Stops fetching, finishes the batch in hand, checkpoints every task, delivers what it can within
+   * the shutdown timeout, commits group offsets, closes the tasks and leaves the group.
+   */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'stopping') return;
+    this.state = 'stopping';
+    if (this.commitTimer) clearInterval(this.commitTimer);
+    // No new fetches while we wind down; what is not processed now belongs to the next owner.
+    this.consumer?.pause(this.assignment);
+    const deadline = Date.now() + this.config.shutdownTimeoutMs;
+    await this.committing;
+    await Promise.allSettled([...this.opening.values()]);
+    await this.commitOnce('shutdown');
+    await Promise.race([this.drainOutputs(deadline), sleep(Math.max(0, deadline - Date.now()))]);
+    const offsets = [...this.hosts.values()].flatMap((host) =>
+      [...host.task.positions()].map(([topic, offset]) => ({ topic, partition: host.partition, offset })),
+    );
+    await this.consumer?.commit(offsets).catch(() => undefined);
+    for (const host of [...this.hosts.values()]) {
+      await host.queue.run(async () => {
+        if (host.closed) return;
+        host.closed = true;
+        await host.task.close();
+      });
+    }
+    this.hosts.clear();
+    await this.consumer
+      ?.stop()
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'leaving the group failed'));
+    await this.delivery.close();
+    this.state = 'stopped';
+    this.logger.info('instance stopped');
+  }
+
+  private async drainOutputs(deadline: number): Promise<void> {
+    while (Date.now() < deadline) {
+      await this.deliverAll();
+      const pending = [...this.hosts.values()].reduce((sum, h) => sum + h.pendingOutputs(), 0);
+      if (pending === 0) return;
+      await sleep(this.config.outputs.retryBackoffMs);
+    }
+  }
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}

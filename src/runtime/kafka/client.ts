@@ -1,0 +1,84 @@
+/**
+ * The narrow Kafka surface the runtime needs. Everything Kafka-client specific stays behind it
+ * (kafkajs today, see kafkajs.ts), so a faster client can be swapped in once measured.
+ */
+import type { Headers } from '../../serde/types.js';
+import type { RawRecord } from '../../topology/records.js';
+
+export interface TopicPartition {
+  topic: string;
+  partition: number;
+}
+
+export interface TopicPartitionOffset extends TopicPartition {
+  /** The next offset to read. */
+  offset: bigint;
+}
+
+export interface FetchedBatch {
+  topic: string;
+  partition: number;
+  records: RawRecord[];
+  /** The partition's high watermark when fetched: lag = highWatermark - last offset - 1. */
+  highWatermark: bigint;
+}
+
+/** What a batch handler may do with the consumer while it holds the batch. */
+export interface BatchControl {
+  /** Marks everything through `offset` as consumed, so the next fetch starts after it. */
+  markConsumed(offset: bigint): void;
+  /** Repositions the partition; the rest of the current batch must not be processed. */
+  seek(offset: bigint): void;
+  /** Keeps the group membership alive during long handling (e.g. waiting for the registry). */
+  heartbeat(): Promise<void>;
+  isRunning(): boolean;
+}
+
+export interface GroupHandlers {
+  onBatch(batch: FetchedBatch, control: BatchControl): Promise<void>;
+  /** Called after every (re)join with this member's complete assignment. */
+  onAssignment(assigned: TopicPartition[]): void;
+  /** The consumer stopped with an error it could not recover from. */
+  onCrash(error: Error): void;
+}
+
+export interface GroupConsumer {
+  start(topics: readonly string[], handlers: GroupHandlers): Promise<void>;
+  pause(partitions: readonly TopicPartition[]): void;
+  resume(partitions: readonly TopicPartition[]): void;
+  commit(offsets: readonly TopicPartitionOffset[]): Promise<void>;
+  /** Stops fetching, waits for the batch in hand, leaves the group and disconnects. */
+  stop(): Promise<void>;
+}
+
+export interface OutgoingMessage {
+  topic: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Headers;
+}
+
+/**
+ * Writes messages and a consumer-group offset in one Kafka transaction: both become visible to
+ * read_committed readers, or neither. The offset records how far an outbox has been delivered.
+ */
+export interface TransactionalWriter {
+  sendWithOffset(
+    messages: readonly OutgoingMessage[],
+    progress: { groupId: string } & TopicPartitionOffset,
+  ): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface KafkaAdmin {
+  ensureTopic(topic: string, partitions: number): Promise<void>;
+  /** The committed offsets of a group for one topic (partitions without a commit are absent). */
+  groupOffsets(groupId: string, topic: string): Promise<Map<number, bigint>>;
+  close(): Promise<void>;
+}
+
+export interface KafkaClient {
+  groupConsumer(groupId: string): GroupConsumer;
+  transactionalWriter(transactionalId: string): Promise<TransactionalWriter>;
+  admin(): Promise<KafkaAdmin>;
+}

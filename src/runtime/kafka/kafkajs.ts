@@ -1,0 +1,237 @@
+/** The KafkaClient of client.ts on kafkajs. */
+import { Kafka, logLevel as KafkaLogLevel } from 'kafkajs';
+import type { Consumer, IHeaders, KafkaConfig, KafkaMessage, LogEntry, SASLOptions } from 'kafkajs';
+import type { Logger } from 'pino';
+import type { Headers } from '../../serde/types.js';
+import type { RawRecord } from '../../topology/records.js';
+import type { TributaryConfig } from '../config.js';
+import type {
+  GroupConsumer,
+  GroupHandlers,
+  KafkaAdmin,
+  KafkaClient,
+  OutgoingMessage,
+  TopicPartition,
+  TopicPartitionOffset,
+  TransactionalWriter,
+} from './client.js';
+
+function toHeaders(headers: IHeaders | undefined): Headers {
+  const out: Headers = {};
+  if (!headers) return out;
+  for (const [name, value] of Object.entries(headers)) {
+    // A repeated header keeps its last value: tributary's own headers are never repeated.
+    const last = Array.isArray(value) ? value[value.length - 1] : value;
+    out[name] = last === undefined ? undefined : Buffer.isBuffer(last) ? last : Buffer.from(String(last));
+  }
+  return out;
+}
+
+function toRawRecord(topic: string, partition: number, message: KafkaMessage): RawRecord {
+  return {
+    topic,
+    partition,
+    offset: BigInt(message.offset),
+    timestamp: Number(message.timestamp),
+    key: message.key ?? null,
+    value: message.value ?? null,
+    headers: toHeaders(message.headers),
+  };
+}
+
+function toKafkaHeaders(headers: Headers): IHeaders {
+  const out: IHeaders = {};
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined) out[name] = value;
+  return out;
+}
+
+const levelNames: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [KafkaLogLevel.ERROR]: 'error',
+  [KafkaLogLevel.WARN]: 'warn',
+  [KafkaLogLevel.INFO]: 'info',
+  [KafkaLogLevel.DEBUG]: 'debug',
+};
+
+/** Routes kafkajs logs into the app's logger, one level down: kafkajs is loud about routine rebalances. */
+function kafkajsLogCreator(logger: Logger) {
+  const child = logger.child({ component: 'kafkajs' });
+  return () =>
+    ({ level, log }: LogEntry) => {
+      const { message, ...extra } = log;
+      const name = levelNames[level] ?? 'info';
+      const quieter = name === 'error' ? 'warn' : name === 'warn' ? 'info' : 'debug';
+      child[quieter](extra, message);
+    };
+}
+
+function saslOf(config: TributaryConfig): SASLOptions | undefined {
+  const sasl = config.kafka.sasl;
+  if (!sasl) return undefined;
+  return { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password } as SASLOptions;
+}
+
+export function createKafkajsClient(config: TributaryConfig, logger: Logger): KafkaClient {
+  const kafkaConfig: KafkaConfig = {
+    clientId: config.kafka.clientId ?? `${config.appId}-${config.instanceId}`,
+    brokers: config.brokers,
+    ssl: config.kafka.ssl,
+    sasl: saslOf(config),
+    connectionTimeout: config.kafka.connectionTimeoutMs,
+    logLevel: KafkaLogLevel.WARN,
+    logCreator: kafkajsLogCreator(logger),
+    retry: { initialRetryTime: 200, retries: 8 },
+  };
+  const kafka = new Kafka(kafkaConfig);
+
+  return {
+    groupConsumer: (groupId) => new KafkajsGroupConsumer(kafka, groupId, config),
+    transactionalWriter: async (transactionalId) => {
+      const producer = kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1 });
+      await producer.connect();
+      const writer: TransactionalWriter = {
+        async sendWithOffset(messages: readonly OutgoingMessage[], progress) {
+          const transaction = await producer.transaction();
+          try {
+            const byTopic = new Map<string, OutgoingMessage[]>();
+            for (const m of messages) byTopic.set(m.topic, [...(byTopic.get(m.topic) ?? []), m]);
+            await transaction.sendBatch({
+              topicMessages: [...byTopic].map(([topic, list]) => ({
+                topic,
+                messages: list.map((m) => ({
+                  key: m.key,
+                  value: m.value,
+                  headers: toKafkaHeaders(m.headers),
+                })),
+              })),
+            });
+            await transaction.sendOffsets({
+              consumerGroupId: progress.groupId,
+              topics: [
+                {
+                  topic: progress.topic,
+                  partitions: [{ partition: progress.partition, offset: progress.offset.toString() }],
+                },
+              ],
+            });
+            await transaction.commit();
+          } catch (error) {
+            await transaction.abort().catch(() => undefined);
+            throw error;
+          }
+        },
+        close: () => producer.disconnect(),
+      };
+      return writer;
+    },
+    admin: async () => {
+      const admin = kafka.admin();
+      await admin.connect();
+      const api: KafkaAdmin = {
+        async ensureTopic(topic, partitions) {
+          const existing = await admin.listTopics();
+          if (existing.includes(topic)) return;
+          await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+        },
+        async groupOffsets(groupId, topic) {
+          const result = await admin.fetchOffsets({ groupId, topics: [topic] });
+          const offsets = new Map<number, bigint>();
+          for (const { partition, offset } of result[0]?.partitions ?? []) {
+            if (offset !== '-1') offsets.set(partition, BigInt(offset));
+          }
+          return offsets;
+        },
+        close: () => admin.disconnect(),
+      };
+      return api;
+    },
+  };
+}
+
+class KafkajsGroupConsumer implements GroupConsumer {
+  private readonly consumer: Consumer;
+
+  constructor(
+    kafka: Kafka,
+    groupId: string,
+    private readonly config: TributaryConfig,
+  ) {
+    this.consumer = kafka.consumer({
+      groupId,
+      sessionTimeout: config.kafka.sessionTimeoutMs,
+      heartbeatInterval: Math.max(500, Math.floor(config.kafka.sessionTimeoutMs / 10)),
+      maxBytesPerPartition: config.kafka.maxBytesPerPartition,
+      maxWaitTimeInMs: config.kafka.maxWaitTimeMs,
+      allowAutoTopicCreation: false,
+      // Outputs we read back (DLQ) are transactional; inputs should only ever show committed data.
+      readUncommitted: false,
+    });
+  }
+
+  async start(topics: readonly string[], handlers: GroupHandlers): Promise<void> {
+    const { consumer } = this;
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      const assignment = event.payload.memberAssignment;
+      handlers.onAssignment(
+        Object.entries(assignment).flatMap(([topic, partitions]) =>
+          partitions.map((partition) => ({ topic, partition })),
+        ),
+      );
+    });
+    consumer.on(consumer.events.CRASH, (event) => {
+      if (!event.payload.restart) handlers.onCrash(event.payload.error);
+    });
+    await consumer.connect();
+    await consumer.subscribe({
+      topics: [...topics],
+      fromBeginning: this.config.kafka.autoOffsetReset === 'earliest',
+    });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning }) => {
+        if (batch.messages.length === 0) return;
+        let seeked = false;
+        await handlers.onBatch(
+          {
+            topic: batch.topic,
+            partition: batch.partition,
+            records: batch.messages.map((m) => toRawRecord(batch.topic, batch.partition, m)),
+            highWatermark: BigInt(batch.highWatermark),
+          },
+          {
+            markConsumed: (offset) => {
+              if (!seeked) resolveOffset(offset.toString());
+            },
+            seek: (offset) => {
+              seeked = true;
+              consumer.seek({ topic: batch.topic, partition: batch.partition, offset: offset.toString() });
+            },
+            heartbeat,
+            isRunning,
+          },
+        );
+      },
+    });
+  }
+
+  pause(partitions: readonly TopicPartition[]): void {
+    for (const { topic, partition } of partitions) this.consumer.pause([{ topic, partitions: [partition] }]);
+  }
+
+  resume(partitions: readonly TopicPartition[]): void {
+    for (const { topic, partition } of partitions) this.consumer.resume([{ topic, partitions: [partition] }]);
+  }
+
+  async commit(offsets: readonly TopicPartitionOffset[]): Promise<void> {
+    if (offsets.length === 0) return;
+    await this.consumer.commitOffsets(
+      offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset: offset.toString() })),
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer.stop();
+    await this.consumer.disconnect();
+  }
+}
