@@ -82,7 +82,8 @@ export class DedupeStore implements ManagedStore {
       // Copy: LevelDB's buffer may not be 4-byte aligned.
       const words = new Uint32Array(bytes.byteLength / 4);
       new Uint8Array(words.buffer).set(bytes);
-      for (let i = 0; i < words.length; i += 2) this.remember(words[i] as number, words[i + 1] as number, bucket);
+      for (let i = 0; i < words.length; i += 2)
+        this.remember(words[i] as number, words[i + 1] as number, bucket);
     }
   }
 
@@ -161,10 +162,14 @@ export class DedupeStore implements ManagedStore {
       kind: this.kind,
       entries: async ({ limit = Infinity, after } = {}) => {
         const perBucket = new Map<number, number>();
-        for (const bucket of this.buckets) if (bucket !== EMPTY) perBucket.set(bucket, (perBucket.get(bucket) ?? 0) + 1);
+        for (const bucket of this.buckets)
+          if (bucket !== EMPTY) perBucket.set(bucket, (perBucket.get(bucket) ?? 0) + 1);
         return [...perBucket.entries()]
           .sort((a, b) => a[0] - b[0])
-          .map(([bucket, ids]) => ({ key: sortableTime(bucket * this.bucketSize), value: { bucketStart: bucket * this.bucketSize, ids } }))
+          .map(([bucket, ids]) => ({
+            key: sortableTime(bucket * this.bucketSize),
+            value: { bucketStart: bucket * this.bucketSize, ids },
+          }))
           .filter((row) => after === undefined || row.key > after)
           .slice(0, limit);
       },

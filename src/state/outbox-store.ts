@@ -65,7 +65,8 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
 
   collectWrites(batch: WriteBatch): void {
     for (const key of this.ackedKeys) batch.del(this.level, this.name, key);
-    for (const entry of this.appended) batch.put(this.level, this.name, sortableHex(entry.seq), encodeValue(entry.value));
+    for (const entry of this.appended)
+      batch.put(this.level, this.name, sortableHex(entry.seq), encodeValue(entry.value));
     if (this.appended.length > 0) this.db.putMeta(this.seqMetaKey(), this.nextSeq.toString());
   }
 

@@ -44,7 +44,11 @@ export class WindowStore<S> implements ManagedStore {
   async load(): Promise<void> {
     for await (const [key, text] of this.level.iterator()) {
       const separator = key.indexOf('!');
-      const entry = this.insert(parseSortableTime(key.slice(0, separator)), key.slice(separator + 1), this.codec.decode(text));
+      const entry = this.insert(
+        parseSortableTime(key.slice(0, separator)),
+        key.slice(separator + 1),
+        this.codec.decode(text),
+      );
       entry.dirty = false;
       entry.persisted = true;
     }
@@ -108,7 +112,8 @@ export class WindowStore<S> implements ManagedStore {
     // Deletes first: a key removed and re-created within one commit interval must end up present.
     for (const key of this.deletedKeys) batch.del(this.level, this.name, key);
     for (const entry of this.dirtyEntries) {
-      if (!entry.removed) batch.put(this.level, this.name, this.levelKey(entry), this.codec.encode(entry.state));
+      if (!entry.removed)
+        batch.put(this.level, this.name, this.levelKey(entry), this.codec.encode(entry.state));
     }
   }
 

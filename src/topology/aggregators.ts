@@ -55,7 +55,10 @@ export function sum<T>(valueOf: (value: T) => number): Aggregator<T, number, num
 }
 
 /** Null until the first value: JSON has no Infinity to start from. */
-function extreme<T>(kind: 'min' | 'max', valueOf: (value: T) => number): Aggregator<T, number | null, number> {
+function extreme<T>(
+  kind: 'min' | 'max',
+  valueOf: (value: T) => number,
+): Aggregator<T, number | null, number> {
   const pick = kind === 'min' ? Math.min : Math.max;
   return {
     kind,
@@ -68,8 +71,10 @@ function extreme<T>(kind: 'min' | 'max', valueOf: (value: T) => number): Aggrega
   };
 }
 
-export const min = <T>(valueOf: (value: T) => number): Aggregator<T, number | null, number> => extreme('min', valueOf);
-export const max = <T>(valueOf: (value: T) => number): Aggregator<T, number | null, number> => extreme('max', valueOf);
+export const min = <T>(valueOf: (value: T) => number): Aggregator<T, number | null, number> =>
+  extreme('min', valueOf);
+export const max = <T>(valueOf: (value: T) => number): Aggregator<T, number | null, number> =>
+  extreme('max', valueOf);
 
 export function avg<T>(valueOf: (value: T) => number): Aggregator<T, { sum: number; count: number }, number> {
   return {
@@ -155,8 +160,10 @@ export function quantiles<T>(
     fromState: (raw) => {
       const state = raw as SketchState;
       const sketch = new DDSketch({ relativeAccuracy: state.accuracy });
-      for (let i = 0; i < state.positive.length; i += 2) sketch.store.add(state.positive[i] as number, state.positive[i + 1]);
-      for (let i = 0; i < state.negative.length; i += 2) sketch.negativeStore.add(state.negative[i] as number, state.negative[i + 1]);
+      for (let i = 0; i < state.positive.length; i += 2)
+        sketch.store.add(state.positive[i] as number, state.positive[i + 1]);
+      for (let i = 0; i < state.negative.length; i += 2)
+        sketch.negativeStore.add(state.negative[i] as number, state.negative[i + 1]);
       sketch.zeroCount = state.zeros;
       sketch.count = state.count;
       sketch.sum = state.sum;

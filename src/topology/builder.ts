@@ -10,7 +10,15 @@ import type { DedupeOptions } from '../state/dedupe-store.js';
 import { KeyValueStoreImpl } from '../state/kv-store.js';
 import type { KeyValueStore } from '../state/kv-store.js';
 import type { AggregateResult, AggregateSpec, AnyAggregator } from './aggregators.js';
-import type { Cancellable, NodeSpec, PunctuationType, Push, RecordMetadata, SourceSpec, StoreSpec } from './graph.js';
+import type {
+  Cancellable,
+  NodeSpec,
+  PunctuationType,
+  Push,
+  RecordMetadata,
+  SourceSpec,
+  StoreSpec,
+} from './graph.js';
 import type { RawRecord, WindowResult } from './records.js';
 import type { TumblingWindows } from './time.js';
 import { Topology } from './topology.js';
@@ -101,7 +109,8 @@ export class TopologyBuilder {
   addStore(spec: StoreSpec): void {
     const existing = this.storeSpecs.get(spec.name);
     if (existing === undefined) this.storeSpecs.set(spec.name, spec);
-    else if (existing.kind !== spec.kind) throw new Error(`store "${spec.name}" is used as ${existing.kind} and ${spec.kind}`);
+    else if (existing.kind !== spec.kind)
+      throw new Error(`store "${spec.name}" is used as ${existing.kind} and ${spec.kind}`);
   }
 
   /** @internal */
@@ -127,7 +136,13 @@ export class Stream<T> {
   }
 
   map<R>(mapper: (value: T) => R): Stream<R> {
-    return this.then('map', '', ({ forward }) => (value) => forward(mapper(value as T)));
+    return this.then(
+      'map',
+      '',
+      ({ forward }) =>
+        (value) =>
+          forward(mapper(value as T)),
+    );
   }
 
   flatMap<R>(mapper: (value: T) => Iterable<R>): Stream<R> {
@@ -173,14 +188,21 @@ export class Stream<T> {
     return this.then('validate', '', ({ forward, task }) => (value) => {
       const verdict = check(value as T);
       if (verdict === true || verdict === undefined) forward(value);
-      else task.deadLetter('validation-failed', new Error(typeof verdict === 'string' ? verdict : 'validation failed'));
+      else
+        task.deadLetter(
+          'validation-failed',
+          new Error(typeof verdict === 'string' ? verdict : 'validation failed'),
+        );
     });
   }
 
   /** Drops values whose id was already seen within `horizon` of event time (see DedupeStore for exact bounds). */
   dedupe(idOf: (value: T) => string, options: DedupeStreamOptions): Stream<T> {
     const name = options.name ?? this.builder.nextName('dedupe');
-    const dedupeOptions: DedupeOptions = { horizon: options.horizon, ...(options.bucket ? { bucket: options.bucket } : {}) };
+    const dedupeOptions: DedupeOptions = {
+      horizon: options.horizon,
+      ...(options.bucket ? { bucket: options.bucket } : {}),
+    };
     this.builder.addStore({ name, kind: 'dedupe', create: (db) => new DedupeStore(db, name, dedupeOptions) });
     return this.then(
       'dedupe',
@@ -188,7 +210,8 @@ export class Stream<T> {
       ({ forward, task }) => {
         const store = task.store<DedupeStore>(name);
         return (value) => {
-          if (store.checkAndRemember(idOf(value as T), task.record.timestamp, task.streamTime)) task.countDuplicate();
+          if (store.checkAndRemember(idOf(value as T), task.record.timestamp, task.streamTime))
+            task.countDuplicate();
           else forward(value);
         };
       },
@@ -204,7 +227,11 @@ export class Stream<T> {
   process<Out>(setup: ProcessorSetup<T, Out>, options: ProcessOptions = {}): Stream<Out> {
     const storeNames = options.stores ?? [];
     for (const storeName of storeNames) {
-      this.builder.addStore({ name: storeName, kind: 'key-value', create: (db) => new KeyValueStoreImpl(db, storeName) });
+      this.builder.addStore({
+        name: storeName,
+        kind: 'key-value',
+        create: (db) => new KeyValueStoreImpl(db, storeName),
+      });
     }
     return this.then(
       'process',
@@ -220,7 +247,8 @@ export class Stream<T> {
           },
           forward: forward as (value: Out) => void,
           getStore: <V>(storeName: string) => {
-            if (!storeNames.includes(storeName)) throw new Error(`processor did not declare store "${storeName}"`);
+            if (!storeNames.includes(storeName))
+              throw new Error(`processor did not declare store "${storeName}"`);
             return task.store<KeyValueStoreImpl<V>>(storeName);
           },
           schedule: (intervalMs, type, callback) => task.schedule(intervalMs, type, callback),
@@ -240,7 +268,10 @@ export class Stream<T> {
       parents: [this.edge()],
       detail: `${sink.kind} ${sink.name}`,
       sink: sink as SinkSpec<unknown>,
-      create: ({ task }) => (value) => task.appendToOutbox(sink.name, value),
+      create:
+        ({ task }) =>
+        (value) =>
+          task.appendToOutbox(sink.name, value),
     });
   }
 
@@ -322,7 +353,9 @@ export class AggregatedStream<T, K, V> extends Stream<WindowResult<K, V>> {
   /** The late input events (window option `late: 'side-output'`). */
   lateEvents(): Stream<T> {
     if (this.latePolicy !== 'side-output') {
-      throw new Error(`lateEvents() needs the window option late: 'side-output' (it is '${this.latePolicy}')`);
+      throw new Error(
+        `lateEvents() needs the window option late: 'side-output' (it is '${this.latePolicy}')`,
+      );
     }
     return new Stream<T>(this.builder, this.nodeName, 'late');
   }

@@ -13,7 +13,16 @@ import { StateDb } from '../state/db.js';
 import type { ManagedStore } from '../state/db.js';
 import { DedupeStore } from '../state/dedupe-store.js';
 import { OutboxStore } from '../state/outbox-store.js';
-import type { Cancellable, NodeSpec, PunctuationType, Push, RecordMetadata, SourceSpec, TaskRuntime, TimeListener } from './graph.js';
+import type {
+  Cancellable,
+  NodeSpec,
+  PunctuationType,
+  Push,
+  RecordMetadata,
+  SourceSpec,
+  TaskRuntime,
+  TimeListener,
+} from './graph.js';
 import type { DeadLetter, RawRecord } from './records.js';
 import { DLQ_OUTBOX } from './task.js';
 import type { OpenTaskOptions, Outbox, PartitionTask, StoreView, TaskMetrics } from './task.js';
@@ -45,7 +54,9 @@ class DecodeFailure {
 const NO_HEADERS = Object.freeze({}) as RecordMetadata['headers'];
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+  return (
+    typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 function errorOf(error: unknown): { errorClass: string; message: string } {
@@ -53,7 +64,10 @@ function errorOf(error: unknown): { errorClass: string; message: string } {
   return { errorClass: typeof error, message: String(error) };
 }
 
-export async function openPartitionTask(topology: Topology, options: OpenTaskOptions): Promise<PartitionTask> {
+export async function openPartitionTask(
+  topology: Topology,
+  options: OpenTaskOptions,
+): Promise<PartitionTask> {
   await mkdir(options.dir, { recursive: true });
   const db = await StateDb.open(options.dir);
   try {
@@ -103,12 +117,27 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
     this.partition = options.partition;
     this.now = options.now ?? Date.now;
     this.lastActivity = this.now();
-    this.record = { topic: '', partition: this.partition, offset: -1n, timestamp: -Infinity, headers: NO_HEADERS, key: null };
-    this.committedPositions = new Map(Object.entries(checkpoint?.positions ?? {}).map(([topic, offset]) => [topic, BigInt(offset)]));
+    this.record = {
+      topic: '',
+      partition: this.partition,
+      offset: -1n,
+      timestamp: -Infinity,
+      headers: NO_HEADERS,
+      key: null,
+    };
+    this.committedPositions = new Map(
+      Object.entries(checkpoint?.positions ?? {}).map(([topic, offset]) => [topic, BigInt(offset)]),
+    );
     this.livePositions = new Map(this.committedPositions);
     this.streamTime = checkpoint?.streamTime ?? -Infinity;
     this.restoredTimeListeners = checkpoint?.timeListeners ?? {};
-    this.counters = checkpoint?.metrics ?? { recordsProcessed: 0, lateEvents: 0, duplicatesDropped: 0, windowsEmitted: 0, deadLetters: {} };
+    this.counters = checkpoint?.metrics ?? {
+      recordsProcessed: 0,
+      lateEvents: 0,
+      duplicatesDropped: 0,
+      windowsEmitted: 0,
+      deadLetters: {},
+    };
   }
 
   /** Instantiates the nodes, children first, so each node gets its children's push functions. */
@@ -136,7 +165,8 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
         }),
       );
     }
-    for (const source of sources) this.sourcesByTopic.set(source.topic, { spec: source, push: pushes.get(source.node) as Push });
+    for (const source of sources)
+      this.sourcesByTopic.set(source.topic, { spec: source, push: pushes.get(source.node) as Push });
   }
 
   // ---- PartitionTask ----
@@ -165,7 +195,8 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
 
   commit(): Promise<void> {
     return this.serialized(async () => {
-      for (const store of this.storesByName.values()) if (store instanceof DedupeStore) store.expire(this.streamTime);
+      for (const store of this.storesByName.values())
+        if (store instanceof DedupeStore) store.expire(this.streamTime);
       const timeListeners: Record<string, number | null> = { ...this.restoredTimeListeners };
       for (const [name, listener] of this.timeListeners) {
         const value = listener.checkpoint();
@@ -173,7 +204,9 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
       }
       const checkpoint: Checkpoint = {
         version: 1,
-        positions: Object.fromEntries([...this.livePositions].map(([topic, offset]) => [topic, offset.toString()])),
+        positions: Object.fromEntries(
+          [...this.livePositions].map(([topic, offset]) => [topic, offset.toString()]),
+        ),
         streamTime: Number.isFinite(this.streamTime) ? this.streamTime : null,
         timeListeners,
         metrics: { ...this.counters, deadLetters: { ...this.counters.deadLetters } },
@@ -296,7 +329,9 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
   }
 
   private nextMultiple(interval: number): number {
-    return Number.isFinite(this.streamTime) ? Math.floor(this.streamTime / interval) * interval + interval : -Infinity;
+    return Number.isFinite(this.streamTime)
+      ? Math.floor(this.streamTime / interval) * interval + interval
+      : -Infinity;
   }
 
   private async processBatch(records: readonly RawRecord[]): Promise<void> {
@@ -358,7 +393,14 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
   }
 
   private metadataOf(raw: RawRecord, timestamp: number): RecordMetadata {
-    return { topic: raw.topic, partition: raw.partition, offset: raw.offset, timestamp, headers: raw.headers, key: raw.key };
+    return {
+      topic: raw.topic,
+      partition: raw.partition,
+      offset: raw.offset,
+      timestamp,
+      headers: raw.headers,
+      key: raw.key,
+    };
   }
 
   /** Decodes the whole batch; rejects, with nothing applied, if any decode hits a RetriableError. */
@@ -368,9 +410,16 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
     for (let i = 0; i < records.length; i++) {
       const raw = records[i] as RawRecord;
       const source = this.sourcesByTopic.get(raw.topic);
-      if (source === undefined) throw new Error(`task ${this.partition} got a record of topic "${raw.topic}", which the topology does not consume`);
+      if (source === undefined)
+        throw new Error(
+          `task ${this.partition} got a record of topic "${raw.topic}", which the topology does not consume`,
+        );
       try {
-        const result = source.spec.serde.deserialize(raw.value, { topic: raw.topic, headers: raw.headers, role: 'value' });
+        const result = source.spec.serde.deserialize(raw.value, {
+          topic: raw.topic,
+          headers: raw.headers,
+          role: 'value',
+        });
         if (isPromiseLike(result)) {
           pending ??= [];
           pending.push(

@@ -1,9 +1,22 @@
 export { TopologyBuilder, Stream, GroupedStream, WindowedStream, AggregatedStream } from './builder.js';
-export type { StreamOptions, ProcessorContext, Processor, ProcessorSetup, ProcessOptions, DedupeStreamOptions } from './builder.js';
+export type {
+  StreamOptions,
+  ProcessorContext,
+  Processor,
+  ProcessorSetup,
+  ProcessOptions,
+  DedupeStreamOptions,
+} from './builder.js';
 export { Topology } from './topology.js';
 export type { TopologyDescription } from './topology.js';
 export { count, sum, min, max, avg, quantiles, custom } from './aggregators.js';
-export type { Aggregator, AggregateSpec, AggregateResult, Quantiles, CustomAggregatorDefinition } from './aggregators.js';
+export type {
+  Aggregator,
+  AggregateSpec,
+  AggregateResult,
+  Quantiles,
+  CustomAggregatorDefinition,
+} from './aggregators.js';
 export { seconds, minutes, hours, days, tumbling, windowStartOf } from './time.js';
 export type { TumblingWindows } from './time.js';
 export type { LatePolicy, WindowOptions } from './window-aggregate.js';
@@ -13,5 +26,13 @@ export type { TestDriverOptions, PipeOptions, RestartOptions } from './test-driv
 export { memorySink } from '../sinks/memory.js';
 export type { MemorySink } from '../sinks/memory.js';
 export { DLQ_OUTBOX } from './task.js';
-export type { PartitionTask, RunnableTopology, Outbox, OutboxEntry, OpenTaskOptions, StoreView, TaskMetrics } from './task.js';
+export type {
+  PartitionTask,
+  RunnableTopology,
+  Outbox,
+  OutboxEntry,
+  OpenTaskOptions,
+  StoreView,
+  TaskMetrics,
+} from './task.js';
 export type { RawRecord, DeadLetter, WindowResult } from './records.js';

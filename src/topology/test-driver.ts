@@ -76,11 +76,20 @@ export class TestDriver {
   async pipe(topic: string, value: unknown, options: PipeOptions = {}): Promise<void> {
     const serde = this.topology.sourceSerde(topic);
     if (serde === undefined) throw new Error(`the topology has no source for topic "${topic}"`);
-    const key = options.key === undefined ? null : Buffer.isBuffer(options.key) ? options.key : Buffer.from(options.key);
+    const key =
+      options.key === undefined
+        ? null
+        : Buffer.isBuffer(options.key)
+          ? options.key
+          : Buffer.from(options.key);
     const partition = options.partition ?? (key ? partitionOfKey(key, this.partitionCount) : 0);
-    if (partition < 0 || partition >= this.partitionCount) throw new Error(`partition ${partition} out of range`);
+    if (partition < 0 || partition >= this.partitionCount)
+      throw new Error(`partition ${partition} out of range`);
     const headers = options.headers ?? {};
-    const bytes = value === null || Buffer.isBuffer(value) ? value : await serde.serialize(value, { topic, headers, role: 'value' });
+    const bytes =
+      value === null || Buffer.isBuffer(value)
+        ? value
+        : await serde.serialize(value, { topic, headers, role: 'value' });
     const log = this.logOf(topic, partition);
     const record: RawRecord = {
       topic,
@@ -206,7 +215,13 @@ export class TestDriver {
       const dir = this.dir;
       const tasks: PartitionTask[] = [];
       for (let partition = 0; partition < this.partitionCount; partition++) {
-        tasks.push(await this.topology.openTask({ partition, dir: join(dir, `task-${partition}`), now: () => this.wallClock }));
+        tasks.push(
+          await this.topology.openTask({
+            partition,
+            dir: join(dir, `task-${partition}`),
+            now: () => this.wallClock,
+          }),
+        );
       }
       this.tasks = tasks;
       return tasks;

@@ -12,7 +12,8 @@ export interface TumblingWindows {
 
 /** Fixed-size, non-overlapping windows aligned to the epoch (a 1-minute window starts at :00). */
 export function tumbling(size: number = minutes(1)): TumblingWindows {
-  if (!Number.isInteger(size) || size <= 0) throw new Error(`tumbling window size must be a positive integer of ms, got ${size}`);
+  if (!Number.isInteger(size) || size <= 0)
+    throw new Error(`tumbling window size must be a positive integer of ms, got ${size}`);
   return { kind: 'tumbling', size };
 }
 

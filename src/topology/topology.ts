@@ -41,13 +41,30 @@ export class Topology implements RunnableTopology {
   }
 
   describe(): TopologyDescription {
-    const description: TopologyDescription = { sources: [], processors: [], stores: [], sinks: [], edges: [] };
+    const description: TopologyDescription = {
+      sources: [],
+      processors: [],
+      stores: [],
+      sinks: [],
+      edges: [],
+    };
     for (const node of this.nodes) {
       if (node.kind === 'source') description.sources.push({ name: node.name, topic: node.topic ?? '' });
-      else if (node.kind === 'sink' && node.sink) description.sinks.push({ name: node.name, sink: node.sink.name, kind: node.sink.kind });
-      else description.processors.push({ name: node.name, kind: node.kind, detail: node.detail, stores: [...node.stores] });
+      else if (node.kind === 'sink' && node.sink)
+        description.sinks.push({ name: node.name, sink: node.sink.name, kind: node.sink.kind });
+      else
+        description.processors.push({
+          name: node.name,
+          kind: node.kind,
+          detail: node.detail,
+          stores: [...node.stores],
+        });
       for (const parent of node.parents) {
-        description.edges.push(parent.port === undefined ? { from: parent.node, to: node.name } : { from: parent.node, to: node.name, port: parent.port });
+        description.edges.push(
+          parent.port === undefined
+            ? { from: parent.node, to: node.name }
+            : { from: parent.node, to: node.name, port: parent.port },
+        );
       }
     }
     description.stores = this.storeSpecs.map((store) => ({ name: store.name, kind: store.kind }));
@@ -76,7 +93,11 @@ export class Topology implements RunnableTopology {
       } else {
         const stores = node.stores.length > 0 ? ` stores: [${node.stores.join(', ')}]` : '';
         const detail = node.detail ? ` ${node.detail}` : '';
-        lines.push(`  Processor: ${node.name} (${node.kind}${detail})${stores}`, `    --> ${successors(node.name)}`, `    <-- ${predecessors(node.name)}`);
+        lines.push(
+          `  Processor: ${node.name} (${node.kind}${detail})${stores}`,
+          `    --> ${successors(node.name)}`,
+          `    <-- ${predecessors(node.name)}`,
+        );
       }
     }
     if (description.stores.length > 0) {
@@ -105,7 +126,8 @@ function collectSinks(nodes: readonly NodeSpec[]): Array<{ spec: SinkSpec<unknow
   }
   return [...byName.values()].map(({ spec, schemas }) => {
     const first = schemas[0];
-    const uniform = first !== undefined && schemas.every((schema) => JSON.stringify(schema) === JSON.stringify(first));
+    const uniform =
+      first !== undefined && schemas.every((schema) => JSON.stringify(schema) === JSON.stringify(first));
     return uniform ? { spec, schema: first } : { spec };
   });
 }

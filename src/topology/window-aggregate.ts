@@ -164,7 +164,8 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
       advanceTo(task.streamTime - outOfOrderness);
     },
     onIdle(idleFor) {
-      if (idleness !== undefined && idleFor >= idleness) advanceTo(task.streamTime - outOfOrderness + (idleFor - idleness));
+      if (idleness !== undefined && idleFor >= idleness)
+        advanceTo(task.streamTime - outOfOrderness + (idleFor - idleness));
     },
     watermark: () => watermark,
     checkpoint: () => watermark,
@@ -186,7 +187,8 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
     const existing = store.get(start, keyText);
     if (existing !== undefined) return existing;
     const accumulators = new Array<unknown>(aggregatorCount);
-    for (let i = 0; i < aggregatorCount; i++) accumulators[i] = (aggregators[i] as AnyAggregator<unknown>).init();
+    for (let i = 0; i < aggregatorCount; i++)
+      accumulators[i] = (aggregators[i] as AnyAggregator<unknown>).init();
     return store.insert(start, keyText, { key, accumulators, version: 0 });
   };
 
@@ -206,7 +208,12 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
       case 'drop':
         return;
       case 'dlq':
-        task.deadLetter('late-event', new Error(`event time ${timestamp} is in window [${start}, ${start + size}), closed at watermark ${watermark}`));
+        task.deadLetter(
+          'late-event',
+          new Error(
+            `event time ${timestamp} is in window [${start}, ${start + size}), closed at watermark ${watermark}`,
+          ),
+        );
         return;
       case 'side-output':
         forwardLate(value);

@@ -3,7 +3,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { DedupeStore, KeyValueStoreImpl, OutboxStore, StateDb, WindowStore, decodeValue, encodeValue } from '../../../src/state/index.js';
+import {
+  DedupeStore,
+  KeyValueStoreImpl,
+  OutboxStore,
+  StateDb,
+  WindowStore,
+  decodeValue,
+  encodeValue,
+} from '../../../src/state/index.js';
 import type { ChangeRecord } from '../../../src/state/index.js';
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -96,7 +104,10 @@ test('outbox: entries are readable only after commit; acks are durable with the 
     await first.db.close(); // ack not committed: 'a' comes back (at-least-once)
 
     const second = await openAll(dir);
-    assert.deepEqual((await second.outbox.read(10)).map((entry) => entry.value), ['a', 'b']);
+    assert.deepEqual(
+      (await second.outbox.read(10)).map((entry) => entry.value),
+      ['a', 'b'],
+    );
     await second.outbox.ack(1n);
     second.outbox.append('c');
     await second.db.commit({});

@@ -14,7 +14,12 @@ function dedupeTopology(horizon: number, bucket?: number) {
   return builder.build();
 }
 
-const event = (id: string, secondsAfterT0: number): UsageEvent => ({ id, subject: 's', value: 1, time: T0 + secondsAfterT0 * 1000 });
+const event = (id: string, secondsAfterT0: number): UsageEvent => ({
+  id,
+  subject: 's',
+  value: 1,
+  time: T0 + secondsAfterT0 * 1000,
+});
 
 test('dedupe drops an id seen again inside the horizon, also across a restart and a crash', async () => {
   const driver = new TestDriver(dedupeTopology(minutes(10), minutes(1)));
@@ -44,9 +49,15 @@ test('dedupe forgets an id once stream time passes its bucket end + horizon, and
     assert.deepEqual(await driver.output('unique'), ['a@0', 'other@659.999'], 'still inside the horizon');
     await driver.pipe('usage', event('tick', 660));
     await driver.pipe('usage', event('a', 660));
-    assert.deepEqual((await driver.output('unique')).slice(2), ['tick@660', 'a@660'], 'forgotten after the horizon');
+    assert.deepEqual(
+      (await driver.output('unique')).slice(2),
+      ['tick@660', 'a@660'],
+      'forgotten after the horizon',
+    );
     // After a commit, the expired bucket of t=0 is gone from memory and from LevelDB.
-    const buckets = (await driver.store('seen-ids')) as Array<{ value: { bucketStart: number; ids: number } }>;
+    const buckets = (await driver.store('seen-ids')) as Array<{
+      value: { bucketStart: number; ids: number };
+    }>;
     assert.deepEqual(
       buckets.map((row) => [(row.value.bucketStart - T0) / 1000, row.value.ids]),
       [
@@ -73,7 +84,15 @@ test('dedupe keeps many ids exactly: 20k distinct ids with every id sent twice y
     const records = [];
     for (let i = 0; i < 40_000; i++) {
       const e = event(`id-${i % 20_000}`, i / 1000);
-      records.push({ topic: 'usage', partition: 0, offset: BigInt(i), timestamp: e.time, key: null, value: Buffer.from(JSON.stringify(e)), headers: {} });
+      records.push({
+        topic: 'usage',
+        partition: 0,
+        offset: BigInt(i),
+        timestamp: e.time,
+        key: null,
+        value: Buffer.from(JSON.stringify(e)),
+        headers: {},
+      });
     }
     await task.process(records.slice(0, 25_000));
     await task.commit();

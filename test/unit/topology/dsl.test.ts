@@ -20,7 +20,12 @@ import type { WindowResult } from '../../../src/topology/index.js';
 import { T0, jsonSerde } from './helpers.js';
 import type { UsageEvent } from './helpers.js';
 
-const event = (id: string, subject: string, value: number, time = T0): UsageEvent => ({ id, subject, value, time });
+const event = (id: string, subject: string, value: number, time = T0): UsageEvent => ({
+  id,
+  subject,
+  value,
+  time,
+});
 
 test('the aggregate result type is inferred from the spec, and topology mistakes do not compile', () => {
   const builder = new TopologyBuilder();
@@ -40,7 +45,11 @@ test('the aggregate result type is inferred from the spec, and topology mistakes
   // @ts-expect-error: a sink of plain events cannot take window results
   results.to(memorySink<UsageEvent>('wrong'));
   // @ts-expect-error: the aggregator reads a field the event does not have
-  builder.stream('other', jsonSerde<UsageEvent>()).groupBy((e) => e.subject).window(tumbling()).aggregate({ s: sum((e) => e.nope) });
+  builder
+    .stream('other', jsonSerde<UsageEvent>())
+    .groupBy((e) => e.subject)
+    .window(tumbling())
+    .aggregate({ s: sum((e) => e.nope) });
 });
 
 test('fan-out: one stream feeds two sinks and a branch; filter, map, flatMap, merge and peek compose as a DAG', async () => {
@@ -56,14 +65,20 @@ test('fan-out: one stream feeds two sinks and a branch; filter, map, flatMap, me
     .map((e) => `small:${e.id}`)
     .merge(large.flatMap((e) => [`large:${e.id}`, `large-again:${e.id}`]))
     .to(memorySink<string>('labels'));
-  events.filter((e) => e.subject === 'b').map((e) => e.value * 2).to(memorySink<number>('doubled-b'));
+  events
+    .filter((e) => e.subject === 'b')
+    .map((e) => e.value * 2)
+    .to(memorySink<number>('doubled-b'));
 
   const driver = new TestDriver(builder.build());
   try {
     await driver.pipe('usage', event('1', 'a', 5));
     await driver.pipe('usage', event('2', 'b', 50));
     await driver.pipe('usage', event('3', 'b', 500));
-    assert.deepEqual((await driver.output<UsageEvent>('raw')).map((e) => e.id), ['1', '2', '3']);
+    assert.deepEqual(
+      (await driver.output<UsageEvent>('raw')).map((e) => e.id),
+      ['1', '2', '3'],
+    );
     assert.deepEqual(await driver.output('labels'), ['small:1', 'large:2', 'large-again:2']);
     assert.deepEqual(await driver.output('doubled-b'), [100, 1000]);
     assert.deepEqual(seen, ['1', '2', '3']);
@@ -170,7 +185,15 @@ test('all aggregators compute their values, and keep them across a restart (quan
     }
     await driver.pipe('usage', event('x', 's', 0, T0 + minutes(1)));
     const [row] = await driver.output<WindowResult<string, Record<string, unknown>>>('rows');
-    const value = row?.value as { n: number; total: number; lowest: number; highest: number; mean: number; distinct: number; latency: { p50: number; p90: number; p99: number } };
+    const value = row?.value as {
+      n: number;
+      total: number;
+      lowest: number;
+      highest: number;
+      mean: number;
+      distinct: number;
+      latency: { p50: number; p90: number; p99: number };
+    };
     assert.equal(value.n, 100);
     assert.equal(value.total, 5050);
     assert.equal(value.lowest, 1);
@@ -212,7 +235,11 @@ test('bad input never stops the pipeline: undecodable, invalid and throwing reco
         ['processing-failed', 2n, 'TypeError', 'cannot map boom'],
       ],
     );
-    assert.deepEqual((await driver.metrics()).deadLetters, { 'decode-failed': 1, 'validation-failed': 1, 'processing-failed': 1 });
+    assert.deepEqual((await driver.metrics()).deadLetters, {
+      'decode-failed': 1,
+      'validation-failed': 1,
+      'processing-failed': 1,
+    });
   } finally {
     await driver.close();
   }
@@ -226,26 +253,32 @@ test('a RetriableError while decoding rejects the whole batch and applies none o
     deserialize: async (data) => {
       const value = JSON.parse(String(data)) as UsageEvent;
       if (value.subject === 'needs-registry' && !registryUp) throw new RetriableError('registry unreachable');
-      if (value.subject === 'corrupt') throw new DeserializationError('unknown-schema-id', 'schema 42 unknown');
+      if (value.subject === 'corrupt')
+        throw new DeserializationError('unknown-schema-id', 'schema 42 unknown');
       return value;
     },
   };
   const builder = new TopologyBuilder();
   const sink = memorySink<string>('ids');
-  builder.stream('usage', flaky).map((e) => e.id).to(sink);
+  builder
+    .stream('usage', flaky)
+    .map((e) => e.id)
+    .to(sink);
   const topology = builder.build();
   const driver = new TestDriver(topology);
   try {
     const task = await driver.task();
-    const records = [event('1', 'a', 1), event('2', 'corrupt', 1), event('3', 'needs-registry', 1)].map((e, offset) => ({
-      topic: 'usage',
-      partition: 0,
-      offset: BigInt(offset),
-      timestamp: T0,
-      key: null,
-      value: Buffer.from(JSON.stringify(e)),
-      headers: {},
-    }));
+    const records = [event('1', 'a', 1), event('2', 'corrupt', 1), event('3', 'needs-registry', 1)].map(
+      (e, offset) => ({
+        topic: 'usage',
+        partition: 0,
+        offset: BigInt(offset),
+        timestamp: T0,
+        key: null,
+        value: Buffer.from(JSON.stringify(e)),
+        headers: {},
+      }),
+    );
     await assert.rejects(task.process(records), RetriableError);
     await task.commit();
     assert.deepEqual(task.positions(), new Map(), 'positions did not move');
@@ -255,7 +288,10 @@ test('a RetriableError while decoding rejects the whole batch and applies none o
     await task.commit();
     assert.deepEqual(task.positions(), new Map([['usage', 3n]]));
     assert.deepEqual(await driver.output('ids'), ['1', '3']);
-    assert.deepEqual((await driver.deadLetters()).map((letter) => letter.reason), ['unknown-schema-id']);
+    assert.deepEqual(
+      (await driver.deadLetters()).map((letter) => letter.reason),
+      ['unknown-schema-id'],
+    );
   } finally {
     await driver.close();
   }
@@ -273,7 +309,9 @@ test('processor API: record metadata, a key-value store and event-time punctuati
         });
         return (e) => {
           totals.put(e.subject, (totals.get(e.subject) ?? 0) + e.value);
-          ctx.forward(`${ctx.record.topic}/${ctx.record.partition}@${ctx.record.offset}:${ctx.record.headers.trace?.toString()}:${ctx.record.timestamp - T0}`);
+          ctx.forward(
+            `${ctx.record.topic}/${ctx.record.partition}@${ctx.record.offset}:${ctx.record.headers.trace?.toString()}:${ctx.record.timestamp - T0}`,
+          );
         };
       },
       { stores: ['totals'] },
@@ -285,7 +323,13 @@ test('processor API: record metadata, a key-value store and event-time punctuati
     await driver.pipe('usage', event('2', 'b', 3, T0 + 30_000));
     await driver.restart();
     await driver.pipe('usage', event('3', 'a', 4, T0 + 61_000));
-    assert.deepEqual(await driver.output('out'), ['usage/0@0:t1:1000', 'usage/0@1:undefined:30000', 'usage/0@2:undefined:61000', '61000:a=6', '61000:b=3']);
+    assert.deepEqual(await driver.output('out'), [
+      'usage/0@0:t1:1000',
+      'usage/0@1:undefined:30000',
+      'usage/0@2:undefined:61000',
+      '61000:a=6',
+      '61000:b=3',
+    ]);
     assert.deepEqual(await driver.store('totals'), [
       { key: 'a', value: 6 },
       { key: 'b', value: 3 },

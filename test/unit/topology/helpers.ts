@@ -28,8 +28,13 @@ export interface UsageEvent {
 export const T0 = Date.UTC(2024, 0, 1, 12, 0, 0);
 
 /** Sorts window results the way a reader of the sink table would look at them. */
-export function byWindowAndKey<R extends { windowStart: number; key: unknown; version: number }>(rows: R[]): R[] {
+export function byWindowAndKey<R extends { windowStart: number; key: unknown; version: number }>(
+  rows: R[],
+): R[] {
   return [...rows].sort(
-    (a, b) => a.windowStart - b.windowStart || JSON.stringify(a.key).localeCompare(JSON.stringify(b.key)) || a.version - b.version,
+    (a, b) =>
+      a.windowStart - b.windowStart ||
+      JSON.stringify(a.key).localeCompare(JSON.stringify(b.key)) ||
+      a.version - b.version,
   );
 }

@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { TestDriver, TopologyBuilder, count, memorySink, minutes, quantiles, seconds, sum, tumbling } from '../../../src/topology/index.js';
+import {
+  TestDriver,
+  TopologyBuilder,
+  count,
+  memorySink,
+  minutes,
+  quantiles,
+  seconds,
+  sum,
+  tumbling,
+} from '../../../src/topology/index.js';
 import type { DeadLetter, WindowResult } from '../../../src/topology/index.js';
 import { T0, byWindowAndKey, jsonSerde } from './helpers.js';
 import type { UsageEvent } from './helpers.js';
@@ -9,10 +19,17 @@ import type { UsageEvent } from './helpers.js';
 /** Dedupe, two windowed aggregates with different late policies, and a stateful processor. */
 function topology() {
   const builder = new TopologyBuilder();
-  const events = builder.stream('usage', jsonSerde<UsageEvent>(), { timestamp: (e) => e.time }).dedupe((e) => e.id, { horizon: minutes(3), bucket: seconds(20) });
+  const events = builder
+    .stream('usage', jsonSerde<UsageEvent>(), { timestamp: (e) => e.time })
+    .dedupe((e) => e.id, { horizon: minutes(3), bucket: seconds(20) });
   events
     .groupBy((e) => e.subject)
-    .window(tumbling(minutes(1)), { grace: seconds(5), outOfOrderness: seconds(10), late: 're-emit', allowedLateness: minutes(1) })
+    .window(tumbling(minutes(1)), {
+      grace: seconds(5),
+      outOfOrderness: seconds(10),
+      late: 're-emit',
+      allowedLateness: minutes(1),
+    })
     .aggregate({ n: count(), total: sum((e) => e.value), p: quantiles((e) => e.value) })
     .to(memorySink('reemitted'));
   events
@@ -24,7 +41,9 @@ function topology() {
     .process<string>(
       (ctx) => {
         const running = ctx.getStore<number>('running');
-        ctx.schedule(seconds(45), 'event-time', (time) => ctx.forward(`punctuation@${time}:${[...running.entries()].sort().join(',')}`));
+        ctx.schedule(seconds(45), 'event-time', (time) =>
+          ctx.forward(`punctuation@${time}:${[...running.entries()].sort().join(',')}`),
+        );
         return (e) => {
           const total = (running.get(e.subject) ?? 0) + e.value;
           running.put(e.subject, total);
@@ -58,7 +77,10 @@ interface Observed {
   metrics: unknown;
 }
 
-async function run(steps: Array<{ event: UsageEvent; restartAfter: 'clean' | 'crash' | null; commitAfter: boolean }>, interrupted: boolean): Promise<Observed> {
+async function run(
+  steps: Array<{ event: UsageEvent; restartAfter: 'clean' | 'crash' | null; commitAfter: boolean }>,
+  interrupted: boolean,
+): Promise<Observed> {
   const driver = new TestDriver(topology());
   try {
     for (const step of steps) {
@@ -74,7 +96,9 @@ async function run(steps: Array<{ event: UsageEvent; restartAfter: 'clean' | 'cr
       strict: sortResults(await driver.output('strict')),
       // The processor's outputs depend only on input order: compare them in order.
       running: await driver.output('running-totals'),
-      deadLetters: (await driver.deadLetters()).map((letter: DeadLetter) => [letter.reason, letter.record.offset.toString()] as [string, string]).sort(),
+      deadLetters: (await driver.deadLetters())
+        .map((letter: DeadLetter) => [letter.reason, letter.record.offset.toString()] as [string, string])
+        .sort(),
       metrics,
     };
   } finally {

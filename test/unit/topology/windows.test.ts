@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TestDriver, TopologyBuilder, count, memorySink, minutes, seconds, sum, tumbling } from '../../../src/topology/index.js';
+import {
+  TestDriver,
+  TopologyBuilder,
+  count,
+  memorySink,
+  minutes,
+  seconds,
+  sum,
+  tumbling,
+} from '../../../src/topology/index.js';
 import type { DeadLetter, LatePolicy, WindowOptions, WindowResult } from '../../../src/topology/index.js';
 import { T0, byWindowAndKey, jsonSerde } from './helpers.js';
 import type { UsageEvent } from './helpers.js';
@@ -19,7 +28,12 @@ function meteringTopology(options: WindowOptions = {}) {
 }
 
 let nextId = 0;
-const event = (subject: string, time: number, value = 1): UsageEvent => ({ id: `e${nextId++}`, subject, value, time });
+const event = (subject: string, time: number, value = 1): UsageEvent => ({
+  id: `e${nextId++}`,
+  subject,
+  value,
+  time,
+});
 
 test('a window [t, t+60s) takes t+59.999s and emits once the watermark reaches its end; t+60s opens the next one', async () => {
   const driver = new TestDriver(meteringTopology().builder.build());
@@ -30,7 +44,14 @@ test('a window [t, t+60s) takes t+59.999s and emits once the watermark reaches i
     await driver.pipe('usage', event('a', T0 + 60_000, 4));
     const rows = await driver.output<Totals>('totals');
     assert.deepEqual(rows, [
-      { windowStart: T0, windowEnd: T0 + 60_000, key: 'a', value: { count: 2, total: 3 }, version: 1, partition: 0 },
+      {
+        windowStart: T0,
+        windowEnd: T0 + 60_000,
+        key: 'a',
+        value: { count: 2, total: 3 },
+        version: 1,
+        partition: 0,
+      },
     ]);
     await driver.pipe('usage', event('a', T0 + 120_000));
     const all = await driver.output<Totals>('totals');
@@ -70,7 +91,10 @@ test('out-of-order events inside the out-of-orderness allowance all count; the w
     assert.equal((await driver.metrics()).watermark, T0 + 59_999);
     await driver.pipe('usage', event('k', T0 + 90_000));
     const rows = await driver.output<Totals>('totals');
-    assert.deepEqual(rows.map((row) => [row.windowStart, row.value.count]), [[T0, 5]]);
+    assert.deepEqual(
+      rows.map((row) => [row.windowStart, row.value.count]),
+      [[T0, 5]],
+    );
     assert.equal((await driver.metrics()).lateEvents, 0);
   } finally {
     await driver.close();
@@ -90,7 +114,10 @@ async function runLateScenario(late: LatePolicy) {
 test("late policy 'drop': the late event is counted and changes no result", async () => {
   const driver = await runLateScenario('drop');
   try {
-    assert.deepEqual((await driver.output<Totals>('totals')).map((row) => row.value), [{ count: 1, total: 1 }]);
+    assert.deepEqual(
+      (await driver.output<Totals>('totals')).map((row) => row.value),
+      [{ count: 1, total: 1 }],
+    );
     assert.equal((await driver.metrics()).lateEvents, 1);
     assert.deepEqual(await driver.deadLetters(), []);
   } finally {
@@ -117,8 +144,14 @@ test("late policy 'dlq': the late event becomes a dead letter with reason late-e
 test("late policy 'side-output': the late event goes to lateEvents() and not into the window", async () => {
   const driver = await runLateScenario('side-output');
   try {
-    assert.deepEqual((await driver.output<UsageEvent>('late')).map((e) => e.value), [10]);
-    assert.deepEqual((await driver.output<Totals>('totals')).map((row) => row.value), [{ count: 1, total: 1 }]);
+    assert.deepEqual(
+      (await driver.output<UsageEvent>('late')).map((e) => e.value),
+      [10],
+    );
+    assert.deepEqual(
+      (await driver.output<Totals>('totals')).map((row) => row.value),
+      [{ count: 1, total: 1 }],
+    );
   } finally {
     await driver.close();
   }
@@ -170,7 +203,10 @@ test('many keys: one result per (window, key) with exact totals', async () => {
 });
 
 test('an idle partition advances its watermark with wall time after the idleness and emits its windows', async () => {
-  const driver = new TestDriver(meteringTopology({ idleness: seconds(30), grace: seconds(5) }).builder.build(), { partitions: 2 });
+  const driver = new TestDriver(
+    meteringTopology({ idleness: seconds(30), grace: seconds(5) }).builder.build(),
+    { partitions: 2 },
+  );
   try {
     await driver.pipe('usage', event('a', T0 + 1_000), { partition: 1 });
     await driver.advanceWallClock(seconds(29));
@@ -180,7 +216,10 @@ test('an idle partition advances its watermark with wall time after the idleness
     assert.deepEqual(await driver.output('totals'), [], 'watermark one second short of end + grace');
     await driver.advanceWallClock(seconds(1));
     const rows = await driver.output<Totals>('totals');
-    assert.deepEqual(rows.map((row) => [row.key, row.partition, row.value.count]), [['a', 1, 1]]);
+    assert.deepEqual(
+      rows.map((row) => [row.key, row.partition, row.value.count]),
+      [['a', 1, 1]],
+    );
   } finally {
     await driver.close();
   }
@@ -194,14 +233,11 @@ test('results carry the partition of the task that computed them', async () => {
       await driver.pipe('usage', event('same-key', T0 + 60_000), { partition });
     }
     const rows = byWindowAndKey(await driver.output<Totals>('totals'));
-    assert.deepEqual(
-      rows.map((row) => [row.partition, row.value.total]).sort(),
-      [
-        [0, 1],
-        [1, 2],
-        [2, 3],
-      ],
-    );
+    assert.deepEqual(rows.map((row) => [row.partition, row.value.total]).sort(), [
+      [0, 1],
+      [1, 2],
+      [2, 3],
+    ]);
   } finally {
     await driver.close();
   }
