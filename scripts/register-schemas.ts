@@ -19,7 +19,11 @@ const program = new Command()
   .name('register-schemas')
   .description('Register the Avro schemas of schemas/ in the Schema Registry, after checking compatibility.')
   .option('--mapping <file>', 'topic -> .avsc mapping file', schemaFilePath('subjects.json'))
-  .option('--registry <url>', 'Schema Registry URL (env TRIBUTARY_SCHEMA_REGISTRY_URL)', schemaRegistryUrlFromEnv())
+  .option(
+    '--registry <url>',
+    'Schema Registry URL (env TRIBUTARY_SCHEMA_REGISTRY_URL)',
+    schemaRegistryUrlFromEnv(),
+  )
   .option('--dry-run', 'check compatibility only, register nothing', false)
   .option('--no-local-check', 'trust the registry compatibility rule alone (skip the avsc BACKWARD check)')
   .parse();
@@ -35,12 +39,17 @@ function describe(outcome: RegistrationOutcome): string {
 async function main(): Promise<number> {
   const entries = loadSchemaMapping(options.mapping);
   const client = createSchemaRegistryClient({ url: options.registry });
-  const result = await registerSchemas(client, entries, { dryRun: options.dryRun, localCheck: options.localCheck });
+  const result = await registerSchemas(client, entries, {
+    dryRun: options.dryRun,
+    localCheck: options.localCheck,
+  });
   for (const outcome of result.outcomes) {
     console.log(describe(outcome));
     for (const problem of outcome.problems) {
-      console.error(`schemas:register: refused subject ${outcome.subject} (${outcome.status}, ` +
-        `${relative(process.cwd(), outcome.file)}): ${problem}`);
+      console.error(
+        `schemas:register: refused subject ${outcome.subject} (${outcome.status}, ` +
+          `${relative(process.cwd(), outcome.file)}): ${problem}`,
+      );
     }
   }
   if (!result.ok) {

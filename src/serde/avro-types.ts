@@ -61,7 +61,9 @@ function makeBoundedTypes(maxItems: number): TypeHook {
       let count: number;
       while ((count = blockCount(tap)) !== 0) {
         if (items.length + count > maxItems) {
-          throw new CollectionTooLargeError(`array of ${items.length + count} items exceeds the limit of ${maxItems}`);
+          throw new CollectionTooLargeError(
+            `array of ${items.length + count} items exceeds the limit of ${maxItems}`,
+          );
         }
         while (count-- > 0) {
           items.push(this.itemsType._read(tap));
@@ -81,7 +83,8 @@ function makeBoundedTypes(maxItems: number): TypeHook {
           continue;
         }
         seen += count;
-        if (seen > maxItems) throw new CollectionTooLargeError(`array of ${seen} items exceeds the limit of ${maxItems}`);
+        if (seen > maxItems)
+          throw new CollectionTooLargeError(`array of ${seen} items exceeds the limit of ${maxItems}`);
         while (count-- > 0) {
           this.itemsType._skip(tap);
           if (!tap.isValid()) return;
@@ -97,7 +100,8 @@ function makeBoundedTypes(maxItems: number): TypeHook {
       let count: number;
       while ((count = blockCount(tap)) !== 0) {
         seen += count;
-        if (seen > maxItems) throw new CollectionTooLargeError(`map of ${seen} entries exceeds the limit of ${maxItems}`);
+        if (seen > maxItems)
+          throw new CollectionTooLargeError(`map of ${seen} entries exceeds the limit of ${maxItems}`);
         while (count-- > 0) {
           const key = tap.readString();
           entries[key] = this.valuesType._read(tap);
@@ -117,7 +121,8 @@ function makeBoundedTypes(maxItems: number): TypeHook {
           continue;
         }
         seen += count;
-        if (seen > maxItems) throw new CollectionTooLargeError(`map of ${seen} entries exceeds the limit of ${maxItems}`);
+        if (seen > maxItems)
+          throw new CollectionTooLargeError(`map of ${seen} entries exceeds the limit of ${maxItems}`);
         while (count-- > 0) {
           tap.skipString();
           this.valuesType._skip(tap);

@@ -20,7 +20,13 @@ import {
   type SchemaRegistryClient,
   type SchemaRegistryConfig,
 } from './registry.js';
-import { DeserializationError, RetriableError, SerializationError, type Serde, type SerdeContext } from './types.js';
+import {
+  DeserializationError,
+  RetriableError,
+  SerializationError,
+  type Serde,
+  type SerdeContext,
+} from './types.js';
 import { encodeWireFormat, readSchemaId, WIRE_HEADER_SIZE } from './wire-format.js';
 
 export interface AvroSerdeOptions {
@@ -135,7 +141,11 @@ export class AvroSerde<T> implements Serde<T> {
     try {
       const found = await this.registry.getSchemaById(schemaId);
       if (found.schemaType !== 'AVRO') {
-        return this.remember(schemaId, 'schema-mismatch', `schema id ${schemaId} is a ${found.schemaType} schema, not Avro`);
+        return this.remember(
+          schemaId,
+          'schema-mismatch',
+          `schema id ${schemaId} is a ${found.schemaType} schema, not Avro`,
+        );
       }
       schemaText = found.schema;
     } catch (error) {
@@ -154,7 +164,11 @@ export class AvroSerde<T> implements Serde<T> {
     try {
       writerType = parseAvroSchema(schemaText, this.maxCollectionItems);
     } catch (error) {
-      return this.remember(schemaId, 'schema-mismatch', `writer schema id ${schemaId} is not valid Avro: ${messageOf(error)}`);
+      return this.remember(
+        schemaId,
+        'schema-mismatch',
+        `writer schema id ${schemaId} is not valid Avro: ${messageOf(error)}`,
+      );
     }
     const decode = this.buildDecoder(schemaId, writerType);
     const entry: DecoderEntry = typeof decode === 'function' ? { decode } : decode;
@@ -189,7 +203,10 @@ export class AvroSerde<T> implements Serde<T> {
     message: string,
     ttlMs = Number.POSITIVE_INFINITY,
   ): DecoderEntry {
-    const entry: DecoderEntry = { error: new DeserializationError(reason, message), expiresAt: Date.now() + ttlMs };
+    const entry: DecoderEntry = {
+      error: new DeserializationError(reason, message),
+      expiresAt: Date.now() + ttlMs,
+    };
     this.decoders.set(schemaId, entry);
     return entry;
   }
@@ -206,7 +223,9 @@ export class AvroSerde<T> implements Serde<T> {
     try {
       payload = encoder.type.toBuffer(value);
     } catch (error) {
-      throw new SerializationError(describeInvalidValue(encoder.type, value, subject, error), { cause: error });
+      throw new SerializationError(describeInvalidValue(encoder.type, value, subject, error), {
+        cause: error,
+      });
     }
     return encodeWireFormat(encoder.schemaId, payload);
   }
@@ -256,7 +275,12 @@ export class AvroSerde<T> implements Serde<T> {
   }
 }
 
-function decodePayload(type: Type, resolver: Resolver | undefined, framed: Buffer, schemaId: number): unknown {
+function decodePayload(
+  type: Type,
+  resolver: Resolver | undefined,
+  framed: Buffer,
+  schemaId: number,
+): unknown {
   let decoded: { value: unknown; offset: number };
   try {
     decoded = type.decode(framed, WIRE_HEADER_SIZE, resolver);

@@ -42,7 +42,10 @@ export function validated<T>(inner: Serde<T>, validator: Validator<T>, name = 'v
     }
     if (verdict === undefined || verdict === true) return value;
     const problem = verdict === false ? 'rejected by the validator' : verdict;
-    throw new DeserializationError('validation-failed', `${ctx.topic} ${ctx.role ?? 'value'}: ${name}: ${problem}`);
+    throw new DeserializationError(
+      'validation-failed',
+      `${ctx.topic} ${ctx.role ?? 'value'}: ${name}: ${problem}`,
+    );
   };
   return {
     name: `${name}(${inner.name})`,

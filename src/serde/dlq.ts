@@ -99,12 +99,14 @@ export function parseDlqMessage(message: IncomingDlqMessage): DeadLetter {
   };
   const integer = (name: string): string => {
     const raw = text(name);
-    if (!/^-?\d+$/.test(raw)) throw new NotADeadLetterError(`header ${name} is not an integer: ${JSON.stringify(raw)}`);
+    if (!/^-?\d+$/.test(raw))
+      throw new NotADeadLetterError(`header ${name} is not an integer: ${JSON.stringify(raw)}`);
     return raw;
   };
 
   const reason = text(DLQ_HEADERS.reason);
-  if (!DEAD_LETTER_REASONS.has(reason)) throw new NotADeadLetterError(`unknown dead-letter reason ${JSON.stringify(reason)}`);
+  if (!DEAD_LETTER_REASONS.has(reason))
+    throw new NotADeadLetterError(`unknown dead-letter reason ${JSON.stringify(reason)}`);
   const record: RawRecord = {
     topic: text(DLQ_HEADERS.sourceTopic),
     partition: Number(integer(DLQ_HEADERS.sourcePartition)),
@@ -131,14 +133,21 @@ export function deadLetterFor(record: RawRecord, error: unknown): DeadLetter {
     return { record, reason: error.reason, errorClass: error.name, message: error.message };
   }
   if (error instanceof Error) {
-    return { record, reason: 'processing-failed', errorClass: error.name || error.constructor.name, message: error.message };
+    return {
+      record,
+      reason: 'processing-failed',
+      errorClass: error.name || error.constructor.name,
+      message: error.message,
+    };
   }
   return { record, reason: 'processing-failed', errorClass: typeof error, message: String(error) };
 }
 
 function toBuffer(value: Buffer | Uint8Array | string): Buffer {
   if (Buffer.isBuffer(value)) return value;
-  return typeof value === 'string' ? Buffer.from(value, 'utf8') : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  return typeof value === 'string'
+    ? Buffer.from(value, 'utf8')
+    : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
 
 /** Cuts at a character boundary (never half a UTF-8 sequence) and marks the cut. */

@@ -1,7 +1,13 @@
 /** Public API of the serde module: formats, the registry client, the DLQ envelope. */
 export * from './types.js';
 export { avro, AvroSerde, type AvroSerdeOptions } from './avro.js';
-export { parseAvroSchema, avroSchemaText, schemaFingerprint, DEFAULT_MAX_COLLECTION_ITEMS, type AvroSchemaInput } from './avro-types.js';
+export {
+  parseAvroSchema,
+  avroSchemaText,
+  schemaFingerprint,
+  DEFAULT_MAX_COLLECTION_ITEMS,
+  type AvroSchemaInput,
+} from './avro-types.js';
 export { json, type JsonSerdeOptions } from './json.js';
 export { string } from './string.js';
 export { nullable, validated, type Validator } from './combinators.js';
@@ -36,7 +42,13 @@ export {
   type IncomingDlqMessage,
   type IncomingHeaderValue,
 } from './dlq.js';
-export { validateUsageEvent, usageEventSchema, schemaFilePath, USAGE_EVENT_LIMITS, type UsageEvent } from './usage-event.js';
+export {
+  validateUsageEvent,
+  usageEventSchema,
+  schemaFilePath,
+  USAGE_EVENT_LIMITS,
+  type UsageEvent,
+} from './usage-event.js';
 export {
   loadSchemaMapping,
   registerSchemas,

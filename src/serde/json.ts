@@ -13,7 +13,10 @@ export function json<T>(options: JsonSerdeOptions = {}): Serde<T> {
     name: options.name ?? 'json',
     deserialize(data: Buffer | null, ctx: SerdeContext): T {
       if (data === null) {
-        throw new DeserializationError('decode-failed', `${ctx.topic} ${ctx.role ?? 'value'}: null is not a JSON document`);
+        throw new DeserializationError(
+          'decode-failed',
+          `${ctx.topic} ${ctx.role ?? 'value'}: null is not a JSON document`,
+        );
       }
       if (data.length > 0 && data[0] === 0) {
         // A Schema Registry frame on a JSON topic: the producer and the consumer disagree on the format.
@@ -42,7 +45,8 @@ export function json<T>(options: JsonSerdeOptions = {}): Serde<T> {
           { cause: error },
         );
       }
-      if (text === undefined) throw new SerializationError(`${ctx.topic} ${ctx.role ?? 'value'}: ${typeof value} has no JSON form`);
+      if (text === undefined)
+        throw new SerializationError(`${ctx.topic} ${ctx.role ?? 'value'}: ${typeof value} has no JSON form`);
       return Buffer.from(text, 'utf8');
     },
   };

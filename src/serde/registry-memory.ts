@@ -30,7 +30,13 @@ export class InMemorySchemaRegistry implements SchemaRegistryClient {
   /** 'NONE' accepts any change, like a subject configured without compatibility checks. */
   compatibility: 'BACKWARD' | 'NONE' = 'BACKWARD';
   /** Calls made, by method: lets tests assert that cached paths do not ask again. */
-  readonly calls = { getSchemaById: 0, lookupSchema: 0, registerSchema: 0, getLatestVersion: 0, checkCompatibility: 0 };
+  readonly calls = {
+    getSchemaById: 0,
+    lookupSchema: 0,
+    registerSchema: 0,
+    getLatestVersion: 0,
+    checkCompatibility: 0,
+  };
 
   private readonly byId = new Map<number, StoredSchema>();
   private readonly byFingerprint = new Map<string, StoredSchema>();
@@ -51,7 +57,9 @@ export class InMemorySchemaRegistry implements SchemaRegistryClient {
     const versions = this.versionsBySubject.get(subject) ?? [];
     const index = versions.findIndex((stored) => stored.fingerprint === fingerprint);
     const found = versions[index];
-    return found === undefined ? undefined : { subject, version: index + 1, id: found.id, schema: found.schema };
+    return found === undefined
+      ? undefined
+      : { subject, version: index + 1, id: found.id, schema: found.schema };
   }
 
   async registerSchema(subject: string, schema: string): Promise<number> {
@@ -79,7 +87,9 @@ export class InMemorySchemaRegistry implements SchemaRegistryClient {
     this.ensureAvailable();
     const versions = this.versionsBySubject.get(subject) ?? [];
     const latest = versions[versions.length - 1];
-    return latest === undefined ? undefined : { subject, version: versions.length, id: latest.id, schema: latest.schema };
+    return latest === undefined
+      ? undefined
+      : { subject, version: versions.length, id: latest.id, schema: latest.schema };
   }
 
   async checkCompatibility(subject: string, schema: string): Promise<CompatibilityResult> {
@@ -111,13 +121,19 @@ export class InMemorySchemaRegistry implements SchemaRegistryClient {
     const fingerprint = schemaFingerprint(type);
     const known = this.byFingerprint.get(fingerprint);
     if (known !== undefined) return known;
-    const stored: StoredSchema = { id: this.byId.size + 1, schema: JSON.stringify(JSON.parse(schema)), fingerprint, type };
+    const stored: StoredSchema = {
+      id: this.byId.size + 1,
+      schema: JSON.stringify(JSON.parse(schema)),
+      fingerprint,
+      type,
+    };
     this.byId.set(stored.id, stored);
     this.byFingerprint.set(fingerprint, stored);
     return stored;
   }
 
   private ensureAvailable(): void {
-    if (!this.available) throw new RetriableError(`schema registry at ${this.url} is unreachable (simulated outage)`);
+    if (!this.available)
+      throw new RetriableError(`schema registry at ${this.url} is unreachable (simulated outage)`);
   }
 }

@@ -267,16 +267,22 @@ export class HttpSchemaRegistryClient implements SchemaRegistryClient {
         signal: AbortSignal.timeout(this.requestTimeoutMs),
       });
     } catch (error) {
-      throw new TransientRegistryFailure(describeTransportError(error, this.requestTimeoutMs), { cause: error });
+      throw new TransientRegistryFailure(describeTransportError(error, this.requestTimeoutMs), {
+        cause: error,
+      });
     }
     let text: string;
     try {
       text = await response.text();
     } catch (error) {
-      throw new TransientRegistryFailure(describeTransportError(error, this.requestTimeoutMs), { cause: error });
+      throw new TransientRegistryFailure(describeTransportError(error, this.requestTimeoutMs), {
+        cause: error,
+      });
     }
     if (response.status >= 500 || response.status === 429 || response.status === 408) {
-      throw new TransientRegistryFailure(`HTTP ${response.status}${text === '' ? '' : `: ${text.slice(0, 200)}`}`);
+      throw new TransientRegistryFailure(
+        `HTTP ${response.status}${text === '' ? '' : `: ${text.slice(0, 200)}`}`,
+      );
     }
     let parsed: unknown = undefined;
     if (text !== '') {
@@ -290,7 +296,12 @@ export class HttpSchemaRegistryClient implements SchemaRegistryClient {
   }
 
   private expectOk(response: RegistryResponse, what: string): object {
-    if (response.status >= 200 && response.status < 300 && typeof response.body === 'object' && response.body !== null) {
+    if (
+      response.status >= 200 &&
+      response.status < 300 &&
+      typeof response.body === 'object' &&
+      response.body !== null
+    ) {
       return response.body;
     }
     const code = errorCodeOf(response.body);
@@ -306,7 +317,8 @@ export class HttpSchemaRegistryClient implements SchemaRegistryClient {
 
 function describeTransportError(error: unknown, timeoutMs: number): string {
   if (error instanceof Error) {
-    if (error.name === 'TimeoutError' || error.name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+    if (error.name === 'TimeoutError' || error.name === 'AbortError')
+      return `no answer within ${timeoutMs} ms`;
     // undici wraps the socket error ("fetch failed"); its cause names it (ECONNREFUSED, ECONNRESET...).
     const cause = (error as { cause?: unknown }).cause;
     if (cause instanceof Error) return `${error.message}: ${cause.message}`;
@@ -316,13 +328,15 @@ function describeTransportError(error: unknown, timeoutMs: number): string {
 }
 
 function errorCodeOf(body: unknown): number | undefined {
-  const code = typeof body === 'object' && body !== null ? (body as { error_code?: unknown }).error_code : undefined;
+  const code =
+    typeof body === 'object' && body !== null ? (body as { error_code?: unknown }).error_code : undefined;
   return typeof code === 'number' ? code : undefined;
 }
 
 function messageOf(body: unknown): string | undefined {
   if (typeof body === 'string') return body.slice(0, 500);
-  const message = typeof body === 'object' && body !== null ? (body as { message?: unknown }).message : undefined;
+  const message =
+    typeof body === 'object' && body !== null ? (body as { message?: unknown }).message : undefined;
   return typeof message === 'string' ? message : undefined;
 }
 

@@ -27,7 +27,8 @@ export function loadSchemaMapping(mappingFile: string): SchemaMappingEntry[] {
   });
 }
 
-export type RegistrationStatus = 'registered' | 'unchanged' | 'would-register' | 'invalid' | 'incompatible' | 'failed';
+export type RegistrationStatus =
+  'registered' | 'unchanged' | 'would-register' | 'invalid' | 'incompatible' | 'failed';
 
 export interface RegistrationOutcome {
   subject: string;

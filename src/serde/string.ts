@@ -16,9 +16,13 @@ export function string(): Serde<string> {
       try {
         return strictUtf8.decode(data);
       } catch (error) {
-        throw new DeserializationError('decode-failed', `${ctx.topic} ${ctx.role ?? 'value'}: not valid UTF-8`, {
-          cause: error,
-        });
+        throw new DeserializationError(
+          'decode-failed',
+          `${ctx.topic} ${ctx.role ?? 'value'}: not valid UTF-8`,
+          {
+            cause: error,
+          },
+        );
       }
     },
     serialize(value: string): Buffer {

@@ -29,13 +29,15 @@ export function validateUsageEvent(event: UsageEvent): string | undefined {
   if (event.id === '') return 'id is empty';
   if (event.source === '') return 'source is empty';
   if (!Number.isFinite(event.value)) return `value is not a finite number: ${event.value}`;
-  if (!Number.isSafeInteger(event.time) || event.time < 0) return `time is not a valid epoch-ms timestamp: ${event.time}`;
+  if (!Number.isSafeInteger(event.time) || event.time < 0)
+    return `time is not a valid epoch-ms timestamp: ${event.time}`;
   const keys = Object.keys(event.dimensions);
   if (keys.length > USAGE_EVENT_LIMITS.maxDimensions) {
     return `${keys.length} dimensions, at most ${USAGE_EVENT_LIMITS.maxDimensions} allowed`;
   }
   for (const key of keys) {
-    if (key.length > USAGE_EVENT_LIMITS.maxDimensionKeyLength) return `dimension key too long: ${key.slice(0, 32)}...`;
+    if (key.length > USAGE_EVENT_LIMITS.maxDimensionKeyLength)
+      return `dimension key too long: ${key.slice(0, 32)}...`;
     if ((event.dimensions[key] ?? '').length > USAGE_EVENT_LIMITS.maxDimensionValueLength) {
       return `dimension ${key} value longer than ${USAGE_EVENT_LIMITS.maxDimensionValueLength} characters`;
     }

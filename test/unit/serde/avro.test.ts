@@ -13,7 +13,14 @@ import {
   type SchemaRegistryClient,
   type UsageEvent,
 } from '../../../src/serde/index.js';
-import { frame, sampleEvent, usageEventV1, usageEventV2, usageEventWithStringValue, type UsageEventV2 } from './fixtures.js';
+import {
+  frame,
+  sampleEvent,
+  usageEventV1,
+  usageEventV2,
+  usageEventWithStringValue,
+  type UsageEventV2,
+} from './fixtures.js';
 
 const ctx = { topic: 'usage-events', role: 'value' as const };
 
@@ -26,7 +33,10 @@ function expectReason(reason: DeadLetterReason) {
 }
 
 /** Decodes and, unlike the engine, does not care whether the result was synchronous. */
-async function decode<T>(serde: { deserialize(data: Buffer | null, c: typeof ctx): T | Promise<T> }, data: Buffer | null): Promise<T> {
+async function decode<T>(
+  serde: { deserialize(data: Buffer | null, c: typeof ctx): T | Promise<T> },
+  data: Buffer | null,
+): Promise<T> {
   return await serde.deserialize(data, ctx);
 }
 
@@ -63,9 +73,17 @@ describe('avro() decoding', () => {
     const oldRecord = frame(v1, usageEventV1, sampleEvent(1));
     const newRecord = frame(v2, usageEventV2, { ...sampleEvent(2), unit: 'tokens' });
 
-    assert.deepEqual({ ...(await decode(newReader, oldRecord)) }, { ...sampleEvent(1), unit: null }, 'default fills the new field');
+    assert.deepEqual(
+      { ...(await decode(newReader, oldRecord)) },
+      { ...sampleEvent(1), unit: null },
+      'default fills the new field',
+    );
     assert.deepEqual({ ...(await decode(newReader, newRecord)) }, { ...sampleEvent(2), unit: 'tokens' });
-    assert.deepEqual({ ...(await decode(oldReader, newRecord)) }, sampleEvent(2), 'an old reader skips the new field');
+    assert.deepEqual(
+      { ...(await decode(oldReader, newRecord)) },
+      sampleEvent(2),
+      'an old reader skips the new field',
+    );
     assert.deepEqual({ ...(await decode(oldReader, oldRecord)) }, sampleEvent(1));
   });
 
@@ -83,13 +101,20 @@ describe('avro() decoding', () => {
       ['truncated', valid.subarray(0, valid.length - 3)],
       ['truncated', encodeWireFormat(good, Buffer.alloc(0))],
       ['unknown-schema-id', encodeWireFormat(424242, valid.subarray(5))],
-      ['schema-mismatch', frame(incompatible, usageEventWithStringValue, { ...sampleEvent(1), value: 'lots' })],
+      [
+        'schema-mismatch',
+        frame(incompatible, usageEventWithStringValue, { ...sampleEvent(1), value: 'lots' }),
+      ],
       ['decode-failed', Buffer.concat([valid, Buffer.from([1, 2, 3])])],
       ['decode-failed', null],
     ];
     for (const [reason, data] of cases) {
       await assert.rejects(decode(serde, data), expectReason(reason));
-      assert.deepEqual({ ...(await decode(serde, valid)) }, sampleEvent(1), `a good record after ${reason} decodes`);
+      assert.deepEqual(
+        { ...(await decode(serde, valid)) },
+        sampleEvent(1),
+        `a good record after ${reason} decodes`,
+      );
     }
   });
 
@@ -99,7 +124,10 @@ describe('avro() decoding', () => {
     const serde = avro<UsageEvent>({ registry, readerSchema: usageEventV1, maxCollectionItems: 1000 });
     const valid = frame(id, usageEventV1, { ...sampleEvent(1), dimensions: {} });
     // The empty map is the last byte (count 0); replace it with a count of about 2^40, no entries.
-    const corrupted = Buffer.concat([valid.subarray(0, valid.length - 1), Buffer.from([0xfe, 0xff, 0xff, 0xff, 0xff, 0x3f])]);
+    const corrupted = Buffer.concat([
+      valid.subarray(0, valid.length - 1),
+      Buffer.from([0xfe, 0xff, 0xff, 0xff, 0xff, 0x3f]),
+    ]);
     const started = Date.now();
     await assert.rejects(decode(serde, corrupted), (error: unknown) => error instanceof DeserializationError);
     // A count just under the cap but with no bytes behind it: truncated, after one entry, not 999 loops.
@@ -114,7 +142,8 @@ describe('avro() decoding', () => {
     const cached = avro<UsageEvent>({ registry, readerSchema: usageEventV1 });
     await assert.rejects(decode(cached, unknown), expectReason('unknown-schema-id'));
     // Known-unknown now: the next records fail synchronously, without a registry call.
-    for (let i = 0; i < 3; i++) assert.throws(() => cached.deserialize(unknown, ctx), expectReason('unknown-schema-id'));
+    for (let i = 0; i < 3; i++)
+      assert.throws(() => cached.deserialize(unknown, ctx), expectReason('unknown-schema-id'));
     assert.equal(registry.calls.getSchemaById, 1);
 
     const rechecking = avro<UsageEvent>({ registry, readerSchema: usageEventV1, unknownSchemaRecheckMs: 0 });
@@ -127,8 +156,13 @@ describe('avro() decoding', () => {
     const registry = new InMemorySchemaRegistry();
     const id = registry.addSchema(usageEventV1);
     const serde = avro<UsageEvent>({ registry, readerSchema: usageEventV1 });
-    const decoded = await Promise.all([1, 2, 3, 4].map((n) => decode(serde, frame(id, usageEventV1, sampleEvent(n)))));
-    assert.deepEqual(decoded.map((event) => event.id), ['evt-1', 'evt-2', 'evt-3', 'evt-4']);
+    const decoded = await Promise.all(
+      [1, 2, 3, 4].map((n) => decode(serde, frame(id, usageEventV1, sampleEvent(n)))),
+    );
+    assert.deepEqual(
+      decoded.map((event) => event.id),
+      ['evt-1', 'evt-2', 'evt-3', 'evt-4'],
+    );
     assert.equal(registry.calls.getSchemaById, 1);
   });
 
@@ -142,7 +176,10 @@ describe('avro() decoding', () => {
     registry.available = false;
     const fresh = frame(later, usageEventV2, { ...sampleEvent(2), unit: 'ms' });
     for (let attempt = 0; attempt < 3; attempt++) {
-      await assert.rejects(decode(serde, fresh), (error: unknown) => error instanceof RetriableError && !(error instanceof DeserializationError));
+      await assert.rejects(
+        decode(serde, fresh),
+        (error: unknown) => error instanceof RetriableError && !(error instanceof DeserializationError),
+      );
     }
     assert.equal((await decode(serde, frame(known, usageEventV1, sampleEvent(3)))).id, 'evt-3');
 
@@ -176,7 +213,10 @@ describe('avro() decoding', () => {
       getLatestVersion: () => Promise.resolve(undefined),
       checkCompatibility: () => Promise.resolve({ compatible: true, messages: [] }),
     };
-    await assert.rejects(decode(avro({ registry: jsonSchemaRegistry }), encodeWireFormat(5, Buffer.from('{}'))), expectReason('schema-mismatch'));
+    await assert.rejects(
+      decode(avro({ registry: jsonSchemaRegistry }), encodeWireFormat(5, Buffer.from('{}'))),
+      expectReason('schema-mismatch'),
+    );
   });
 });
 
@@ -205,11 +245,20 @@ describe('avro() encoding', () => {
   it('without autoRegister, uses the registered id and refuses an unregistered schema', async () => {
     const registry = new InMemorySchemaRegistry();
     await assert.rejects(
-      Promise.resolve(avro<UsageEvent>({ registry, readerSchema: usageEventV1, autoRegister: false }).serialize(sampleEvent(1), ctx)),
+      Promise.resolve(
+        avro<UsageEvent>({ registry, readerSchema: usageEventV1, autoRegister: false }).serialize(
+          sampleEvent(1),
+          ctx,
+        ),
+      ),
       (error: unknown) => error instanceof SerializationError && /schemas:register/.test(error.message),
     );
     const id = await registry.registerSchema('usage-events-value', usageEventV1);
-    const framed = await avro<UsageEvent>({ registry, readerSchema: usageEventV1, autoRegister: false }).serialize(sampleEvent(1), ctx);
+    const framed = await avro<UsageEvent>({
+      registry,
+      readerSchema: usageEventV1,
+      autoRegister: false,
+    }).serialize(sampleEvent(1), ctx);
     assert.equal(framed.readInt32BE(1), id);
   });
 
@@ -219,7 +268,10 @@ describe('avro() encoding', () => {
     const v2 = await registry.registerSchema('custom-subject', usageEventV2);
     const explicit = await avro<UsageEvent>({ registry, schemaId: v1 }).serialize(sampleEvent(1), ctx);
     assert.equal(explicit.readInt32BE(1), v1);
-    const latest = await avro<UsageEventV2>({ registry, subject: 'custom-subject' }).serialize({ ...sampleEvent(1), unit: null }, ctx);
+    const latest = await avro<UsageEventV2>({ registry, subject: 'custom-subject' }).serialize(
+      { ...sampleEvent(1), unit: null },
+      ctx,
+    );
     assert.equal(latest.readInt32BE(1), v2);
     await assert.rejects(
       Promise.resolve(avro<UsageEvent>({ registry }).serialize(sampleEvent(1), { topic: 'nothing-here' })),
@@ -231,10 +283,13 @@ describe('avro() encoding', () => {
     const registry = new InMemorySchemaRegistry();
     const serde = avro<UsageEvent>({ registry, readerSchema: usageEventV1 });
     const bad = { ...sampleEvent(1), value: 'ten' } as unknown as UsageEvent;
-    await assert.rejects(Promise.resolve().then(() => serde.serialize(bad, ctx)), (error: unknown) => {
-      assert.ok(error instanceof SerializationError);
-      assert.match(error.message, /value = "ten"/);
-      return true;
-    });
+    await assert.rejects(
+      Promise.resolve().then(() => serde.serialize(bad, ctx)),
+      (error: unknown) => {
+        assert.ok(error instanceof SerializationError);
+        assert.match(error.message, /value = "ten"/);
+        return true;
+      },
+    );
   });
 });

@@ -4,7 +4,8 @@ import avsc from 'avsc';
 import type { UsageEvent } from '../../../src/serde/index.js';
 import { encodeWireFormat, usageEventSchema } from '../../../src/serde/index.js';
 
-const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
+const fixture = (name: string): string =>
+  readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
 
 export const usageEventV1 = usageEventSchema();
 export const usageEventV2 = fixture('usage-event.v2.avsc');
@@ -37,5 +38,8 @@ export function sampleEvent(n = 1): UsageEvent {
 
 /** Encodes by hand with plain avsc and the Confluent framing, as any other producer would. */
 export function frame(schemaId: number, schemaText: string, value: unknown): Buffer {
-  return encodeWireFormat(schemaId, avsc.Type.forSchema(JSON.parse(schemaText) as avsc.Schema).toBuffer(value));
+  return encodeWireFormat(
+    schemaId,
+    avsc.Type.forSchema(JSON.parse(schemaText) as avsc.Schema).toBuffer(value),
+  );
 }
