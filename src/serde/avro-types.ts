@@ -8,7 +8,11 @@
 import avsc from 'avsc';
 import type { Schema, Type } from 'avsc';
 
-/** What a schema can be given as: an .avsc object, its JSON text, or an avsc Type. */
+/**
+ * What a schema can be given as: an .avsc object, its JSON text, or an avsc Type. Prefer the first
+ * two: a ready-made Type is used as is (its collections are not bounded) and, when registered, loses
+ * what avsc does not model (logicalType without a registered logical type class).
+ */
 export type AvroSchemaInput = Schema | string | Type;
 
 /** Default cap on the items of one array or map; far above any sane event, far below a hang. */
