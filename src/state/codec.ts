@@ -17,6 +17,10 @@ function replacer(this: Record<string, unknown>, key: string, value: unknown): u
 function reviver(_key: string, value: unknown): unknown {
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
     const tagged = value as Record<string, unknown>;
+    // Node's own Buffer#toJSON form, written by the fast path of encodeValue.
+    if (tagged.type === 'Buffer' && Array.isArray(tagged.data) && Object.keys(tagged).length === 2) {
+      return Buffer.from(tagged.data as number[]);
+    }
     const bigintText = tagged[BIGINT_TAG];
     if (typeof bigintText === 'string' && Object.keys(tagged).length === 1) return BigInt(bigintText);
     const base64 = tagged[BUFFER_TAG];
@@ -25,9 +29,18 @@ function reviver(_key: string, value: unknown): unknown {
   return value;
 }
 
-/** Encodes a value as JSON text, keeping bigints and Buffers. */
+/**
+ * Encodes a value as JSON text, keeping bigints and Buffers. Plain JSON.stringify first: a replacer
+ * costs a property lookup per node, and most values (window results) hold neither type. Buffers
+ * survive the plain path as Node's `{ type: 'Buffer', data }`; only a bigint makes it throw.
+ */
 export function encodeValue(value: unknown): string {
-  return JSON.stringify(value, replacer);
+  try {
+    return JSON.stringify(value);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    return JSON.stringify(value, replacer);
+  }
 }
 
 /** Decodes text written by encodeValue. */

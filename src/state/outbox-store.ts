@@ -2,21 +2,35 @@
  * Outbox: a durable queue of outputs inside the task state. Appends are buffered in memory and become
  * durable (and readable) with the next commit, in the same batch as the state and input positions that
  * produced them; so after a crash the outbox holds exactly the outputs of the checkpointed input.
+ *
+ * On disk, the entries appended during one commit interval form one segment (one LevelDB value keyed
+ * by its first sequence): a commit costs one put however many rows it carries, and a segment is deleted
+ * once all its entries are acked. The acked-through sequence is checkpointed too, so a partly acked
+ * segment is not delivered again from its start.
  */
 import { decodeValue, encodeValue, sortableHex } from './codec.js';
 import type { ManagedStore, StateDb, TextSublevel, WriteBatch } from './db.js';
 import type { Outbox, OutboxEntry, StoreView } from '../topology/task.js';
 
+interface Segment {
+  key: string;
+  lastSeq: bigint;
+}
+
 export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
   readonly kind = 'outbox' as const;
   private readonly level: TextSublevel;
   private nextSeq = 0n;
+  private ackedThrough = -1n;
+  private ackedThroughDirty = false;
   /** Appended since the last commit: neither durable nor readable yet. */
   private appended: OutboxEntry<T>[] = [];
   /** Committed, not yet acked; `head` is the index of the oldest (avoids shifting a long array). */
   private committedEntries: OutboxEntry<T>[] = [];
   private head = 0;
-  private ackedKeys: string[] = [];
+  /** Segments on disk, oldest first. */
+  private segments: Segment[] = [];
+  private segmentsToDelete: string[] = [];
 
   constructor(
     private readonly db: StateDb,
@@ -26,20 +40,23 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
   }
 
   async load(): Promise<void> {
-    const seqText = await this.db.getMeta(this.seqMetaKey());
+    const seqText = await this.db.getMeta(this.metaKey('next-seq'));
     this.nextSeq = seqText === undefined ? 0n : BigInt(seqText);
+    const ackedText = await this.db.getMeta(this.metaKey('acked-through'));
+    this.ackedThrough = ackedText === undefined ? -1n : BigInt(ackedText);
     for await (const [key, text] of this.level.iterator()) {
-      this.committedEntries.push({ seq: BigInt(`0x${key}`), value: decodeValue<T>(text) });
+      const firstSeq = BigInt(`0x${key}`);
+      const values = decodeValue<T[]>(text);
+      values.forEach((value, index) => {
+        const seq = firstSeq + BigInt(index);
+        if (seq > this.ackedThrough) this.committedEntries.push({ seq, value });
+      });
+      this.segments.push({ key, lastSeq: firstSeq + BigInt(values.length - 1) });
     }
   }
 
   append(value: T): void {
     this.appended.push({ seq: this.nextSeq++, value });
-  }
-
-  /** Entries appended since the last commit (for the test driver's "not yet committed" view). */
-  uncommitted(): readonly OutboxEntry<T>[] {
-    return this.appended;
   }
 
   async read(max: number): Promise<OutboxEntry<T>[]> {
@@ -50,8 +67,12 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
     while (this.head < this.committedEntries.length) {
       const entry = this.committedEntries[this.head] as OutboxEntry<T>;
       if (entry.seq > throughSeq) break;
-      this.ackedKeys.push(sortableHex(entry.seq));
       this.head++;
+      this.ackedThrough = entry.seq;
+      this.ackedThroughDirty = true;
+    }
+    while (this.segments.length > 0 && (this.segments[0] as Segment).lastSeq <= this.ackedThrough) {
+      this.segmentsToDelete.push((this.segments.shift() as Segment).key);
     }
     if (this.head > 1024 && this.head * 2 > this.committedEntries.length) {
       this.committedEntries = this.committedEntries.slice(this.head);
@@ -64,16 +85,30 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
   }
 
   collectWrites(batch: WriteBatch): void {
-    for (const key of this.ackedKeys) batch.del(this.level, this.name, key);
-    for (const entry of this.appended)
-      batch.put(this.level, this.name, sortableHex(entry.seq), encodeValue(entry.value));
-    if (this.appended.length > 0) this.db.putMeta(this.seqMetaKey(), this.nextSeq.toString());
+    for (const key of this.segmentsToDelete) batch.del(this.level, this.name, key);
+    if (this.appended.length > 0) {
+      const first = this.appended[0] as OutboxEntry<T>;
+      batch.put(
+        this.level,
+        this.name,
+        sortableHex(first.seq),
+        encodeValue(this.appended.map((entry) => entry.value)),
+      );
+      this.db.putMeta(this.metaKey('next-seq'), this.nextSeq.toString());
+    }
+    if (this.ackedThroughDirty) this.db.putMeta(this.metaKey('acked-through'), this.ackedThrough.toString());
   }
 
   async committed(): Promise<void> {
-    for (const entry of this.appended) this.committedEntries.push(entry);
+    if (this.appended.length > 0) {
+      const first = this.appended[0] as OutboxEntry<T>;
+      const last = this.appended[this.appended.length - 1] as OutboxEntry<T>;
+      this.segments.push({ key: sortableHex(first.seq), lastSeq: last.seq });
+      for (const entry of this.appended) this.committedEntries.push(entry);
+    }
     this.appended = [];
-    this.ackedKeys = [];
+    this.segmentsToDelete = [];
+    this.ackedThroughDirty = false;
   }
 
   view(): StoreView {
@@ -91,7 +126,7 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
     };
   }
 
-  private seqMetaKey(): string {
-    return `outbox-next-seq:${this.name}`;
+  private metaKey(what: string): string {
+    return `outbox-${what}:${this.name}`;
   }
 }

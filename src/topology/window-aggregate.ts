@@ -5,7 +5,6 @@
  * the watermark reaches end + grace, and applies the late-event policy.
  */
 import type { ResultSchema } from '../sinks/types.js';
-import { encodeValue, decodeValue } from '../state/codec.js';
 import { WindowStore } from '../state/window-store.js';
 import type { WindowEntry } from '../state/window-store.js';
 import type { AnyAggregator } from './aggregators.js';
@@ -69,14 +68,13 @@ export function windowStoreSpec(config: WindowAggregateConfig): StoreSpec {
     kind: 'window',
     create: (db) =>
       new WindowStore<WindowState>(db, config.name, {
-        encode: (state) =>
-          encodeValue({
-            k: state.key,
-            a: state.accumulators.map((acc, i) => aggregators[i]?.toState?.(acc) ?? acc),
-            v: state.version,
-          }),
-        decode: (text) => {
-          const raw = decodeValue<{ k: unknown; a: unknown[]; v: number }>(text);
+        encode: (state) => ({
+          k: state.key,
+          a: state.accumulators.map((acc, i) => aggregators[i]?.toState?.(acc) ?? acc),
+          v: state.version,
+        }),
+        decode: (data) => {
+          const raw = data as { k: unknown; a: unknown[]; v: number };
           return {
             key: raw.k,
             accumulators: raw.a.map((acc, i) => {

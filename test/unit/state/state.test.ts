@@ -26,7 +26,9 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 async function openAll(dir: string) {
   const db = await StateDb.open(dir);
   const kv = await db.attach(new KeyValueStoreImpl<{ n: number }>(db, 'kv'));
-  const windows = await db.attach(new WindowStore<number>(db, 'win', { encode: String, decode: Number }));
+  const windows = await db.attach(
+    new WindowStore<number>(db, 'win', { encode: (n) => n, decode: (data) => data as number }),
+  );
   const outbox = await db.attach(new OutboxStore<string>(db, 'out'));
   const dedupe = await db.attach(new DedupeStore(db, 'ids', { horizon: 1000, bucket: 100 }));
   return { db, kv, windows, outbox, dedupe };
@@ -82,9 +84,10 @@ test('every committed write is visible as a change record, deletes as tombstones
       [
         ['kv', 'a', '{"n":2}'],
         ['kv', 'b', '{"n":3}'],
-        ['win', `${(60_000 + 2 ** 52).toString(16).padStart(14, '0')}!k`, '1'],
+        // The window store writes one blob per window and commit: [[key, state], ...].
+        ['win', `${(60_000 + 2 ** 52).toString(16).padStart(14, '0')}!00000000`, '[["k",1]]'],
         ['kv', 'b', null],
-        ['win', `${(60_000 + 2 ** 52).toString(16).padStart(14, '0')}!k`, null],
+        ['win', `${(60_000 + 2 ** 52).toString(16).padStart(14, '0')}!00000000`, null],
       ],
     );
     await db.close();
