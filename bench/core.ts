@@ -13,7 +13,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Serde } from '../src/serde/types.js';
-import { TopologyBuilder, count, days, memorySink, minutes, seconds, sum, tumbling } from '../src/topology/index.js';
+import {
+  TopologyBuilder,
+  count,
+  days,
+  memorySink,
+  minutes,
+  seconds,
+  sum,
+  tumbling,
+} from '../src/topology/index.js';
 import type { RawRecord } from '../src/topology/index.js';
 
 interface UsageEvent {
@@ -128,4 +137,6 @@ console.log(
 console.log(
   `engine time ${seconds_.toFixed(2)} s; wall time incl. input generation ${(Number(wallNs) / 1e9).toFixed(2)} s (${Math.round(totalEvents / (Number(wallNs) / 1e9))} events/s)`,
 );
-console.log(`core: ${Math.round(totalEvents / seconds_)} events/s, peak RSS ${Math.round(peakRss / 1024 / 1024)} MB`);
+console.log(
+  `core: ${Math.round(totalEvents / seconds_)} events/s, peak RSS ${Math.round(peakRss / 1024 / 1024)} MB`,
+);
