@@ -1,0 +1,175 @@
+/**
+ * Harness for the end-to-end tests: runs the reference metering job (examples/metering/worker.ts) as
+ * child processes that a test can SIGKILL, stop and restart, and reads back what reached the DLQ.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { DLQ_HEADERS } from '../../src/serde/dlq.js';
+import { brokers, clickhouseUrl, registryUrl } from './services.js';
+
+export interface MeteringRun {
+  appId: string;
+  topic: string;
+  database: string;
+  table: string;
+  stateDir: string;
+  logDir: string;
+}
+
+export function newRun(label: string, database: string): MeteringRun {
+  const id = `${label}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6).toString(36)}`;
+  const logDir = mkdtempSync(join(tmpdir(), `tributary-${label}-logs-`));
+  return {
+    appId: `test-${id}`,
+    topic: `usage-${id}`,
+    database,
+    table: 'usage_1m',
+    stateDir: mkdtempSync(join(tmpdir(), `tributary-${label}-state-`)),
+    logDir,
+  };
+}
+
+let workerCount = 0;
+
+/** One metering worker process. Its log (pino JSON on stderr) goes to a file the test can show on failure. */
+export class Worker {
+  readonly process: ChildProcess;
+  readonly logFile: string;
+  private readonly exited: Promise<number | null>;
+  adminAddress: string | undefined;
+
+  constructor(run: MeteringRun, extraEnv: Record<string, string> = {}) {
+    this.logFile = join(run.logDir, `worker-${++workerCount}.log`);
+    const log = openSync(this.logFile, 'a');
+    this.process = spawn(process.execPath, ['--import', 'tsx', 'examples/metering/worker.ts'], {
+      env: {
+        ...process.env,
+        TRIBUTARY_APP_ID: run.appId,
+        TRIBUTARY_BROKERS: brokers.join(','),
+        TRIBUTARY_SCHEMA_REGISTRY_URL: registryUrl,
+        TRIBUTARY_CLICKHOUSE_URL: clickhouseUrl,
+        TRIBUTARY_STATE_DIR: run.stateDir,
+        TRIBUTARY_ADMIN_PORT: '0',
+        // A killed member leaves the group after the session timeout: keep restarts quick.
+        TRIBUTARY_KAFKA_SESSION_TIMEOUT_MS: '6000',
+        TRIBUTARY_LOG_LEVEL: 'info',
+        METERING_TOPIC: run.topic,
+        METERING_CLICKHOUSE_DATABASE: run.database,
+        METERING_CLICKHOUSE_TABLE: run.table,
+        ...extraEnv,
+      },
+      stdio: ['ignore', log, log],
+    });
+    this.exited = new Promise((resolve) => this.process.once('exit', (code) => resolve(code)));
+  }
+
+  get alive(): boolean {
+    return this.process.exitCode === null && this.process.signalCode === null;
+  }
+
+  /** Waits until the worker has joined the group and serves its admin endpoint. */
+  async ready(timeoutMs = 60_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (!this.alive) throw new Error(`worker exited during start-up; log:\n${this.tail()}`);
+      const match = /"address":"(http:\/\/[^"]+)"[^\n]*admin endpoint listening/.exec(readFileSync(this.logFile, 'utf8'));
+      if (match?.[1]) {
+        this.adminAddress = match[1];
+        return match[1];
+      }
+      await sleep(100);
+    }
+    throw new Error(`worker not ready after ${timeoutMs} ms; log:\n${this.tail()}`);
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    if (this.alive) this.process.kill(signal);
+  }
+
+  /** Resolves with the exit code (null when killed by a signal). */
+  async exit(timeoutMs = 60_000): Promise<number | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`worker did not exit within ${timeoutMs} ms; log:\n${this.tail()}`)),
+        timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** GET on the admin endpoint, parsed as JSON. */
+  async admin<T>(path: string, token?: string): Promise<{ status: number; body: T }> {
+    if (!this.adminAddress) throw new Error('worker not ready');
+    const response = await fetch(`${this.adminAddress}${path}`, {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
+    const text = await response.text();
+    return { status: response.status, body: (text.startsWith('{') ? JSON.parse(text) : text) as T };
+  }
+
+  /** Value of one metric summed over its labels, from the admin endpoint's Prometheus text. */
+  async metric(name: string): Promise<number> {
+    const { body } = await this.admin<string>('/metrics');
+    let total = 0;
+    for (const line of String(body).split('\n')) {
+      if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    return total;
+  }
+
+  tail(lines = 40): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export interface DlqEntry {
+  reason: string;
+  partition: number;
+  offset: string;
+}
+
+/** Every committed record of a DLQ topic, with its source coordinates (read_committed). */
+export async function readDlq(topic: string, expectAtLeast: number, timeoutMs = 30_000): Promise<DlqEntry[]> {
+  const kafka = new Kafka({ clientId: 'dlq-reader', brokers, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  const offsets = await admin.fetchTopicOffsets(topic);
+  await admin.disconnect();
+  const total = offsets.reduce((sum, p) => sum + Number(p.high) - Number(p.low), 0);
+  const entries: DlqEntry[] = [];
+  if (total === 0) return entries;
+  const consumer = kafka.consumer({ groupId: `dlq-reader-${Date.now()}-${Math.random()}`, readUncommitted: false });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const header = (value: Buffer | string | (Buffer | string)[] | undefined) => String(Array.isArray(value) ? value[0] : value);
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      entries.push({
+        reason: header(message.headers?.[DLQ_HEADERS.reason]),
+        partition: Number(header(message.headers?.[DLQ_HEADERS.sourcePartition])),
+        offset: header(message.headers?.[DLQ_HEADERS.sourceOffset]),
+      });
+    },
+  });
+  // Transaction markers take offsets too: wait for at least what the test expects, then for quiet.
+  const deadline = Date.now() + timeoutMs;
+  while (entries.length < expectAtLeast && Date.now() < deadline) await sleep(200);
+  await sleep(1500);
+  await consumer.disconnect();
+  return entries;
+}
