@@ -1,0 +1,105 @@
+// Two instances of one app share an 8-partition topic; one leaves and comes back while the producer
+// keeps producing (two rebalances with state handovers). The ClickHouse totals must stay exact.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { UsageGenerator } from '../../../examples/metering/generator.js';
+import { ensureInputTopic, registerUsageSchema } from '../../../examples/metering/setup.js';
+import { describeMismatch, readRollup, waitForMatch } from '../../../examples/metering/verify.js';
+import { createTestDatabase } from '../../helpers/clickhouse.js';
+import type { TestDatabase } from '../../helpers/clickhouse.js';
+import { Worker, newRun, sleep } from '../../helpers/metering.js';
+import type { MeteringRun } from '../../helpers/metering.js';
+import { brokers, clickhouseUrl, registryUrl } from '../../helpers/services.js';
+
+const TOKEN = 'test-admin-token';
+
+let db: TestDatabase;
+let run: MeteringRun;
+
+before(async () => {
+  db = await createTestDatabase('two');
+  run = newRun('two', db.name);
+  await ensureInputTopic(brokers, run.topic, 8);
+  await registerUsageSchema(registryUrl, run.topic);
+});
+
+after(async () => {
+  await db?.drop();
+});
+
+interface Health {
+  state: string;
+  partitions: number[];
+}
+
+/** Waits until the two instances own disjoint, non-empty partition sets covering all eight. */
+async function waitForSplit(a: Worker, b: Worker, timeoutMs = 60_000): Promise<[number[], number[]]> {
+  const deadline = Date.now() + timeoutMs;
+  let last: [number[], number[]] = [[], []];
+  while (Date.now() < deadline) {
+    const [ha, hb] = await Promise.all([a.admin<Health>('/health', TOKEN), b.admin<Health>('/health', TOKEN)]);
+    last = [ha.body.partitions ?? [], hb.body.partitions ?? []];
+    const all = [...last[0], ...last[1]].sort((x, y) => x - y);
+    if (last[0].length > 0 && last[1].length > 0 && all.join() === '0,1,2,3,4,5,6,7') return last;
+    await sleep(250);
+  }
+  throw new Error(`instances did not split the partitions: ${JSON.stringify(last)}`);
+}
+
+test('two instances split the partitions, survive a leave and a rejoin while producing, totals exact', async () => {
+  const env = { TRIBUTARY_ADMIN_TOKEN: TOKEN };
+  const a = new Worker(run, env);
+  let b = new Worker(run, env);
+  const generator = new UsageGenerator({
+    brokers,
+    registryUrl,
+    topic: run.topic,
+    totalEvents: 90_000,
+    rate: 3000,
+    subjects: 200,
+    eventTimeSpanMs: 4 * 60_000,
+    seed: 11,
+  });
+  try {
+    await Promise.all([a.ready(), b.ready()]);
+
+    // The admin endpoint is on loopback and demands the token.
+    assert.match(a.adminAddress ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal((await a.admin('/health')).status, 401);
+    assert.equal((await a.admin('/health', 'wrong')).status, 401);
+
+    const [first, second] = await waitForSplit(a, b);
+    assert.equal(first.length + second.length, 8);
+
+    await generator.connect();
+    const production = generator.run();
+
+    await sleep(8000);
+    b.kill('SIGTERM'); // a clean leave: B checkpoints and releases its partitions to A
+    assert.equal(await b.exit(40_000), 0, `B stops cleanly; log:\n${b.tail()}`);
+    await sleep(6000);
+    const afterLeave = await a.admin<Health>('/health', TOKEN);
+    assert.deepEqual(afterLeave.body.partitions, [0, 1, 2, 3, 4, 5, 6, 7], 'A took over every partition');
+
+    b = new Worker(run, env); // and B comes back: a second handover, from A to B
+    await b.ready();
+    await waitForSplit(a, b);
+
+    const truth = await production;
+    await generator.close();
+    const comparison = await waitForMatch(truth, () => readRollup(clickhouseUrl, run.database, run.table), 150_000);
+    assert.ok(comparison.matches, `${describeMismatch(comparison)}\nA:\n${a.tail()}\nB:\n${b.tail()}`);
+
+    const { body: tasks } = await a.admin<{ tasks: Array<{ partition: number; pendingOutputs: number }> }>('/tasks', TOKEN);
+    assert.ok(tasks.tasks.length > 0 && tasks.tasks.every((t) => t.pendingOutputs === 0), 'outputs all delivered');
+    const { body: stores } = await a.admin<{ stores: Array<{ name: string }> }>(`/tasks/${tasks.tasks[0]!.partition}/stores`, TOKEN);
+    assert.deepEqual(
+      stores.stores.map((s) => s.name).sort(),
+      ['dedupe-source-id', 'dlq', `clickhouse:${run.database}.${run.table}`, 'usage-1m'].sort(),
+    );
+  } finally {
+    generator.stop();
+    a.kill('SIGKILL');
+    b.kill('SIGKILL');
+  }
+});
