@@ -39,7 +39,16 @@ if (files.length === 0) {
 // timings predictable on two cores. Unit tests are cheap enough to run the same way.
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=1', ...process.argv.slice(3), ...files],
+  // --test-force-exit: a test file that leaks a client connection must not hang the run.
+  [
+    '--import',
+    'tsx',
+    '--test',
+    '--test-concurrency=1',
+    '--test-force-exit',
+    ...process.argv.slice(3),
+    ...files,
+  ],
   { stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);

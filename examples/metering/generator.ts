@@ -8,7 +8,7 @@
  * on a minute boundary in the past), so a one-minute run closes several windows and its last window
  * is complete when production stops.
  */
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import type { Message, Producer } from 'kafkajs';
 import { avro, usageEventSchema } from '../../src/serde/index.js';
 import type { Serde, UsageEvent } from '../../src/serde/index.js';
@@ -232,7 +232,12 @@ export class UsageGenerator {
     const metadata = await admin.fetchTopicMetadata({ topics: [this.options.topic] });
     this.partitions = metadata.topics[0]?.partitions.length ?? 1;
     await admin.disconnect();
-    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    // Partitions are chosen explicitly (partitionOfSubject), so the partitioner never runs.
+    this.producer = this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
     await this.producer.connect();
   }
 
@@ -275,8 +280,11 @@ export class UsageGenerator {
     return this.truth;
   }
 
+  /** Disconnects; safe to call more than once. */
   async close(): Promise<void> {
-    await this.producer?.disconnect();
+    const producer = this.producer;
+    this.producer = undefined;
+    await producer?.disconnect();
   }
 }
 

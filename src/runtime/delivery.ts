@@ -51,7 +51,12 @@ export class OutputDelivery {
     this.admin = await this.kafka.admin();
     await this.admin.ensureTopic(this.dlqTopic, this.config.dlq.partitions);
     for (const { spec, schema } of this.topology.sinks) {
-      const writer = await spec.open({ appId: this.config.appId, ...(schema ? { schema } : {}) });
+      const writer = await spec.open({
+        appId: this.config.appId,
+        ...(schema ? { schema } : {}),
+        logger: this.logger.child({ sink: spec.name }),
+        onRetry: () => this.metrics.sinkFailures.inc({ sink: spec.name }),
+      });
       this.sinks.push({ spec, writer, failing: false });
     }
   }

@@ -32,9 +32,11 @@ export class RuntimeMetrics {
   readonly sinkWrites = this.counter('tributary_sink_writes_total', 'Successful sink writes (inserts)', [
     'sink',
   ]);
-  readonly sinkFailures = this.counter('tributary_sink_failures_total', 'Failed sink write attempts', [
-    'sink',
-  ]);
+  readonly sinkFailures = this.counter(
+    'tributary_sink_failures_total',
+    'Failed sink write attempts (each retried attempt counts)',
+    ['sink'],
+  );
   readonly retriableStalls = this.counter(
     'tributary_retriable_stalls_total',
     'Batches held back because a dependency (e.g. the schema registry) was unavailable',

@@ -22,7 +22,7 @@ import {
   type Logger as ClientLogger,
   type WarnLogParams,
 } from '@clickhouse/client';
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
 import type { WindowResult } from '../topology/records.js';
 import {
   PermanentSinkError,
@@ -48,7 +48,7 @@ import {
   type TableLayout,
   type TotalsMerge,
 } from './clickhouse-sql.js';
-import type { Column, ResultSchema, SinkOpenContext, SinkSpec, SinkWriter } from './types.js';
+import type { Column, ResultSchema, SinkLogger, SinkOpenContext, SinkSpec, SinkWriter } from './types.js';
 
 export { finalTotalsQuery, createTableSql, createTotalsViewSql, totalsViewName } from './clickhouse-sql.js';
 export type { QualifiedTable, TableLayout, TotalsMerge } from './clickhouse-sql.js';
@@ -62,7 +62,7 @@ export const DEFAULT_BATCH_MAX_ROWS = 10_000;
 export const DEFAULT_BATCH_MAX_AGE_MS = 10;
 
 /** The subset of a pino logger the sink uses. */
-export type ClickHouseSinkLogger = Pick<Logger, 'warn' | 'info' | 'debug'>;
+export type ClickHouseSinkLogger = SinkLogger;
 
 export interface ClickHouseSinkOptions {
   table: string;
@@ -128,7 +128,8 @@ export function clickhouse<K, V>(options: ClickHouseSinkOptions): SinkSpec<Windo
     kind: 'clickhouse',
     name: `clickhouse:${resolved.target.database}.${resolved.target.table}`,
     async open(ctx: SinkOpenContext): Promise<SinkWriter<WindowResult<K, V>>> {
-      const writer = new ClickHouseSinkWriter<K, V>(resolved, ctx.schema);
+      const logger = options.logger ?? ctx.logger ?? resolved.logger;
+      const writer = new ClickHouseSinkWriter<K, V>({ ...resolved, logger }, ctx.schema, ctx.onRetry);
       try {
         await writer.prepare();
       } catch (error) {
@@ -257,6 +258,7 @@ class ClickHouseSinkWriter<K, V> implements SinkWriter<WindowResult<K, V>> {
   constructor(
     private readonly options: ResolvedOptions,
     schema: ResultSchema | undefined,
+    private readonly onRetry: ((error: unknown) => void) | undefined,
   ) {
     this.valueColumns = schema?.valueColumns ?? options.valueColumns;
     if (this.valueColumns === undefined) {
@@ -448,7 +450,8 @@ class ClickHouseSinkWriter<K, V> implements SinkWriter<WindowResult<K, V>> {
               `attempts over ${(elapsedMs / 1000).toFixed(1)} s: ${errorMessage(lastError)}`,
           ),
         {
-          onRetry: ({ attempt, delayMs, error }) =>
+          onRetry: ({ attempt, delayMs, error }) => {
+            this.onRetry?.(error);
             logger.warn(
               {
                 table: this.tableName,
@@ -458,7 +461,8 @@ class ClickHouseSinkWriter<K, V> implements SinkWriter<WindowResult<K, V>> {
                 error: redact(errorMessage(error)),
               },
               `ClickHouse unavailable while ${what}; retrying`,
-            ),
+            );
+          },
         },
       );
     } catch (error) {

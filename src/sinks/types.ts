@@ -19,10 +19,21 @@ export interface ResultSchema {
   valueColumns: Column[];
 }
 
+/** The part of a (pino) logger a sink may use. */
+export interface SinkLogger {
+  warn(details: object, message: string): void;
+  info(details: object, message: string): void;
+  debug(details: object, message: string): void;
+}
+
 export interface SinkOpenContext {
   appId: string;
   /** Present when the sink is fed by a windowed aggregate. */
   schema?: ResultSchema;
+  /** The application's logger; a sink logs through it unless configured with a logger of its own. */
+  logger?: SinkLogger;
+  /** Called for every failed attempt the sink will retry (the runtime counts them as a metric). */
+  onRetry?: (error: unknown) => void;
 }
 
 export interface SinkWriter<T> {

@@ -2,7 +2,7 @@
  * Harness for the end-to-end tests: runs the reference metering job (examples/metering/worker.ts) as
  * child processes that a test can SIGKILL, stop and restart, and reads back what reached the DLQ.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -76,7 +76,9 @@ export class Worker {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (!this.alive) throw new Error(`worker exited during start-up; log:\n${this.tail()}`);
-      const match = /"address":"(http:\/\/[^"]+)"[^\n]*admin endpoint listening/.exec(readFileSync(this.logFile, 'utf8'));
+      const match = /"address":"(http:\/\/[^"]+)"[^\n]*admin endpoint listening/.exec(
+        readFileSync(this.logFile, 'utf8'),
+      );
       if (match?.[1]) {
         this.adminAddress = match[1];
         return match[1];
@@ -121,7 +123,8 @@ export class Worker {
     const { body } = await this.admin<string>('/metrics');
     let total = 0;
     for (const line of String(body).split('\n')) {
-      if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+      if (line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+        total += Number(line.slice(line.lastIndexOf(' ') + 1));
     }
     return total;
   }
@@ -153,10 +156,14 @@ export async function readDlq(topic: string, expectAtLeast: number, timeoutMs = 
   const total = offsets.reduce((sum, p) => sum + Number(p.high) - Number(p.low), 0);
   const entries: DlqEntry[] = [];
   if (total === 0) return entries;
-  const consumer = kafka.consumer({ groupId: `dlq-reader-${Date.now()}-${Math.random()}`, readUncommitted: false });
+  const consumer = kafka.consumer({
+    groupId: `dlq-reader-${Date.now()}-${Math.random()}`,
+    readUncommitted: false,
+  });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
-  const header = (value: Buffer | string | (Buffer | string)[] | undefined) => String(Array.isArray(value) ? value[0] : value);
+  const header = (value: Buffer | string | (Buffer | string)[] | undefined) =>
+    String(Array.isArray(value) ? value[0] : value);
   await consumer.run({
     eachMessage: async ({ message }) => {
       entries.push({
@@ -172,4 +179,35 @@ export async function readDlq(topic: string, expectAtLeast: number, timeoutMs = 
   await sleep(1500);
   await consumer.disconnect();
   return entries;
+}
+
+/**
+ * Stops the stack's ClickHouse process (a real outage, not a proxy) and returns a function that brings
+ * it back through the stack script. Only for the native stack, whose pid file names the process.
+ */
+export async function stopClickHouse(): Promise<() => Promise<void>> {
+  const pidFile = join(process.env.TRIBUTARY_STACK_DIR ?? '.stack', 'run', 'clickhouse.pid');
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    throw new Error(`no ${pidFile}: this test stops the ClickHouse that 'npm run stack:up' started natively`);
+  }
+  process.kill(pid, 'SIGKILL');
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && (await clickhouseAnswers())) await sleep(100);
+  if (await clickhouseAnswers()) throw new Error('ClickHouse still answers after SIGKILL');
+  return async () => {
+    const result = spawnSync('bash', ['scripts/stack/stack.sh', 'up', '--quiet'], { stdio: 'inherit' });
+    if (result.status !== 0) throw new Error('bringing ClickHouse back failed');
+  };
+}
+
+async function clickhouseAnswers(): Promise<boolean> {
+  try {
+    const response = await fetch(`${clickhouseUrl}/?query=SELECT%201`, { signal: AbortSignal.timeout(1000) });
+    return response.ok;
+  } catch {
+    return false;
+  }
 }

@@ -49,7 +49,7 @@ test('SIGKILL at random moments, 5+ times while producing: ClickHouse totals and
   await generator.connect();
   const production = generator.run();
   let producing = true;
-  void production.finally(() => (producing = false));
+  production.finally(() => (producing = false)).catch(() => undefined); // awaited below
 
   let worker = new Worker(run);
   let kills = 0;
@@ -68,8 +68,15 @@ test('SIGKILL at random moments, 5+ times while producing: ClickHouse totals and
     await generator.close();
     assert.ok(kills >= 5, `killed ${kills} times`);
 
-    const comparison = await waitForMatch(truth, () => readRollup(clickhouseUrl, run.database, run.table), 150_000);
-    assert.ok(comparison.matches, `after ${kills} kills: ${describeMismatch(comparison)}\nworker log:\n${worker.tail()}`);
+    const comparison = await waitForMatch(
+      truth,
+      () => readRollup(clickhouseUrl, run.database, run.table),
+      150_000,
+    );
+    assert.ok(
+      comparison.matches,
+      `after ${kills} kills: ${describeMismatch(comparison)}\nworker log:\n${worker.tail()}`,
+    );
     assert.ok(truth.duplicates > 0 && truth.late > 0, 'the run had duplicates and late events to get right');
 
     const dlq = await readDlq(`${run.appId}.dlq`, truth.malformed.length);
@@ -84,6 +91,7 @@ test('SIGKILL at random moments, 5+ times while producing: ClickHouse totals and
     assert.equal(await worker.exit(40_000), 0, `clean exit on SIGTERM; log:\n${worker.tail()}`);
   } finally {
     generator.stop();
+    await generator.close().catch(() => undefined);
     worker.kill('SIGKILL');
   }
 });

@@ -37,7 +37,10 @@ async function waitForSplit(a: Worker, b: Worker, timeoutMs = 60_000): Promise<[
   const deadline = Date.now() + timeoutMs;
   let last: [number[], number[]] = [[], []];
   while (Date.now() < deadline) {
-    const [ha, hb] = await Promise.all([a.admin<Health>('/health', TOKEN), b.admin<Health>('/health', TOKEN)]);
+    const [ha, hb] = await Promise.all([
+      a.admin<Health>('/health', TOKEN),
+      b.admin<Health>('/health', TOKEN),
+    ]);
     last = [ha.body.partitions ?? [], hb.body.partitions ?? []];
     const all = [...last[0], ...last[1]].sort((x, y) => x - y);
     if (last[0].length > 0 && last[1].length > 0 && all.join() === '0,1,2,3,4,5,6,7') return last;
@@ -73,6 +76,7 @@ test('two instances split the partitions, survive a leave and a rejoin while pro
 
     await generator.connect();
     const production = generator.run();
+    production.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
 
     await sleep(8000);
     b.kill('SIGTERM'); // a clean leave: B checkpoints and releases its partitions to A
@@ -87,18 +91,32 @@ test('two instances split the partitions, survive a leave and a rejoin while pro
 
     const truth = await production;
     await generator.close();
-    const comparison = await waitForMatch(truth, () => readRollup(clickhouseUrl, run.database, run.table), 150_000);
+    const comparison = await waitForMatch(
+      truth,
+      () => readRollup(clickhouseUrl, run.database, run.table),
+      150_000,
+    );
     assert.ok(comparison.matches, `${describeMismatch(comparison)}\nA:\n${a.tail()}\nB:\n${b.tail()}`);
 
-    const { body: tasks } = await a.admin<{ tasks: Array<{ partition: number; pendingOutputs: number }> }>('/tasks', TOKEN);
-    assert.ok(tasks.tasks.length > 0 && tasks.tasks.every((t) => t.pendingOutputs === 0), 'outputs all delivered');
-    const { body: stores } = await a.admin<{ stores: Array<{ name: string }> }>(`/tasks/${tasks.tasks[0]!.partition}/stores`, TOKEN);
+    const { body: tasks } = await a.admin<{ tasks: Array<{ partition: number; pendingOutputs: number }> }>(
+      '/tasks',
+      TOKEN,
+    );
+    assert.ok(
+      tasks.tasks.length > 0 && tasks.tasks.every((t) => t.pendingOutputs === 0),
+      'outputs all delivered',
+    );
+    const { body: stores } = await a.admin<{ stores: Array<{ name: string }> }>(
+      `/tasks/${tasks.tasks[0]!.partition}/stores`,
+      TOKEN,
+    );
     assert.deepEqual(
       stores.stores.map((s) => s.name).sort(),
       ['dedupe-source-id', 'dlq', `clickhouse:${run.database}.${run.table}`, 'usage-1m'].sort(),
     );
   } finally {
     generator.stop();
+    await generator.close().catch(() => undefined);
     a.kill('SIGKILL');
     b.kill('SIGKILL');
   }
