@@ -19,7 +19,7 @@ export {
   schemaRegistryUrlFromEnv,
   DEFAULT_SCHEMA_REGISTRY_URL,
   type CompatibilityResult,
-  type RetryPolicy,
+  type RetryPolicy as RegistryRetryPolicy,
   type SchemaById,
   type SchemaRegistryAuth,
   type SchemaRegistryClient,

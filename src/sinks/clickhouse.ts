@@ -52,7 +52,7 @@ import type { Column, ResultSchema, SinkLogger, SinkOpenContext, SinkSpec, SinkW
 
 export { finalTotalsQuery, createTableSql, createTotalsViewSql, totalsViewName } from './clickhouse-sql.js';
 export type { QualifiedTable, TableLayout, TotalsMerge } from './clickhouse-sql.js';
-export type { RetryPolicy } from './clickhouse-retry.js';
+export type { RetryPolicy as ClickHouseRetryPolicy } from './clickhouse-retry.js';
 export { RetriesExhaustedError, PermanentSinkError } from './clickhouse-retry.js';
 export { RowShapeError } from './clickhouse-rows.js';
 

@@ -1,0 +1,13 @@
+/**
+ * tributary: Kafka Streams-style stream processing for TypeScript.
+ *
+ *   const app = tributary({ appId: 'metering' });
+ *   app.stream('usage-events', avro<UsageEvent>()).groupBy(...).window(tumbling(minutes(1))).aggregate({...}).to(clickhouse({...}));
+ *   await app.start();
+ */
+export * from './runtime/index.js';
+export * from './topology/index.js';
+export * from './serde/index.js';
+export * from './sinks/index.js';
+export { startAdminServer } from './admin/server.js';
+export type { AdminOptions } from './admin/server.js';

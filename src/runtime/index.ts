@@ -1,0 +1,9 @@
+export { App, tributary } from './app.js';
+export type { AppOptions } from './app.js';
+export { ConfigError, ENV_OVERRIDES, configSchema, dlqTopicOf, resolveConfig } from './config.js';
+export type { TributaryConfig, TributaryConfigInput } from './config.js';
+export { Instance } from './instance.js';
+export type { InstanceState, TaskStatus } from './instance.js';
+export { RuntimeMetrics } from './metrics.js';
+export type * from './kafka/client.js';
+export { createKafkajsClient } from './kafka/kafkajs.js';
