@@ -8,9 +8,13 @@
  * JavaScript dominates at 100k keys per minute), and removing a window deletes its few blobs in the
  * same atomic batch. Reopening replays a window's blobs in order, later entries overriding earlier
  * ones; a window whose blobs hold many superseded entries is rewritten as a single blob.
+ *
+ * A blob's bytes come from the store's codec: either a per-state JSON codec (the blob is a JSON array
+ * of [key text, state] rows) or a blob codec that packs a whole list of entries itself (the window
+ * operator's numeric states, written as raw float64s).
  */
 import { parseSortableTime, sortableHex, sortableTime } from './codec.js';
-import type { ManagedStore, StateDb, TextSublevel, WriteBatch } from './db.js';
+import type { BinarySublevel, ManagedStore, StateDb, WriteBatch } from './db.js';
 import type { StoreView } from '../topology/task.js';
 
 export interface WindowEntry<S> {
@@ -29,6 +33,35 @@ export interface WindowStateCodec<S> {
   decode(data: unknown): S;
 }
 
+/** Packs the entries of one blob into bytes and back (rows in the order given). */
+export interface WindowBlobCodec<S> {
+  encodeBlob(entries: readonly WindowEntry<S>[]): Uint8Array;
+  decodeBlob(bytes: Uint8Array): Array<[keyText: string, state: S]>;
+  /** What the store view (admin endpoint, tests) shows for a state; the state itself when absent. */
+  describe?(state: S): unknown;
+}
+
+/** The blob codec of a per-state JSON codec: a blob is the UTF-8 JSON of `[[keyText, data], ...]`. */
+export function jsonBlobCodec<S>(codec: WindowStateCodec<S>): WindowBlobCodec<S> {
+  return {
+    encodeBlob: (entries) => {
+      const rows: Array<[string, unknown]> = new Array(entries.length);
+      for (let i = 0; i < entries.length; i++) {
+        const entry = entries[i] as WindowEntry<S>;
+        rows[i] = [entry.keyText, codec.encode(entry.state)];
+      }
+      return Buffer.from(JSON.stringify(rows), 'utf8');
+    },
+    decodeBlob: (bytes) => {
+      const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+      return (JSON.parse(text) as Array<[string, unknown]>).map(([keyText, data]) => [
+        keyText,
+        codec.decode(data),
+      ]);
+    },
+  };
+}
+
 interface Window<S> {
   readonly start: number;
   readonly entries: Map<string, WindowEntry<S>>;
@@ -41,7 +74,8 @@ interface Window<S> {
 
 export class WindowStore<S> implements ManagedStore {
   readonly kind = 'window' as const;
-  private readonly level: TextSublevel;
+  private readonly level: BinarySublevel;
+  private readonly codec: WindowBlobCodec<S>;
   private readonly windows = new Map<number, Window<S>>();
   /** Window starts in ascending order; few distinct values, so a sorted array is cheapest. */
   private starts: number[] = [];
@@ -55,29 +89,24 @@ export class WindowStore<S> implements ManagedStore {
   constructor(
     private readonly db: StateDb,
     readonly name: string,
-    private readonly codec: WindowStateCodec<S>,
+    codec: WindowStateCodec<S> | WindowBlobCodec<S>,
   ) {
-    this.level = db.textLevel(`window:${name}`);
+    this.codec = 'encodeBlob' in codec ? codec : jsonBlobCodec(codec);
+    this.level = db.binaryLevel(`window:${name}`);
   }
 
   async load(): Promise<void> {
     const next = await this.db.getMeta(this.metaKey());
     this.nextBlob = next === undefined ? 0 : Number(next);
-    for await (const [key, text] of this.level.iterator()) {
+    for await (const [key, bytes] of this.level.iterator()) {
       const start = parseSortableTime(key.slice(0, key.indexOf('!')));
       const window = this.windowOf(start);
-      const rows = JSON.parse(text) as Array<[string, unknown]>;
-      for (const [keyText, data] of rows) {
+      const rows = this.codec.decodeBlob(bytes);
+      for (const [keyText, state] of rows) {
         const existing = window.entries.get(keyText);
-        if (existing) existing.state = this.codec.decode(data);
+        if (existing) existing.state = state;
         else {
-          window.entries.set(keyText, {
-            start,
-            keyText,
-            state: this.codec.decode(data),
-            dirty: false,
-            removed: false,
-          });
+          window.entries.set(keyText, { start, keyText, state, dirty: false, removed: false });
           this.entryCount++;
         }
       }
@@ -141,12 +170,10 @@ export class WindowStore<S> implements ManagedStore {
       // Rewrite the whole window when its blobs would mostly hold superseded entries.
       const compact =
         window.blobKeys.length >= 8 && window.blobEntries + window.dirty.length > 2 * window.entries.size;
-      const source = compact ? window.entries.values() : window.dirty.values();
-      const rows: Array<[string, unknown]> = [];
-      for (const entry of source) rows.push([entry.keyText, this.codec.encode(entry.state)]);
+      const rows = compact ? [...window.entries.values()] : window.dirty;
       const key = `${sortableTime(window.start)}!${sortableHex(blob++, 8)}`;
       if (compact) for (const old of window.blobKeys) batch.del(this.level, this.name, old);
-      batch.put(this.level, this.name, key, JSON.stringify(rows));
+      batch.putBinary(this.level, this.name, key, this.codec.encodeBlob(rows));
       this.pendingBlobs.push({ window, key, entries: rows.length, replaces: compact });
     }
     if (blob !== this.nextBlob) this.db.putMeta(this.metaKey(), String(blob));
@@ -178,7 +205,8 @@ export class WindowStore<S> implements ManagedStore {
         for (const start of this.starts) {
           for (const entry of this.entriesOf(start)) {
             const key = `${sortableTime(start)}!${entry.keyText}`;
-            if (after === undefined || key > after) rows.push({ key, value: entry.state });
+            if (after === undefined || key > after)
+              rows.push({ key, value: this.codec.describe ? this.codec.describe(entry.state) : entry.state });
           }
         }
         rows.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));

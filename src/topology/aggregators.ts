@@ -32,8 +32,33 @@ export type AggregateResult<S> = {
 
 const column = (name: string, type: ColumnType): Column[] => [{ name, type }];
 
+/**
+ * A fixed-width numeric form of an aggregator: its accumulator lives in `width` float64 slots of a
+ * Float64Array (from `at`), starting as zeros. The window operator uses it when every aggregator of a
+ * spec has one: no accumulator object or boxed number per update, and window state persists as raw
+ * float64s instead of JSON. Built-in numeric aggregators register one; custom aggregators never do.
+ * Kept beside the public Aggregator interface (a WeakMap, not a field) so that interface is unchanged.
+ */
+export interface NumericKernel {
+  readonly width: number;
+  add(slots: Float64Array, at: number, value: unknown): void;
+  result(slots: Float64Array, at: number): number;
+}
+
+const numericKernels = new WeakMap<object, NumericKernel>();
+
+/** The numeric form of `aggregator`, when it is a built-in that has one. */
+export function numericKernelOf(aggregator: object): NumericKernel | undefined {
+  return numericKernels.get(aggregator);
+}
+
+function withKernel<A extends object>(aggregator: A, kernel: NumericKernel): A {
+  numericKernels.set(aggregator, kernel);
+  return aggregator;
+}
+
 export function count(): Aggregator<unknown, number, number> {
-  return {
+  const aggregator: Aggregator<unknown, number, number> = {
     kind: 'count',
     init: () => 0,
     add: (n) => n + 1,
@@ -41,10 +66,17 @@ export function count(): Aggregator<unknown, number, number> {
     result: (n) => n,
     columns: (name) => column(name, 'UInt64'),
   };
+  return withKernel(aggregator, {
+    width: 1,
+    add: (slots, at) => {
+      slots[at] = (slots[at] as number) + 1;
+    },
+    result: (slots, at) => slots[at] as number,
+  });
 }
 
 export function sum<T>(valueOf: (value: T) => number): Aggregator<T, number, number> {
-  return {
+  const aggregator: Aggregator<T, number, number> = {
     kind: 'sum',
     init: () => 0,
     add: (total, value) => total + valueOf(value),
@@ -52,6 +84,13 @@ export function sum<T>(valueOf: (value: T) => number): Aggregator<T, number, num
     result: (total) => total,
     columns: (name) => column(name, 'Float64'),
   };
+  return withKernel(aggregator, {
+    width: 1,
+    add: (slots, at, value) => {
+      slots[at] = (slots[at] as number) + valueOf(value as T);
+    },
+    result: (slots, at) => slots[at] as number,
+  });
 }
 
 /** Null until the first value: JSON has no Infinity to start from. */
@@ -60,7 +99,7 @@ function extreme<T>(
   valueOf: (value: T) => number,
 ): Aggregator<T, number | null, number> {
   const pick = kind === 'min' ? Math.min : Math.max;
-  return {
+  const aggregator: Aggregator<T, number | null, number> = {
     kind,
     init: () => null,
     add: (current, value) => (current === null ? valueOf(value) : pick(current, valueOf(value))),
@@ -69,6 +108,18 @@ function extreme<T>(
     result: (current) => current ?? NaN,
     columns: (name) => column(name, 'Float64'),
   };
+  // Slots: [has a value (0/1), extreme]; a flag rather than a NaN sentinel, so NaN inputs behave as above.
+  return withKernel(aggregator, {
+    width: 2,
+    add: (slots, at, value) => {
+      const next = valueOf(value as T);
+      if (slots[at] === 0) {
+        slots[at] = 1;
+        slots[at + 1] = next;
+      } else slots[at + 1] = pick(slots[at + 1] as number, next);
+    },
+    result: (slots, at) => (slots[at] === 0 ? NaN : (slots[at + 1] as number)),
+  });
 }
 
 export const min = <T>(valueOf: (value: T) => number): Aggregator<T, number | null, number> =>
@@ -77,7 +128,7 @@ export const max = <T>(valueOf: (value: T) => number): Aggregator<T, number | nu
   extreme('max', valueOf);
 
 export function avg<T>(valueOf: (value: T) => number): Aggregator<T, { sum: number; count: number }, number> {
-  return {
+  const aggregator: Aggregator<T, { sum: number; count: number }, number> = {
     kind: 'avg',
     init: () => ({ sum: 0, count: 0 }),
     add: (acc, value) => {
@@ -89,6 +140,15 @@ export function avg<T>(valueOf: (value: T) => number): Aggregator<T, { sum: numb
     result: (acc) => (acc.count === 0 ? NaN : acc.sum / acc.count),
     columns: (name) => column(name, 'Float64'),
   };
+  // Slots: [sum, count].
+  return withKernel(aggregator, {
+    width: 2,
+    add: (slots, at, value) => {
+      slots[at] = (slots[at] as number) + valueOf(value as T);
+      slots[at + 1] = (slots[at + 1] as number) + 1;
+    },
+    result: (slots, at) => (slots[at + 1] === 0 ? NaN : (slots[at] as number) / (slots[at + 1] as number)),
+  });
 }
 
 export interface Quantiles {

@@ -210,7 +210,7 @@ export class Stream<T> {
       ({ forward, task }) => {
         const store = task.store<DedupeStore>(name);
         return (value) => {
-          if (store.checkAndRemember(idOf(value as T), task.record.timestamp, task.streamTime))
+          if (store.checkAndRemember(idOf(value as T), task.timestamp, task.streamTime))
             task.countDuplicate();
           else forward(value);
         };

@@ -51,6 +51,19 @@ class DecodeFailure {
   constructor(readonly error: unknown) {}
 }
 
+/** A source topic with its DAG entry and its position (kept here, not in a Map, to skip a lookup per record). */
+interface SourceState {
+  readonly spec: SourceSpec;
+  readonly push: Push;
+  /** Next offset from the checkpoint: records below it were processed before (redelivery). */
+  readonly floor: bigint | undefined;
+  /**
+   * Last offset processed since open; the next position is `last + 1n`, computed at commit rather
+   * than per record (a bigint addition allocates).
+   */
+  last: bigint | undefined;
+}
+
 const NO_HEADERS = Object.freeze({}) as RecordMetadata['headers'];
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
@@ -91,12 +104,18 @@ export async function openPartitionTask(
 class PartitionTaskImpl implements PartitionTask, TaskRuntime {
   readonly partition: number;
   streamTime = -Infinity;
-  record: RecordMetadata;
+  timestamp = -Infinity;
 
   private readonly now: () => number;
   private livePositions = new Map<string, bigint>();
   private committedPositions: Map<string, bigint>;
-  private readonly sourcesByTopic = new Map<string, { spec: SourceSpec; push: Push }>();
+  private readonly sourcesByTopic = new Map<string, SourceState>();
+  /** The source of the previous record: consecutive records almost always share a topic. */
+  private lastTopic: string | undefined;
+  private lastSource: SourceState | undefined;
+  /** Record the metadata describes (undefined before the first); `timestamp` may differ from its own. */
+  private metadataRaw: RawRecord | undefined;
+  private cachedRecord: RecordMetadata | undefined;
   private readonly timeListeners = new Map<string, TimeListener>();
   private readonly restoredTimeListeners: Record<string, number | null>;
   private readonly punctuations: Punctuation[] = [];
@@ -117,14 +136,6 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
     this.partition = options.partition;
     this.now = options.now ?? Date.now;
     this.lastActivity = this.now();
-    this.record = {
-      topic: '',
-      partition: this.partition,
-      offset: -1n,
-      timestamp: -Infinity,
-      headers: NO_HEADERS,
-      key: null,
-    };
     this.committedPositions = new Map(
       Object.entries(checkpoint?.positions ?? {}).map(([topic, offset]) => [topic, BigInt(offset)]),
     );
@@ -166,7 +177,12 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
       );
     }
     for (const source of sources)
-      this.sourcesByTopic.set(source.topic, { spec: source, push: pushes.get(source.node) as Push });
+      this.sourcesByTopic.set(source.topic, {
+        spec: source,
+        push: pushes.get(source.node) as Push,
+        floor: this.committedPositions.get(source.topic),
+        last: undefined,
+      });
   }
 
   // ---- PartitionTask ----
@@ -195,6 +211,8 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
 
   commit(): Promise<void> {
     return this.serialized(async () => {
+      for (const [topic, source] of this.sourcesByTopic)
+        if (source.last !== undefined) this.livePositions.set(topic, source.last + 1n);
       for (const store of this.storesByName.values())
         if (store instanceof DedupeStore) store.expire(this.streamTime);
       const timeListeners: Record<string, number | null> = { ...this.restoredTimeListeners };
@@ -244,6 +262,31 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
   }
 
   // ---- TaskRuntime (what nodes see) ----
+
+  get record(): RecordMetadata {
+    if (this.cachedRecord === undefined) {
+      const raw = this.metadataRaw;
+      this.cachedRecord =
+        raw === undefined
+          ? {
+              topic: '',
+              partition: this.partition,
+              offset: -1n,
+              timestamp: this.timestamp,
+              headers: NO_HEADERS,
+              key: null,
+            }
+          : {
+              topic: raw.topic,
+              partition: raw.partition,
+              offset: raw.offset,
+              timestamp: this.timestamp,
+              headers: raw.headers,
+              key: raw.key,
+            };
+    }
+    return this.cachedRecord;
+  }
 
   store<S extends ManagedStore>(name: string): S {
     const store = this.storesByName.get(name);
@@ -308,12 +351,15 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
   }
 
   withTimestamp(timestamp: number, fn: () => void): void {
-    const saved = this.record;
-    this.record = { ...saved, timestamp };
+    const savedTimestamp = this.timestamp;
+    const savedRecord = this.cachedRecord;
+    this.timestamp = timestamp;
+    this.cachedRecord = undefined;
     try {
       fn();
     } finally {
-      this.record = saved;
+      this.timestamp = savedTimestamp;
+      this.cachedRecord = savedRecord;
     }
   }
 
@@ -342,22 +388,24 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
     const eventPunctuations = this.punctuations.filter((p) => p.type === 'event-time' && !p.cancelled);
     for (let i = 0; i < records.length; i++) {
       const raw = records[i] as RawRecord;
-      const position = this.livePositions.get(raw.topic);
-      if (position !== undefined && raw.offset < position) continue; // already processed (redelivery)
-      this.livePositions.set(raw.topic, raw.offset + 1n);
+      const source = this.sourceOf(raw.topic) as SourceState;
+      // Already processed (redelivery)?
+      if (source.last !== undefined) {
+        if (raw.offset <= source.last) continue;
+      } else if (source.floor !== undefined && raw.offset < source.floor) continue;
+      source.last = raw.offset;
       this.counters.recordsProcessed++;
-      const source = this.sourcesByTopic.get(raw.topic) as { spec: SourceSpec; push: Push };
       this.currentRaw = raw;
       const value = decoded[i];
       try {
         if (value instanceof DecodeFailure) {
           const error = value.error;
-          this.record = this.metadataOf(raw, raw.timestamp);
+          this.setRecord(raw, raw.timestamp);
           this.deadLetter(error instanceof DeserializationError ? error.reason : 'decode-failed', error);
           continue;
         }
         const timestamp = source.spec.timestampOf ? source.spec.timestampOf(value, raw) : raw.timestamp;
-        this.record = this.metadataOf(raw, timestamp);
+        this.setRecord(raw, timestamp);
         if (!Number.isFinite(timestamp)) {
           this.deadLetter('processing-failed', new Error(`invalid event time ${timestamp}`));
           continue;
@@ -392,15 +440,20 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
     }
   }
 
-  private metadataOf(raw: RawRecord, timestamp: number): RecordMetadata {
-    return {
-      topic: raw.topic,
-      partition: raw.partition,
-      offset: raw.offset,
-      timestamp,
-      headers: raw.headers,
-      key: raw.key,
-    };
+  private setRecord(raw: RawRecord, timestamp: number): void {
+    this.metadataRaw = raw;
+    this.timestamp = timestamp;
+    this.cachedRecord = undefined;
+  }
+
+  private sourceOf(topic: string): SourceState | undefined {
+    if (topic === this.lastTopic) return this.lastSource;
+    const source = this.sourcesByTopic.get(topic);
+    if (source !== undefined) {
+      this.lastTopic = topic;
+      this.lastSource = source;
+    }
+    return source;
   }
 
   /** Decodes the whole batch; rejects, with nothing applied, if any decode hits a RetriableError. */
@@ -409,7 +462,7 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
     let pending: Array<Promise<void>> | undefined;
     for (let i = 0; i < records.length; i++) {
       const raw = records[i] as RawRecord;
-      const source = this.sourcesByTopic.get(raw.topic);
+      const source = this.sourceOf(raw.topic);
       if (source === undefined)
         throw new Error(
           `task ${this.partition} got a record of topic "${raw.topic}", which the topology does not consume`,

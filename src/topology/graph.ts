@@ -44,8 +44,13 @@ export interface TaskRuntime {
   readonly partition: number;
   /** Max event time seen by the task (-Infinity before the first record). */
   readonly streamTime: number;
-  /** The current record; during punctuation and window emission, a synthetic one. */
+  /**
+   * The current record; during punctuation and window emission, a synthetic one. Built on first
+   * access per record (most records never need it), so read `timestamp` on hot paths instead.
+   */
   readonly record: RecordMetadata;
+  /** Timestamp of the current record (`record.timestamp`, without building the metadata object). */
+  readonly timestamp: number;
   store<S extends ManagedStore>(name: string): S;
   appendToOutbox(name: string, value: unknown): void;
   deadLetter(reason: DeadLetterReason, error: unknown): void;

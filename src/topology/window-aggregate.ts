@@ -6,8 +6,9 @@
  */
 import type { ResultSchema } from '../sinks/types.js';
 import { WindowStore } from '../state/window-store.js';
-import type { WindowEntry } from '../state/window-store.js';
-import type { AnyAggregator } from './aggregators.js';
+import type { WindowBlobCodec, WindowEntry } from '../state/window-store.js';
+import { numericKernelOf } from './aggregators.js';
+import type { AnyAggregator, NumericKernel } from './aggregators.js';
 import type { NodeRuntimeContext, Push, StoreSpec, TimeListener } from './graph.js';
 import type { WindowResult } from './records.js';
 import { windowStartOf } from './time.js';
@@ -37,12 +38,21 @@ export interface WindowOptions {
   name?: string;
 }
 
+/**
+ * State of one (window, key). With a numeric spec (every aggregator has a NumericKernel) the
+ * accumulators are `slots`, one Float64Array per entry, and `accumulators` is empty; otherwise the
+ * reverse. One shape for both keeps the hot path monomorphic.
+ */
 interface WindowState {
   key: unknown;
   accumulators: unknown[];
+  slots: Float64Array;
   /** Emissions so far; 0 while the window is open. */
   version: number;
 }
+
+const NO_ACCUMULATORS: unknown[] = [];
+const NO_SLOTS = new Float64Array(0);
 
 export interface WindowAggregateConfig {
   name: string;
@@ -54,37 +64,138 @@ export interface WindowAggregateConfig {
 
 /** Canonical text of a group key: strings as they are, anything else as JSON (property order as built). */
 function keyTextOf(key: unknown): string {
-  return typeof key === 'string' ? key : JSON.stringify(key);
+  return typeof key === 'string' ? key : (JSON.stringify(key) ?? 'null');
+}
+
+/** The kernels of a spec when every aggregator has one, with each one's first slot. */
+function numericLayout(
+  spec: Record<string, AnyAggregator<unknown>>,
+): { kernels: NumericKernel[]; offsets: number[]; width: number } | undefined {
+  const kernels: NumericKernel[] = [];
+  const offsets: number[] = [];
+  let width = 0;
+  for (const aggregator of Object.values(spec)) {
+    const kernel = numericKernelOf(aggregator);
+    if (kernel === undefined) return undefined;
+    kernels.push(kernel);
+    offsets.push(width);
+    width += kernel.width;
+  }
+  return { kernels, offsets, width };
 }
 
 export function windowResultSchema(spec: Record<string, AnyAggregator<unknown>>): ResultSchema {
   return { valueColumns: Object.entries(spec).flatMap(([name, aggregator]) => aggregator.columns(name)) };
 }
 
+const BLOB_MAGIC = 0x314d554e; // 'NUM1'
+const HEADER_BYTES = 16;
+
+/**
+ * Binary blob of numeric window states: a 16-byte header (magic, entry count, slot width, key bytes),
+ * then per entry `[version, ...slots]` as float64, then the key texts' UTF-16 lengths (uint32), their
+ * kinds (uint8: 0 string key, 1 JSON key), and the key texts concatenated as UTF-8. Encoding costs a
+ * typed-array copy per entry and one string join, instead of a JSON document per commit.
+ */
+function numericBlobCodec(name: string, width: number): WindowBlobCodec<WindowState> {
+  const stride = width + 1;
+  return {
+    encodeBlob(entries) {
+      const count = entries.length;
+      const texts: string[] = new Array(count);
+      for (let i = 0; i < count; i++) texts[i] = (entries[i] as WindowEntry<WindowState>).keyText;
+      const joined = texts.join('');
+      const keyBytes = Buffer.byteLength(joined, 'utf8');
+      const floatsEnd = HEADER_BYTES + count * stride * 8;
+      const lengthsEnd = floatsEnd + count * 4;
+      const kindsEnd = lengthsEnd + count;
+      const buffer = new ArrayBuffer(kindsEnd + keyBytes);
+      const header = new Uint32Array(buffer, 0, 4);
+      header[0] = BLOB_MAGIC;
+      header[1] = count;
+      header[2] = width;
+      header[3] = keyBytes;
+      const floats = new Float64Array(buffer, HEADER_BYTES, count * stride);
+      const lengths = new Uint32Array(buffer, floatsEnd, count);
+      const kinds = new Uint8Array(buffer, lengthsEnd, count);
+      for (let i = 0; i < count; i++) {
+        const state = (entries[i] as WindowEntry<WindowState>).state;
+        floats[i * stride] = state.version;
+        floats.set(state.slots, i * stride + 1);
+        lengths[i] = (texts[i] as string).length;
+        kinds[i] = typeof state.key === 'string' ? 0 : 1;
+      }
+      Buffer.from(buffer).write(joined, kindsEnd, keyBytes, 'utf8');
+      return new Uint8Array(buffer);
+    },
+    decodeBlob(bytes) {
+      // Copy: LevelDB's buffer may not be 8-byte aligned for a Float64Array view.
+      const header = new Uint32Array(4);
+      new Uint8Array(header.buffer).set(bytes.subarray(0, HEADER_BYTES));
+      const [magic, count = 0, blobWidth, keyBytes = 0] = header;
+      if (magic !== BLOB_MAGIC || blobWidth !== width)
+        throw new Error(`window store "${name}": blob does not match the aggregate spec (width ${width})`);
+      const floatsEnd = HEADER_BYTES + count * stride * 8;
+      const lengthsEnd = floatsEnd + count * 4;
+      const floats = new Float64Array(count * stride);
+      new Uint8Array(floats.buffer).set(bytes.subarray(HEADER_BYTES, floatsEnd));
+      const lengths = new Uint32Array(count);
+      new Uint8Array(lengths.buffer).set(bytes.subarray(floatsEnd, lengthsEnd));
+      const kinds = bytes.subarray(lengthsEnd, lengthsEnd + count);
+      const joined = Buffer.from(bytes.buffer, bytes.byteOffset + lengthsEnd + count, keyBytes).toString('utf8');
+      const rows: Array<[string, WindowState]> = new Array(count);
+      let at = 0;
+      for (let i = 0; i < count; i++) {
+        const keyText = joined.slice(at, at + (lengths[i] as number));
+        at += lengths[i] as number;
+        rows[i] = [
+          keyText,
+          {
+            key: kinds[i] === 0 ? keyText : (JSON.parse(keyText) as unknown),
+            accumulators: NO_ACCUMULATORS,
+            slots: floats.slice(i * stride + 1, (i + 1) * stride),
+            version: floats[i * stride] as number,
+          },
+        ];
+      }
+      return rows;
+    },
+    describe: (state) => ({ key: state.key, slots: [...state.slots], version: state.version }),
+  };
+}
+
 export function windowStoreSpec(config: WindowAggregateConfig): StoreSpec {
   const aggregators = Object.values(config.spec);
+  const layout = numericLayout(config.spec);
   return {
     name: config.name,
     kind: 'window',
     create: (db) =>
-      new WindowStore<WindowState>(db, config.name, {
-        encode: (state) => ({
-          k: state.key,
-          a: state.accumulators.map((acc, i) => aggregators[i]?.toState?.(acc) ?? acc),
-          v: state.version,
-        }),
-        decode: (data) => {
-          const raw = data as { k: unknown; a: unknown[]; v: number };
-          return {
-            key: raw.k,
-            accumulators: raw.a.map((acc, i) => {
-              const aggregator = aggregators[i];
-              return aggregator?.fromState ? aggregator.fromState(acc) : acc;
-            }),
-            version: raw.v,
-          };
-        },
-      }),
+      new WindowStore<WindowState>(
+        db,
+        config.name,
+        layout
+          ? numericBlobCodec(config.name, layout.width)
+          : {
+              encode: (state) => ({
+                k: state.key,
+                a: state.accumulators.map((acc, i) => aggregators[i]?.toState?.(acc) ?? acc),
+                v: state.version,
+              }),
+              decode: (data) => {
+                const raw = data as { k: unknown; a: unknown[]; v: number };
+                return {
+                  key: raw.k,
+                  accumulators: raw.a.map((acc, i) => {
+                    const aggregator = aggregators[i];
+                    return aggregator?.fromState ? aggregator.fromState(acc) : acc;
+                  }),
+                  slots: NO_SLOTS,
+                  version: raw.v,
+                };
+              },
+            },
+      ),
   };
 }
 
@@ -100,6 +211,10 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
   const names = Object.keys(config.spec);
   const aggregators = Object.values(config.spec);
   const aggregatorCount = aggregators.length;
+  const layout = numericLayout(config.spec);
+  const kernels = layout?.kernels ?? [];
+  const offsets = layout?.offsets ?? [];
+  const width = layout?.width ?? 0;
   const store = task.store<WindowStore<WindowState>>(config.name);
 
   let watermark = -Infinity;
@@ -113,9 +228,12 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
     state.version++;
     store.markDirty(entry);
     const value: Record<string, unknown> = {};
-    for (let i = 0; i < aggregatorCount; i++) {
-      value[names[i] as string] = (aggregators[i] as AnyAggregator<unknown>).result(state.accumulators[i]);
-    }
+    if (layout)
+      for (let i = 0; i < aggregatorCount; i++)
+        value[names[i] as string] = (kernels[i] as NumericKernel).result(state.slots, offsets[i] as number);
+    else
+      for (let i = 0; i < aggregatorCount; i++)
+        value[names[i] as string] = (aggregators[i] as AnyAggregator<unknown>).result(state.accumulators[i]);
     const result: WindowResult<unknown, Record<string, unknown>> = {
       windowStart: entry.start,
       windowEnd: entry.start + size,
@@ -172,11 +290,17 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
   recomputeDeadline();
 
   const addTo = (entry: WindowEntry<WindowState>, value: unknown): void => {
-    const accumulators = entry.state.accumulators;
-    for (let i = 0; i < aggregatorCount; i++) {
-      accumulators[i] = (aggregators[i] as AnyAggregator<unknown>).add(accumulators[i], value);
+    const state = entry.state;
+    if (layout) {
+      const slots = state.slots;
+      for (let i = 0; i < aggregatorCount; i++)
+        (kernels[i] as NumericKernel).add(slots, offsets[i] as number, value);
+    } else {
+      const accumulators = state.accumulators;
+      for (let i = 0; i < aggregatorCount; i++)
+        accumulators[i] = (aggregators[i] as AnyAggregator<unknown>).add(accumulators[i], value);
     }
-    store.markDirty(entry);
+    if (!entry.dirty) store.markDirty(entry);
   };
 
   const entryFor = (start: number, value: unknown): WindowEntry<WindowState> => {
@@ -184,14 +308,21 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
     const keyText = keyTextOf(key);
     const existing = store.get(start, keyText);
     if (existing !== undefined) return existing;
+    if (layout)
+      return store.insert(start, keyText, {
+        key,
+        accumulators: NO_ACCUMULATORS,
+        slots: new Float64Array(width),
+        version: 0,
+      });
     const accumulators = new Array<unknown>(aggregatorCount);
     for (let i = 0; i < aggregatorCount; i++)
       accumulators[i] = (aggregators[i] as AnyAggregator<unknown>).init();
-    return store.insert(start, keyText, { key, accumulators, version: 0 });
+    return store.insert(start, keyText, { key, accumulators, slots: NO_SLOTS, version: 0 });
   };
 
   return (value) => {
-    const timestamp = task.record.timestamp;
+    const timestamp = task.timestamp;
     const start = windowStartOf(timestamp, size);
     const closesAt = start + size + grace;
     const current = task.streamTime - outOfOrderness;
