@@ -29,6 +29,10 @@ export interface GeneratorOptions {
   /** Malformed records of each class (bad magic byte, unknown schema id, truncated, invalid). */
   malformedPerClass?: number;
   eventTimeSpanMs?: number;
+  /** Where event time starts (a minute boundary); default: far enough back that the run ends before now. */
+  eventTimeStart?: number;
+  /** Avro schema the events are written with (registered under `<topic>-value`); default schemas/usage-event.avsc. */
+  writerSchema?: string;
   seed?: number;
 }
 
@@ -91,7 +95,7 @@ export class UsageGenerator {
   private producer: Producer | undefined;
   private readonly serde: Serde<UsageEvent>;
   private readonly next: () => number;
-  private readonly options: Required<GeneratorOptions>;
+  private readonly options: Required<Omit<GeneratorOptions, 'eventTimeStart'>>;
   private readonly recent: UsageEvent[] = [];
   private stopped = false;
   readonly eventTimeStart: number;
@@ -105,6 +109,7 @@ export class UsageGenerator {
       lateEvents: 10,
       malformedPerClass: 2,
       eventTimeSpanMs: 5 * 60_000,
+      writerSchema: usageEventSchema(),
       seed: 42,
       ...options,
     };
@@ -116,10 +121,16 @@ export class UsageGenerator {
     });
     this.serde = avro<UsageEvent>({
       registry: { url: options.registryUrl },
-      readerSchema: usageEventSchema(),
+      readerSchema: this.options.writerSchema,
     });
     const size = METERING_WINDOW.size;
-    this.eventTimeStart = Math.floor(Date.now() / size) * size - this.options.eventTimeSpanMs - size;
+    this.eventTimeStart =
+      options.eventTimeStart ?? Math.floor(Date.now() / size) * size - this.options.eventTimeSpanMs - size;
+  }
+
+  /** Where the event time of this run ends: a following run may start there. */
+  get eventTimeEnd(): number {
+    return this.eventTimeStart + this.options.eventTimeSpanMs;
   }
 
   stop(): void {
@@ -293,4 +304,33 @@ export function partitionOfSubject(subject: string, partitions: number): number 
   let hash = 0x811c9dc5;
   for (let i = 0; i < subject.length; i++) hash = Math.imul(hash ^ subject.charCodeAt(i), 0x01000193);
   return (hash >>> 0) % partitions;
+}
+
+/** The ground truth of several runs into the same topic, as one. */
+export function combineTruths(...truths: GroundTruth[]): GroundTruth {
+  const combined: GroundTruth = {
+    windows: new Map(),
+    produced: 0,
+    unique: 0,
+    duplicates: 0,
+    late: 0,
+    malformed: [],
+  };
+  for (const truth of truths) {
+    combined.produced += truth.produced;
+    combined.unique += truth.unique;
+    combined.duplicates += truth.duplicates;
+    combined.late += truth.late;
+    combined.malformed.push(...truth.malformed);
+    for (const [key, totals] of truth.windows) {
+      const into = combined.windows.get(key);
+      if (!into) combined.windows.set(key, { ...totals });
+      else {
+        into.count += totals.count;
+        into.total += totals.total;
+        into.max = Math.max(into.max, totals.max);
+      }
+    }
+  }
+  return combined;
 }

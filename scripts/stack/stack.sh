@@ -86,11 +86,20 @@ stop_service() {
 
 # ---- installs (cached) ----------------------------------------------------------------------------
 
+# Maven resolves the Kafka jars and the registry from Maven Central.
+ensure_maven() {
+  command -v mvn >/dev/null && return 0
+  [ "$(id -u)" = 0 ] || die "Maven (mvn) is needed to fetch Kafka and the registry; run: sudo apt-get install -y maven"
+  say "installing maven from Debian (once)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven) \
+    >"$LOGS/install-maven.log" 2>&1 || die "installing Maven failed; see $LOGS/install-maven.log"
+}
+
 ensure_kafka_jars() {
   local libs="$CACHE/kafka-$KAFKA_VERSION"
   if [ ! -f "$libs/.complete" ]; then
     say "fetching Kafka $KAFKA_VERSION jars from Maven Central (once)"
-    command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch the Kafka jars; install it (apt-get install maven)"
+    ensure_maven
     mvn -q -f "$HERE/kafka-pom.xml" -Dkafka.version="$KAFKA_VERSION" dependency:copy-dependencies \
       -DoutputDirectory="$libs" -Dmaven.repo.local="$CACHE/m2" >"$LOGS/fetch-kafka.log" 2>&1 \
       || die "fetching the Kafka jars failed; see $LOGS/fetch-kafka.log"
@@ -103,7 +112,7 @@ ensure_apicurio() {
   local home="$CACHE/apicurio-$APICURIO_VERSION"
   if [ ! -f "$home/.complete" ]; then
     say "fetching Apicurio Registry $APICURIO_VERSION from Maven Central (once, ~160 MB)"
-    command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Apicurio Registry; install it (apt-get install maven)"
+    ensure_maven
     mvn -q dependency:copy -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" \
       -DoutputDirectory="$CACHE" -Dmaven.repo.local="$CACHE/m2" >"$LOGS/fetch-apicurio.log" 2>&1 \
       || die "fetching Apicurio Registry failed; see $LOGS/fetch-apicurio.log"
@@ -204,7 +213,10 @@ docker_available() { command -v docker >/dev/null && docker info >/dev/null 2>&1
 
 cmd_up() {
   mkdir -p "$CACHE" "$DATA" "$RUN" "$LOGS"
-  [ -d "$ROOT/node_modules/kafkajs" ] || die "node_modules is missing; run npm ci (or npm install) first"
+  if [ ! -d "$ROOT/node_modules/kafkajs" ] || [ ! -d "$ROOT/node_modules/tsx" ]; then
+    say "installing npm packages (npm ci, once)"
+    (cd "$ROOT" && npm ci --no-audit --no-fund >"$LOGS/npm-ci.log" 2>&1) || die "npm ci failed; see $LOGS/npm-ci.log"
+  fi
   if docker_available; then
     say "Docker engine found: docker compose up"
     docker compose -f "$ROOT/docker-compose.yml" up -d --wait
