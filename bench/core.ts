@@ -1,5 +1,5 @@
 /**
- * Core engine benchmark (not a timed test): synthetic usage events through JSON decode, dedupe over a
+ * Core engine benchmark (not a timed test): synthetic usage events through Avro decode, dedupe over a
  * 32-day horizon and a 1-minute tumbling count/sum per (subject, meter), in one PartitionTask on real
  * LevelDB, committing about every second and draining the outbox as the runtime does.
  *
@@ -8,11 +8,20 @@
  * Shape: 10 minutes of event time, 100k distinct keys per minute, every event a new id except 1% resent
  * duplicates, so all ids (>1M) stay inside the dedupe horizon. Input generation is excluded from the
  * measured time (it is what Kafka would hand us); decode, processing and commits are included.
+ *
+ * Decoding: the records are the reference usage event (schemas/usage-event.avsc) in the Confluent
+ * wire format, decoded by the Avro serde of src/serde with its schema id cached (an
+ * InMemorySchemaRegistry; the one registry lookup happens before the measured loop, as it happens
+ * once per schema id in production). This is the production path: the metering job reads Avro.
+ * Earlier versions fed JSON text through JSON.parse, which cost about twice as much per record as the
+ * Avro decode (1.2 us vs 0.6 us on the dev box) and measured a serde production does not use. The
+ * events carry the same fields as before plus the schema's `type` and an empty `dimensions` map.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Serde } from '../src/serde/types.js';
+import { avro, InMemorySchemaRegistry, usageEventSchema } from '../src/serde/index.js';
+import type { UsageEvent } from '../src/serde/index.js';
 import {
   TopologyBuilder,
   count,
@@ -25,15 +34,6 @@ import {
 } from '../src/topology/index.js';
 import type { RawRecord } from '../src/topology/index.js';
 
-interface UsageEvent {
-  id: string;
-  source: string;
-  subject: string;
-  meter: string;
-  value: number;
-  time: number;
-}
-
 const totalEvents = Number(process.argv[2] ?? 2_000_000);
 const keysPerMinute = 100_000;
 const minutesOfData = 10;
@@ -42,15 +42,27 @@ const commitEveryMs = 1_000;
 const eventsPerMinute = Math.ceil(totalEvents / minutesOfData);
 const T0 = Date.UTC(2024, 0, 1);
 
-const json: Serde<UsageEvent> = {
-  name: 'json',
-  serialize: (value) => Buffer.from(JSON.stringify(value)),
-  deserialize: (data) => JSON.parse((data as Buffer).toString('utf8')) as UsageEvent,
-};
+const serdeContext = { topic: 'usage-events', role: 'value' as const };
+const serde = avro<UsageEvent>({ registry: new InMemorySchemaRegistry(), readerSchema: usageEventSchema() });
+// Registers the schema and caches its id for decoding (the one registry round trip, outside the loop).
+await serde.deserialize(await serde.serialize(probeEvent(), serdeContext), serdeContext);
+
+function probeEvent(): UsageEvent {
+  return {
+    id: 'probe',
+    source: 'bench',
+    type: 'api.call',
+    subject: 's',
+    time: T0,
+    meter: 'm',
+    value: 0,
+    dimensions: {},
+  };
+}
 
 const builder = new TopologyBuilder();
 builder
-  .stream('usage-events', json, { timestamp: (e) => e.time })
+  .stream('usage-events', serde, { timestamp: (e) => e.time })
   .dedupe((e) => `${e.source}/${e.id}`, { horizon: days(32) })
   .groupBy((e) => ({ subject: e.subject, meter: e.meter }))
   .window(tumbling(minutes(1)), { grace: seconds(10), outOfOrderness: seconds(5) })
@@ -65,30 +77,38 @@ function makeBatch(first: number, size: number): RawRecord[] {
   const records: RawRecord[] = new Array(size);
   for (let i = 0; i < size; i++) {
     const n = first + i;
-    // 1% of events resend an earlier event (same id, same payload): the dedupe must drop them.
-    const original = n % 100 === 99 ? n - 50 : n;
-    const minute = Math.floor(original / eventsPerMinute);
-    const inMinute = original % eventsPerMinute;
-    const key = (inMinute * 7919) % keysPerMinute;
-    const event: UsageEvent = {
-      id: `evt-${original}`,
-      source: 'bench',
-      subject: `customer-${key}`,
-      meter: key % 2 === 0 ? 'api_calls' : 'tokens',
-      value: (original % 13) + 1,
-      time: T0 + minute * 60_000 + Math.floor((inMinute / eventsPerMinute) * 60_000),
-    };
+    const event = eventOf(n);
+    const encoded = serde.serialize(event, serdeContext);
+    if (!Buffer.isBuffer(encoded)) throw new Error('expected the cached encoder to be synchronous');
     records[i] = {
       topic: 'usage-events',
       partition: 0,
       offset: BigInt(n),
       timestamp: event.time,
       key: null,
-      value: Buffer.from(JSON.stringify(event)),
+      value: encoded,
       headers: {},
     };
   }
   return records;
+}
+
+function eventOf(n: number): UsageEvent {
+  // 1% of events resend an earlier event (same id, same payload): the dedupe must drop them.
+  const original = n % 100 === 99 ? n - 50 : n;
+  const minute = Math.floor(original / eventsPerMinute);
+  const inMinute = original % eventsPerMinute;
+  const key = (inMinute * 7919) % keysPerMinute;
+  return {
+    id: `evt-${original}`,
+    source: 'bench',
+    type: 'api.call',
+    subject: `customer-${key}`,
+    time: T0 + minute * 60_000 + Math.floor((inMinute / eventsPerMinute) * 60_000),
+    meter: key % 2 === 0 ? 'api_calls' : 'tokens',
+    value: (original % 13) + 1,
+    dimensions: {},
+  };
 }
 
 let peakRss = process.memoryUsage().rss;

@@ -7,4 +7,5 @@ export type { WindowEntry, WindowStateCodec } from './window-store.js';
 export { DedupeStore } from './dedupe-store.js';
 export type { DedupeOptions } from './dedupe-store.js';
 export { OutboxStore } from './outbox-store.js';
+export type { SegmentCodec } from './outbox-store.js';
 export { decodeValue, encodeValue } from './codec.js';

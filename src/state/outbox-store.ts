@@ -7,10 +7,31 @@
  * by its first sequence): a commit costs one put however many rows it carries, and a segment is deleted
  * once all its entries are acked. The acked-through sequence is checkpointed too, so a partly acked
  * segment is not delivered again from its start.
+ *
+ * A segment's first byte says how the rest is encoded: JSON_SEGMENT (UTF-8 JSON array of the values,
+ * bigint and Buffer kept; any value) or a format of the outbox's SegmentCodec, which packs values of a
+ * known shape (window results) much faster than JSON and may decline a segment it cannot pack.
  */
 import { decodeValue, encodeValue, sortableHex } from './codec.js';
-import type { ManagedStore, StateDb, TextSublevel, WriteBatch } from './db.js';
+import type { BinarySublevel, ManagedStore, StateDb, WriteBatch } from './db.js';
 import type { Outbox, OutboxEntry, StoreView } from '../topology/task.js';
+
+const JSON_SEGMENT = 0x01;
+
+/** Packs the values of one segment; its output must start with a format byte other than 0x01. */
+export interface SegmentCodec<T> {
+  /** The segment's bytes, or undefined to have it written as JSON. */
+  encode(values: readonly T[]): Uint8Array | undefined;
+  decode(bytes: Uint8Array): T[];
+}
+
+function encodeJsonSegment(values: readonly unknown[]): Uint8Array {
+  const text = encodeValue(values);
+  const bytes = Buffer.allocUnsafe(Buffer.byteLength(text, 'utf8') + 1);
+  bytes[0] = JSON_SEGMENT;
+  bytes.write(text, 1, 'utf8');
+  return bytes;
+}
 
 interface Segment {
   key: string;
@@ -19,7 +40,7 @@ interface Segment {
 
 export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
   readonly kind = 'outbox' as const;
-  private readonly level: TextSublevel;
+  private readonly level: BinarySublevel;
   private nextSeq = 0n;
   private ackedThrough = -1n;
   private ackedThroughDirty = false;
@@ -35,8 +56,9 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
   constructor(
     private readonly db: StateDb,
     readonly name: string,
+    private readonly codec?: SegmentCodec<T>,
   ) {
-    this.level = db.textLevel(`outbox:${name}`);
+    this.level = db.binaryLevel(`outbox:${name}`);
   }
 
   async load(): Promise<void> {
@@ -44,9 +66,9 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
     this.nextSeq = seqText === undefined ? 0n : BigInt(seqText);
     const ackedText = await this.db.getMeta(this.metaKey('acked-through'));
     this.ackedThrough = ackedText === undefined ? -1n : BigInt(ackedText);
-    for await (const [key, text] of this.level.iterator()) {
+    for await (const [key, bytes] of this.level.iterator()) {
       const firstSeq = BigInt(`0x${key}`);
-      const values = decodeValue<T[]>(text);
+      const values = this.decodeSegment(bytes);
       values.forEach((value, index) => {
         const seq = firstSeq + BigInt(index);
         if (seq > this.ackedThrough) this.committedEntries.push({ seq, value });
@@ -88,12 +110,9 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
     for (const key of this.segmentsToDelete) batch.del(this.level, this.name, key);
     if (this.appended.length > 0) {
       const first = this.appended[0] as OutboxEntry<T>;
-      batch.put(
-        this.level,
-        this.name,
-        sortableHex(first.seq),
-        encodeValue(this.appended.map((entry) => entry.value)),
-      );
+      const values = this.appended.map((entry) => entry.value);
+      const bytes = this.codec?.encode(values) ?? encodeJsonSegment(values);
+      batch.putBinary(this.level, this.name, sortableHex(first.seq), bytes);
       this.db.putMeta(this.metaKey('next-seq'), this.nextSeq.toString());
     }
     if (this.ackedThroughDirty) this.db.putMeta(this.metaKey('acked-through'), this.ackedThrough.toString());
@@ -124,6 +143,18 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
           .slice(0, limit),
       approximateSize: () => this.pending() + this.appended.length,
     };
+  }
+
+  private decodeSegment(bytes: Uint8Array): T[] {
+    if (bytes[0] === JSON_SEGMENT)
+      return decodeValue<T[]>(
+        Buffer.from(bytes.buffer, bytes.byteOffset + 1, bytes.byteLength - 1).toString('utf8'),
+      );
+    if (this.codec === undefined)
+      throw new Error(
+        `outbox "${this.name}": segment format ${bytes[0]} needs a codec this outbox does not have`,
+      );
+    return this.codec.decode(bytes);
   }
 
   private metaKey(what: string): string {

@@ -82,6 +82,9 @@ export class WindowStore<S> implements ManagedStore {
   private dirtyWindows = new Set<Window<S>>();
   private deletedBlobKeys: string[] = [];
   private entryCount = 0;
+  /** The window of the last get(), valid until removeWindow(). */
+  private lastStart = NaN;
+  private lastWindow: Window<S> | undefined;
   private nextBlob = 0;
   /** Blob keys written by the pending commit, per window, applied in committed(). */
   private pendingBlobs: Array<{ window: Window<S>; key: string; entries: number; replaces: boolean }> = [];
@@ -116,7 +119,12 @@ export class WindowStore<S> implements ManagedStore {
   }
 
   get(start: number, keyText: string): WindowEntry<S> | undefined {
-    return this.windows.get(start)?.entries.get(keyText);
+    // Consecutive records nearly always fall in the same window: skip the lookup by start.
+    const window = start === this.lastStart ? this.lastWindow : this.windows.get(start);
+    if (window === undefined) return undefined;
+    this.lastStart = start;
+    this.lastWindow = window;
+    return window.entries.get(keyText);
   }
 
   /** Adds a new entry (dirty). The caller checked that none exists. */
@@ -156,6 +164,10 @@ export class WindowStore<S> implements ManagedStore {
     this.deletedBlobKeys.push(...window.blobKeys);
     this.dirtyWindows.delete(window);
     this.windows.delete(start);
+    if (start === this.lastStart) {
+      this.lastStart = NaN;
+      this.lastWindow = undefined;
+    }
     this.starts = this.starts.filter((s) => s !== start);
   }
 

@@ -26,6 +26,7 @@ import type {
 import type { DeadLetter, RawRecord } from './records.js';
 import { DLQ_OUTBOX } from './task.js';
 import type { OpenTaskOptions, Outbox, PartitionTask, StoreView, TaskMetrics } from './task.js';
+import { windowResultCodec } from './result-codec.js';
 import type { Topology } from './topology.js';
 
 interface Checkpoint {
@@ -77,6 +78,26 @@ function errorOf(error: unknown): { errorClass: string; message: string } {
   return { errorClass: typeof error, message: String(error) };
 }
 
+/**
+ * Whether every value reaching sink `sinkName` is a WindowResult emitted by a window aggregate (each
+ * of its sink nodes has exactly one parent: the main port of a window-aggregate node). Only then may
+ * its outbox use the window-result segment codec (which still falls back to JSON for anything else).
+ */
+function fedOnlyByWindowAggregates(nodes: readonly NodeSpec[], sinkName: string): boolean {
+  const sinkNodes = nodes.filter((node) => node.sink?.name === sinkName);
+  return (
+    sinkNodes.length > 0 &&
+    sinkNodes.every((node) => {
+      const parent = node.parents.length === 1 ? node.parents[0] : undefined;
+      return (
+        parent !== undefined &&
+        parent.port === undefined &&
+        nodes.some((candidate) => candidate.name === parent.node && candidate.kind === 'window-aggregate')
+      );
+    })
+  );
+}
+
 export async function openPartitionTask(
   topology: Topology,
   options: OpenTaskOptions,
@@ -89,7 +110,8 @@ export async function openPartitionTask(
     const outboxes = new Map<string, OutboxStore>();
     for (const name of [DLQ_OUTBOX, ...topology.sinks.map((sink) => sink.spec.name)]) {
       if (outboxes.has(name)) throw new Error(`sink name "${name}" is reserved or used twice`);
-      outboxes.set(name, await db.attach(new OutboxStore(db, `${name}`)));
+      const codec = fedOnlyByWindowAggregates(topology.nodes, name) ? windowResultCodec : undefined;
+      outboxes.set(name, await db.attach(new OutboxStore(db, `${name}`, codec)));
     }
     const checkpoint = await db.readCheckpoint<Checkpoint>();
     const task = new PartitionTaskImpl(options, db, stores, outboxes, checkpoint);

@@ -142,7 +142,9 @@ function numericBlobCodec(name: string, width: number): WindowBlobCodec<WindowSt
       const lengths = new Uint32Array(count);
       new Uint8Array(lengths.buffer).set(bytes.subarray(floatsEnd, lengthsEnd));
       const kinds = bytes.subarray(lengthsEnd, lengthsEnd + count);
-      const joined = Buffer.from(bytes.buffer, bytes.byteOffset + lengthsEnd + count, keyBytes).toString('utf8');
+      const joined = Buffer.from(bytes.buffer, bytes.byteOffset + lengthsEnd + count, keyBytes).toString(
+        'utf8',
+      );
       const rows: Array<[string, WindowState]> = new Array(count);
       let at = 0;
       for (let i = 0; i < count; i++) {
