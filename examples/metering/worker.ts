@@ -5,18 +5,30 @@
  *   METERING_CLICKHOUSE_TABLE (default usage_1m).
  * The tests start it as a child process and kill it with SIGKILL to prove the exactly-once protocol.
  */
+import { ConfigError } from '../../src/runtime/config.js';
 import { meteringApp } from './pipeline.js';
 
-const app = meteringApp({
-  topic: process.env.METERING_TOPIC ?? 'usage-events',
-  registryUrl: process.env.TRIBUTARY_SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7',
-  clickhouse: {
-    url: process.env.TRIBUTARY_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123',
-    database: process.env.METERING_CLICKHOUSE_DATABASE ?? 'metering',
-    table: process.env.METERING_CLICKHOUSE_TABLE ?? 'usage_1m',
-  },
-  config: { appId: process.env.TRIBUTARY_APP_ID ?? 'metering' },
-});
+function build() {
+  return meteringApp({
+    topic: process.env.METERING_TOPIC ?? 'usage-events',
+    registryUrl: process.env.TRIBUTARY_SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7',
+    clickhouse: {
+      url: process.env.TRIBUTARY_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123',
+      database: process.env.METERING_CLICKHOUSE_DATABASE ?? 'metering',
+      table: process.env.METERING_CLICKHOUSE_TABLE ?? 'usage_1m',
+    },
+    config: { appId: process.env.TRIBUTARY_APP_ID ?? 'metering' },
+  });
+}
+
+let app: ReturnType<typeof build>;
+try {
+  app = build();
+} catch (error) {
+  // An invalid setting: say which, without a stack trace.
+  process.stderr.write(`${error instanceof ConfigError ? error.message : String(error)}\n`);
+  process.exit(1);
+}
 
 try {
   await app.start();

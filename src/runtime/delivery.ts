@@ -11,6 +11,7 @@
  */
 import type { Logger } from 'pino';
 import { toDlqMessage } from '../serde/dlq.js';
+import { PermanentSinkError } from '../sinks/types.js';
 import type { SinkSpec, SinkWriter } from '../sinks/types.js';
 import type { DeadLetter } from '../topology/records.js';
 import { DLQ_OUTBOX } from '../topology/task.js';
@@ -42,6 +43,8 @@ export class OutputDelivery {
     private readonly kafka: KafkaClient,
     private readonly metrics: RuntimeMetrics,
     private readonly logger: Logger,
+    /** A sink failed in a way retrying cannot fix: the instance must stop. */
+    private readonly onFatal: (error: Error) => void,
   ) {
     this.dlqTopic = dlqTopicOf(config);
     this.progressGroup = `${config.appId}.dlq-progress`;
@@ -106,6 +109,12 @@ export class OutputDelivery {
       if (sink.failing) this.logger.info({ sink: sink.spec.name }, 'sink recovered');
       sink.failing = false;
     } catch (error) {
+      if (error instanceof PermanentSinkError) {
+        this.onFatal(
+          new Error(`sink ${sink.spec.name} cannot take the rows: ${error.message}`, { cause: error }),
+        );
+        return false;
+      }
       if (!sink.failing)
         this.logger.warn({ sink: sink.spec.name, err: error }, 'sink write failed; will retry');
       sink.failing = true;

@@ -67,6 +67,7 @@ export class Instance {
       kafka,
       this.metrics,
       logger.child({ component: 'delivery' }),
+      (error) => this.fail(error),
     );
   }
 

@@ -4,6 +4,7 @@
  * runtime calls write() again later with the same rows. Retrying an insert whose response was lost
  * is safe because the table is ReplacingMergeTree(version) and the rows carry their versions.
  */
+import { PermanentSinkError } from './types.js';
 
 export interface RetryPolicy {
   /** Stop retrying once this much time has passed since the first attempt. */
@@ -68,9 +69,7 @@ export function isTransientClickHouseError(error: unknown): boolean {
 }
 
 /** An error raised by the sink itself that no retry can fix (a bad row, a mismatching table). */
-export class PermanentSinkError extends Error {
-  override readonly name: string = 'PermanentSinkError';
-}
+export { PermanentSinkError };
 
 /** Raised when the retry budget ran out; `lastError` is the final failure. */
 export class RetriesExhaustedError extends Error {

@@ -49,3 +49,11 @@ export interface SinkSpec<T> {
   readonly name: string;
   open(ctx: SinkOpenContext): Promise<SinkWriter<T>>;
 }
+
+/**
+ * A failure that retrying cannot fix (a table with other columns, a row that does not fit, bad
+ * credentials). The runtime stops the instance on it, loudly, instead of retrying forever.
+ */
+export class PermanentSinkError extends Error {
+  override readonly name: string = 'PermanentSinkError';
+}

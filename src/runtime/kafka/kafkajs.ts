@@ -1,5 +1,5 @@
 /** The KafkaClient of client.ts on kafkajs. */
-import { Kafka, logLevel as KafkaLogLevel } from 'kafkajs';
+import { Kafka, Partitioners, logLevel as KafkaLogLevel } from 'kafkajs';
 import type { Consumer, IHeaders, KafkaConfig, KafkaMessage, LogEntry, SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Headers } from '../../serde/types.js';
@@ -86,7 +86,13 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
   return {
     groupConsumer: (groupId) => new KafkajsGroupConsumer(kafka, groupId, config),
     transactionalWriter: async (transactionalId) => {
-      const producer = kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1 });
+      const producer = kafka.producer({
+        transactionalId,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        // Dead letters carry no partition: spread them like any keyed topic, without kafkajs' v2 notice.
+        createPartitioner: Partitioners.DefaultPartitioner,
+      });
       await producer.connect();
       const writer: TransactionalWriter = {
         async sendWithOffset(messages: readonly OutgoingMessage[], progress) {

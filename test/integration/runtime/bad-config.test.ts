@@ -1,0 +1,41 @@
+// Mistakes an operator makes at 3 a.m. fail fast, with a message that says what is wrong.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { ensureInputTopic, registerUsageSchema } from '../../../examples/metering/setup.js';
+import { createTestDatabase } from '../../helpers/clickhouse.js';
+import type { TestDatabase } from '../../helpers/clickhouse.js';
+import { Worker, newRun } from '../../helpers/metering.js';
+import type { MeteringRun } from '../../helpers/metering.js';
+import { brokers, registryUrl } from '../../helpers/services.js';
+
+let db: TestDatabase;
+let run: MeteringRun;
+
+before(async () => {
+  db = await createTestDatabase('badconfig');
+  run = newRun('badconfig', db.name);
+  await ensureInputTopic(brokers, run.topic, 2);
+  await registerUsageSchema(registryUrl, run.topic);
+});
+
+after(async () => {
+  await db?.drop();
+});
+
+test('a rollup table with other columns stops the job at start, naming the difference', async () => {
+  await db.command(
+    `CREATE TABLE ${db.name}.${run.table} (window_start DateTime, subject String, requests UInt64, version UInt64)
+     ENGINE = ReplacingMergeTree(version) ORDER BY (subject, window_start)`,
+  );
+  const worker = new Worker(run);
+  assert.equal(await worker.exit(60_000), 1, 'exits non-zero');
+  const log = worker.tail(20);
+  assert.match(log, /failed to start/);
+  assert.match(log, /missing column meter String/);
+});
+
+test('an invalid setting stops the job at start, naming the setting and its variable', async () => {
+  const worker = new Worker(run, { TRIBUTARY_COMMIT_INTERVAL_MS: 'soon' });
+  assert.equal(await worker.exit(60_000), 1, 'exits non-zero');
+  assert.match(worker.tail(20), /TRIBUTARY_COMMIT_INTERVAL_MS="soon" is not a whole number/);
+});
