@@ -60,6 +60,10 @@ export interface GroundTruth {
   malformed: MalformedRecord[];
 }
 
+function emptyTruth(): GroundTruth {
+  return { windows: new Map(), produced: 0, unique: 0, duplicates: 0, late: 0, malformed: [] };
+}
+
 export function truthKey(windowStart: number, subject: string, meter: string): string {
   return `${windowStart}|${subject}|${meter}`;
 }
@@ -83,14 +87,7 @@ interface Pending {
 }
 
 export class UsageGenerator {
-  readonly truth: GroundTruth = {
-    windows: new Map(),
-    produced: 0,
-    unique: 0,
-    duplicates: 0,
-    late: 0,
-    malformed: [],
-  };
+  readonly truth: GroundTruth = emptyTruth();
   private readonly kafka: Kafka;
   private producer: Producer | undefined;
   private readonly serde: Serde<UsageEvent>;
@@ -308,14 +305,7 @@ export function partitionOfSubject(subject: string, partitions: number): number 
 
 /** The ground truth of several runs into the same topic, as one. */
 export function combineTruths(...truths: GroundTruth[]): GroundTruth {
-  const combined: GroundTruth = {
-    windows: new Map(),
-    produced: 0,
-    unique: 0,
-    duplicates: 0,
-    late: 0,
-    malformed: [],
-  };
+  const combined = emptyTruth();
   for (const truth of truths) {
     combined.produced += truth.produced;
     combined.unique += truth.unique;

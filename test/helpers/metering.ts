@@ -9,6 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { DLQ_HEADERS } from '../../src/serde/dlq.js';
+import { ensureInputTopic, registerUsageSchema } from '../../examples/metering/setup.js';
+import { createTestDatabase } from './clickhouse.js';
+import type { TestDatabase } from './clickhouse.js';
 import { brokers, clickhouseUrl, registryUrl } from './services.js';
 
 export interface MeteringRun {
@@ -31,6 +34,20 @@ export function newRun(label: string, database: string): MeteringRun {
     stateDir: mkdtempSync(join(tmpdir(), `tributary-${label}-state-`)),
     logDir,
   };
+}
+
+export interface MeteringFixture {
+  db: TestDatabase;
+  run: MeteringRun;
+}
+
+/** A fresh database, topic (with its registered schema), app id and state folder for one test file. */
+export async function setUpMeteringRun(label: string, partitions = 8): Promise<MeteringFixture> {
+  const db = await createTestDatabase(label);
+  const run = newRun(label, db.name);
+  await ensureInputTopic(brokers, run.topic, partitions);
+  await registerUsageSchema(registryUrl, run.topic);
+  return { db, run };
 }
 
 let workerCount = 0;

@@ -1,21 +1,15 @@
 // Mistakes an operator makes at 3 a.m. fail fast, with a message that says what is wrong.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ensureInputTopic, registerUsageSchema } from '../../../examples/metering/setup.js';
-import { createTestDatabase } from '../../helpers/clickhouse.js';
 import type { TestDatabase } from '../../helpers/clickhouse.js';
-import { Worker, newRun } from '../../helpers/metering.js';
+import { Worker, setUpMeteringRun } from '../../helpers/metering.js';
 import type { MeteringRun } from '../../helpers/metering.js';
-import { brokers, registryUrl } from '../../helpers/services.js';
 
 let db: TestDatabase;
 let run: MeteringRun;
 
 before(async () => {
-  db = await createTestDatabase('badconfig');
-  run = newRun('badconfig', db.name);
-  await ensureInputTopic(brokers, run.topic, 2);
-  await registerUsageSchema(registryUrl, run.topic);
+  ({ db, run } = await setUpMeteringRun('badconfig', 2));
 });
 
 after(async () => {

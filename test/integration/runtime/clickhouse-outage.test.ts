@@ -3,11 +3,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { UsageGenerator } from '../../../examples/metering/generator.js';
-import { ensureInputTopic, registerUsageSchema } from '../../../examples/metering/setup.js';
 import { describeMismatch, readRollup, waitForMatch } from '../../../examples/metering/verify.js';
-import { createTestDatabase } from '../../helpers/clickhouse.js';
 import type { TestDatabase } from '../../helpers/clickhouse.js';
-import { Worker, newRun, sleep, stopClickHouse } from '../../helpers/metering.js';
+import { Worker, setUpMeteringRun, sleep, stopClickHouse } from '../../helpers/metering.js';
 import type { MeteringRun } from '../../helpers/metering.js';
 import { brokers, clickhouseUrl, registryUrl } from '../../helpers/services.js';
 
@@ -15,10 +13,7 @@ let db: TestDatabase;
 let run: MeteringRun;
 
 before(async () => {
-  db = await createTestDatabase('outage');
-  run = newRun('outage', db.name);
-  await ensureInputTopic(brokers, run.topic, 8);
-  await registerUsageSchema(registryUrl, run.topic);
+  ({ db, run } = await setUpMeteringRun('outage'));
 });
 
 after(async () => {

@@ -4,11 +4,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { UsageGenerator, combineTruths } from '../../../examples/metering/generator.js';
-import { ensureInputTopic, registerUsageSchema } from '../../../examples/metering/setup.js';
 import { describeMismatch, readRollup, waitForMatch } from '../../../examples/metering/verify.js';
-import { createTestDatabase, startTcpProxy } from '../../helpers/clickhouse.js';
+import { startTcpProxy } from '../../helpers/clickhouse.js';
 import type { TcpProxy, TestDatabase } from '../../helpers/clickhouse.js';
-import { Worker, newRun, readDlq, sleep } from '../../helpers/metering.js';
+import { Worker, setUpMeteringRun, readDlq, sleep } from '../../helpers/metering.js';
 import type { MeteringRun } from '../../helpers/metering.js';
 import { brokers, clickhouseUrl, registryUrl } from '../../helpers/services.js';
 
@@ -17,10 +16,7 @@ let run: MeteringRun;
 let proxy: TcpProxy;
 
 before(async () => {
-  db = await createTestDatabase('registry');
-  run = newRun('registry', db.name);
-  await ensureInputTopic(brokers, run.topic, 8);
-  await registerUsageSchema(registryUrl, run.topic);
+  ({ db, run } = await setUpMeteringRun('registry'));
   proxy = await startTcpProxy(registryUrl);
 });
 
