@@ -79,14 +79,22 @@ export class Instance {
   async start(): Promise<void> {
     if (this.state !== 'created') throw new Error(`instance already ${this.state}`);
     this.state = 'starting';
-    await this.delivery.open();
-    this.consumer = this.kafka.groupConsumer(this.config.appId);
-    await this.consumer.start(this.topology.sourceTopics, {
-      onBatch: (batch, control) => this.handleBatch(batch, control),
-      onAssignment: (assigned) => this.handleAssignment(assigned),
-      onCrash: (error) => this.fail(error),
-    });
-    this.state = 'running';
+    try {
+      await this.delivery.open();
+      this.consumer = this.kafka.groupConsumer(this.config.appId);
+      // Running before the first fetch: a batch may arrive before start() below returns.
+      this.state = 'running';
+      await this.consumer.start(this.topology.sourceTopics, {
+        onBatch: (batch, control) => this.handleBatch(batch, control),
+        onAssignment: (assigned) => this.handleAssignment(assigned),
+        onCrash: (error) => this.fail(error),
+      });
+    } catch (error) {
+      this.state = 'failed';
+      await this.consumer?.stop().catch(() => undefined);
+      await this.delivery.close();
+      throw error;
+    }
     this.commitTimer = setInterval(() => void this.commitAll('interval'), this.config.commitIntervalMs);
     this.logger.info({ topics: this.topology.sourceTopics, group: this.config.appId }, 'instance started');
   }
