@@ -59,6 +59,9 @@ export class DedupeStore implements ManagedStore {
   private minBucket = Infinity;
   /** Hashes first seen since the last commit, per bucket, as [high, low, high, low, ...]. */
   private fresh = new Map<number, number[]>();
+  /** The list of `fresh` used last (cleared whenever `fresh` is replaced or pruned). */
+  private freshBucket = NaN;
+  private freshList: number[] | undefined;
   private nextChunk = 0;
   private expiredBefore = -Infinity;
   private clearedBefore = -Infinity;
@@ -109,11 +112,14 @@ export class DedupeStore implements ManagedStore {
       this.buckets[slot] = bucket; // an expired leftover: reuse its slot
     }
     if (bucket < this.minBucket) this.minBucket = bucket;
-    let list = this.fresh.get(bucket);
+    // Consecutive ids nearly always share a bucket: reuse the last list instead of a Map lookup.
+    let list = bucket === this.freshBucket ? this.freshList : this.fresh.get(bucket);
     if (list === undefined) {
       list = [];
       this.fresh.set(bucket, list);
     }
+    this.freshBucket = bucket;
+    this.freshList = list;
     list.push(hashHigh, hashLow);
     return false;
   }
@@ -130,6 +136,8 @@ export class DedupeStore implements ManagedStore {
     const liveFrom = this.liveFromBucket(streamTime);
     if (liveFrom > this.expiredBefore) this.expiredBefore = liveFrom;
     for (const bucket of this.fresh.keys()) if (bucket < liveFrom) this.fresh.delete(bucket);
+    this.freshBucket = NaN;
+    this.freshList = undefined;
     if (this.minBucket < liveFrom) this.resize(this.buckets.length, liveFrom);
   }
 
@@ -149,6 +157,8 @@ export class DedupeStore implements ManagedStore {
   async committed(): Promise<void> {
     if (this.fresh.size > 0) this.nextChunk++;
     this.fresh = new Map();
+    this.freshBucket = NaN;
+    this.freshList = undefined;
     if (this.expiredBefore > this.clearedBefore) {
       // After the batch, not in it: a crash in between only leaves chunks that lookups already ignore.
       await this.level.clear({ lt: sortableTime(this.expiredBefore * this.bucketSize) });
