@@ -22,7 +22,8 @@ DATA="$STACK_DIR/data"
 RUN="$STACK_DIR/run"
 LOGS="$STACK_DIR/logs"
 
-KAFKA_VERSION=3.9.1
+# 3.9 is the tested default; 4.x works too (TRIBUTARY_KAFKA_VERSION=4.1.1, checked with the runtime tests).
+KAFKA_VERSION=${TRIBUTARY_KAFKA_VERSION:-3.9.1}
 APICURIO_VERSION=3.3.3
 READY_TIMEOUT_S=${TRIBUTARY_STACK_TIMEOUT_S:-180}
 
@@ -148,7 +149,8 @@ find_java21() {
 # ---- starts ---------------------------------------------------------------------------------------
 
 start_kafka() {
-  local libs conf="$RUN/kafka.properties" dir="$DATA/kafka"
+  # One data folder per version: a newer broker upgrades the metadata, an older one cannot read it back.
+  local libs conf="$RUN/kafka.properties" dir="$DATA/kafka-$KAFKA_VERSION"
   libs=$(ensure_kafka_jars)
   mkdir -p "$dir" "$RUN"
   sed "s#@DATA@#$dir#" "$HERE/kafka.properties" >"$conf"
