@@ -106,11 +106,12 @@ export class App {
 
   /** Stops fetching, finishes in-flight work, checkpoints, delivers what it can, leaves the group. */
   async stop(): Promise<void> {
-    for (const [signal, handler] of this.signalHandlers) process.off(signal, handler);
-    this.signalHandlers = [];
     await this.admin?.close();
     this.admin = undefined;
     await this.instance?.stop();
+    // Only now: a second signal during the shutdown above must still reach our handler and exit at once.
+    for (const [signal, handler] of this.signalHandlers) process.off(signal, handler);
+    this.signalHandlers = [];
   }
 
   private installSignalHandlers(): void {

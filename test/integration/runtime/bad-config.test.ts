@@ -1,8 +1,8 @@
-// Mistakes an operator makes at 3 a.m. fail fast, with a message that says what is wrong.
+// Mistakes an operator makes at 3 a.m. fail fast with a message that says what is wrong, and a second signal is obeyed at once.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { TestDatabase } from '../../helpers/clickhouse.js';
-import { Worker, setUpMeteringRun } from '../../helpers/metering.js';
+import { Worker, setUpMeteringRun, sleep } from '../../helpers/metering.js';
 import type { MeteringRun } from '../../helpers/metering.js';
 
 let db: TestDatabase;
@@ -32,4 +32,17 @@ test('an invalid setting stops the job at start, naming the setting and its vari
   const worker = new Worker(run, { TRIBUTARY_COMMIT_INTERVAL_MS: 'soon' });
   assert.equal(await worker.exit(60_000), 1, 'exits non-zero');
   assert.match(worker.tail(20), /TRIBUTARY_COMMIT_INTERVAL_MS="soon" is not a whole number/);
+});
+
+test('a second SIGTERM during the clean shutdown exits at once', async () => {
+  const worker = new Worker(run, { METERING_CLICKHOUSE_TABLE: 'usage_1m_signals' }); // not the mismatched table
+  await worker.ready();
+  worker.kill('SIGTERM');
+  // Leaving the group alone takes longer than this: the second signal lands during the shutdown.
+  await sleep(10);
+  worker.kill('SIGTERM');
+  const started = Date.now();
+  assert.equal(await worker.exit(10_000), 130, `exit code of the second signal; log:\n${worker.tail()}`);
+  assert.ok(Date.now() - started < 5000, 'without waiting for the shutdown to finish');
+  assert.match(worker.tail(), /second signal: exiting at once/);
 });
