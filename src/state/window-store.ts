@@ -39,6 +39,8 @@ export interface WindowBlobCodec<S> {
   decodeBlob(bytes: Uint8Array): Array<[keyText: string, state: S]>;
   /** What the store view (admin endpoint, tests) shows for a state; the state itself when absent. */
   describe?(state: S): unknown;
+  /** How the store view shows an entry's key; its keyText when absent. */
+  describeKey?(entry: WindowEntry<S>): string;
 }
 
 /** The blob codec of a per-state JSON codec: a blob is the UTF-8 JSON of `[[keyText, data], ...]`. */
@@ -216,7 +218,7 @@ export class WindowStore<S> implements ManagedStore {
         const rows: Array<{ key: string; value: unknown }> = [];
         for (const start of this.starts) {
           for (const entry of this.entriesOf(start)) {
-            const key = `${sortableTime(start)}!${entry.keyText}`;
+            const key = `${sortableTime(start)}!${this.codec.describeKey ? this.codec.describeKey(entry) : entry.keyText}`;
             if (after === undefined || key > after)
               rows.push({ key, value: this.codec.describe ? this.codec.describe(entry.state) : entry.state });
           }

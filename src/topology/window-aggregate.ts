@@ -5,11 +5,13 @@
  * the watermark reaches end + grace, and applies the late-event policy.
  */
 import type { ResultSchema } from '../sinks/types.js';
-import { WindowStore } from '../state/window-store.js';
+import { jsonBlobCodec, WindowStore } from '../state/window-store.js';
+import type { StateDb } from '../state/db.js';
 import type { WindowBlobCodec, WindowEntry } from '../state/window-store.js';
 import { numericKernelOf } from './aggregators.js';
 import type { AnyAggregator, NumericKernel } from './aggregators.js';
 import type { NodeRuntimeContext, Push, StoreSpec, TimeListener } from './graph.js';
+import { GroupKeyText } from './group-key.js';
 import type { WindowResult } from './records.js';
 import { windowStartOf } from './time.js';
 import type { TumblingWindows } from './time.js';
@@ -62,9 +64,26 @@ export interface WindowAggregateConfig {
   spec: Record<string, AnyAggregator<unknown>>;
 }
 
-/** Canonical text of a group key: strings as they are, anything else as JSON (property order as built). */
-function keyTextOf(key: unknown): string {
-  return typeof key === 'string' ? key : (JSON.stringify(key) ?? 'null');
+/** The window store of one aggregate node, with the canonical key texts its entries are indexed by. */
+class GroupWindowStore extends WindowStore<WindowState> {
+  constructor(
+    db: StateDb,
+    name: string,
+    codec: WindowBlobCodec<WindowState>,
+    readonly keys: GroupKeyText,
+  ) {
+    super(db, name, codec);
+  }
+}
+
+/** How the store view shows a key: as it was before compact key texts (the string, or its JSON). */
+function describeKey(entry: WindowEntry<WindowState>): string {
+  const key = entry.state.key;
+  return typeof key === 'string'
+    ? key
+    : GroupKeyText.isCompact(entry.keyText, key)
+      ? (JSON.stringify(key) ?? 'null')
+      : entry.keyText;
 }
 
 /** The kernels of a spec when every aggregator has one, with each one's first slot. */
@@ -88,16 +107,25 @@ export function windowResultSchema(spec: Record<string, AnyAggregator<unknown>>)
   return { valueColumns: Object.entries(spec).flatMap(([name, aggregator]) => aggregator.columns(name)) };
 }
 
-const BLOB_MAGIC = 0x314d554e; // 'NUM1'
-const HEADER_BYTES = 16;
+const BLOB_MAGIC_V1 = 0x314d554e; // 'NUM1'
+const BLOB_MAGIC = 0x324d554e; // 'NUM2'
+const HEADER_BYTES_V1 = 16;
+const HEADER_BYTES = 24;
+/** Key kinds in a blob. */
+const STRING_KEY = 0;
+const JSON_KEY = 1;
+const COMPACT_KEY = 2;
 
 /**
- * Binary blob of numeric window states: a 16-byte header (magic, entry count, slot width, key bytes),
- * then per entry `[version, ...slots]` as float64, then the key texts' UTF-16 lengths (uint32), their
- * kinds (uint8: 0 string key, 1 JSON key), and the key texts concatenated as UTF-8. Encoding costs a
- * typed-array copy per entry and one string join, instead of a JSON document per commit.
+ * Binary blob of numeric window states: a 24-byte header (magic, entry count, slot width, key bytes,
+ * shape bytes, 0), then per entry `[version, ...slots]` as float64, then the key texts' UTF-16
+ * lengths (uint32), their kinds (uint8: 0 string key, 1 JSON text, 2 compact text, see
+ * GroupKeyText), the key texts concatenated as UTF-8, and the JSON array of the compact texts'
+ * field names. Encoding costs a typed-array copy per entry and one string join, instead of a JSON
+ * document per commit; the in-memory key texts are written as they are (no JSON.stringify per key).
+ * Blobs of the earlier layout ('NUM1': 16-byte header, kinds 0 and 1 only, no shape) still load.
  */
-function numericBlobCodec(name: string, width: number): WindowBlobCodec<WindowState> {
+function numericBlobCodec(name: string, width: number, keys: GroupKeyText): WindowBlobCodec<WindowState> {
   const stride = width + 1;
   return {
     encodeBlob(entries) {
@@ -106,54 +134,78 @@ function numericBlobCodec(name: string, width: number): WindowBlobCodec<WindowSt
       for (let i = 0; i < count; i++) texts[i] = (entries[i] as WindowEntry<WindowState>).keyText;
       const joined = texts.join('');
       const keyBytes = Buffer.byteLength(joined, 'utf8');
+      const shape = JSON.stringify(keys.fields ?? []);
+      const shapeBytes = Buffer.byteLength(shape, 'utf8');
       const floatsEnd = HEADER_BYTES + count * stride * 8;
       const lengthsEnd = floatsEnd + count * 4;
       const kindsEnd = lengthsEnd + count;
-      const buffer = new ArrayBuffer(kindsEnd + keyBytes);
-      const header = new Uint32Array(buffer, 0, 4);
+      const buffer = new ArrayBuffer(kindsEnd + keyBytes + shapeBytes);
+      const header = new Uint32Array(buffer, 0, 6);
       header[0] = BLOB_MAGIC;
       header[1] = count;
       header[2] = width;
       header[3] = keyBytes;
+      header[4] = shapeBytes;
       const floats = new Float64Array(buffer, HEADER_BYTES, count * stride);
       const lengths = new Uint32Array(buffer, floatsEnd, count);
       const kinds = new Uint8Array(buffer, lengthsEnd, count);
       for (let i = 0; i < count; i++) {
         const state = (entries[i] as WindowEntry<WindowState>).state;
+        const text = texts[i] as string;
         floats[i * stride] = state.version;
         floats.set(state.slots, i * stride + 1);
-        lengths[i] = (texts[i] as string).length;
-        kinds[i] = typeof state.key === 'string' ? 0 : 1;
+        lengths[i] = text.length;
+        kinds[i] =
+          typeof state.key === 'string'
+            ? STRING_KEY
+            : GroupKeyText.isCompact(text, state.key)
+              ? COMPACT_KEY
+              : JSON_KEY;
       }
-      Buffer.from(buffer).write(joined, kindsEnd, keyBytes, 'utf8');
+      const bytes = Buffer.from(buffer);
+      bytes.write(joined, kindsEnd, keyBytes, 'utf8');
+      bytes.write(shape, kindsEnd + keyBytes, shapeBytes, 'utf8');
       return new Uint8Array(buffer);
     },
     decodeBlob(bytes) {
       // Copy: LevelDB's buffer may not be 8-byte aligned for a Float64Array view.
-      const header = new Uint32Array(4);
-      new Uint8Array(header.buffer).set(bytes.subarray(0, HEADER_BYTES));
-      const [magic, count = 0, blobWidth, keyBytes = 0] = header;
-      if (magic !== BLOB_MAGIC || blobWidth !== width)
+      const header = new Uint32Array(6);
+      new Uint8Array(header.buffer).set(bytes.subarray(0, Math.min(HEADER_BYTES, bytes.byteLength)));
+      const [magic, count = 0, blobWidth, keyBytes = 0, shapeBytes = 0] = header;
+      const v1 = magic === BLOB_MAGIC_V1;
+      if ((magic !== BLOB_MAGIC && !v1) || blobWidth !== width)
         throw new Error(`window store "${name}": blob does not match the aggregate spec (width ${width})`);
-      const floatsEnd = HEADER_BYTES + count * stride * 8;
+      const headerBytes = v1 ? HEADER_BYTES_V1 : HEADER_BYTES;
+      const floatsEnd = headerBytes + count * stride * 8;
       const lengthsEnd = floatsEnd + count * 4;
+      const keysStart = lengthsEnd + count;
       const floats = new Float64Array(count * stride);
-      new Uint8Array(floats.buffer).set(bytes.subarray(HEADER_BYTES, floatsEnd));
+      new Uint8Array(floats.buffer).set(bytes.subarray(headerBytes, floatsEnd));
       const lengths = new Uint32Array(count);
       new Uint8Array(lengths.buffer).set(bytes.subarray(floatsEnd, lengthsEnd));
-      const kinds = bytes.subarray(lengthsEnd, lengthsEnd + count);
-      const joined = Buffer.from(bytes.buffer, bytes.byteOffset + lengthsEnd + count, keyBytes).toString(
-        'utf8',
-      );
+      const kinds = bytes.subarray(lengthsEnd, keysStart);
+      const text = (from: number, size: number): string =>
+        Buffer.from(bytes.buffer, bytes.byteOffset + from, size).toString('utf8');
+      const joined = text(keysStart, keyBytes);
+      const fields = v1 ? [] : (JSON.parse(text(keysStart + keyBytes, shapeBytes)) as string[]);
       const rows: Array<[string, WindowState]> = new Array(count);
       let at = 0;
       for (let i = 0; i < count; i++) {
-        const keyText = joined.slice(at, at + (lengths[i] as number));
+        const stored = joined.slice(at, at + (lengths[i] as number));
         at += lengths[i] as number;
+        const kind = kinds[i];
+        // The text in memory is re-derived under this task's key shape, which may differ from the
+        // shape the blob was written with.
+        const key: unknown =
+          kind === STRING_KEY
+            ? stored
+            : kind === COMPACT_KEY
+              ? GroupKeyText.parse(stored, fields)
+              : (JSON.parse(stored) as unknown);
         rows[i] = [
-          keyText,
+          kind === STRING_KEY ? stored : kind === COMPACT_KEY ? keys.of(key) : keys.ofJson(stored),
           {
-            key: kinds[i] === 0 ? keyText : (JSON.parse(keyText) as unknown),
+            key,
             accumulators: NO_ACCUMULATORS,
             slots: floats.slice(i * stride + 1, (i + 1) * stride),
             version: floats[i * stride] as number,
@@ -163,6 +215,7 @@ function numericBlobCodec(name: string, width: number): WindowBlobCodec<WindowSt
       return rows;
     },
     describe: (state) => ({ key: state.key, slots: [...state.slots], version: state.version }),
+    describeKey,
   };
 }
 
@@ -172,32 +225,41 @@ export function windowStoreSpec(config: WindowAggregateConfig): StoreSpec {
   return {
     name: config.name,
     kind: 'window',
-    create: (db) =>
-      new WindowStore<WindowState>(
+    create: (db) => {
+      const keys = new GroupKeyText();
+      if (layout)
+        return new GroupWindowStore(db, config.name, numericBlobCodec(config.name, layout.width, keys), keys);
+      const json = jsonBlobCodec<WindowState>({
+        encode: (state) => ({
+          k: state.key,
+          a: state.accumulators.map((acc, i) => aggregators[i]?.toState?.(acc) ?? acc),
+          v: state.version,
+        }),
+        decode: (data) => {
+          const raw = data as { k: unknown; a: unknown[]; v: number };
+          return {
+            key: raw.k,
+            accumulators: raw.a.map((acc, i) => {
+              const aggregator = aggregators[i];
+              return aggregator?.fromState ? aggregator.fromState(acc) : acc;
+            }),
+            slots: NO_SLOTS,
+            version: raw.v,
+          };
+        },
+      });
+      return new GroupWindowStore(
         db,
         config.name,
-        layout
-          ? numericBlobCodec(config.name, layout.width)
-          : {
-              encode: (state) => ({
-                k: state.key,
-                a: state.accumulators.map((acc, i) => aggregators[i]?.toState?.(acc) ?? acc),
-                v: state.version,
-              }),
-              decode: (data) => {
-                const raw = data as { k: unknown; a: unknown[]; v: number };
-                return {
-                  key: raw.k,
-                  accumulators: raw.a.map((acc, i) => {
-                    const aggregator = aggregators[i];
-                    return aggregator?.fromState ? aggregator.fromState(acc) : acc;
-                  }),
-                  slots: NO_SLOTS,
-                  version: raw.v,
-                };
-              },
-            },
-      ),
+        {
+          encodeBlob: json.encodeBlob,
+          // Each state holds its key: the text in memory is re-derived under this task's key shape.
+          decodeBlob: (bytes) => json.decodeBlob(bytes).map(([, state]) => [keys.of(state.key), state]),
+          describeKey,
+        },
+        keys,
+      );
+    },
   };
 }
 
@@ -217,7 +279,8 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
   const kernels = layout?.kernels ?? [];
   const offsets = layout?.offsets ?? [];
   const width = layout?.width ?? 0;
-  const store = task.store<WindowStore<WindowState>>(config.name);
+  const store = task.store<GroupWindowStore>(config.name);
+  const keys = store.keys;
 
   let watermark = -Infinity;
   /** Watermark at which closeWindows has work to do (earliest close or expiry). */
@@ -307,7 +370,7 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
 
   const entryFor = (start: number, value: unknown): WindowEntry<WindowState> => {
     const key = config.keyOf(value);
-    const keyText = keyTextOf(key);
+    const keyText = keys.of(key);
     const existing = store.get(start, keyText);
     if (existing !== undefined) return existing;
     if (layout)

@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { GroupKeyText } from '../../../src/topology/group-key.js';
+
+/** Values that stress the compact form: separators, tags, JSON's number quirks, undefined. */
+const value = fc.oneof(
+  fc.constantFrom('', 'a', 's', 'n1', '\u0000', 'a\u0000b', '\u0001', '{"a":1}', 'z'),
+  fc.string({ maxLength: 4 }),
+  fc.constantFrom(0, -0, 1, -1.5, 1e21, NaN, Infinity, -Infinity),
+  fc.integer(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.constant(undefined),
+);
+const name = fc.constantFrom('subject', 'meter', 'b', '1', 'a b');
+const key = fc.oneof(
+  fc.dictionary(name, value, { maxKeys: 3 }),
+  // Same names in other orders, extra undefined properties, nested values, plain strings.
+  fc.tuple(value, value).map(([subject, meter]) => ({ subject, meter })),
+  fc.tuple(value, value).map(([subject, meter]) => ({ meter, subject })),
+  fc.tuple(value, value).map(([subject, meter]) => ({ subject, meter, extra: undefined })),
+  fc.tuple(value, value).map(([subject, meter]) => ({ subject: { nested: subject }, meter })),
+  fc.string({ maxLength: 4 }),
+);
+
+test('group key texts are equal exactly when the keys JSON-serialize equally', () => {
+  fc.assert(
+    fc.property(fc.array(key, { minLength: 1, maxLength: 12 }), (keys) => {
+      const texts = new GroupKeyText();
+      const byJson = new Map<string, string>();
+      const byText = new Map<string, string>();
+      for (const k of keys) {
+        // String keys are their own text (as before compact texts); compare objects with objects.
+        const json = typeof k === 'string' ? `string:${k}` : (JSON.stringify(k) ?? 'null');
+        const text = typeof k === 'string' ? `string:${texts.of(k)}` : texts.of(k);
+        assert.equal(byJson.get(json) ?? text, text, `same JSON ${json}, different texts`);
+        assert.equal(byText.get(text) ?? json, json, `same text, different JSON ${json}`);
+        byJson.set(json, text);
+        byText.set(text, json);
+        if (typeof k !== 'string') {
+          assert.equal(texts.ofJson(json), text, 'a key and its JSON text get the same text');
+          const fields = texts.fields;
+          if (GroupKeyText.isCompact(text, k) && fields !== undefined)
+            assert.equal(JSON.stringify(GroupKeyText.parse(text, fields)), json, 'parse inverts the text');
+        }
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('the first flat key fixes the shape; keys of other shapes keep their JSON text', () => {
+  const texts = new GroupKeyText();
+  assert.equal(texts.of({ subject: 'c-1', meter: 'tokens' }), '\u0001sc-1\u0000stokens');
+  assert.deepEqual(texts.fields, ['subject', 'meter']);
+  assert.equal(texts.of({ meter: 'tokens', subject: 'c-1' }), '{"meter":"tokens","subject":"c-1"}');
+  assert.equal(texts.of({ subject: 'c-1', meter: 'tokens', extra: undefined }), '\u0001sc-1\u0000stokens');
+  assert.equal(texts.of({ subject: 'a\u0000b', meter: 'x' }), '{"subject":"a\\u0000b","meter":"x"}');
+  assert.equal(texts.of({ subject: NaN, meter: -0 }), texts.of({ subject: null, meter: 0 }));
+  assert.equal(texts.of('plain'), 'plain');
+  assert.throws(
+    () => texts.of({ subject: 1n, meter: 'x' }),
+    TypeError,
+    'a bigint fails as JSON.stringify does',
+  );
+});
