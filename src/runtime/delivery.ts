@@ -50,8 +50,9 @@ export class OutputDelivery {
     this.progressGroup = `${config.appId}.dlq-progress`;
   }
 
-  async open(): Promise<void> {
-    this.admin = await this.kafka.admin();
+  /** Creates the DLQ topic when absent and opens every sink; `admin` stays the caller's to close. */
+  async open(admin: KafkaAdmin): Promise<void> {
+    this.admin = admin;
     await this.admin.ensureTopic(this.dlqTopic, this.config.dlq.partitions);
     for (const { spec, schema } of this.topology.sinks) {
       const writer = await spec.open({
@@ -215,7 +216,6 @@ export class OutputDelivery {
     for (const partition of [...this.dlqWriters.keys()]) await this.dropDlqWriter(partition);
     for (const sink of this.sinks) await sink.writer.close().catch(() => undefined);
     this.sinks = [];
-    await this.admin?.close().catch(() => undefined);
     this.admin = undefined;
   }
 }

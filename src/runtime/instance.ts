@@ -23,6 +23,7 @@ import type {
   BatchControl,
   FetchedBatch,
   GroupConsumer,
+  KafkaAdmin,
   KafkaClient,
   TopicPartition,
 } from './kafka/client.js';
@@ -47,6 +48,7 @@ export class Instance {
   private readonly opening = new Map<number, Promise<TaskHost>>();
   private assignment: TopicPartition[] = [];
   private consumer: GroupConsumer | undefined;
+  private admin: KafkaAdmin | undefined;
   private readonly delivery: OutputDelivery;
   private commitTimer: NodeJS.Timeout | undefined;
   private committing: Promise<void> | undefined;
@@ -80,7 +82,8 @@ export class Instance {
     if (this.state !== 'created') throw new Error(`instance already ${this.state}`);
     this.state = 'starting';
     try {
-      await this.delivery.open();
+      this.admin = await this.kafka.admin();
+      await this.delivery.open(this.admin);
       this.consumer = this.kafka.groupConsumer(this.config.appId);
       // Running before the first fetch: a batch may arrive before start() below returns.
       this.state = 'running';
@@ -93,6 +96,7 @@ export class Instance {
       this.state = 'failed';
       await this.consumer?.stop().catch(() => undefined);
       await this.delivery.close();
+      await this.admin?.close().catch(() => undefined);
       throw error;
     }
     this.commitTimer = setInterval(() => void this.commitAll('interval'), this.config.commitIntervalMs);
@@ -145,7 +149,27 @@ export class Instance {
     this.delivery.forgetPartition(partition);
     const positions = Object.fromEntries([...task.positions()].map(([t, o]) => [t, o.toString()]));
     this.logger.info({ partition, positions }, 'task opened');
+    if (task.positions().size === 0) await this.warnIfStateIsMissing(partition);
     return host;
+  }
+
+  /**
+   * A partition the group has consumed before but that has no local state here (another machine owned
+   * it, or the state folder was lost) resumes from the group offset with empty state: windows open at
+   * that offset lose what came before it. Restoring from a changelog topic is not built yet; say so.
+   */
+  private async warnIfStateIsMissing(partition: number): Promise<void> {
+    for (const topic of this.topology.sourceTopics) {
+      const committed = await this.admin?.groupOffsets(this.config.appId, topic).catch(() => undefined);
+      const offset = committed?.get(partition);
+      if (offset !== undefined && offset > 0n) {
+        this.logger.warn(
+          { topic, partition, groupOffset: offset.toString(), stateDir: this.config.stateDir },
+          'no local state for a partition the group has consumed before: resuming from the group offset with ' +
+            'empty state (windows still open there lose earlier events; changelog restore is not built yet)',
+        );
+      }
+    }
   }
 
   /** Checkpoint and close a task whose partition left this instance, releasing its LevelDB for the new owner. */
@@ -203,7 +227,7 @@ export class Instance {
       control.markConsumed(lastOffset);
       this.metrics.lag.set(
         { partition: String(batch.partition) },
-        Number(batch.highWatermark - records[records.length - 1]!.offset - 1n),
+        Number(batch.highWatermark - lastOffset - 1n),
       );
     });
     this.applyBackpressure(host);
@@ -362,6 +386,7 @@ export class Instance {
       ?.stop()
       .catch((error: unknown) => this.logger.warn({ err: error }, 'leaving the group failed'));
     await this.delivery.close();
+    await this.admin?.close().catch(() => undefined);
     this.state = 'stopped';
     this.logger.info('instance stopped');
   }

@@ -1,9 +1,15 @@
-// Mistakes an operator makes at 3 a.m. fail fast with a message that says what is wrong, and a second signal is obeyed at once.
+// What an operator meets at 3 a.m.: a bad table or setting fails fast and says what is wrong, a second
+// signal is obeyed at once, and a partition that lost its state folder is called out.
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { UsageGenerator } from '../../../examples/metering/generator.js';
 import type { TestDatabase } from '../../helpers/clickhouse.js';
 import { Worker, setUpMeteringRun, sleep } from '../../helpers/metering.js';
 import type { MeteringRun } from '../../helpers/metering.js';
+import { brokers, registryUrl } from '../../helpers/services.js';
 
 let db: TestDatabase;
 let run: MeteringRun;
@@ -45,4 +51,41 @@ test('a second SIGTERM during the clean shutdown exits at once', async () => {
   assert.equal(await worker.exit(10_000), 130, `exit code of the second signal; log:\n${worker.tail()}`);
   assert.ok(Date.now() - started < 5000, 'without waiting for the shutdown to finish');
   assert.match(worker.tail(), /second signal: exiting at once/);
+});
+
+test('a partition that lost its state folder is called out in the log, not resumed silently', async () => {
+  const generator = new UsageGenerator({
+    brokers,
+    registryUrl,
+    topic: run.topic,
+    totalEvents: 2000,
+    rate: 5000,
+    seed: 5,
+  });
+  await generator.run();
+  await generator.close();
+  const table = { METERING_CLICKHOUSE_TABLE: 'usage_1m_lost_state' };
+  const first = new Worker(run, table);
+  await first.ready();
+  await sleep(3000); // a few commits: the group offsets move past 0
+  first.kill('SIGTERM');
+  assert.equal(await first.exit(40_000), 0);
+
+  const second = new Worker(run, {
+    ...table,
+    TRIBUTARY_STATE_DIR: mkdtempSync(join(tmpdir(), 'tributary-lost-state-')),
+  });
+  try {
+    await second.ready();
+    const deadline = Date.now() + 20_000;
+    while (
+      Date.now() < deadline &&
+      !/no local state for a partition the group has consumed/.test(second.tail(200))
+    ) {
+      await sleep(200);
+    }
+    assert.match(second.tail(200), /no local state for a partition the group has consumed before/);
+  } finally {
+    second.kill('SIGKILL');
+  }
 });
