@@ -38,7 +38,7 @@ export interface WindowBlobCodec<S> {
   encodeBlob(entries: readonly WindowEntry<S>[]): Uint8Array;
   decodeBlob(bytes: Uint8Array): Array<[keyText: string, state: S]>;
   /** What the store view (admin endpoint, tests) shows for a state; the state itself when absent. */
-  describe?(state: S): unknown;
+  describe?(entry: WindowEntry<S>): unknown;
   /** How the store view shows an entry's key; its keyText when absent. */
   describeKey?(entry: WindowEntry<S>): string;
 }
@@ -220,7 +220,7 @@ export class WindowStore<S> implements ManagedStore {
           for (const entry of this.entriesOf(start)) {
             const key = `${sortableTime(start)}!${this.codec.describeKey ? this.codec.describeKey(entry) : entry.keyText}`;
             if (after === undefined || key > after)
-              rows.push({ key, value: this.codec.describe ? this.codec.describe(entry.state) : entry.state });
+              rows.push({ key, value: this.codec.describe ? this.codec.describe(entry) : entry.state });
           }
         }
         rows.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));

@@ -28,6 +28,12 @@ const SEPARATOR = '\u0000';
 
 export class GroupKeyText {
   private shape: readonly string[] | undefined;
+  /**
+   * Whether the last of() built the compact text from the key itself, so keyOf(text) gives back an
+   * equal key (same names, order and values, a plain object). False for keys that only reached the
+   * compact text through their JSON (NaN, -0, undefined properties, toJSON...).
+   */
+  exact = false;
 
   /** Property names of compact texts, once learned. */
   get fields(): readonly string[] | undefined {
@@ -36,8 +42,18 @@ export class GroupKeyText {
 
   /** The map key of `key`. Throws what JSON.stringify throws (a bigint, a cycle). */
   of(key: unknown): string {
-    if (typeof key === 'string') return key;
-    return this.compact(key) ?? this.ofJson(JSON.stringify(key) ?? 'null');
+    if (typeof key === 'string') {
+      this.exact = false;
+      return key;
+    }
+    const text = this.compact(key);
+    this.exact = text !== undefined;
+    return text ?? this.ofJson(JSON.stringify(key) ?? 'null');
+  }
+
+  /** The key of a compact text made by this instance. */
+  keyOf(text: string): Record<string, unknown> {
+    return GroupKeyText.parse(text, this.shape ?? []);
   }
 
   /** The map key of a non-string key given as its JSON text. */
@@ -82,7 +98,7 @@ export class GroupKeyText {
   private compact(key: unknown): string | undefined {
     if (typeof key !== 'object' || key === null) return undefined;
     const proto: unknown = Object.getPrototypeOf(key);
-    if (proto !== Object.prototype && proto !== null) return undefined;
+    if (proto !== Object.prototype) return undefined;
     const record = key as Record<string, unknown>;
     const shape = this.shape ?? this.learn(record);
     if (shape === undefined) return undefined;
@@ -117,7 +133,8 @@ function fieldText(value: unknown): string | undefined {
     case 'string':
       return value.includes(SEPARATOR) ? undefined : 's' + value;
     case 'number':
-      return Number.isFinite(value) ? 'n' + String(value) : 'z';
+      // NaN, ±Infinity (JSON null) and -0 (JSON 0) take the JSON path: same text, not exact.
+      return Number.isFinite(value) && !Object.is(value, -0) ? 'n' + String(value) : undefined;
     case 'boolean':
       return value ? 't' : 'f';
     case 'object':

@@ -57,6 +57,11 @@ interface WindowState {
 }
 
 const NO_ACCUMULATORS: unknown[] = [];
+/**
+ * `key` of a numeric state whose key is its compact key text (GroupKeyText.exact): the key object
+ * (and its strings) need not stay in memory for the window's life, the text holds the same data.
+ */
+const KEY_IN_TEXT = Object.freeze({});
 const NO_SLOTS = new Float64Array(0);
 /** Entries per shared slot chunk: big enough to amortize, small enough not to pin much memory. */
 const CHUNK_ENTRIES = 4096;
@@ -81,14 +86,21 @@ class GroupWindowStore extends WindowStore<WindowState> {
   }
 }
 
+/** The key of an entry (rebuilt from its text when the state does not keep it). */
+function keyOfEntry(entry: WindowEntry<WindowState>, keys: GroupKeyText): unknown {
+  return entry.state.key === KEY_IN_TEXT ? keys.keyOf(entry.keyText) : entry.state.key;
+}
+
 /** How the store view shows a key: as it was before compact key texts (the string, or its JSON). */
-function describeKey(entry: WindowEntry<WindowState>): string {
-  const key = entry.state.key;
-  return typeof key === 'string'
-    ? key
-    : GroupKeyText.isCompact(entry.keyText, key)
-      ? (JSON.stringify(key) ?? 'null')
-      : entry.keyText;
+function describeKeyWith(keys: GroupKeyText): (entry: WindowEntry<WindowState>) => string {
+  return (entry) => {
+    const key = keyOfEntry(entry, keys);
+    return typeof key === 'string'
+      ? key
+      : GroupKeyText.isCompact(entry.keyText, key)
+        ? (JSON.stringify(key) ?? 'null')
+        : entry.keyText;
+  };
 }
 
 /** The kernels of a spec when every aggregator has one, with each one's first slot. */
@@ -222,12 +234,12 @@ function numericBlobCodec(name: string, width: number, keys: GroupKeyText): Wind
       }
       return rows;
     },
-    describe: (state) => ({
-      key: state.key,
-      slots: [...state.slots.subarray(state.at, state.at + width)],
-      version: state.version,
+    describe: (entry) => ({
+      key: keyOfEntry(entry, keys),
+      slots: [...entry.state.slots.subarray(entry.state.at, entry.state.at + width)],
+      version: entry.state.version,
     }),
-    describeKey,
+    describeKey: describeKeyWith(keys),
   };
 }
 
@@ -268,7 +280,7 @@ export function windowStoreSpec(config: WindowAggregateConfig): StoreSpec {
           encodeBlob: json.encodeBlob,
           // Each state holds its key: the text in memory is re-derived under this task's key shape.
           decodeBlob: (bytes) => json.decodeBlob(bytes).map(([, state]) => [keys.of(state.key), state]),
-          describeKey,
+          describeKey: describeKeyWith(keys),
         },
         keys,
       );
@@ -318,7 +330,7 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
     const result: WindowResult<unknown, Record<string, unknown>> = {
       windowStart: entry.start,
       windowEnd: entry.start + size,
-      key: state.key,
+      key: keyOfEntry(entry, keys),
       value,
       version: state.version,
       partition: task.partition,
@@ -401,7 +413,7 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
       const at = chunkUsed;
       chunkUsed += width;
       return store.insert(start, keyText, {
-        key,
+        key: keys.exact ? KEY_IN_TEXT : key,
         accumulators: NO_ACCUMULATORS,
         slots: chunk,
         at,

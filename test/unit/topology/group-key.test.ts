@@ -54,10 +54,14 @@ test('the first flat key fixes the shape; keys of other shapes keep their JSON t
   const texts = new GroupKeyText();
   assert.equal(texts.of({ subject: 'c-1', meter: 'tokens' }), '\u0001sc-1\u0000stokens');
   assert.deepEqual(texts.fields, ['subject', 'meter']);
+  assert.equal(texts.exact, true);
+  assert.deepEqual(texts.keyOf('\u0001sc-1\u0000stokens'), { subject: 'c-1', meter: 'tokens' });
   assert.equal(texts.of({ meter: 'tokens', subject: 'c-1' }), '{"meter":"tokens","subject":"c-1"}');
   assert.equal(texts.of({ subject: 'c-1', meter: 'tokens', extra: undefined }), '\u0001sc-1\u0000stokens');
   assert.equal(texts.of({ subject: 'a\u0000b', meter: 'x' }), '{"subject":"a\\u0000b","meter":"x"}');
   assert.equal(texts.of({ subject: NaN, meter: -0 }), texts.of({ subject: null, meter: 0 }));
+  assert.equal(texts.of({ subject: 'x', meter: -0 }), '\u0001sx\u0000n0');
+  assert.equal(texts.exact, false, 'a -0 key is not given back by keyOf, so the state keeps it');
   assert.equal(texts.of('plain'), 'plain');
   assert.throws(
     () => texts.of({ subject: 1n, meter: 'x' }),
