@@ -49,7 +49,7 @@
  * - Literals are inlined with escaping because 18.16 has no `{name:Type}` query parameters.
  * - 18.16 has no CREATE OR REPLACE VIEW, so the view is created IF NOT EXISTS and never altered.
  */
-import type { Column } from './types.js';
+import type { Column, TotalsMerge } from './types.js';
 
 /** A table in a database. */
 export interface QualifiedTable {
@@ -58,7 +58,7 @@ export interface QualifiedTable {
 }
 
 /** How a value column is combined across source partitions by the totals query. */
-export type TotalsMerge = 'sum' | 'min' | 'max' | 'avg' | 'any';
+export type { TotalsMerge };
 
 /** Everything that decides the table's columns. */
 export interface TableLayout {
@@ -228,6 +228,12 @@ export function weightColumnFor(column: Column, valueColumns: readonly Column[])
   const counts = valueColumns.filter(
     (candidate) => COUNT_NAME.test(candidate.name) && candidate.type !== 'String',
   );
+  // A count() output under another name (`events: count()`): the only UInt64 column that sums.
+  if (counts.length === 0) {
+    counts.push(
+      ...valueColumns.filter((candidate) => candidate.type === 'UInt64' && candidate.merge === 'sum'),
+    );
+  }
   const separator = column.name.lastIndexOf('_');
   const prefix = separator > 0 ? column.name.slice(0, separator) : undefined;
   return (
@@ -268,7 +274,7 @@ export function finalTotalsQuery(
     `any(${inner(WINDOW_END_COLUMN)}) AS ${windowEnd}`,
     ...keyNames,
     ...layout.valueColumns.map((column) => {
-      const merge = options.totals?.[column.name] ?? inferTotalsMerge(column);
+      const merge = options.totals?.[column.name] ?? column.merge ?? inferTotalsMerge(column);
       return `${mergeExpression(column, merge, layout.valueColumns, inner)} AS ${quoteIdentifier(column.name)}`;
     }),
   ];

@@ -8,9 +8,14 @@
 /** ClickHouse-compatible column types the engine can describe. */
 export type ColumnType = 'UInt8' | 'UInt32' | 'UInt64' | 'Int64' | 'Float64' | 'String' | 'DateTime';
 
+/** How a value column combines across source partitions in the final totals. */
+export type TotalsMerge = 'sum' | 'min' | 'max' | 'avg' | 'any';
+
 export interface Column {
   name: string;
   type: ColumnType;
+  /** Set by the aggregator that produces the column (count/sum: sum, min: min, ...); else inferred from the name. */
+  merge?: TotalsMerge;
 }
 
 /** What the engine knows of the rows reaching a sink: the flattened aggregate outputs of a window result. */

@@ -4,7 +4,7 @@
  * and which ClickHouse columns its result becomes, so a sink's ResultSchema follows from the spec.
  */
 import { DDSketch } from '@datadog/sketches-js';
-import type { Column, ColumnType } from '../sinks/types.js';
+import type { Column, ColumnType, TotalsMerge } from '../sinks/types.js';
 
 export interface Aggregator<T, A, R> {
   /** Short name for describe(), e.g. `sum`. */
@@ -30,7 +30,9 @@ export type AggregateResult<S> = {
   [Name in keyof S]: S[Name] extends Aggregator<never, infer _A, infer R> ? R : never;
 };
 
-const column = (name: string, type: ColumnType): Column[] => [{ name, type }];
+const column = (name: string, type: ColumnType, merge?: TotalsMerge): Column[] => [
+  merge === undefined ? { name, type } : { name, type, merge },
+];
 
 /**
  * A fixed-width numeric form of an aggregator: its accumulator lives in `width` float64 slots of a
@@ -64,7 +66,7 @@ export function count(): Aggregator<unknown, number, number> {
     add: (n) => n + 1,
     merge: (a, b) => a + b,
     result: (n) => n,
-    columns: (name) => column(name, 'UInt64'),
+    columns: (name) => column(name, 'UInt64', 'sum'),
   };
   return withKernel(aggregator, {
     width: 1,
@@ -82,7 +84,7 @@ export function sum<T>(valueOf: (value: T) => number): Aggregator<T, number, num
     add: (total, value) => total + valueOf(value),
     merge: (a, b) => a + b,
     result: (total) => total,
-    columns: (name) => column(name, 'Float64'),
+    columns: (name) => column(name, 'Float64', 'sum'),
   };
   return withKernel(aggregator, {
     width: 1,
@@ -106,7 +108,7 @@ function extreme<T>(
     merge: (a, b) => (a === null ? b : b === null ? a : pick(a, b)),
     // A window result exists only for a key with at least one value, so null cannot reach a result.
     result: (current) => current ?? NaN,
-    columns: (name) => column(name, 'Float64'),
+    columns: (name) => column(name, 'Float64', kind),
   };
   // Slots: [has a value (0/1), extreme]; a flag rather than a NaN sentinel, so NaN inputs behave as above.
   return withKernel(aggregator, {
@@ -138,7 +140,7 @@ export function avg<T>(valueOf: (value: T) => number): Aggregator<T, { sum: numb
     },
     merge: (a, b) => ({ sum: a.sum + b.sum, count: a.count + b.count }),
     result: (acc) => (acc.count === 0 ? NaN : acc.sum / acc.count),
-    columns: (name) => column(name, 'Float64'),
+    columns: (name) => column(name, 'Float64', 'avg'),
   };
   // Slots: [sum, count].
   return withKernel(aggregator, {
@@ -232,9 +234,10 @@ export function quantiles<T>(
       return sketch;
     },
     columns: (name) => [
-      { name: `${name}_p50`, type: 'Float64' },
-      { name: `${name}_p90`, type: 'Float64' },
-      { name: `${name}_p99`, type: 'Float64' },
+      // Quantiles of different partitions cannot be merged exactly; the totals weight them by count.
+      { name: `${name}_p50`, type: 'Float64', merge: 'avg' },
+      { name: `${name}_p90`, type: 'Float64', merge: 'avg' },
+      { name: `${name}_p99`, type: 'Float64', merge: 'avg' },
     ],
   };
 }

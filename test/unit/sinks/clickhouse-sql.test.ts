@@ -192,3 +192,22 @@ test('diffColumns lists missing, retyped and unexpected columns, tolerating extr
     [],
   );
 });
+
+test('the totals follow the aggregator of each column, not its name: peak: max() is a max, events: count() weights the average', () => {
+  const sql = finalTotalsQuery(
+    { database: 'db', table: 't' },
+    {
+      keyColumns: [{ name: 'subject', type: 'String' }],
+      valueColumns: [
+        { name: 'events', type: 'UInt64', merge: 'sum' },
+        { name: 'peak', type: 'Float64', merge: 'max' },
+        { name: 'floor', type: 'Float64', merge: 'min' },
+        { name: 'typical', type: 'Float64', merge: 'avg' },
+      ],
+    },
+  );
+  assert.match(sql, /sum\(`v__events`\) AS `events`/);
+  assert.match(sql, /max\(`v__peak`\) AS `peak`/);
+  assert.match(sql, /min\(`v__floor`\) AS `floor`/);
+  assert.match(sql, /sum\(`v__typical` \* `v__events`\) \/ sum\(`v__events`\) AS `typical`/);
+});

@@ -144,14 +144,15 @@ test('every built-in aggregator declares its ClickHouse columns; the sink schema
     .to(memorySink('rows'));
   const [sink] = builder.build().sinks;
   assert.deepEqual(sink?.schema?.valueColumns, [
-    { name: 'events', type: 'UInt64' },
-    { name: 'total', type: 'Float64' },
-    { name: 'lowest', type: 'Float64' },
-    { name: 'highest', type: 'Float64' },
-    { name: 'mean', type: 'Float64' },
-    { name: 'latency_p50', type: 'Float64' },
-    { name: 'latency_p90', type: 'Float64' },
-    { name: 'latency_p99', type: 'Float64' },
+    // Each column says how the totals combine it across partitions, whatever its name.
+    { name: 'events', type: 'UInt64', merge: 'sum' },
+    { name: 'total', type: 'Float64', merge: 'sum' },
+    { name: 'lowest', type: 'Float64', merge: 'min' },
+    { name: 'highest', type: 'Float64', merge: 'max' },
+    { name: 'mean', type: 'Float64', merge: 'avg' },
+    { name: 'latency_p50', type: 'Float64', merge: 'avg' },
+    { name: 'latency_p90', type: 'Float64', merge: 'avg' },
+    { name: 'latency_p99', type: 'Float64', merge: 'avg' },
     { name: 'ids', type: 'UInt32' },
   ]);
 });
