@@ -15,7 +15,7 @@ import { PermanentSinkError } from '../sinks/types.js';
 import type { SinkSpec, SinkWriter } from '../sinks/types.js';
 import type { DeadLetter } from '../topology/records.js';
 import { DLQ_OUTBOX } from '../topology/task.js';
-import type { RunnableTopology } from '../topology/task.js';
+import type { Outbox, OutboxEntry, RunnableTopology } from '../topology/task.js';
 import type { TributaryConfig } from './config.js';
 import { dlqTopicOf } from './config.js';
 import type { KafkaAdmin, KafkaClient, OutgoingMessage, TransactionalWriter } from './kafka/client.js';
@@ -26,6 +26,30 @@ interface OpenSink {
   spec: SinkSpec<unknown>;
   writer: SinkWriter<unknown>;
   failing: boolean;
+}
+
+/** Dead letters per DLQ transaction. */
+const DLQ_BATCH = 1000;
+
+const sameRecord = (a: DeadLetter, b: DeadLetter) =>
+  a.record.topic === b.record.topic && a.record.offset === b.record.offset;
+
+/**
+ * Up to `max` committed dead letters, ending on a record boundary. The DLQ progress offset says
+ * "every dead letter of source offsets below this is in the DLQ", so one transaction must carry all
+ * the dead letters of a source record (a record failing in two branches has two): when more are
+ * pending, the last record's letters wait for the next round, unless they alone fill the batch.
+ */
+export async function readWholeRecords(outbox: Outbox, max: number): Promise<OutboxEntry<unknown>[]> {
+  if (outbox.pending() === 0) return [];
+  const entries = await outbox.read(max);
+  if (outbox.pending() === entries.length) return entries;
+  const tail = entries[entries.length - 1]!.value as DeadLetter;
+  const boundary = entries.findLastIndex(({ value }) => !sameRecord(value as DeadLetter, tail));
+  if (boundary >= 0) return entries.slice(0, boundary + 1);
+  const all = await outbox.read(outbox.pending());
+  const end = all.findIndex(({ value }) => !sameRecord(value as DeadLetter, tail));
+  return end < 0 ? all : all.slice(0, end);
 }
 
 export class OutputDelivery {
@@ -137,9 +161,8 @@ export class OutputDelivery {
 
   private async deliverDeadLetters(host: TaskHost): Promise<boolean> {
     const entries = await host.queue.run(async () => {
-      if (host.closed) return [];
-      const outbox = host.task.outboxes().find((o) => o.name === DLQ_OUTBOX);
-      return outbox && outbox.pending() > 0 ? outbox.read(1000) : [];
+      const outbox = host.closed ? undefined : host.task.outboxes().find((o) => o.name === DLQ_OUTBOX);
+      return outbox ? readWholeRecords(outbox, DLQ_BATCH) : [];
     });
     const last = entries[entries.length - 1];
     if (!last) return false;
