@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { defaultDlqTopic } from '../serde/dlq.js';
 
 const saslSchema = z.discriminatedUnion('mechanism', [
   z.object({ mechanism: z.literal('plain'), username: z.string(), password: z.string() }),
@@ -181,5 +182,5 @@ export function resolveConfig(
 }
 
 export function dlqTopicOf(config: TributaryConfig): string {
-  return config.dlq.topic ?? `${config.appId}.dlq`;
+  return config.dlq.topic ?? defaultDlqTopic(config.appId);
 }
