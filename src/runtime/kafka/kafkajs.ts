@@ -27,7 +27,8 @@ function toHeaders(headers: IHeaders | undefined): Headers {
   return out;
 }
 
-function toRawRecord(topic: string, partition: number, message: KafkaMessage): RawRecord {
+/** A kafkajs message as the engine's RawRecord (also used by tests that read topics directly). */
+export function toRawRecord(topic: string, partition: number, message: KafkaMessage): RawRecord {
   return {
     topic,
     partition,

@@ -1,6 +1,6 @@
 /** Small Kafka helpers for the serde integration tests: a topic per test, produce, read everything back. */
-import { Kafka, logLevel, Partitioners, type IHeaders, type Message } from 'kafkajs';
-import type { Headers } from '../../../src/serde/index.js';
+import { Kafka, logLevel, Partitioners, type Message } from 'kafkajs';
+import { toRawRecord } from '../../../src/runtime/kafka/kafkajs.js';
 import type { RawRecord } from '../../../src/topology/records.js';
 import { brokers, uniqueName } from '../../helpers/services.js';
 
@@ -43,15 +43,7 @@ export async function consume(topic: string, count: number, timeoutMs = 30_000):
       );
       void consumer.run({
         eachMessage: async ({ partition, message }) => {
-          records.push({
-            topic,
-            partition,
-            offset: BigInt(message.offset),
-            timestamp: Number(message.timestamp),
-            key: message.key ?? null,
-            value: message.value ?? null,
-            headers: toHeaders(message.headers),
-          });
+          records.push(toRawRecord(topic, partition, message));
           if (records.length >= count) {
             clearTimeout(timer);
             resolve();
@@ -63,13 +55,4 @@ export async function consume(topic: string, count: number, timeoutMs = 30_000):
     await consumer.disconnect();
   }
   return records.sort((a, b) => a.partition - b.partition || Number(a.offset - b.offset));
-}
-
-function toHeaders(headers: IHeaders | undefined): Headers {
-  const out: Headers = {};
-  for (const [name, value] of Object.entries(headers ?? {})) {
-    const last = Array.isArray(value) ? value[value.length - 1] : value;
-    out[name] = last === undefined ? undefined : Buffer.isBuffer(last) ? last : Buffer.from(String(last));
-  }
-  return out;
 }
