@@ -120,7 +120,7 @@ export class OutputDelivery {
       if (rows.length >= budget) break;
       const entries = await host.queue.run(async () => {
         if (host.closed) return [];
-        const outbox = host.task.outboxes().find((o) => o.name === sink.spec.name);
+        const outbox = host.outbox(sink.spec.name);
         return outbox && outbox.pending() > 0 ? outbox.read(budget - rows.length) : [];
       });
       const last = entries[entries.length - 1];
@@ -152,7 +152,7 @@ export class OutputDelivery {
       await host.queue.run(async () => {
         // A task revoked meanwhile is acked by its next owner's replay instead (harmless, same rows).
         if (host.closed) return;
-        const outbox = host.task.outboxes().find((o) => o.name === sink.spec.name);
+        const outbox = host.outbox(sink.spec.name);
         await outbox?.ack(throughSeq);
       });
     }
@@ -161,7 +161,7 @@ export class OutputDelivery {
 
   private async deliverDeadLetters(host: TaskHost): Promise<boolean> {
     const entries = await host.queue.run(async () => {
-      const outbox = host.closed ? undefined : host.task.outboxes().find((o) => o.name === DLQ_OUTBOX);
+      const outbox = host.closed ? undefined : host.outbox(DLQ_OUTBOX);
       return outbox ? readWholeRecords(outbox, DLQ_BATCH) : [];
     });
     const last = entries[entries.length - 1];
@@ -199,10 +199,7 @@ export class OutputDelivery {
     }
     await host.queue.run(async () => {
       if (host.closed) return;
-      await host.task
-        .outboxes()
-        .find((o) => o.name === DLQ_OUTBOX)
-        ?.ack(last.seq);
+      await host.outbox(DLQ_OUTBOX)?.ack(last.seq);
     });
     return true;
   }

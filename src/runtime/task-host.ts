@@ -4,7 +4,7 @@
  * a rebalance handover.
  */
 import type { Logger } from 'pino';
-import type { OpenTaskOptions, PartitionTask, RunnableTopology } from '../topology/task.js';
+import type { OpenTaskOptions, Outbox, PartitionTask, RunnableTopology } from '../topology/task.js';
 
 /** Runs async sections one at a time, in call order. */
 export class SerialQueue {
@@ -72,6 +72,11 @@ export class TaskHost {
     readonly task: PartitionTask,
   ) {
     this.nextOffsets = new Map(task.positions());
+  }
+
+  /** The outbox feeding `name` (a sink's name, or DLQ_OUTBOX). */
+  outbox(name: string): Outbox | undefined {
+    return this.task.outboxes().find((o) => o.name === name);
   }
 
   pendingOutputs(): number {
