@@ -25,6 +25,8 @@
 
 const SHAPED = '\u0001';
 const SEPARATOR = '\u0000';
+/** Written by the string flattening in compact(), so the engine cannot drop the conversion. */
+let _flattenSink = 0;
 
 export class GroupKeyText {
   private shape: readonly string[] | undefined;
@@ -113,7 +115,11 @@ export class GroupKeyText {
       text = i === 0 ? text + field : text + SEPARATOR + field;
       i++;
     }
-    return i === shape.length ? text : undefined;
+    if (i !== shape.length) return undefined;
+    // The concatenations above make a rope (cons string); flatten it once here, or every map lookup
+    // with it hashes and compares it through the rope.
+    _flattenSink ^= Number(text);
+    return text;
   }
 
   private learn(record: Record<string, unknown>): readonly string[] | undefined {
