@@ -69,3 +69,20 @@ test('the first flat key fixes the shape; keys of other shapes keep their JSON t
     'a bigint fails as JSON.stringify does',
   );
 });
+
+test('parse rejects texts that do not fit the shape: a field count error first, then an unknown tag', () => {
+  assert.deepEqual(GroupKeyText.parse('\u0001sa\u0000n1.5\u0000t\u0000f\u0000z', ['a', 'b', 'c', 'd', 'e']), {
+    a: 'a',
+    b: 1.5,
+    c: true,
+    d: false,
+    e: null,
+  });
+  assert.deepEqual(GroupKeyText.parse('\u0001s\u0000n', ['a', 'b']), { a: '', b: 0 });
+  assert.throws(() => GroupKeyText.parse('\u0001sa', ['a', 'b']), /has 1 fields, its shape 2/);
+  assert.throws(() => GroupKeyText.parse('\u0001sa\u0000n1\u0000t', ['a', 'b']), /has 3 fields, its shape 2/);
+  assert.throws(() => GroupKeyText.parse('\u0001x\u0000q', ['a', 'b', 'c']), /has 2 fields, its shape 3/);
+  assert.throws(() => GroupKeyText.parse('\u0001', []), /has 1 fields, its shape 0/);
+  assert.throws(() => GroupKeyText.parse('\u0001sa\u0000x1', ['a', 'b']), /unknown field tag "x"/);
+  assert.throws(() => GroupKeyText.parse('\u0001\u0000n1', ['a', 'b']), /unknown field tag ""/);
+});
