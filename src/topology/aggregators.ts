@@ -242,13 +242,8 @@ export function quantiles<T>(
   };
 }
 
-export interface CustomAggregatorDefinition<T, A, R> {
-  init(): A;
-  add(accumulator: A, value: T): A;
-  merge(left: A, right: A): A;
-  result(accumulator: A): R;
-  toState?(accumulator: A): unknown;
-  fromState?(state: unknown): A;
+/** An aggregator's functions, without the name and columns that custom() supplies. */
+export interface CustomAggregatorDefinition<T, A, R> extends Omit<Aggregator<T, A, R>, 'kind' | 'columns'> {
   /** ClickHouse type of the result (a single column); default String (the sink writes JSON text). */
   columnType?: ColumnType;
 }
