@@ -2,6 +2,45 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * Folder boundaries (ARCHITECTURE.md, "knows about"): what each folder of src/ may import from the
+ * others. Data flows one way; `src/core/` is the shared vocabulary and imports nothing of ours.
+ */
+const FOLDERS = ['core', 'state', 'serde', 'sinks', 'topology', 'runtime', 'admin', 'cli'];
+const MAY_IMPORT = {
+  core: [],
+  state: ['core'],
+  serde: ['core'],
+  sinks: ['core'],
+  // The engine sees serde *interfaces* only (types.ts), never an implementation.
+  topology: ['core', 'state', 'serde/types'],
+  runtime: ['core', 'serde'],
+  admin: ['core', 'runtime'],
+  cli: ['core', 'runtime', 'app'],
+};
+
+function boundaryRule(folder) {
+  const allowed = MAY_IMPORT[folder];
+  const patterns = [];
+  for (const other of FOLDERS) {
+    if (other === folder || allowed.includes(other)) continue;
+    const only = allowed.find((entry) => entry.startsWith(`${other}/`));
+    patterns.push({
+      regex: only ? `^(\\.\\./)+${other}/(?!${only.slice(other.length + 1)}\\.js$)` : `^(\\.\\./)+${other}/`,
+      message: `src/${folder}/ may import only ${allowed.join(', ') || 'nothing of ours'} (see ARCHITECTURE.md).`,
+    });
+  }
+  // The composition root (src/app.ts) and the public entry point (src/index.ts) sit above every folder.
+  patterns.push({
+    regex: allowed.includes('app') ? '^(\\.\\./)+index\\.js$' : '^(\\.\\./)+(app|index)\\.js$',
+    message: `src/${folder}/ must not import the composition root or the public entry point.`,
+  });
+  return {
+    files: [`src/${folder}/**/*.ts`],
+    rules: { 'no-restricted-imports': ['error', { patterns }] },
+  };
+}
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', '.stack/', 'coverage/'] },
   js.configs.recommended,
@@ -15,4 +54,5 @@ export default tseslint.config(
       eqeqeq: ['error', 'always', { null: 'ignore' }],
     },
   },
+  ...FOLDERS.map(boundaryRule),
 );

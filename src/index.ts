@@ -5,6 +5,9 @@
  *   app.stream('usage-events', avro<UsageEvent>()).groupBy(...).window(tumbling(minutes(1))).aggregate({...}).to(clickhouse({...}));
  *   await app.start();
  */
+export * from './core/index.js';
+export { App, tributary } from './app.js';
+export type { AppOptions } from './app.js';
 export * from './runtime/index.js';
 export * from './topology/index.js';
 export * from './serde/index.js';

@@ -7,8 +7,8 @@ import type { UsageEvent } from '../../src/serde/index.js';
 import { clickhouse } from '../../src/sinks/index.js';
 import { count, max, sum } from '../../src/topology/aggregators.js';
 import { days, minutes, seconds, tumbling } from '../../src/topology/time.js';
-import { tributary } from '../../src/runtime/app.js';
-import type { App } from '../../src/runtime/app.js';
+import { tributary } from '../../src/app.js';
+import type { App } from '../../src/app.js';
 import type { TributaryConfigInput } from '../../src/runtime/config.js';
 import type { Logger } from 'pino';
 

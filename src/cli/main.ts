@@ -8,7 +8,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command } from 'commander';
-import { App } from '../runtime/app.js';
+import { App } from '../app.js';
 import { ENV_OVERRIDES } from '../runtime/config.js';
 
 async function loadApp(modulePath: string): Promise<App> {

@@ -11,11 +11,11 @@
  */
 import type { Logger } from 'pino';
 import { toDlqMessage } from '../serde/dlq.js';
-import { PermanentSinkError } from '../sinks/types.js';
-import type { SinkSpec, SinkWriter } from '../sinks/types.js';
-import type { DeadLetter } from '../topology/records.js';
-import { DLQ_OUTBOX } from '../topology/task.js';
-import type { Outbox, OutboxEntry, RunnableTopology } from '../topology/task.js';
+import { PermanentSinkError } from '../core/sink.js';
+import type { SinkSpec, SinkWriter } from '../core/sink.js';
+import type { DeadLetter } from '../core/records.js';
+import { DLQ_OUTBOX } from '../core/task.js';
+import type { Outbox, OutboxEntry, RunnableTopology } from '../core/task.js';
 import type { TributaryConfig } from './config.js';
 import { dlqTopicOf } from './config.js';
 import type { KafkaAdmin, KafkaClient, OutgoingMessage, TransactionalWriter } from './kafka/client.js';

@@ -1,5 +1,3 @@
-export { App, tributary } from './app.js';
-export type { AppOptions } from './app.js';
 export { ConfigError, ENV_OVERRIDES, configSchema, dlqTopicOf, resolveConfig } from './config.js';
 export type { TributaryConfig, TributaryConfigInput } from './config.js';
 export { Instance } from './instance.js';

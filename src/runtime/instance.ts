@@ -16,7 +16,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { RetriableError } from '../serde/types.js';
-import type { RunnableTopology } from '../topology/task.js';
+import type { RunnableTopology } from '../core/task.js';
 import type { TributaryConfig } from './config.js';
 import { OutputDelivery } from './delivery.js';
 import type {

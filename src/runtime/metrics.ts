@@ -3,7 +3,7 @@
  * Task counters are folded in as deltas at every commit, so they stay monotonic across rebalances.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { TaskMetrics } from '../topology/task.js';
+import type { TaskMetrics } from '../core/task.js';
 
 export class RuntimeMetrics {
   readonly registry = new Registry();

@@ -4,7 +4,7 @@
  * a rebalance handover.
  */
 import type { Logger } from 'pino';
-import type { OpenTaskOptions, Outbox, PartitionTask, RunnableTopology } from '../topology/task.js';
+import type { OpenTaskOptions, Outbox, PartitionTask, RunnableTopology } from '../core/task.js';
 
 /** Runs async sections one at a time, in call order. */
 export class SerialQueue {

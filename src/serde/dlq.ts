@@ -4,8 +4,9 @@
  * `tributary.dlq.*` headers say why and where it came from. Headers, not a wrapping value, so the
  * DLQ stays readable by any Kafka tool and the payload keeps its original framing.
  */
-import type { DeadLetter, RawRecord } from '../topology/records.js';
-import { DeserializationError, type DeadLetterReason, type Headers } from './types.js';
+import type { DeadLetter, RawRecord } from '../core/records.js';
+import type { DeadLetterReason, Headers } from '../core/records.js';
+import { DeserializationError } from './types.js';
 
 export const DLQ_HEADER_PREFIX = 'tributary.dlq.';
 

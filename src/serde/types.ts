@@ -2,8 +2,7 @@
  * Serde contracts shared by sources, sinks and the DLQ. Implementations live in this folder
  * (avro, json, string); the topology engine only sees these interfaces.
  */
-
-export type Headers = Record<string, Buffer | undefined>;
+import type { DeadLetterReason, Headers } from '../core/records.js';
 
 /** Where a payload came from or goes to; serdes that care about the subject (Avro) read the topic. */
 export interface SerdeContext {
@@ -30,17 +29,6 @@ export interface Serde<T> extends Deserializer<T>, Serializer<T> {
   /** Human-readable name for describe() and error messages, e.g. `avro(usage-events-value)`. */
   readonly name: string;
 }
-
-/** Why a record was dead-lettered; stable strings, used as the `tributary.dlq.reason` header and metric label. */
-export type DeadLetterReason =
-  | 'bad-magic-byte'
-  | 'unknown-schema-id'
-  | 'truncated'
-  | 'schema-mismatch'
-  | 'decode-failed'
-  | 'validation-failed'
-  | 'late-event'
-  | 'processing-failed';
 
 /** A record that is bad in itself. It never stops the pipeline: it goes to the DLQ with this reason. */
 export class DeserializationError extends Error {

@@ -4,7 +4,7 @@
  * runtime calls write() again later with the same rows. Retrying an insert whose response was lost
  * is safe because the table is ReplacingMergeTree(version) and the rows carry their versions.
  */
-import { PermanentSinkError } from './types.js';
+import { PermanentSinkError } from '../core/sink.js';
 
 export interface RetryPolicy {
   /** Stop retrying once this much time has passed since the first attempt. */

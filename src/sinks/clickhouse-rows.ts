@@ -11,7 +11,7 @@
  * - Non-finite floats as the quoted strings 'nan', 'inf', '-inf' (JSON has no literal for them and
  *   JSON.stringify would turn them into null).
  */
-import type { WindowResult } from '../topology/records.js';
+import type { WindowResult } from '../core/records.js';
 import { PermanentSinkError } from './clickhouse-retry.js';
 import {
   PARTITION_COLUMN,
@@ -20,7 +20,7 @@ import {
   WINDOW_START_COLUMN,
   type TableLayout,
 } from './clickhouse-sql.js';
-import type { Column, ColumnType } from './types.js';
+import type { Column, ColumnType } from '../core/sink.js';
 
 /** One cell of a JSONEachRow object. */
 export type JsonCell = string | number;

@@ -49,7 +49,7 @@
  * - Literals are inlined with escaping because 18.16 has no `{name:Type}` query parameters.
  * - 18.16 has no CREATE OR REPLACE VIEW, so the view is created IF NOT EXISTS and never altered.
  */
-import type { Column, TotalsMerge } from './types.js';
+import type { Column, TotalsMerge } from '../core/sink.js';
 
 /** A table in a database. */
 export interface QualifiedTable {

@@ -23,7 +23,7 @@ import {
   type WarnLogParams,
 } from '@clickhouse/client';
 import { pino } from 'pino';
-import type { WindowResult } from '../topology/records.js';
+import type { WindowResult } from '../core/records.js';
 import {
   PermanentSinkError,
   DEFAULT_RETRY_POLICY,
@@ -48,7 +48,14 @@ import {
   type TableLayout,
   type TotalsMerge,
 } from './clickhouse-sql.js';
-import type { Column, ResultSchema, SinkLogger, SinkOpenContext, SinkSpec, SinkWriter } from './types.js';
+import type {
+  Column,
+  ResultSchema,
+  SinkLogger,
+  SinkOpenContext,
+  SinkSpec,
+  SinkWriter,
+} from '../core/sink.js';
 
 export { finalTotalsQuery, createTableSql, createTotalsViewSql, totalsViewName } from './clickhouse-sql.js';
 export type { QualifiedTable, TableLayout, TotalsMerge } from './clickhouse-sql.js';

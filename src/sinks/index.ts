@@ -1,3 +1,2 @@
-export * from './types.js';
 export * from './clickhouse.js';
 export * from './memory.js';

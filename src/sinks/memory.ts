@@ -1,5 +1,5 @@
 /** An in-memory sink for tests and examples: rows written to it are kept in `rows`. */
-import type { SinkSpec, SinkWriter } from './types.js';
+import type { SinkSpec, SinkWriter } from '../core/sink.js';
 
 export interface MemorySink<T> extends SinkSpec<T> {
   readonly kind: 'memory';

@@ -6,7 +6,7 @@
  */
 import { ClassicLevel } from 'classic-level';
 import type { AbstractSublevel } from 'abstract-level';
-import type { StoreView } from '../topology/task.js';
+import type { StoreView } from '../core/task.js';
 
 export type StoreKind = StoreView['kind'];
 export type ValueEncoding = 'utf8' | 'view';

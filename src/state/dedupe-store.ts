@@ -15,7 +15,7 @@
  */
 import { parseSortableTime, sortableHex, sortableTime } from './codec.js';
 import type { BinarySublevel, ManagedStore, StateDb, WriteBatch } from './db.js';
-import type { StoreView } from '../topology/task.js';
+import type { StoreView } from '../core/task.js';
 
 const EMPTY = -Infinity;
 const INITIAL_CAPACITY = 1024;

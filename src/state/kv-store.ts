@@ -4,7 +4,7 @@
  */
 import { decodeValue, encodeValue } from './codec.js';
 import type { ManagedStore, StateDb, TextSublevel, WriteBatch } from './db.js';
-import type { StoreView } from '../topology/task.js';
+import type { StoreView } from '../core/task.js';
 
 /** The view a processor gets of its store. Values must be JSON-serializable (bigint and Buffer allowed). */
 export interface KeyValueStore<V> {

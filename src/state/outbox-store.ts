@@ -14,7 +14,7 @@
  */
 import { decodeValue, encodeValue, sortableHex } from './codec.js';
 import type { BinarySublevel, ManagedStore, StateDb, WriteBatch } from './db.js';
-import type { Outbox, OutboxEntry, StoreView } from '../topology/task.js';
+import type { Outbox, OutboxEntry, StoreView } from '../core/task.js';
 
 const JSON_SEGMENT = 0x01;
 

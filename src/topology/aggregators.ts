@@ -4,7 +4,7 @@
  * and which ClickHouse columns its result becomes, so a sink's ResultSchema follows from the spec.
  */
 import { DDSketch } from '@datadog/sketches-js';
-import type { Column, ColumnType, TotalsMerge } from '../sinks/types.js';
+import type { Column, ColumnType, TotalsMerge } from '../core/sink.js';
 
 export interface Aggregator<T, A, R> {
   /** Short name for describe(), e.g. `sum`. */

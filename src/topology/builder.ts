@@ -4,7 +4,7 @@
  * chain). build() freezes the specs into a Topology that can open partition tasks.
  */
 import type { Serde } from '../serde/types.js';
-import type { SinkSpec } from '../sinks/types.js';
+import type { SinkSpec } from '../core/sink.js';
 import { DedupeStore } from '../state/dedupe-store.js';
 import type { DedupeOptions } from '../state/dedupe-store.js';
 import { KeyValueStoreImpl } from '../state/kv-store.js';
@@ -19,7 +19,7 @@ import type {
   SourceSpec,
   StoreSpec,
 } from './graph.js';
-import type { RawRecord, WindowResult } from './records.js';
+import type { RawRecord, WindowResult } from '../core/records.js';
 import type { TumblingWindows } from './time.js';
 import { Topology } from './topology.js';
 import { createWindowAggregate, windowResultSchema, windowStoreSpec } from './window-aggregate.js';

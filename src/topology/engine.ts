@@ -8,7 +8,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { DeserializationError, RetriableError } from '../serde/types.js';
-import type { DeadLetterReason } from '../serde/types.js';
+import type { DeadLetterReason } from '../core/records.js';
 import { StateDb } from '../state/db.js';
 import type { ManagedStore } from '../state/db.js';
 import { DedupeStore } from '../state/dedupe-store.js';
@@ -20,14 +20,14 @@ import type {
   Push,
   RecordMetadata,
   SourceSpec,
+  TaskPlan,
   TaskRuntime,
   TimeListener,
 } from './graph.js';
-import type { DeadLetter, RawRecord } from './records.js';
-import { DLQ_OUTBOX } from './task.js';
-import type { OpenTaskOptions, Outbox, PartitionTask, StoreView, TaskMetrics } from './task.js';
+import type { DeadLetter, RawRecord } from '../core/records.js';
+import { DLQ_OUTBOX } from '../core/task.js';
+import type { OpenTaskOptions, Outbox, PartitionTask, StoreView, TaskMetrics } from '../core/task.js';
 import { windowResultCodec } from './result-codec.js';
-import type { Topology } from './topology.js';
 
 interface Checkpoint {
   version: 1;
@@ -99,7 +99,7 @@ function fedOnlyByWindowAggregates(nodes: readonly NodeSpec[], sinkName: string)
 }
 
 export async function openPartitionTask(
-  topology: Topology,
+  topology: TaskPlan,
   options: OpenTaskOptions,
 ): Promise<PartitionTask> {
   await mkdir(options.dir, { recursive: true });

@@ -4,10 +4,11 @@
  * (the builder's Stream<T> types guarantee what each node receives); record metadata travels beside
  * them in the task's current record context instead of in a wrapper object per value.
  */
-import type { DeadLetterReason, Headers, Serde } from '../serde/types.js';
-import type { ResultSchema, SinkSpec } from '../sinks/types.js';
+import type { DeadLetterReason, Headers } from '../core/records.js';
+import type { Serde } from '../serde/types.js';
+import type { ResultSchema, SinkSpec } from '../core/sink.js';
 import type { ManagedStore, StateDb, StoreKind } from '../state/db.js';
-import type { RawRecord } from './records.js';
+import type { RawRecord } from '../core/records.js';
 
 export type Push = (value: unknown) => void;
 
@@ -97,4 +98,12 @@ export interface SourceSpec {
   readonly node: string;
   readonly serde: Serde<unknown>;
   readonly timestampOf: ((value: unknown, record: RawRecord) => number) | undefined;
+}
+
+/** What the engine needs of a built topology to open a partition task (the frozen DAG and its stores). */
+export interface TaskPlan {
+  readonly nodes: readonly NodeSpec[];
+  readonly storeSpecs: readonly StoreSpec[];
+  readonly sources: readonly SourceSpec[];
+  readonly sinks: readonly { spec: SinkSpec<unknown>; schema?: ResultSchema }[];
 }

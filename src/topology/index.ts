@@ -23,16 +23,3 @@ export type { LatePolicy, WindowOptions } from './window-aggregate.js';
 export type { RecordMetadata, PunctuationType, Cancellable } from './graph.js';
 export { TestDriver } from './test-driver.js';
 export type { TestDriverOptions, PipeOptions, RestartOptions } from './test-driver.js';
-export { memorySink } from '../sinks/memory.js';
-export type { MemorySink } from '../sinks/memory.js';
-export { DLQ_OUTBOX } from './task.js';
-export type {
-  PartitionTask,
-  RunnableTopology,
-  Outbox,
-  OutboxEntry,
-  OpenTaskOptions,
-  StoreView,
-  TaskMetrics,
-} from './task.js';
-export type { RawRecord, DeadLetter, WindowResult } from './records.js';

@@ -11,7 +11,7 @@
  */
 import { decodeValue, encodeValue } from '../state/codec.js';
 import type { SegmentCodec } from '../state/outbox-store.js';
-import type { WindowResult } from './records.js';
+import type { WindowResult } from '../core/records.js';
 
 const FORMAT = 0x02;
 const HEADER_BYTES = 16;

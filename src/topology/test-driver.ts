@@ -7,10 +7,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Headers } from '../serde/types.js';
-import type { DeadLetter, RawRecord } from './records.js';
-import { DLQ_OUTBOX } from './task.js';
-import type { PartitionTask, StoreView, TaskMetrics } from './task.js';
+import type { Headers } from '../core/records.js';
+import type { DeadLetter, RawRecord } from '../core/records.js';
+import { DLQ_OUTBOX } from '../core/task.js';
+import type { PartitionTask, StoreView, TaskMetrics } from '../core/task.js';
 import type { Topology } from './topology.js';
 
 export interface TestDriverOptions {

@@ -3,11 +3,11 @@
  * driver.
  */
 import type { Serde } from '../serde/types.js';
-import type { ResultSchema, SinkSpec } from '../sinks/types.js';
+import type { ResultSchema, SinkSpec } from '../core/sink.js';
 import type { StoreKind } from '../state/db.js';
 import { openPartitionTask } from './engine.js';
-import type { NodeSpec, SourceSpec, StoreSpec } from './graph.js';
-import type { OpenTaskOptions, PartitionTask, RunnableTopology } from './task.js';
+import type { NodeSpec, SourceSpec, StoreSpec, TaskPlan } from './graph.js';
+import type { OpenTaskOptions, PartitionTask, RunnableTopology } from '../core/task.js';
 
 export interface TopologyDescription {
   sources: Array<{ name: string; topic: string }>;
@@ -17,7 +17,7 @@ export interface TopologyDescription {
   edges: Array<{ from: string; to: string; port?: string }>;
 }
 
-export class Topology implements RunnableTopology {
+export class Topology implements RunnableTopology, TaskPlan {
   readonly sourceTopics: readonly string[];
   readonly sinks: readonly { spec: SinkSpec<unknown>; schema?: ResultSchema }[];
 

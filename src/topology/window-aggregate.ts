@@ -4,7 +4,7 @@
  * (max event time of the task - outOfOrderness, or advanced by idleness), emits each window once when
  * the watermark reaches end + grace, and applies the late-event policy.
  */
-import type { ResultSchema } from '../sinks/types.js';
+import type { ResultSchema } from '../core/sink.js';
 import { jsonBlobCodec, WindowStore } from '../state/window-store.js';
 import type { StateDb } from '../state/db.js';
 import type { WindowBlobCodec, WindowEntry } from '../state/window-store.js';
@@ -12,7 +12,7 @@ import { numericKernelOf } from './aggregators.js';
 import type { AnyAggregator, NumericKernel } from './aggregators.js';
 import type { NodeRuntimeContext, Push, StoreSpec, TimeListener } from './graph.js';
 import { GroupKeyText } from './group-key.js';
-import type { WindowResult } from './records.js';
+import type { WindowResult } from '../core/records.js';
 import { windowStartOf } from './time.js';
 import type { TumblingWindows } from './time.js';
 

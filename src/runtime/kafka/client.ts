@@ -2,8 +2,8 @@
  * The narrow Kafka surface the runtime needs. Everything Kafka-client specific stays behind it
  * (kafkajs today, see kafkajs.ts), so a faster client can be swapped in once measured.
  */
-import type { Headers } from '../../serde/types.js';
-import type { RawRecord } from '../../topology/records.js';
+import type { Headers } from '../../core/records.js';
+import type { RawRecord } from '../../core/records.js';
 
 export interface TopicPartition {
   topic: string;

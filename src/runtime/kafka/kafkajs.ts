@@ -2,8 +2,8 @@
 import { Kafka, Partitioners, logLevel as KafkaLogLevel } from 'kafkajs';
 import type { Consumer, IHeaders, KafkaConfig, KafkaMessage, LogEntry, SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
-import type { Headers } from '../../serde/types.js';
-import type { RawRecord } from '../../topology/records.js';
+import type { Headers } from '../../core/records.js';
+import type { RawRecord } from '../../core/records.js';
 import type { TributaryConfig } from '../config.js';
 import type {
   GroupConsumer,

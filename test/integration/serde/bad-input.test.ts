@@ -16,10 +16,10 @@ import {
   toDlqMessage,
   validated,
   validateUsageEvent,
-  type DeadLetterReason,
   type UsageEvent,
 } from '../../../src/serde/index.js';
-import type { DeadLetter } from '../../../src/topology/records.js';
+import type { DeadLetterReason } from '../../../src/core/records.js';
+import type { DeadLetter } from '../../../src/core/records.js';
 import { registryUrl } from '../../helpers/services.js';
 import { frame, sampleEvent, usageEventV1, usageEventWithStringValue } from '../../unit/serde/fixtures.js';
 import { consume, createTopic, produce } from './kafka-helpers.js';

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import { clickhouse, finalTotalsQuery, type ClickHouseSinkOptions } from '../../../src/sinks/clickhouse.js';
-import type { Column, ResultSchema, SinkWriter } from '../../../src/sinks/types.js';
-import type { WindowResult } from '../../../src/topology/records.js';
+import type { Column, ResultSchema, SinkWriter } from '../../../src/core/sink.js';
+import type { WindowResult } from '../../../src/core/records.js';
 import {
   CLICKHOUSE_TEST_URL,
   createTestDatabase,

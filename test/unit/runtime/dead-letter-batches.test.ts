@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { readWholeRecords } from '../../../src/runtime/delivery.js';
-import type { DeadLetter } from '../../../src/topology/records.js';
-import type { Outbox, OutboxEntry } from '../../../src/topology/task.js';
+import type { DeadLetter } from '../../../src/core/records.js';
+import type { Outbox, OutboxEntry } from '../../../src/core/task.js';
 
 function letter(offset: number): DeadLetter {
   return {

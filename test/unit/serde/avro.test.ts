@@ -9,10 +9,10 @@ import {
   SchemaRegistryError,
   SerializationError,
   encodeWireFormat,
-  type DeadLetterReason,
   type SchemaRegistryClient,
   type UsageEvent,
 } from '../../../src/serde/index.js';
+import type { DeadLetterReason } from '../../../src/core/records.js';
 import {
   frame,
   sampleEvent,

@@ -10,9 +10,9 @@ import {
   string,
   validated,
   validateUsageEvent,
-  type DeadLetterReason,
   type UsageEvent,
 } from '../../../src/serde/index.js';
+import type { DeadLetterReason } from '../../../src/core/records.js';
 import { frame, sampleEvent, usageEventV1 } from './fixtures.js';
 
 const ctx = { topic: 't', role: 'value' as const };

@@ -10,7 +10,7 @@ import {
   parseDlqMessage,
   toDlqMessage,
 } from '../../../src/serde/index.js';
-import type { DeadLetter, RawRecord } from '../../../src/topology/records.js';
+import type { DeadLetter, RawRecord } from '../../../src/core/records.js';
 
 const record: RawRecord = {
   topic: 'usage-events',

@@ -13,7 +13,7 @@ import {
   weightColumnFor,
   type TableLayout,
 } from '../../../src/sinks/clickhouse-sql.js';
-import type { Column } from '../../../src/sinks/types.js';
+import type { Column } from '../../../src/core/sink.js';
 
 const target = { database: 'metering', table: 'usage_1m' };
 const layout: TableLayout = {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TestDriver, TopologyBuilder, memorySink, minutes } from '../../../src/topology/index.js';
+import { TestDriver, TopologyBuilder, memorySink, minutes } from '../../../src/index.js';
 import { T0, jsonSerde } from './helpers.js';
 import type { UsageEvent } from './helpers.js';
 

@@ -15,8 +15,8 @@ import {
   quantiles,
   sum,
   tumbling,
-} from '../../../src/topology/index.js';
-import type { WindowResult } from '../../../src/topology/index.js';
+} from '../../../src/index.js';
+import type { WindowResult } from '../../../src/index.js';
 import { T0, jsonSerde } from './helpers.js';
 import type { UsageEvent } from './helpers.js';
 

@@ -9,8 +9,8 @@ import {
   seconds,
   sum,
   tumbling,
-} from '../../../src/topology/index.js';
-import type { DeadLetter, LatePolicy, WindowOptions, WindowResult } from '../../../src/topology/index.js';
+} from '../../../src/index.js';
+import type { DeadLetter, LatePolicy, WindowOptions, WindowResult } from '../../../src/index.js';
 import { T0, byWindowAndKey, jsonSerde } from './helpers.js';
 import type { UsageEvent } from './helpers.js';
 

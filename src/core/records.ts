@@ -1,4 +1,21 @@
-import type { DeadLetterReason, Headers } from '../serde/types.js';
+/**
+ * The records that cross every boundary: what the runtime consumes, what the engine dead-letters and
+ * what a window aggregate hands to its sinks.
+ */
+
+/** Kafka record headers; a header without a value is `undefined`. */
+export type Headers = Record<string, Buffer | undefined>;
+
+/** Why a record was dead-lettered; stable strings, used as the `tributary.dlq.reason` header and metric label. */
+export type DeadLetterReason =
+  | 'bad-magic-byte'
+  | 'unknown-schema-id'
+  | 'truncated'
+  | 'schema-mismatch'
+  | 'decode-failed'
+  | 'validation-failed'
+  | 'late-event'
+  | 'processing-failed';
 
 /** One record as consumed from Kafka, before decoding. Offsets are bigints (Kafka int64). */
 export interface RawRecord {

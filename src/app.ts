@@ -5,16 +5,16 @@
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
-import { startAdminServer } from '../admin/server.js';
-import type { Serde } from '../serde/types.js';
-import { TopologyBuilder } from '../topology/builder.js';
-import type { Stream, StreamOptions } from '../topology/builder.js';
-import type { Topology } from '../topology/topology.js';
-import { resolveConfig } from './config.js';
-import type { TributaryConfig, TributaryConfigInput } from './config.js';
-import { Instance } from './instance.js';
-import { createKafkajsClient } from './kafka/kafkajs.js';
-import type { KafkaClient } from './kafka/client.js';
+import { startAdminServer } from './admin/server.js';
+import type { Serde } from './serde/types.js';
+import { TopologyBuilder } from './topology/builder.js';
+import type { Stream, StreamOptions } from './topology/builder.js';
+import type { Topology } from './topology/topology.js';
+import { resolveConfig } from './runtime/config.js';
+import type { TributaryConfig, TributaryConfigInput } from './runtime/config.js';
+import { Instance } from './runtime/instance.js';
+import { createKafkajsClient } from './runtime/kafka/kafkajs.js';
+import type { KafkaClient } from './runtime/kafka/client.js';
 
 export interface AppOptions {
   /** A logger of your own (pino); by default one at `logLevel` on stderr. */

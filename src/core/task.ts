@@ -4,7 +4,7 @@
  * the engine knows no Kafka client.
  */
 import type { RawRecord } from './records.js';
-import type { ResultSchema, SinkSpec } from '../sinks/types.js';
+import type { ResultSchema, SinkSpec } from './sink.js';
 
 /** Name of the built-in outbox that collects dead letters (values are DeadLetter). */
 export const DLQ_OUTBOX = 'dlq';
