@@ -4,22 +4,18 @@
  * runtime calls write() again later with the same rows. Retrying an insert whose response was lost
  * is safe because the table is ReplacingMergeTree(version) and the rows carry their versions.
  */
+import { retry } from '../core/retry.js';
+import type { RetryOptions, RetryPolicy } from '../core/retry.js';
 import { PermanentSinkError } from '../core/sink.js';
 
-export interface RetryPolicy {
-  /** Stop retrying once this much time has passed since the first attempt. */
-  maxElapsedMs: number;
-  /** Delay before the second attempt; doubles with every further attempt. */
-  initialDelayMs: number;
-  /** Upper bound of one delay. */
-  maxDelayMs: number;
-}
+export { RetriesExhaustedError, backoffDelayMs } from '../core/retry.js';
+export type { RetryPolicy } from '../core/retry.js';
 
-export const DEFAULT_RETRY_POLICY: RetryPolicy = {
+export const DEFAULT_RETRY_POLICY = {
   maxElapsedMs: 30_000,
   initialDelayMs: 100,
   maxDelayMs: 5_000,
-};
+} satisfies RetryPolicy;
 
 /** ClickHouse error codes worth retrying: overload, timeouts, network trouble, read-only replicas. */
 const TRANSIENT_CLICKHOUSE_CODES: ReadonlySet<number> = new Set([
@@ -71,74 +67,18 @@ export function isTransientClickHouseError(error: unknown): boolean {
 /** An error raised by the sink itself that no retry can fix (a bad row, a mismatching table). */
 export { PermanentSinkError };
 
-/** Raised when the retry budget ran out; `lastError` is the final failure. */
-export class RetriesExhaustedError extends Error {
-  override readonly name = 'RetriesExhaustedError';
-  constructor(
-    message: string,
-    readonly attempts: number,
-    readonly elapsedMs: number,
-    readonly lastError: unknown,
-  ) {
-    super(message, { cause: lastError });
-  }
-}
-
-export interface RetryHooks {
-  isTransient?: (error: unknown) => boolean;
-  /** Called before each wait; for logging. */
-  onRetry?: (info: { attempt: number; delayMs: number; error: unknown }) => void;
-  /** Injectable for tests. */
-  sleep?: (ms: number) => Promise<void>;
-  now?: () => number;
-  random?: () => number;
-}
-
-/**
- * The delay before attempt `attempt + 1`: "equal jitter", i.e. half the exponential step plus a random
- * share of the other half, so instances that failed together do not retry in lockstep while every
- * delay still grows.
- */
-export function backoffDelayMs(
-  attempt: number,
-  policy: RetryPolicy,
-  random: () => number = Math.random,
-): number {
-  const step = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(step / 2 + random() * (step / 2));
-}
-
-const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * Runs `operation` until it succeeds, fails permanently, or `policy.maxElapsedMs` has passed; the last
- * attempt happens at the deadline at the latest (plus however long that attempt itself takes).
- */
-export async function retryTransient<T>(
+/** ClickHouse calls retry transient failures with the shared backoff, for a bounded time. */
+export function retryTransient<T>(
   operation: (attempt: number) => Promise<T>,
   policy: RetryPolicy,
-  describeFailure: (info: { attempts: number; elapsedMs: number; lastError: unknown }) => string,
-  hooks: RetryHooks = {},
+  describeFailure: NonNullable<RetryOptions['describeFailure']>,
+  hooks: Omit<RetryOptions, 'isTransient' | 'describeFailure'> & {
+    isTransient?: RetryOptions['isTransient'];
+  } = {},
 ): Promise<T> {
-  const isTransient = hooks.isTransient ?? isTransientClickHouseError;
-  const sleep = hooks.sleep ?? defaultSleep;
-  const now = hooks.now ?? Date.now;
-  const random = hooks.random ?? Math.random;
-  const startedAt = now();
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await operation(attempt);
-    } catch (error) {
-      if (!isTransient(error)) throw error;
-      const elapsedMs = now() - startedAt;
-      const remainingMs = policy.maxElapsedMs - elapsedMs;
-      if (remainingMs <= 0) {
-        const info = { attempts: attempt, elapsedMs, lastError: error };
-        throw new RetriesExhaustedError(describeFailure(info), attempt, elapsedMs, error);
-      }
-      const delayMs = Math.min(backoffDelayMs(attempt, policy, random), remainingMs);
-      hooks.onRetry?.({ attempt, delayMs, error });
-      await sleep(delayMs);
-    }
-  }
+  return retry(operation, policy, {
+    ...hooks,
+    isTransient: hooks.isTransient ?? isTransientClickHouseError,
+    describeFailure,
+  });
 }
