@@ -22,8 +22,10 @@ import type {
 import type { RawRecord, WindowResult } from '../core/records.js';
 import type { TumblingWindows } from './time.js';
 import { Topology } from './topology.js';
-import { createWindowAggregate, windowResultSchema, windowStoreSpec } from './window-aggregate.js';
-import type { WindowOptions } from './window-aggregate.js';
+import { createWindowAggregate, windowResultSchema } from './window-aggregate.js';
+import { resolveWindowOptions } from './window-options.js';
+import type { ResolvedWindowOptions, WindowOptions } from './window-options.js';
+import { windowStoreSpec } from './window-store-spec.js';
 
 export interface StreamOptions<T> {
   /** Event time of a record, epoch ms. Default: the Kafka record timestamp. */
@@ -298,8 +300,10 @@ export class GroupedStream<T, K> {
     private readonly keyOf: (value: T) => K,
   ) {}
 
+  /** Throws at once, naming the option, if an option is invalid (e.g. a negative or non-finite duration). */
   window(windows: TumblingWindows, options: WindowOptions = {}): WindowedStream<T, K> {
-    return new WindowedStream<T, K>(this.builder, this.parent, this.keyOf, windows, options);
+    const resolved = resolveWindowOptions(windows, options);
+    return new WindowedStream<T, K>(this.builder, this.parent, this.keyOf, windows, resolved);
   }
 }
 
@@ -309,7 +313,7 @@ export class WindowedStream<T, K> {
     private readonly parent: Stream<T>,
     private readonly keyOf: (value: T) => K,
     private readonly windows: TumblingWindows,
-    private readonly options: WindowOptions,
+    private readonly options: ResolvedWindowOptions,
   ) {}
 
   /** One result per (window, key), its value typed by the spec: `{ count: count() }` gives `{ count: number }`. */
@@ -327,13 +331,13 @@ export class WindowedStream<T, K> {
     const aggregates = Object.entries(spec)
       .map(([field, aggregator]) => `${field}: ${aggregator.kind}`)
       .join(', ');
-    const lateness = this.options.late ?? 'drop';
+    const lateness = this.options.late;
     this.builder.addNode({
       name,
       kind: 'window-aggregate',
       parents: [this.parent.edge()],
       stores: [name],
-      detail: `tumbling ${this.windows.size} ms, grace ${this.options.grace ?? 0} ms, out-of-orderness ${this.options.outOfOrderness ?? 0} ms, late ${lateness}; { ${aggregates} }`,
+      detail: `tumbling ${this.windows.size} ms, grace ${this.options.grace} ms, out-of-orderness ${this.options.outOfOrderness} ms, late ${lateness}; { ${aggregates} }`,
       schema: windowResultSchema(config.spec),
       create: (ctx) => createWindowAggregate(config, ctx),
     });

@@ -19,7 +19,7 @@ export type {
 } from './aggregators.js';
 export { seconds, minutes, hours, days, tumbling, windowStartOf } from './time.js';
 export type { TumblingWindows } from './time.js';
-export type { LatePolicy, WindowOptions } from './window-aggregate.js';
+export type { LatePolicy, WindowOptions } from './window-options.js';
 export type { RecordMetadata, PunctuationType, Cancellable } from './graph.js';
 export { TestDriver } from './test-driver.js';
 export type { TestDriverOptions, PipeOptions, RestartOptions } from './test-driver.js';

@@ -10,11 +10,16 @@ export interface TumblingWindows {
   readonly size: number;
 }
 
-/** Fixed-size, non-overlapping windows aligned to the epoch (a 1-minute window starts at :00). */
-export function tumbling(size: number = minutes(1)): TumblingWindows {
+/** `size` if it is a valid window length (a positive integer of ms); throws otherwise. */
+export function checkedWindowSize(size: number): number {
   if (!Number.isInteger(size) || size <= 0)
     throw new Error(`tumbling window size must be a positive integer of ms, got ${size}`);
-  return { kind: 'tumbling', size };
+  return size;
+}
+
+/** Fixed-size, non-overlapping windows aligned to the epoch (a 1-minute window starts at :00). */
+export function tumbling(size: number = minutes(1)): TumblingWindows {
+  return { kind: 'tumbling', size: checkedWindowSize(size) };
 }
 
 /** Start of the tumbling window that contains `time`. */

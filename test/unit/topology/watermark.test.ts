@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  TestDriver,
+  TopologyBuilder,
+  count,
+  memorySink,
+  minutes,
+  seconds,
+  tumbling,
+} from '../../../src/index.js';
+import { Watermark } from '../../../src/topology/watermark.js';
+import { T0, jsonSerde } from './helpers.js';
+import type { UsageEvent } from './helpers.js';
+
+test('the watermark trails stream time by the out-of-orderness and never goes back', () => {
+  const watermark = new Watermark(seconds(5), undefined, undefined);
+  assert.equal(watermark.value, -Infinity, 'no event yet');
+  assert.equal(watermark.follow(T0 + 10_000), T0 + 5_000);
+  assert.equal(watermark.follow(T0 + 8_000), T0 + 5_000, 'an older stream time does not pull it back');
+  assert.equal(watermark.follow(T0 + 20_000), T0 + 15_000);
+  assert.equal(watermark.value, T0 + 15_000);
+});
+
+test('past the idleness the watermark follows the wall clock; before it, and without idleness, it stays', () => {
+  const watermark = new Watermark(seconds(5), seconds(30), undefined);
+  watermark.follow(T0 + 100_000);
+  assert.equal(watermark.idle(T0 + 100_000, 29_999), false, 'not idle yet');
+  assert.equal(watermark.value, T0 + 95_000);
+  assert.equal(watermark.idle(T0 + 100_000, 30_000), true);
+  assert.equal(watermark.value, T0 + 95_000, 'idle from now on: nothing gained yet');
+  assert.equal(watermark.idle(T0 + 100_000, 42_000), true);
+  assert.equal(watermark.value, T0 + 107_000, 'gains the 12 s of wall time beyond the idleness');
+  watermark.idle(T0 + 100_000, 31_000);
+  assert.equal(
+    watermark.value,
+    T0 + 107_000,
+    'a shorter idle time (a new record came) does not pull it back',
+  );
+  assert.equal(watermark.follow(T0 + 110_000), T0 + 107_000, 'stream time catches up only past it');
+
+  const never = new Watermark(seconds(5), undefined, undefined);
+  never.follow(T0 + 100_000);
+  assert.equal(never.idle(T0 + 100_000, minutes(60)), false);
+  assert.equal(never.value, T0 + 95_000);
+});
+
+test('a watermark restored from its checkpoint starts there and still only goes forward', () => {
+  const restored = new Watermark(seconds(5), undefined, T0 + 50_000);
+  assert.equal(restored.value, T0 + 50_000);
+  assert.equal(
+    restored.follow(T0 + 40_000),
+    T0 + 50_000,
+    'stream time behind the checkpoint changes nothing',
+  );
+  assert.equal(restored.follow(T0 + 60_000), T0 + 55_000);
+});
+
+test('the watermark an idle task reached is checkpointed and comes back after a restart', async () => {
+  const builder = new TopologyBuilder();
+  builder
+    .stream('usage', jsonSerde<UsageEvent>(), { timestamp: (event) => event.time })
+    .groupBy((event) => event.subject)
+    .window(tumbling(minutes(1)), { idleness: seconds(30) })
+    .aggregate({ count: count() })
+    .to(memorySink('totals'));
+  const driver = new TestDriver(builder.build());
+  try {
+    await driver.pipe('usage', { id: 'e1', subject: 'a', value: 1, time: T0 + 1_000 });
+    await driver.advanceWallClock(seconds(30 + 58));
+    assert.equal((await driver.metrics()).watermark, T0 + 59_000, 'stream time + 58 s of idle wall time');
+    assert.deepEqual(await driver.output('totals'), [], 'one second short of the window end');
+    await driver.restart();
+    assert.equal((await driver.metrics()).watermark, T0 + 59_000);
+  } finally {
+    await driver.close();
+  }
+});
