@@ -144,15 +144,15 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
     private readonly db: StateDb,
     private readonly storesByName: Map<string, ManagedStore>,
     private readonly outboxesByName: Map<string, OutboxStore>,
-    private readonly checkpoint: Checkpoint | undefined,
+    private readonly restored: Checkpoint | undefined,
   ) {
     super(options.partition);
     this.now = options.now ?? Date.now;
     this.lastActivity = this.now();
     this.punctuations = new PunctuationScheduler(this.now, (time, fire) => this.runOutsideRecord(time, fire));
-    this.streamTime = checkpoint?.streamTime ?? -Infinity;
-    this.restoredTimeListeners = checkpoint?.timeListeners ?? {};
-    this.counters = checkpoint?.metrics ?? {
+    this.streamTime = restored?.streamTime ?? -Infinity;
+    this.restoredTimeListeners = restored?.timeListeners ?? {};
+    this.counters = restored?.metrics ?? {
       recordsProcessed: 0,
       lateEvents: 0,
       duplicatesDropped: 0,
@@ -187,7 +187,7 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
       );
     }
     const checkpointed = new Map(
-      Object.entries(this.checkpoint?.positions ?? {}).map(([topic, offset]) => [topic, BigInt(offset)]),
+      Object.entries(this.restored?.positions ?? {}).map(([topic, offset]) => [topic, BigInt(offset)]),
     );
     for (const source of sources)
       this.sourcesByTopic.set(source.topic, {
