@@ -3,6 +3,7 @@ export type { Headers, DeadLetterReason, RawRecord, DeadLetter, WindowResult } f
 export { DLQ_OUTBOX } from './task.js';
 export type {
   PartitionTask,
+  ResumeDecision,
   RunnableTopology,
   Outbox,
   OutboxEntry,

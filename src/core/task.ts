@@ -48,12 +48,35 @@ export interface StoreView {
   approximateSize(): number;
 }
 
+/**
+ * What to do with a fetched batch, decided by the task against its input positions (the state, not
+ * Kafka, says where to resume):
+ * - `seek`: Kafka would resume after what the state reflects (e.g. group offsets reset or ahead of a
+ *   checkpoint): seek back to `offset` and drop this batch;
+ * - `covered`: every record was processed before (redelivery): mark the batch consumed, skip it;
+ * - `process`: hand it to process(), which skips the records it has already processed.
+ */
+export type ResumeDecision =
+  { action: 'seek'; offset: bigint } | { action: 'covered' } | { action: 'process' };
+
+/**
+ * One partition's task. It owns the partition's input positions (checkpointed and live) and skips
+ * redelivered records itself. Calls must not overlap: the caller runs them one at a time (the runtime
+ * through its per-task queue, the TestDriver through its own), which also lets the caller make a
+ * sequence atomic (commit then close on revoke, with no batch in between).
+ */
 export interface PartitionTask {
   readonly partition: number;
   /** Next offset to consume per source topic, as of the last commit (empty map: no checkpoint yet). */
   positions(): ReadonlyMap<string, bigint>;
   /**
-   * Decodes and processes a batch of one partition, in order. If a decode throws RetriableError,
+   * Where a fetched batch of `topic` (offsets `firstOffset`..`lastOffset`) stands against the task's
+   * live position: the last processed offset + 1, or the checkpoint's before the first record.
+   */
+  resumeFrom(topic: string, firstOffset: bigint, lastOffset: bigint): ResumeDecision;
+  /**
+   * Decodes and processes a batch of one partition, in order, skipping records it already processed
+   * (redelivery; a skipped head of the batch is not even decoded). If a decode throws RetriableError,
    * nothing of the batch is applied and the error propagates: the caller backs off and retries.
    * Bad records become dead letters (DLQ outbox); they never throw.
    */
@@ -65,7 +88,7 @@ export interface PartitionTask {
   outboxes(): Outbox[];
   stores(): StoreView[];
   metrics(): TaskMetrics;
-  /** Closes without committing; call commit() first for a clean handover. */
+  /** Closes without committing; call commit() first for a clean handover. No call may follow. */
   close(): Promise<void>;
 }
 

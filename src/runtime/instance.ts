@@ -1,21 +1,14 @@
 /**
  * One consumer-group member running a topology: opens a task per assigned partition, feeds it
  * batches, checkpoints on an interval (and on revoke and shutdown), hands committed outputs to the
- * sinks, and applies backpressure by pausing partitions whose outputs back up.
- *
- * Exactly-once, as built (see ARCHITECTURE.md):
- *  1. A task's LevelDB checkpoint holds its state, its outboxes and the next input offset per topic,
- *     written in one atomic batch. It is the source of truth for where to resume.
- *  2. On (re)assignment the task resumes from its checkpoint: records below the checkpointed offset
- *     are skipped, and the consumer is sought back if Kafka would start after it.
- *  3. Kafka group offsets are committed after each checkpoint, asynchronously; they only matter for
- *     a partition that has no local state yet.
- *  4. Outputs leave the outboxes after the checkpoint that made them durable; sinks make replays
- *     harmless (see delivery.ts).
+ * sinks, and applies backpressure by pausing partitions whose outputs back up. The commit protocol,
+ * with the exactly-once list, is checkpoint.ts.
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { RetriableError } from '../serde/types.js';
+import { retry, sleep } from '../core/retry.js';
+import type { RetryPolicy } from '../core/retry.js';
 import type { RunnableTopology } from '../core/task.js';
 import type { TributaryConfig } from './config.js';
 import { OutputDelivery } from './delivery.js';
@@ -27,8 +20,13 @@ import type {
   KafkaClient,
   TopicPartition,
 } from './kafka/client.js';
+import { Checkpoint, groupOffsetsOf } from './checkpoint.js';
+import type { GroupOffset } from './checkpoint.js';
 import { RuntimeMetrics } from './metrics.js';
-import { TaskHost, openTaskWaitingForLock, sleep } from './task-host.js';
+import { TaskHost, openTaskWaitingForLock } from './task-host.js';
+
+/** Holding a partition on a RetriableError: 100 ms, doubling, at most 5 s between attempts, while running. */
+const HOLD_ON_RETRIABLE: RetryPolicy = { initialDelayMs: 100, maxDelayMs: 5000 };
 
 export type InstanceState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
@@ -50,6 +48,7 @@ export class Instance {
   private consumer: GroupConsumer | undefined;
   private admin: KafkaAdmin | undefined;
   private readonly delivery: OutputDelivery;
+  private readonly checkpoint: Checkpoint;
   private commitTimer: NodeJS.Timeout | undefined;
   private committing: Promise<void> | undefined;
   private delivering: Promise<void> | undefined;
@@ -71,6 +70,7 @@ export class Instance {
       logger.child({ component: 'delivery' }),
       (error) => this.fail(error),
     );
+    this.checkpoint = new Checkpoint(this.metrics, logger);
   }
 
   onCrash(listener: (error: Error) => void): void {
@@ -177,12 +177,7 @@ export class Instance {
     const host = this.hosts.get(partition);
     if (!host) return;
     this.hosts.delete(partition);
-    await host.queue.run(async () => {
-      if (host.closed) return;
-      host.closed = true;
-      await host.task.commit();
-      await host.task.close();
-    });
+    await this.checkpoint.handOver(host);
     await this.delivery.releasePartition(partition);
     this.metrics.forgetTask(partition);
     this.logger.info({ partition }, 'task revoked: checkpointed and closed');
@@ -195,39 +190,34 @@ export class Instance {
     const host = await this.hostFor(batch.partition);
     await host.queue.run(async () => {
       if (host.closed) return;
-      const position = host.nextOffsets.get(batch.topic);
-      let records = batch.records;
-      const first = records[0];
-      if (!first) return;
-      if (position !== undefined) {
-        if (first.offset > position) {
-          // Kafka would resume after what the state reflects (e.g. group offsets reset): go back.
-          this.logger.warn(
-            {
-              topic: batch.topic,
-              partition: batch.partition,
-              fetched: first.offset.toString(),
-              checkpoint: position.toString(),
-            },
-            'consumer is ahead of the local state; seeking back',
-          );
-          control.seek(position);
-          return;
-        }
-        if (records[records.length - 1]!.offset < position) {
-          control.markConsumed(records[records.length - 1]!.offset);
-          return;
-        }
-        // Records the checkpoint already reflects (redelivered after a crash or rebalance).
-        records = records.filter((r) => r.offset >= position);
+      const first = batch.records[0];
+      const last = batch.records[batch.records.length - 1];
+      if (!first || !last) return;
+      const decision = host.task.resumeFrom(batch.topic, first.offset, last.offset);
+      if (decision.action === 'seek') {
+        // Kafka would resume after what the state reflects (e.g. group offsets reset): go back.
+        this.logger.warn(
+          {
+            topic: batch.topic,
+            partition: batch.partition,
+            fetched: first.offset.toString(),
+            checkpoint: decision.offset.toString(),
+          },
+          'consumer is ahead of the local state; seeking back',
+        );
+        control.seek(decision.offset);
+        return;
       }
-      await this.processHoldingOnRetriable(host, records, control);
-      const lastOffset = records[records.length - 1]!.offset;
-      host.nextOffsets.set(batch.topic, lastOffset + 1n);
-      control.markConsumed(lastOffset);
+      if (decision.action === 'covered') {
+        control.markConsumed(last.offset);
+        return;
+      }
+      // The task skips the head of the batch it has already processed (redelivered after a crash or rebalance).
+      await this.processHoldingOnRetriable(host, batch.records, control);
+      control.markConsumed(last.offset);
       this.metrics.lag.set(
         { partition: String(batch.partition) },
-        Number(batch.highWatermark - lastOffset - 1n),
+        Number(batch.highWatermark - last.offset - 1n),
       );
     });
     this.applyBackpressure(host);
@@ -239,24 +229,25 @@ export class Instance {
     records: FetchedBatch['records'],
     control: BatchControl,
   ) {
-    let backoff = 100;
-    for (;;) {
-      try {
+    await retry(
+      async (attempt) => {
+        if (attempt > 1) await control.heartbeat().catch(() => undefined);
         await host.task.process(records);
-        return;
-      } catch (error) {
-        if (!(error instanceof RetriableError) || this.state !== 'running' || !control.isRunning())
-          throw error;
-        this.metrics.retriableStalls.inc({ partition: String(host.partition) });
-        this.logger.warn(
-          { partition: host.partition, err: error, retryInMs: backoff },
-          'dependency unavailable; holding the partition',
-        );
-        await sleep(backoff);
-        await control.heartbeat().catch(() => undefined);
-        backoff = Math.min(backoff * 2, 5000);
-      }
-    }
+      },
+      HOLD_ON_RETRIABLE,
+      {
+        isTransient: (error) => error instanceof RetriableError,
+        shouldContinue: () => this.state === 'running' && control.isRunning(),
+        onRetry: ({ delayMs, error }) => {
+          this.metrics.retriableStalls.inc({ partition: String(host.partition) });
+          this.logger.warn(
+            { partition: host.partition, err: error, retryInMs: delayMs },
+            'dependency unavailable; holding the partition',
+          );
+        },
+        random: () => 1, // no jitter: the delays double exactly (100, 200, 400 ms, ...)
+      },
+    );
   }
 
   private applyBackpressure(host: TaskHost): void {
@@ -288,19 +279,9 @@ export class Instance {
 
   private async commitOnce(reason: string): Promise<void> {
     const stopTimer = this.metrics.commitDuration.startTimer();
-    const now = Date.now();
-    const offsets: Array<TopicPartition & { offset: bigint }> = [];
+    let offsets: GroupOffset[];
     try {
-      for (const host of [...this.hosts.values()]) {
-        await host.queue.run(async () => {
-          if (host.closed) return;
-          await host.task.tick(now);
-          await host.task.commit();
-          this.metrics.observeTask(host.partition, host.task.metrics());
-          for (const [topic, offset] of host.task.positions())
-            offsets.push({ topic, partition: host.partition, offset });
-        });
-      }
+      offsets = await this.checkpoint.commit([...this.hosts.values()], Date.now());
     } catch (error) {
       this.fail(asError(error));
       return;
@@ -308,10 +289,7 @@ export class Instance {
       stopTimer();
     }
     this.logger.debug({ reason, tasks: this.hosts.size }, 'checkpointed');
-    // Group offsets trail the local checkpoints; failures (e.g. mid-rebalance) are harmless.
-    this.consumer
-      ?.commit(offsets)
-      .catch((error: unknown) => this.logger.debug({ err: error }, 'offset commit skipped'));
+    void this.checkpoint.commitGroupOffsets(this.consumer, offsets);
     void this.deliverAll();
   }
 
@@ -370,17 +348,8 @@ export class Instance {
     await Promise.allSettled([...this.opening.values()]);
     await this.commitOnce('shutdown');
     await Promise.race([this.drainOutputs(deadline), sleep(Math.max(0, deadline - Date.now()))]);
-    const offsets = [...this.hosts.values()].flatMap((host) =>
-      [...host.task.positions()].map(([topic, offset]) => ({ topic, partition: host.partition, offset })),
-    );
-    await this.consumer?.commit(offsets).catch(() => undefined);
-    for (const host of [...this.hosts.values()]) {
-      await host.queue.run(async () => {
-        if (host.closed) return;
-        host.closed = true;
-        await host.task.close();
-      });
-    }
+    await this.checkpoint.commitGroupOffsets(this.consumer, [...this.hosts.values()].flatMap(groupOffsetsOf));
+    for (const host of [...this.hosts.values()]) await this.checkpoint.close(host);
     this.hosts.clear();
     await this.consumer
       ?.stop()

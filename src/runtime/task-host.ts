@@ -1,21 +1,15 @@
 /**
- * Owns one PartitionTask inside a running instance: serializes the work on it (batches, commits,
- * close), and opens it even while another process still holds the partition's LevelDB lock during
- * a rebalance handover.
+ * Owns one PartitionTask inside a running instance: the one queue every call on the task goes through
+ * (batches, commits, deliveries, close) and whether it is closed, and opens it even while another
+ * process still holds the partition's LevelDB lock during a rebalance handover.
  */
 import type { Logger } from 'pino';
+import { RetriesExhaustedError, retry } from '../core/retry.js';
+import { SerialQueue } from '../core/serial-queue.js';
 import type { OpenTaskOptions, Outbox, PartitionTask, RunnableTopology } from '../core/task.js';
 
-/** Runs async sections one at a time, in call order. */
-export class SerialQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(section: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(section, section);
-    this.tail = result.catch(() => undefined);
-    return result;
-  }
-}
+/** How often a new owner tries again to open a state its previous owner still locks. */
+const LOCK_POLL_MS = 200;
 
 function isLockError(error: unknown): boolean {
   for (let e: unknown = error; e instanceof Error; e = e.cause) {
@@ -24,55 +18,51 @@ function isLockError(error: unknown): boolean {
   return false;
 }
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 export async function openTaskWaitingForLock(
   topology: RunnableTopology,
   options: OpenTaskOptions,
   timeoutMs: number,
   logger: Logger,
 ): Promise<PartitionTask> {
-  const deadline = Date.now() + timeoutMs;
   let warned = false;
-  for (;;) {
-    try {
-      return await topology.openTask(options);
-    } catch (error) {
-      if (!isLockError(error) || Date.now() >= deadline) {
-        throw new Error(
-          `cannot open the state of partition ${options.partition} at ${options.dir}` +
-            (isLockError(error) ? ` (still locked by another process after ${timeoutMs} ms)` : ''),
-          { cause: error },
-        );
-      }
-      if (!warned) {
-        logger.info(
-          { partition: options.partition },
-          'state is locked by its previous owner; waiting for the handover',
-        );
-        warned = true;
-      }
-      await sleep(200);
-    }
+  try {
+    return await retry(
+      () => topology.openTask(options),
+      { maxElapsedMs: timeoutMs, initialDelayMs: LOCK_POLL_MS, maxDelayMs: LOCK_POLL_MS },
+      {
+        isTransient: isLockError,
+        onRetry: () => {
+          if (warned) return;
+          warned = true;
+          logger.info(
+            { partition: options.partition },
+            'state is locked by its previous owner; waiting for the handover',
+          );
+        },
+        random: () => 1, // a steady poll: every wait is the full LOCK_POLL_MS
+      },
+    );
+  } catch (error) {
+    const stillLocked = error instanceof RetriesExhaustedError;
+    throw new Error(
+      `cannot open the state of partition ${options.partition} at ${options.dir}` +
+        (stillLocked ? ` (still locked by another process after ${timeoutMs} ms)` : ''),
+      { cause: stillLocked ? error.lastError : error },
+    );
   }
 }
 
 export class TaskHost {
+  /** Task calls must not overlap (see PartitionTask): every section on the task runs through here. */
   readonly queue = new SerialQueue();
   paused = false;
+  /** Set inside the queue by the section that closes the task; later sections skip the task. */
   closed = false;
-  /**
-   * Next offset to process per topic: the checkpoint's at open, then advanced by every batch. The
-   * checkpoint itself trails it until the next commit.
-   */
-  readonly nextOffsets: Map<string, bigint>;
 
   constructor(
     readonly partition: number,
     readonly task: PartitionTask,
-  ) {
-    this.nextOffsets = new Map(task.positions());
-  }
+  ) {}
 
   /** The outbox feeding `name` (a sink's name, or DLQ_OUTBOX). */
   outbox(name: string): Outbox | undefined {

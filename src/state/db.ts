@@ -45,6 +45,11 @@ export interface ManagedStore {
   collectWrites(batch: WriteBatch): void;
   /** The batch is durable: forget dirty markers, run cleanups that may lag behind (range deletes). */
   committed(): Promise<void>;
+  /**
+   * Called by the task right before each commit with its stream time, for housekeeping that belongs
+   * in the checkpoint (e.g. the dedupe store's expiry of ids past its horizon).
+   */
+  beforeCommit?(streamTime: number): void;
   view(): StoreView;
 }
 

@@ -141,6 +141,11 @@ export class DedupeStore implements ManagedStore {
     if (this.minBucket < liveFrom) this.resize(this.buckets.length, liveFrom);
   }
 
+  /** Expiry rides on every commit, so the checkpoint never carries ids past the horizon. */
+  beforeCommit(streamTime: number): void {
+    this.expire(streamTime);
+  }
+
   get size(): number {
     return this.count;
   }

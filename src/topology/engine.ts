@@ -4,21 +4,23 @@
  * Hot path design: a batch is decoded first (so a RetriableError can reject it before anything is
  * applied), then processed synchronously record by record with no promise per record and no LevelDB
  * access at all; stores are in-memory write-back caches that reach LevelDB in one batch at commit().
- * Records already covered by the task's positions are skipped, which makes redelivery harmless.
+ *
+ * The task is the one owner of its input positions: per source topic, the next offset as of the last
+ * commit (`committed`, from the checkpoint at open) and the last offset processed since (`last`).
+ * From them it skips redelivered records and tells the runtime where to resume (resumeFrom()).
+ * Calls must not overlap (see PartitionTask): the caller serializes them.
  */
 import { mkdir } from 'node:fs/promises';
 import { DeserializationError, RetriableError } from '../serde/types.js';
 import type { DeadLetterReason } from '../core/records.js';
 import { StateDb } from '../state/db.js';
 import type { ManagedStore } from '../state/db.js';
-import { DedupeStore } from '../state/dedupe-store.js';
 import { OutboxStore } from '../state/outbox-store.js';
 import type {
   Cancellable,
   NodeSpec,
   PunctuationType,
   Push,
-  RecordMetadata,
   SourceSpec,
   TaskPlan,
   TaskRuntime,
@@ -26,8 +28,16 @@ import type {
 } from './graph.js';
 import type { DeadLetter, RawRecord } from '../core/records.js';
 import { DLQ_OUTBOX } from '../core/task.js';
-import type { OpenTaskOptions, Outbox, PartitionTask, StoreView, TaskMetrics } from '../core/task.js';
-import { windowResultCodec } from './result-codec.js';
+import type {
+  OpenTaskOptions,
+  Outbox,
+  PartitionTask,
+  ResumeDecision,
+  StoreView,
+  TaskMetrics,
+} from '../core/task.js';
+import { RecordContext } from './record-context.js';
+import { PunctuationScheduler } from './punctuation-scheduler.js';
 
 interface Checkpoint {
   version: 1;
@@ -39,25 +49,20 @@ interface Checkpoint {
   metrics: Omit<TaskMetrics, 'watermark'>;
 }
 
-interface Punctuation {
-  interval: number;
-  type: PunctuationType;
-  callback: (time: number) => void;
-  next: number;
-  cancelled: boolean;
-}
-
 /** A decode that failed for a reason of the record itself (dead letter) or of a dependency (retry). */
 class DecodeFailure {
   constructor(readonly error: unknown) {}
 }
 
-/** A source topic with its DAG entry and its position (kept here, not in a Map, to skip a lookup per record). */
+/**
+ * A source topic with its DAG entry and its input positions (kept here, not in a Map, to skip a
+ * lookup per record).
+ */
 interface SourceState {
   readonly spec: SourceSpec;
   readonly push: Push;
-  /** Next offset from the checkpoint: records below it were processed before (redelivery). */
-  readonly floor: bigint | undefined;
+  /** Next offset as of the last commit (from the checkpoint at open): records below it were processed. */
+  committed: bigint | undefined;
   /**
    * Last offset processed since open; the next position is `last + 1n`, computed at commit rather
    * than per record (a bigint addition allocates).
@@ -65,7 +70,20 @@ interface SourceState {
   last: bigint | undefined;
 }
 
-const NO_HEADERS = Object.freeze({}) as RecordMetadata['headers'];
+const PROCESS: ResumeDecision = Object.freeze({ action: 'process' });
+const COVERED: ResumeDecision = Object.freeze({ action: 'covered' });
+
+/** Whether `offset` of the source's topic was processed before (a redelivery). */
+function covers(source: SourceState, offset: bigint): boolean {
+  return source.last !== undefined
+    ? offset <= source.last
+    : source.committed !== undefined && offset < source.committed;
+}
+
+/** The next offset to process: after the last processed record, else the checkpoint's (if any). */
+function nextOffsetOf(source: SourceState): bigint | undefined {
+  return source.last !== undefined ? source.last + 1n : source.committed;
+}
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return (
@@ -78,26 +96,6 @@ function errorOf(error: unknown): { errorClass: string; message: string } {
   return { errorClass: typeof error, message: String(error) };
 }
 
-/**
- * Whether every value reaching sink `sinkName` is a WindowResult emitted by a window aggregate (each
- * of its sink nodes has exactly one parent: the main port of a window-aggregate node). Only then may
- * its outbox use the window-result segment codec (which still falls back to JSON for anything else).
- */
-function fedOnlyByWindowAggregates(nodes: readonly NodeSpec[], sinkName: string): boolean {
-  const sinkNodes = nodes.filter((node) => node.sink?.name === sinkName);
-  return (
-    sinkNodes.length > 0 &&
-    sinkNodes.every((node) => {
-      const parent = node.parents.length === 1 ? node.parents[0] : undefined;
-      return (
-        parent !== undefined &&
-        parent.port === undefined &&
-        nodes.some((candidate) => candidate.name === parent.node && candidate.kind === 'window-aggregate')
-      );
-    })
-  );
-}
-
 export async function openPartitionTask(
   topology: TaskPlan,
   options: OpenTaskOptions,
@@ -108,10 +106,12 @@ export async function openPartitionTask(
     const stores = new Map<string, ManagedStore>();
     for (const spec of topology.storeSpecs) stores.set(spec.name, await db.attach(spec.create(db)));
     const outboxes = new Map<string, OutboxStore>();
-    for (const name of [DLQ_OUTBOX, ...topology.sinks.map((sink) => sink.spec.name)]) {
+    for (const { name, codec } of [
+      { name: DLQ_OUTBOX, codec: undefined },
+      ...topology.sinks.map((sink) => ({ name: sink.spec.name, codec: sink.outboxCodec })),
+    ]) {
       if (outboxes.has(name)) throw new Error(`sink name "${name}" is reserved or used twice`);
-      const codec = fedOnlyByWindowAggregates(topology.nodes, name) ? windowResultCodec : undefined;
-      outboxes.set(name, await db.attach(new OutboxStore(db, `${name}`, codec)));
+      outboxes.set(name, await db.attach(new OutboxStore(db, name, codec)));
     }
     const checkpoint = await db.readCheckpoint<Checkpoint>();
     const task = new PartitionTaskImpl(options, db, stores, outboxes, checkpoint);
@@ -123,48 +123,36 @@ export async function openPartitionTask(
   }
 }
 
-class PartitionTaskImpl implements PartitionTask, TaskRuntime {
-  readonly partition: number;
+class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRuntime {
   streamTime = -Infinity;
-  timestamp = -Infinity;
 
   private readonly now: () => number;
-  private livePositions = new Map<string, bigint>();
-  private committedPositions: Map<string, bigint>;
+  /** Checkpointed positions of topics the topology no longer consumes, carried on unchanged. */
+  private readonly otherPositions = new Map<string, bigint>();
   private readonly sourcesByTopic = new Map<string, SourceState>();
   /** The source of the previous record: consecutive records almost always share a topic. */
   private lastTopic: string | undefined;
   private lastSource: SourceState | undefined;
-  /** Record the metadata describes (undefined before the first); `timestamp` may differ from its own. */
-  private metadataRaw: RawRecord | undefined;
-  private cachedRecord: RecordMetadata | undefined;
   private readonly timeListeners = new Map<string, TimeListener>();
   private readonly restoredTimeListeners: Record<string, number | null>;
-  private readonly punctuations: Punctuation[] = [];
+  private readonly punctuations: PunctuationScheduler;
   private readonly counters: Omit<TaskMetrics, 'watermark'>;
-  private currentRaw: RawRecord | undefined;
   private lastActivity: number;
-  /** Serializes process/tick/commit/close: a commit must never see half a batch. */
-  private queue: Promise<unknown> = Promise.resolve();
-  private closed = false;
 
   constructor(
     options: OpenTaskOptions,
     private readonly db: StateDb,
     private readonly storesByName: Map<string, ManagedStore>,
     private readonly outboxesByName: Map<string, OutboxStore>,
-    checkpoint: Checkpoint | undefined,
+    private readonly restored: Checkpoint | undefined,
   ) {
-    this.partition = options.partition;
+    super(options.partition);
     this.now = options.now ?? Date.now;
     this.lastActivity = this.now();
-    this.committedPositions = new Map(
-      Object.entries(checkpoint?.positions ?? {}).map(([topic, offset]) => [topic, BigInt(offset)]),
-    );
-    this.livePositions = new Map(this.committedPositions);
-    this.streamTime = checkpoint?.streamTime ?? -Infinity;
-    this.restoredTimeListeners = checkpoint?.timeListeners ?? {};
-    this.counters = checkpoint?.metrics ?? {
+    this.punctuations = new PunctuationScheduler(this.now, (time, fire) => this.runOutsideRecord(time, fire));
+    this.streamTime = restored?.streamTime ?? -Infinity;
+    this.restoredTimeListeners = restored?.timeListeners ?? {};
+    this.counters = restored?.metrics ?? {
       recordsProcessed: 0,
       lateEvents: 0,
       duplicatesDropped: 0,
@@ -198,71 +186,85 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
         }),
       );
     }
+    const checkpointed = new Map(
+      Object.entries(this.restored?.positions ?? {}).map(([topic, offset]) => [topic, BigInt(offset)]),
+    );
     for (const source of sources)
       this.sourcesByTopic.set(source.topic, {
         spec: source,
         push: pushes.get(source.node) as Push,
-        floor: this.committedPositions.get(source.topic),
+        committed: checkpointed.get(source.topic),
         last: undefined,
       });
+    for (const [topic, offset] of checkpointed)
+      if (!this.sourcesByTopic.has(topic)) this.otherPositions.set(topic, offset);
   }
 
   // ---- PartitionTask ----
 
   positions(): ReadonlyMap<string, bigint> {
-    return this.committedPositions;
+    const positions = new Map(this.otherPositions);
+    for (const [topic, source] of this.sourcesByTopic)
+      if (source.committed !== undefined) positions.set(topic, source.committed);
+    return positions;
   }
 
-  process(records: readonly RawRecord[]): Promise<void> {
-    return this.serialized(() => this.processBatch(records));
+  resumeFrom(topic: string, firstOffset: bigint, lastOffset: bigint): ResumeDecision {
+    const source = this.sourcesByTopic.get(topic);
+    const next = source === undefined ? undefined : nextOffsetOf(source);
+    if (next === undefined) return PROCESS;
+    if (firstOffset > next) return { action: 'seek', offset: next };
+    return lastOffset < next ? COVERED : PROCESS;
   }
 
-  tick(nowMs: number): Promise<void> {
-    return this.serialized(async () => {
-      const idleFor = nowMs - this.lastActivity;
-      for (const listener of this.timeListeners.values()) {
-        this.withTimestamp(this.streamTime, () => listener.onIdle(idleFor));
-      }
-      for (const punctuation of this.punctuations) {
-        if (punctuation.cancelled || punctuation.type !== 'wall-time' || nowMs < punctuation.next) continue;
-        punctuation.next = nowMs + punctuation.interval;
-        this.withTimestamp(this.streamTime, () => punctuation.callback(nowMs));
-      }
-    });
+  async process(records: readonly RawRecord[]): Promise<void> {
+    // Redelivered records come first in a batch: drop them before decoding.
+    let from = 0;
+    while (from < records.length) {
+      const source = this.sourceOf((records[from] as RawRecord).topic);
+      if (source === undefined || !covers(source, (records[from] as RawRecord).offset)) break;
+      from++;
+    }
+    await this.processBatch(from === 0 ? records : records.slice(from));
   }
 
-  commit(): Promise<void> {
-    return this.serialized(async () => {
-      for (const [topic, source] of this.sourcesByTopic)
-        if (source.last !== undefined) this.livePositions.set(topic, source.last + 1n);
-      for (const store of this.storesByName.values())
-        if (store instanceof DedupeStore) store.expire(this.streamTime);
-      const timeListeners: Record<string, number | null> = { ...this.restoredTimeListeners };
-      for (const [name, listener] of this.timeListeners) {
-        const value = listener.checkpoint();
-        timeListeners[name] = Number.isFinite(value) ? value : null;
-      }
-      const checkpoint: Checkpoint = {
-        version: 1,
-        positions: Object.fromEntries(
-          [...this.livePositions].map(([topic, offset]) => [topic, offset.toString()]),
-        ),
-        streamTime: Number.isFinite(this.streamTime) ? this.streamTime : null,
-        timeListeners,
-        metrics: { ...this.counters, deadLetters: { ...this.counters.deadLetters } },
-      };
-      await this.db.commit(checkpoint);
-      this.committedPositions = new Map(this.livePositions);
-    });
+  async tick(nowMs: number): Promise<void> {
+    const idleFor = nowMs - this.lastActivity;
+    for (const listener of this.timeListeners.values()) {
+      this.withTimestamp(this.streamTime, () => listener.onIdle(idleFor));
+    }
+    this.punctuations.tick(nowMs, this.streamTime);
+  }
+
+  async commit(): Promise<void> {
+    for (const store of this.storesByName.values()) store.beforeCommit?.(this.streamTime);
+    const timeListeners: Record<string, number | null> = { ...this.restoredTimeListeners };
+    for (const [name, listener] of this.timeListeners) {
+      const value = listener.checkpoint();
+      timeListeners[name] = Number.isFinite(value) ? value : null;
+    }
+    const next = new Map<SourceState, bigint>();
+    const positions: Record<string, string> = {};
+    for (const [topic, offset] of this.otherPositions) positions[topic] = offset.toString();
+    for (const [topic, source] of this.sourcesByTopic) {
+      const offset = nextOffsetOf(source);
+      if (offset === undefined) continue;
+      next.set(source, offset);
+      positions[topic] = offset.toString();
+    }
+    const checkpoint: Checkpoint = {
+      version: 1,
+      positions,
+      streamTime: Number.isFinite(this.streamTime) ? this.streamTime : null,
+      timeListeners,
+      metrics: { ...this.counters, deadLetters: { ...this.counters.deadLetters } },
+    };
+    await this.db.commit(checkpoint);
+    for (const [source, offset] of next) source.committed = offset;
   }
 
   outboxes(): Outbox[] {
     return [...this.outboxesByName.values()];
-  }
-
-  /** The outbox store of one sink (or `dlq`). */
-  outbox(name: string): OutboxStore | undefined {
-    return this.outboxesByName.get(name);
   }
 
   stores(): StoreView[] {
@@ -275,40 +277,11 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
     return { ...this.counters, deadLetters: { ...this.counters.deadLetters }, watermark };
   }
 
-  close(): Promise<void> {
-    return this.serialized(async () => {
-      if (this.closed) return;
-      this.closed = true;
-      await this.db.close();
-    });
+  async close(): Promise<void> {
+    await this.db.close();
   }
 
-  // ---- TaskRuntime (what nodes see) ----
-
-  get record(): RecordMetadata {
-    if (this.cachedRecord === undefined) {
-      const raw = this.metadataRaw;
-      this.cachedRecord =
-        raw === undefined
-          ? {
-              topic: '',
-              partition: this.partition,
-              offset: -1n,
-              timestamp: this.timestamp,
-              headers: NO_HEADERS,
-              key: null,
-            }
-          : {
-              topic: raw.topic,
-              partition: raw.partition,
-              offset: raw.offset,
-              timestamp: this.timestamp,
-              headers: raw.headers,
-              key: raw.key,
-            };
-    }
-    return this.cachedRecord;
-  }
+  // ---- TaskRuntime (what nodes see; `record`, `timestamp` and withTimestamp come from RecordContext) ----
 
   store<S extends ManagedStore>(name: string): S {
     const store = this.storesByName.get(name);
@@ -321,16 +294,7 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
   }
 
   deadLetter(reason: DeadLetterReason, error: unknown): void {
-    const record: RawRecord = this.currentRaw ?? {
-      topic: this.record.topic,
-      partition: this.partition,
-      offset: this.record.offset,
-      timestamp: this.record.timestamp,
-      key: null,
-      value: null,
-      headers: {},
-    };
-    const letter: DeadLetter = { record, reason, ...errorOf(error) };
+    const letter: DeadLetter = { record: this.deadLetterRecord(), reason, ...errorOf(error) };
     this.appendToOutbox(DLQ_OUTBOX, letter);
     this.counters.deadLetters[reason] = (this.counters.deadLetters[reason] ?? 0) + 1;
   }
@@ -354,67 +318,24 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
   }
 
   schedule(intervalMs: number, type: PunctuationType, callback: (time: number) => void): Cancellable {
-    if (!(intervalMs > 0)) throw new Error('punctuation interval must be positive');
-    const punctuation: Punctuation = {
-      interval: intervalMs,
-      type,
-      callback,
-      // Event time: the next multiple of the interval after stream time, so a restarted task fires at
-      // exactly the stream times an uninterrupted one would.
-      next: type === 'event-time' ? this.nextMultiple(intervalMs) : this.now() + intervalMs,
-      cancelled: false,
-    };
-    this.punctuations.push(punctuation);
-    return {
-      cancel: () => {
-        punctuation.cancelled = true;
-      },
-    };
-  }
-
-  withTimestamp(timestamp: number, fn: () => void): void {
-    const savedTimestamp = this.timestamp;
-    const savedRecord = this.cachedRecord;
-    this.timestamp = timestamp;
-    this.cachedRecord = undefined;
-    try {
-      fn();
-    } finally {
-      this.timestamp = savedTimestamp;
-      this.cachedRecord = savedRecord;
-    }
+    return this.punctuations.schedule(intervalMs, type, callback, this.streamTime);
   }
 
   // ---- internals ----
-
-  private serialized<R>(operation: () => Promise<R>): Promise<R> {
-    const run = this.queue.then(() => {
-      if (this.closed) throw new Error(`task ${this.partition} is closed`);
-      return operation();
-    });
-    this.queue = run.catch(() => undefined);
-    return run;
-  }
-
-  private nextMultiple(interval: number): number {
-    return Number.isFinite(this.streamTime)
-      ? Math.floor(this.streamTime / interval) * interval + interval
-      : -Infinity;
-  }
 
   private async processBatch(records: readonly RawRecord[]): Promise<void> {
     if (records.length === 0) return;
     const decoded = await this.decodeAll(records);
     this.lastActivity = this.now();
     const listeners = [...this.timeListeners.values()];
-    const eventPunctuations = this.punctuations.filter((p) => p.type === 'event-time' && !p.cancelled);
+    const eventPunctuations = this.punctuations.eventTimeSchedules();
     for (let i = 0; i < records.length; i++) {
       const raw = records[i] as RawRecord;
       const source = this.sourceOf(raw.topic) as SourceState;
-      // Already processed (redelivery)?
+      // Already processed (redelivery)? `covers()`, written out: this runs for every record.
       if (source.last !== undefined) {
         if (raw.offset <= source.last) continue;
-      } else if (source.floor !== undefined && raw.offset < source.floor) continue;
+      } else if (source.committed !== undefined && raw.offset < source.committed) continue;
       source.last = raw.offset;
       this.counters.recordsProcessed++;
       this.currentRaw = raw;
@@ -440,32 +361,10 @@ class PartitionTaskImpl implements PartitionTask, TaskRuntime {
         this.deadLetter('processing-failed', error);
       }
       for (const listener of listeners) listener.afterRecord();
-      for (const punctuation of eventPunctuations) this.firePunctuation(punctuation);
+      for (const punctuation of eventPunctuations)
+        this.punctuations.afterRecord(punctuation, this.streamTime);
     }
     this.currentRaw = undefined;
-  }
-
-  private firePunctuation(punctuation: Punctuation): void {
-    if (punctuation.cancelled || !Number.isFinite(this.streamTime)) return;
-    if (punctuation.next === -Infinity) {
-      punctuation.next = this.nextMultiple(punctuation.interval);
-      return;
-    }
-    if (this.streamTime < punctuation.next) return;
-    punctuation.next = this.nextMultiple(punctuation.interval);
-    const saved = this.currentRaw;
-    this.currentRaw = undefined;
-    try {
-      this.withTimestamp(this.streamTime, () => punctuation.callback(this.streamTime));
-    } finally {
-      this.currentRaw = saved;
-    }
-  }
-
-  private setRecord(raw: RawRecord, timestamp: number): void {
-    this.metadataRaw = raw;
-    this.timestamp = timestamp;
-    this.cachedRecord = undefined;
   }
 
   private sourceOf(topic: string): SourceState | undefined {

@@ -8,6 +8,7 @@ import type { DeadLetterReason, Headers } from '../core/records.js';
 import type { Serde } from '../serde/types.js';
 import type { ResultSchema, SinkSpec } from '../core/sink.js';
 import type { ManagedStore, StateDb, StoreKind } from '../state/db.js';
+import type { SegmentCodec } from '../state/outbox-store.js';
 import type { RawRecord } from '../core/records.js';
 
 export type Push = (value: unknown) => void;
@@ -100,10 +101,23 @@ export interface SourceSpec {
   readonly timestampOf: ((value: unknown, record: RawRecord) => number) | undefined;
 }
 
+/** A sink as planned at build time (see sink-plan.ts). */
+export interface SinkPlan {
+  readonly spec: SinkSpec<unknown>;
+  /** The row columns, when every edge into the sink comes from windowed aggregates with the same columns. */
+  readonly schema?: ResultSchema;
+  /**
+   * The outbox codec: the window-result codec when every value reaching the sink is a WindowResult
+   * (each of its sink nodes has exactly one parent, the main port of a window aggregate); undefined
+   * means the JSON segment format. The window-result codec still falls back to JSON for other values.
+   */
+  readonly outboxCodec?: SegmentCodec<unknown>;
+}
+
 /** What the engine needs of a built topology to open a partition task (the frozen DAG and its stores). */
 export interface TaskPlan {
   readonly nodes: readonly NodeSpec[];
   readonly storeSpecs: readonly StoreSpec[];
   readonly sources: readonly SourceSpec[];
-  readonly sinks: readonly { spec: SinkSpec<unknown>; schema?: ResultSchema }[];
+  readonly sinks: readonly SinkPlan[];
 }

@@ -2,13 +2,15 @@
  * In-process driver for topologies, like Kafka Streams' TopologyTestDriver: no broker, real LevelDB
  * state in a temporary folder, the very PartitionTask the runtime uses. Records piped in are kept in an
  * input log per partition, so restart({ crash: true }) can replay what the last commit did not cover,
- * as a consumer group would after a crash.
+ * as a consumer group would after a crash. Calls on a task go through one queue, as in the runtime:
+ * concurrent pipe() calls are processed one at a time, in call order.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Headers } from '../core/records.js';
 import type { DeadLetter, RawRecord } from '../core/records.js';
+import { SerialQueue } from '../core/serial-queue.js';
 import { DLQ_OUTBOX } from '../core/task.js';
 import type { PartitionTask, StoreView, TaskMetrics } from '../core/task.js';
 import type { Topology } from './topology.js';
@@ -49,6 +51,8 @@ export class TestDriver {
   private readonly ownsDir: boolean;
   private tasks: PartitionTask[] | undefined;
   private opening: Promise<PartitionTask[]> | undefined;
+  /** Task calls must not overlap (see PartitionTask); this serializes every call of the driver on them. */
+  private readonly queue = new SerialQueue();
   /** Every record piped, per partition (its index is its offset), per topic. */
   private readonly inputLog = new Map<string, RawRecord[]>();
   /** Outputs delivered from committed outboxes, per outbox name. */
@@ -102,18 +106,24 @@ export class TestDriver {
     };
     log.push(record);
     const tasks = await this.open();
-    await (tasks[partition] as PartitionTask).process([record]);
+    await this.queue.run(() => (tasks[partition] as PartitionTask).process([record]));
   }
 
   /** Advances the wall clock and ticks every task (wall-time punctuation, idle watermarks). */
   async advanceWallClock(ms: number): Promise<void> {
     this.wallClock += ms;
-    for (const task of await this.open()) await task.tick(this.wallClock);
+    const now = this.wallClock;
+    for (const task of await this.open()) await this.queue.run(() => task.tick(now));
   }
 
   /** Commits every task and delivers the committed outbox entries (as the runtime does after a commit). */
   async commit(): Promise<void> {
-    for (const task of await this.open()) {
+    const tasks = await this.open();
+    await this.queue.run(() => this.commitAndDeliver(tasks));
+  }
+
+  private async commitAndDeliver(tasks: readonly PartitionTask[]): Promise<void> {
+    for (const task of tasks) {
       await task.commit();
       for (const outbox of task.outboxes()) {
         for (let batch = await outbox.read(1000); batch.length > 0; batch = await outbox.read(1000)) {
@@ -170,10 +180,31 @@ export class TestDriver {
    */
   async restart(options: RestartOptions = {}): Promise<void> {
     if (!options.crash) await this.commit();
-    for (const task of await this.open()) await task.close();
+    const closing = await this.open();
+    await this.queue.run(async () => {
+      for (const task of closing) await task.close();
+    });
     this.tasks = undefined;
     this.opening = undefined;
     const tasks = await this.open();
+    await this.queue.run(() => this.replayUncovered(tasks));
+  }
+
+  /** Closes the tasks (committing first) and deletes the temporary state. */
+  async close(): Promise<void> {
+    const tasks = this.tasks;
+    if (tasks) {
+      await this.commit();
+      await this.queue.run(async () => {
+        for (const task of tasks) await task.close();
+      });
+    }
+    this.tasks = undefined;
+    if (this.ownsDir && this.dir) await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** Feeds each reopened task the input its checkpoint does not cover, as a consumer group would. */
+  private async replayUncovered(tasks: readonly PartitionTask[]): Promise<void> {
     for (const task of tasks) {
       for (const [topic, position] of task.positions()) {
         const replay = this.logOf(topic, task.partition).slice(Number(position));
@@ -186,16 +217,6 @@ export class TestDriver {
         }
       }
     }
-  }
-
-  /** Closes the tasks (committing first) and deletes the temporary state. */
-  async close(): Promise<void> {
-    if (this.tasks) {
-      await this.commit();
-      for (const task of this.tasks) await task.close();
-    }
-    this.tasks = undefined;
-    if (this.ownsDir && this.dir) await rm(this.dir, { recursive: true, force: true });
   }
 
   private logOf(topic: string, partition: number): RawRecord[] {

@@ -3,10 +3,10 @@
  * driver.
  */
 import type { Serde } from '../serde/types.js';
-import type { ResultSchema, SinkSpec } from '../core/sink.js';
 import type { StoreKind } from '../state/db.js';
 import { openPartitionTask } from './engine.js';
-import type { NodeSpec, SourceSpec, StoreSpec, TaskPlan } from './graph.js';
+import type { NodeSpec, SinkPlan, SourceSpec, StoreSpec, TaskPlan } from './graph.js';
+import { planSinks } from './sink-plan.js';
 import type { OpenTaskOptions, PartitionTask, RunnableTopology } from '../core/task.js';
 
 export interface TopologyDescription {
@@ -19,7 +19,7 @@ export interface TopologyDescription {
 
 export class Topology implements RunnableTopology, TaskPlan {
   readonly sourceTopics: readonly string[];
-  readonly sinks: readonly { spec: SinkSpec<unknown>; schema?: ResultSchema }[];
+  readonly sinks: readonly SinkPlan[];
 
   constructor(
     /** @internal */ readonly nodes: readonly NodeSpec[],
@@ -28,7 +28,7 @@ export class Topology implements RunnableTopology, TaskPlan {
   ) {
     if (sources.length === 0) throw new Error('a topology needs at least one stream()');
     this.sourceTopics = sources.map((source) => source.topic);
-    this.sinks = collectSinks(nodes);
+    this.sinks = planSinks(nodes);
   }
 
   openTask(options: OpenTaskOptions): Promise<PartitionTask> {
@@ -105,29 +105,4 @@ export class Topology implements RunnableTopology, TaskPlan {
     }
     return lines.join('\n');
   }
-}
-
-/** Every sink once; a ResultSchema when all nodes feeding it are windowed aggregates with the same columns. */
-function collectSinks(nodes: readonly NodeSpec[]): Array<{ spec: SinkSpec<unknown>; schema?: ResultSchema }> {
-  const byName = new Map<string, { spec: SinkSpec<unknown>; schemas: Array<ResultSchema | undefined> }>();
-  for (const node of nodes) {
-    if (node.kind !== 'sink' || !node.sink) continue;
-    let entry = byName.get(node.sink.name);
-    if (entry === undefined) {
-      entry = { spec: node.sink, schemas: [] };
-      byName.set(node.sink.name, entry);
-    } else if (entry.spec !== node.sink) {
-      throw new Error(`two different sinks are named "${node.sink.name}"; sink names must be unique`);
-    }
-    for (const parent of node.parents) {
-      const feeding = nodes.find((candidate) => candidate.name === parent.node);
-      entry.schemas.push(parent.port === undefined ? feeding?.schema : undefined);
-    }
-  }
-  return [...byName.values()].map(({ spec, schemas }) => {
-    const first = schemas[0];
-    const uniform =
-      first !== undefined && schemas.every((schema) => JSON.stringify(schema) === JSON.stringify(first));
-    return uniform ? { spec, schema: first } : { spec };
-  });
 }

@@ -1,0 +1,77 @@
+/**
+ * The commit protocol of an instance, named once. Exactly-once, as built (ARCHITECTURE.md tells why
+ * each step holds):
+ *
+ *  1. Each task is ticked and committed in its queue: one atomic LevelDB batch with its dirty state,
+ *     the outbox appends and acks since the last commit, and the next input offset per topic (plus
+ *     watermarks and counters). After a crash the task reopens exactly at this checkpoint.
+ *  2. The task, not Kafka, says where to resume: it owns its input positions, skips the records it
+ *     has processed (redelivery) and asks the consumer to seek back when Kafka would resume after
+ *     them (PartitionTask.resumeFrom, applied in Instance.handleBatch).
+ *  3. Group offsets are committed after the checkpoints, asynchronously, from the tasks' committed
+ *     positions; a failure is harmless (they only matter for a partition with no local state).
+ *  4. Outputs are delivered only from committed outboxes, after the checkpoint that made them
+ *     durable, and acked afterwards; the sinks make a replay harmless (delivery.ts).
+ *  5. A revoked task is committed then closed in one section of its queue, with no batch in between,
+ *     releasing its LevelDB for the next owner. On shutdown: checkpoint (1), deliver within the
+ *     shutdown timeout (4), commit group offsets and wait for it (3), close the tasks.
+ */
+import type { Logger } from 'pino';
+import type { GroupConsumer, TopicPartition } from './kafka/client.js';
+import type { RuntimeMetrics } from './metrics.js';
+import type { TaskHost } from './task-host.js';
+
+export type GroupOffset = TopicPartition & { offset: bigint };
+
+export class Checkpoint {
+  constructor(
+    private readonly metrics: RuntimeMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Step 1 for every open task; returns the group offsets of step 3. A failed task commit rejects. */
+  async commit(hosts: readonly TaskHost[], nowMs: number): Promise<GroupOffset[]> {
+    const offsets: GroupOffset[] = [];
+    for (const host of hosts) {
+      await host.queue.run(async () => {
+        if (host.closed) return;
+        await host.task.tick(nowMs);
+        await host.task.commit();
+        this.metrics.observeTask(host.partition, host.task.metrics());
+        offsets.push(...groupOffsetsOf(host));
+      });
+    }
+    return offsets;
+  }
+
+  /** Step 3: group offsets trail the checkpoints; a failure (e.g. mid-rebalance) is only logged. */
+  async commitGroupOffsets(consumer: GroupConsumer | undefined, offsets: GroupOffset[]): Promise<void> {
+    await consumer
+      ?.commit(offsets)
+      .catch((error: unknown) => this.logger.debug({ err: error }, 'offset commit skipped'));
+  }
+
+  /** Step 5, on revoke: commit then close, in one queue section. */
+  async handOver(host: TaskHost): Promise<void> {
+    await host.queue.run(async () => {
+      if (host.closed) return;
+      host.closed = true;
+      await host.task.commit();
+      await host.task.close();
+    });
+  }
+
+  /** Closes a task without another commit (shutdown, after its final checkpoint). */
+  async close(host: TaskHost): Promise<void> {
+    await host.queue.run(async () => {
+      if (host.closed) return;
+      host.closed = true;
+      await host.task.close();
+    });
+  }
+}
+
+/** The committed positions of a task as group offsets. */
+export function groupOffsetsOf(host: TaskHost): GroupOffset[] {
+  return [...host.task.positions()].map(([topic, offset]) => ({ topic, partition: host.partition, offset }));
+}
