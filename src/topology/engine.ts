@@ -68,6 +68,12 @@ interface SourceState {
    * than per record (a bigint addition allocates).
    */
   last: bigint | undefined;
+  /**
+   * Whether Kafka's position was checked against the state since open. Only the first batch can start
+   * ahead of the state (group offsets ahead of the checkpoint); after that, and after the seek back,
+   * Kafka's next offset is the truth: a gap (transaction markers, compaction) is not a reason to seek.
+   */
+  resumeChecked: boolean;
 }
 
 const PROCESS: ResumeDecision = Object.freeze({ action: 'process' });
@@ -195,6 +201,7 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
         push: pushes.get(source.node) as Push,
         committed: checkpointed.get(source.topic),
         last: undefined,
+        resumeChecked: false,
       });
     for (const [topic, offset] of checkpointed)
       if (!this.sourcesByTopic.has(topic)) this.otherPositions.set(topic, offset);
@@ -212,8 +219,11 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
   resumeFrom(topic: string, firstOffset: bigint, lastOffset: bigint): ResumeDecision {
     const source = this.sourcesByTopic.get(topic);
     const next = source === undefined ? undefined : nextOffsetOf(source);
-    if (next === undefined) return PROCESS;
-    if (firstOffset > next) return { action: 'seek', offset: next };
+    if (source === undefined || next === undefined) return PROCESS;
+    if (!source.resumeChecked) {
+      source.resumeChecked = true;
+      if (firstOffset > next) return { action: 'seek', offset: next };
+    }
     return lastOffset < next ? COVERED : PROCESS;
   }
 

@@ -92,6 +92,7 @@ test('the live position moves with every batch, the committed one with every com
     const task = await topology.openTask({ partition: 0, dir });
     try {
       await task.process(records(0, 9));
+      // The first batch since open is checked against the state: Kafka ahead of it means seek back.
       assert.deepEqual(task.resumeFrom('in', 12n, 15n), { action: 'seek', offset: 10n });
       assert.deepEqual(task.resumeFrom('in', 10n, 15n), { action: 'process' });
       assert.deepEqual(task.resumeFrom('in', 5n, 9n), { action: 'covered' });
@@ -100,6 +101,31 @@ test('the live position moves with every batch, the committed one with every com
       assert.equal(task.metrics().recordsProcessed, 12);
       await task.commit();
       assert.deepEqual(task.positions(), new Map([['in', 12n]]));
+    } finally {
+      await task.close();
+    }
+  });
+});
+
+test('after the first check, a gap in offsets (transaction markers, compaction) is processed, not sought back', async () => {
+  const { topology, decoded } = countingTopology();
+  await withTaskDir(async (dir) => {
+    let task: PartitionTask = await topology.openTask({ partition: 0, dir });
+    await task.process(records(0, 4));
+    await task.commit();
+    await task.close();
+    task = await topology.openTask({ partition: 0, dir });
+    try {
+      assert.deepEqual(task.resumeFrom('in', 5n, 9n), { action: 'process' });
+      await task.process(records(5, 9));
+      // Offset 10 is a transaction's commit marker: Kafka never hands it to a consumer. Seeking back to
+      // it would fetch 11 again, forever.
+      assert.deepEqual(task.resumeFrom('in', 11n, 14n), { action: 'process' });
+      decoded.length = 0;
+      await task.process(records(11, 14));
+      assert.deepEqual(decoded, [11, 12, 13, 14]);
+      await task.commit();
+      assert.deepEqual(task.positions(), new Map([['in', 15n]]));
     } finally {
       await task.close();
     }
