@@ -20,10 +20,21 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { avro, InMemorySchemaRegistry, usageEventSchema } from '../src/serde/index.js';
-import type { UsageEvent } from '../src/serde/index.js';
-import { TopologyBuilder, count, days, memorySink, minutes, seconds, sum, tumbling } from '../src/index.js';
+import {
+  avro,
+  InMemorySchemaRegistry,
+  TopologyBuilder,
+  count,
+  days,
+  memorySink,
+  minutes,
+  seconds,
+  sum,
+  tumbling,
+} from '../src/index.js';
 import type { RawRecord } from '../src/index.js';
+import { usageEventSchema } from '../examples/metering/usage-event.js';
+import type { UsageEvent } from '../examples/metering/usage-event.js';
 
 const totalEvents = Number(process.argv[2] ?? 2_000_000);
 const keysPerMinute = 100_000;

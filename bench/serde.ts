@@ -8,7 +8,8 @@
  * Last line: `serde: <N> records/s decode, <M> records/s encode`.
  */
 import { readFileSync } from 'node:fs';
-import { avro, InMemorySchemaRegistry, usageEventSchema, type UsageEvent } from '../src/serde/index.js';
+import { avro, InMemorySchemaRegistry } from '../src/index.js';
+import { usageEventSchema, type UsageEvent } from '../examples/metering/usage-event.js';
 
 const seconds = Number(process.argv[2] ?? 3);
 const ctx = { topic: 'usage-events', role: 'value' as const };

@@ -2,7 +2,7 @@
  * tributary: Kafka Streams-style stream processing for TypeScript.
  *
  *   const app = tributary({ appId: 'metering' });
- *   app.stream('usage-events', avro<UsageEvent>()).groupBy(...).window(tumbling(minutes(1))).aggregate({...}).to(clickhouse({...}));
+ *   app.stream('orders', avro<Order>()).groupBy(...).window(tumbling(minutes(1))).aggregate({...}).to(clickhouse({...}));
  *   await app.start();
  */
 export * from './core/index.js';

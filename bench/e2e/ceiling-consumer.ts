@@ -8,7 +8,7 @@
  * Reports on stdout (see protocol.ts).
  */
 import { Kafka, logLevel } from 'kafkajs';
-import { resolveConfig } from '../../src/runtime/config.js';
+import { resolveConfig } from '../../src/index.js';
 import { emit, usageOfThisProcess } from './protocol.js';
 
 const topic = requiredEnv('BENCH_TOPIC');

@@ -5,7 +5,7 @@
 import { createClient } from '@clickhouse/client';
 import { Kafka, logLevel } from 'kafkajs';
 import type { DeleteGroupsResult } from 'kafkajs';
-import { totalsViewName } from '../../src/sinks/index.js';
+import { totalsViewName } from '../../src/index.js';
 
 export interface RunResources {
   brokers: string[];

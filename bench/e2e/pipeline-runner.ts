@@ -12,7 +12,7 @@
  */
 import { pino } from 'pino';
 import { meteringApp } from '../../examples/metering/pipeline.js';
-import type { Instance } from '../../src/runtime/instance.js';
+import type { Instance } from '../../src/index.js';
 import { emit, usageOfThisProcess } from './protocol.js';
 
 /** How often the live counters are checked: the resolution of the "all processed" instant. */

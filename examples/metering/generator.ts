@@ -10,9 +10,12 @@
  */
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import type { Message, Producer } from 'kafkajs';
-import { avro, usageEventSchema } from '../../src/serde/index.js';
-import type { Serde, UsageEvent } from '../../src/serde/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { avro } from '../../src/index.js';
+import type { Serde } from '../../src/index.js';
 import { METERING_WINDOW } from './pipeline.js';
+import { usageEventSchema } from './usage-event.js';
+import type { UsageEvent } from './usage-event.js';
 
 export interface GeneratorOptions {
   brokers: string[];
@@ -283,7 +286,7 @@ export class UsageGenerator {
       onProgress?.(index);
       const due = started + (index / this.options.rate) * 1000;
       const wait = due - Date.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (wait > 0) await sleep(wait);
     }
     return this.truth;
   }

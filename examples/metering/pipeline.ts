@@ -2,15 +2,22 @@
  * The reference job: usage events deduplicated by (source, id) over 32 days, counted and summed per
  * subject and meter in 1-minute tumbling windows, written to ClickHouse as one row per (window, key).
  */
-import { avro, usageEventSchema, validateUsageEvent } from '../../src/serde/index.js';
-import type { UsageEvent } from '../../src/serde/index.js';
-import { clickhouse } from '../../src/sinks/index.js';
-import { count, max, sum } from '../../src/topology/aggregators.js';
-import { days, minutes, seconds, tumbling } from '../../src/topology/time.js';
-import { tributary } from '../../src/app.js';
-import type { App } from '../../src/app.js';
-import type { TributaryConfigInput } from '../../src/runtime/config.js';
+import {
+  avro,
+  clickhouse,
+  count,
+  days,
+  max,
+  minutes,
+  seconds,
+  sum,
+  tributary,
+  tumbling,
+} from '../../src/index.js';
+import type { App, TributaryConfigInput } from '../../src/index.js';
 import type { Logger } from 'pino';
+import { usageEventSchema, validateUsageEvent } from './usage-event.js';
+import type { UsageEvent } from './usage-event.js';
 
 export interface MeteringOptions {
   topic: string;

@@ -1,6 +1,7 @@
 /** Creates what the reference job needs before it runs: the input topic and its registered schema. */
 import { Kafka, logLevel } from 'kafkajs';
-import { createSchemaRegistryClient, usageEventSchema } from '../../src/serde/index.js';
+import { createSchemaRegistryClient } from '../../src/index.js';
+import { usageEventSchema } from './usage-event.js';
 
 export async function ensureInputTopic(brokers: string[], topic: string, partitions: number): Promise<void> {
   const kafka = new Kafka({ clientId: 'metering-setup', brokers, logLevel: logLevel.WARN });

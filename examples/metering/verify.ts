@@ -1,6 +1,7 @@
 /** Compares the ClickHouse rollup with the generator's ground truth, window by window and key by key. */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from '@clickhouse/client';
-import { totalsViewName } from '../../src/sinks/index.js';
+import { totalsViewName } from '../../src/index.js';
 import type { GroundTruth, WindowTotals } from './generator.js';
 import { truthKey } from './generator.js';
 
@@ -95,11 +96,11 @@ export async function waitForMatch(
     } catch (error) {
       // The table appears with the first delivered window.
       if (Date.now() >= deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await sleep(1000);
       continue;
     }
     onPoll?.(comparison);
     if (comparison.matches || Date.now() >= deadline) return comparison;
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await sleep(1000);
   }
 }

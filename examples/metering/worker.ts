@@ -5,7 +5,7 @@
  *   METERING_CLICKHOUSE_TABLE (default usage_1m).
  * The tests start it as a child process and kill it with SIGKILL to prove the exactly-once protocol.
  */
-import { ConfigError } from '../../src/runtime/config.js';
+import { ConfigError } from '../../src/index.js';
 import { meteringApp } from './pipeline.js';
 
 function build() {

@@ -43,14 +43,8 @@ export {
   type IncomingHeaderValue,
 } from './dlq.js';
 export {
-  validateUsageEvent,
-  usageEventSchema,
-  schemaFilePath,
-  USAGE_EVENT_LIMITS,
-  type UsageEvent,
-} from './usage-event.js';
-export {
   loadSchemaMapping,
+  schemaFilePath,
   registerSchemas,
   type RegisterSchemasOptions,
   type RegisterSchemasResult,

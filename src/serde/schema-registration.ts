@@ -3,8 +3,9 @@
  * schema is parsed and checked for compatibility first, and nothing is registered if one fails.
  * The logic behind `npm run schemas:register` (scripts/register-schemas.ts).
  */
-import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { avroSchemaText, parseAvroSchema } from './avro-types.js';
 import { SchemaRegistryError, type SchemaRegistryClient } from './registry.js';
 
@@ -13,6 +14,20 @@ export interface SchemaMappingEntry {
   subject: string;
   /** Absolute path of the .avsc file. */
   file: string;
+}
+
+/**
+ * Path of a file in the repository's schemas/ folder. Walks up from this module, because it runs
+ * both from src/serde (tsx) and from dist/src/serde (built package, which ships schemas/).
+ */
+export function schemaFilePath(fileName: string): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let depth = 0; depth < 5; depth++) {
+    const candidate = join(dir, 'schemas', fileName);
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error(`schemas/${fileName} not found above ${fileURLToPath(import.meta.url)}`);
 }
 
 /** Reads a mapping file `{ "<topic>": "<schema file relative to the mapping>" }`. */

@@ -14,7 +14,6 @@ import type {
   Cancellable,
   NodeSpec,
   PunctuationType,
-  Push,
   RecordMetadata,
   SourceSpec,
   StoreSpec,
@@ -49,12 +48,24 @@ export interface ProcessorContext<Out> {
   schedule(intervalMs: number, type: PunctuationType, callback: (time: number) => void): Cancellable;
 }
 
-export interface Processor<In> {
-  process(value: In): void;
+/**
+ * Handles one value. What it returns, unless `undefined`, is forwarded (after anything it passed to
+ * `ctx.forward`); returning the output is what lets `process()` infer the output type.
+ */
+export interface Processor<In, Returned = never> {
+  process(value: In): Returned | undefined | void;
 }
 
-/** Called once per partition task; returns the processor (or just its process function). */
-export type ProcessorSetup<In, Out> = (ctx: ProcessorContext<Out>) => Processor<In> | ((value: In) => void);
+/**
+ * Called once per partition task; returns the processor (or just its process function).
+ * `Forwarded` is the type `ctx.forward` takes, `Returned` the type the process function returns.
+ */
+export type ProcessorSetup<In, Forwarded, Returned = Forwarded> = (
+  ctx: ProcessorContext<Forwarded>,
+) => Processor<In, Returned> | ((value: In) => Returned | undefined | void);
+
+/** The values a processor emits: what it forwards and what it returns (`undefined` forwards nothing). */
+export type ProcessorOutput<Forwarded, Returned> = Forwarded | Exclude<Returned, undefined | void>;
 
 export interface ProcessOptions {
   name?: string;
@@ -62,10 +73,26 @@ export interface ProcessOptions {
   stores?: string[];
 }
 
+/** A group key that is one value rather than an object of key columns. */
+export type PrimitiveGroupKey = string | number | boolean;
+
+export interface GroupByOptions<N extends string> {
+  /** The name of a primitive key in results and sink columns (default: a column named `key`). */
+  key: N;
+}
+
 export interface DedupeStreamOptions extends DedupeOptions {
   /** Name of the node and its store. */
   name?: string;
 }
+
+/** The stream of a branch() predicate: narrowed by a type guard, else the input type. */
+export type BranchStream<T, P> = P extends ((value: T) => value is infer S extends T) ? Stream<S> : Stream<T>;
+
+/** One stream per branch() predicate, in their order (a tuple when the predicates are listed). */
+export type BranchStreams<T, P extends ReadonlyArray<(value: T) => boolean>> = {
+  -readonly [I in keyof P]: BranchStream<T, P[I]>;
+};
 
 export class TopologyBuilder {
   private readonly nodes: NodeSpec[] = [];
@@ -132,13 +159,13 @@ export class Stream<T> {
   filter<S extends T>(predicate: (value: T) => value is S): Stream<S>;
   filter(predicate: (value: T) => boolean): Stream<T>;
   filter(predicate: (value: T) => boolean): Stream<T> {
-    return this.then('filter', '', ({ forward }) => (value) => {
+    return this.append('filter', '', ({ forward }) => (value) => {
       if (predicate(value as T)) forward(value);
     });
   }
 
   map<R>(mapper: (value: T) => R): Stream<R> {
-    return this.then(
+    return this.append(
       'map',
       '',
       ({ forward }) =>
@@ -148,27 +175,32 @@ export class Stream<T> {
   }
 
   flatMap<R>(mapper: (value: T) => Iterable<R>): Stream<R> {
-    return this.then('flat-map', '', ({ forward }) => (value) => {
+    return this.append('flat-map', '', ({ forward }) => (value) => {
       for (const item of mapper(value as T)) forward(item);
     });
   }
 
   /** Runs a side effect per value and passes it on unchanged. */
   peek(action: (value: T) => void): Stream<T> {
-    return this.then('peek', '', ({ forward }) => (value) => {
+    return this.append('peek', '', ({ forward }) => (value) => {
       action(value as T);
       forward(value);
     });
   }
 
-  /** Splits by the first matching predicate; values matching none are dropped. One stream per predicate. */
-  branch(...predicates: Array<(value: T) => boolean>): Array<Stream<T>> {
-    return predicates.map((predicate, index) =>
-      this.then('branch', `branch ${index + 1} of ${predicates.length}`, ({ forward }) => (value) => {
+  /**
+   * Splits by the first matching predicate; values matching none are dropped. One stream per
+   * predicate, as a tuple: `const [small, large] = s.branch(p1, p2)`; a type-guard predicate narrows
+   * its stream's type.
+   */
+  branch<const P extends ReadonlyArray<(value: T) => boolean>>(...predicates: P): BranchStreams<T, P> {
+    const streams = predicates.map((predicate, index) =>
+      this.append('branch', `branch ${index + 1} of ${predicates.length}`, ({ forward }) => (value) => {
         for (let i = 0; i < index; i++) if ((predicates[i] as (value: T) => boolean)(value as T)) return;
         if (predicate(value as T)) forward(value);
       }),
     );
+    return streams as BranchStreams<T, P>;
   }
 
   /** One stream of the values of this and the other streams. */
@@ -187,7 +219,7 @@ export class Stream<T> {
    * `validation-failed` and the returned string (if any) as message.
    */
   validate(check: (value: T) => boolean | string | undefined | void): Stream<T> {
-    return this.then('validate', '', ({ forward, task }) => (value) => {
+    return this.append('validate', '', ({ forward, task }) => (value) => {
       const verdict = check(value as T);
       if (verdict === true || verdict === undefined) forward(value);
       else
@@ -206,7 +238,7 @@ export class Stream<T> {
       ...(options.bucket ? { bucket: options.bucket } : {}),
     };
     this.builder.addStore({ name, kind: 'dedupe', create: (db) => new DedupeStore(db, name, dedupeOptions) });
-    return this.then(
+    return this.append(
       'dedupe',
       `horizon ${options.horizon} ms`,
       ({ forward, task }) => {
@@ -221,12 +253,35 @@ export class Stream<T> {
     );
   }
 
-  groupBy<K>(keyOf: (value: T) => K): GroupedStream<T, K> {
-    return new GroupedStream<T, K>(this.builder, this, keyOf);
+  /**
+   * Groups by the key `keyOf` returns. An object key's properties become the key columns of the
+   * results (ClickHouse columns of the same names); a primitive key is one column named `key`, or
+   * the name given: `groupBy((e) => e.subject, { key: 'subject' })` gives results keyed `{ subject }`.
+   */
+  groupBy<K extends PrimitiveGroupKey, N extends string>(
+    keyOf: (value: T) => K,
+    options: GroupByOptions<N>,
+  ): GroupedStream<T, { [Name in N]: K }>;
+  groupBy<K>(keyOf: (value: T) => K): GroupedStream<T, K>;
+  groupBy(keyOf: (value: T) => unknown, options?: GroupByOptions<string>): GroupedStream<T, unknown> {
+    const name = options?.key;
+    if (name === undefined) return new GroupedStream(this.builder, this, keyOf);
+    if (name === '') throw new Error('groupBy(): the key name must not be empty');
+    // The named key is an object of one property, so it reaches the results and the sink's columns
+    // under that name like any object key.
+    return new GroupedStream(this.builder, this, (value: T) => ({ [name]: keyOf(value) }));
   }
 
-  /** A custom node (Kafka Streams' processor API). */
-  process<Out>(setup: ProcessorSetup<T, Out>, options: ProcessOptions = {}): Stream<Out> {
+  /**
+   * A custom node (Kafka Streams' processor API). The output type is inferred from what the process
+   * function returns (`(e) => ({ ...e, tag })`), or from the type of `ctx.forward`: give it as
+   * `process<Out>(...)` or annotate `ctx: ProcessorContext<Out>`. Without either, `ctx.forward` takes
+   * nothing (`never`), rather than letting an `unknown` stream reach the next step.
+   */
+  process<Forwarded = never, Returned = Forwarded>(
+    setup: ProcessorSetup<T, Forwarded, Returned>,
+    options: ProcessOptions = {},
+  ): Stream<ProcessorOutput<Forwarded, Returned>> {
     const storeNames = options.stores ?? [];
     for (const storeName of storeNames) {
       this.builder.addStore({
@@ -235,11 +290,11 @@ export class Stream<T> {
         create: (db) => new KeyValueStoreImpl(db, storeName),
       });
     }
-    return this.then(
+    return this.append(
       'process',
       '',
       ({ forward, task }) => {
-        const context: ProcessorContext<Out> = {
+        const context: ProcessorContext<Forwarded> = {
           partition: task.partition,
           get record() {
             return task.record;
@@ -247,7 +302,7 @@ export class Stream<T> {
           get streamTime() {
             return task.streamTime;
           },
-          forward: forward as (value: Out) => void,
+          forward: forward as (value: Forwarded) => void,
           getStore: <V>(storeName: string) => {
             if (!storeNames.includes(storeName))
               throw new Error(`processor did not declare store "${storeName}"`);
@@ -257,7 +312,10 @@ export class Stream<T> {
         };
         const processor = setup(context);
         const processValue = typeof processor === 'function' ? processor : processor.process.bind(processor);
-        return processValue as Push;
+        return (value) => {
+          const returned = processValue(value as T);
+          if (returned !== undefined) forward(returned);
+        };
       },
       { ...(options.name ? { name: options.name } : {}), stores: storeNames },
     );
@@ -282,7 +340,12 @@ export class Stream<T> {
     return this.port === undefined ? { node: this.nodeName } : { node: this.nodeName, port: this.port };
   }
 
-  private then<R>(
+  /**
+   * Adds a node fed by this stream. Not named `then`: a `then` method would make every stream a
+   * thenable, so `await stream` (or returning a stream from an async function) would call it, add a
+   * bogus node and never settle.
+   */
+  private append<R>(
     kind: string,
     detail: string,
     create: NodeSpec['create'],

@@ -5,7 +5,12 @@ export type {
   Processor,
   ProcessorSetup,
   ProcessOptions,
+  ProcessorOutput,
   DedupeStreamOptions,
+  GroupByOptions,
+  PrimitiveGroupKey,
+  BranchStream,
+  BranchStreams,
 } from './builder.js';
 export { Topology } from './topology.js';
 export type { TopologyDescription } from './topology.js';

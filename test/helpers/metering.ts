@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { DLQ_HEADERS } from '../../src/serde/dlq.js';
+import { sleep } from '../../src/core/retry.js';
 import { ensureInputTopic, registerUsageSchema } from '../../examples/metering/setup.js';
 import { createTestDatabase } from './clickhouse.js';
 import type { TestDatabase } from './clickhouse.js';
@@ -155,7 +156,8 @@ export class Worker {
   }
 }
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** The code base's one sleep, for the tests that take it from this helper. */
+export { sleep };
 
 export interface DlqEntry {
   reason: string;

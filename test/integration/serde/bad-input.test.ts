@@ -15,9 +15,8 @@ import {
   parseDlqMessage,
   toDlqMessage,
   validated,
-  validateUsageEvent,
-  type UsageEvent,
 } from '../../../src/serde/index.js';
+import { validateUsageEvent, type UsageEvent } from '../../../examples/metering/usage-event.js';
 import type { DeadLetterReason } from '../../../src/core/records.js';
 import type { DeadLetter } from '../../../src/core/records.js';
 import { registryUrl } from '../../helpers/services.js';

@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { avro, createSchemaRegistryClient, type UsageEvent } from '../../../src/serde/index.js';
+import { avro, createSchemaRegistryClient } from '../../../src/serde/index.js';
+import type { UsageEvent } from '../../../examples/metering/usage-event.js';
 import { registryUrl } from '../../helpers/services.js';
 import { sampleEvent, usageEventV1, usageEventV2, type UsageEventV2 } from '../../unit/serde/fixtures.js';
 import { consume, createTopic, produce } from './kafka-helpers.js';

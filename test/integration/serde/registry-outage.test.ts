@@ -14,8 +14,8 @@ import {
   createSchemaRegistryClient,
   DeserializationError,
   RetriableError,
-  type UsageEvent,
 } from '../../../src/serde/index.js';
+import type { UsageEvent } from '../../../examples/metering/usage-event.js';
 import { registryUrl, uniqueName } from '../../helpers/services.js';
 import { sampleEvent, usageEventV1, usageEventV2, type UsageEventV2 } from '../../unit/serde/fixtures.js';
 import { consume, createTopic, produce } from './kafka-helpers.js';

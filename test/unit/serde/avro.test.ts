@@ -10,8 +10,8 @@ import {
   SerializationError,
   encodeWireFormat,
   type SchemaRegistryClient,
-  type UsageEvent,
 } from '../../../src/serde/index.js';
+import type { UsageEvent } from '../../../examples/metering/usage-event.js';
 import type { DeadLetterReason } from '../../../src/core/records.js';
 import {
   frame,

@@ -9,9 +9,8 @@ import {
   SerializationError,
   string,
   validated,
-  validateUsageEvent,
-  type UsageEvent,
 } from '../../../src/serde/index.js';
+import { validateUsageEvent, type UsageEvent } from '../../../examples/metering/usage-event.js';
 import type { DeadLetterReason } from '../../../src/core/records.js';
 import { frame, sampleEvent, usageEventV1 } from './fixtures.js';
 

@@ -1,8 +1,9 @@
 /** Schemas and sample events shared by the serde tests (unit and integration). */
 import { readFileSync } from 'node:fs';
 import avsc from 'avsc';
-import type { UsageEvent } from '../../../src/serde/index.js';
-import { encodeWireFormat, usageEventSchema } from '../../../src/serde/index.js';
+import { encodeWireFormat } from '../../../src/serde/index.js';
+import { usageEventSchema } from '../../../examples/metering/usage-event.js';
+import type { UsageEvent } from '../../../examples/metering/usage-event.js';
 
 const fixture = (name: string): string =>
   readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');

@@ -60,7 +60,7 @@ test('fan-out: one stream feeds two sinks and a branch; filter, map, flatMap, me
   const [small, large] = events.branch(
     (e) => e.value < 10,
     (e) => e.value < 100,
-  ) as [ReturnType<typeof events.filter>, ReturnType<typeof events.filter>];
+  );
   small
     .map((e) => `small:${e.id}`)
     .merge(large.flatMap((e) => [`large:${e.id}`, `large-again:${e.id}`]))

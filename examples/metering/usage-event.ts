@@ -1,9 +1,9 @@
 /**
- * The reference usage event (schemas/usage-event.avsc) as a TypeScript type, with the checks Avro
- * cannot express (bounded dimensions, finite values), for use with `validated(avro(...), validateUsageEvent)`.
+ * The event of the reference job: a usage event (schemas/usage-event.avsc) as a TypeScript type, with
+ * the checks Avro cannot express (bounded dimensions, finite values), for use with
+ * `.validate(validateUsageEvent)` or `validated(avro(...), validateUsageEvent)`.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export interface UsageEvent {
@@ -45,21 +45,12 @@ export function validateUsageEvent(event: UsageEvent): string | undefined {
   return undefined;
 }
 
-/**
- * Path of a file in the repository's schemas/ folder. Walks up from this module, because it runs
- * both from src/serde (tsx) and from dist/src/serde (built package, which ships schemas/).
- */
-export function schemaFilePath(fileName: string): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let depth = 0; depth < 5; depth++) {
-    const candidate = join(dir, 'schemas', fileName);
-    if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
-  }
-  throw new Error(`schemas/${fileName} not found above ${fileURLToPath(import.meta.url)}`);
-}
+/** The Avro schema of the usage event, registered under `<topic>-value` (see schemas/subjects.json). */
+export const USAGE_EVENT_SCHEMA_FILE = fileURLToPath(
+  new URL('../../schemas/usage-event.avsc', import.meta.url),
+);
 
-/** The reference usage-event schema text (schemas/usage-event.avsc). */
+/** The usage-event schema text. */
 export function usageEventSchema(): string {
-  return readFileSync(schemaFilePath('usage-event.avsc'), 'utf8');
+  return readFileSync(USAGE_EVENT_SCHEMA_FILE, 'utf8');
 }
