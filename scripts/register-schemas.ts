@@ -11,9 +11,9 @@ import {
   registerSchemas,
   RetriableError,
   schemaFilePath,
-  schemaRegistryUrlFromEnv,
   type RegistrationOutcome,
 } from '../src/serde/index.js';
+import { schemaRegistryUrlFromEnv } from '../src/runtime/config.js';
 
 const program = new Command()
   .name('register-schemas')

@@ -1,6 +1,8 @@
 /**
- * The entry point of a tributary application: `tributary(config)` gives an App on which the topology
- * is declared (`app.stream(...)`), then `start()` joins the consumer group and serves the admin endpoint.
+ * The entry point of a tributary application and its composition root: `tributary(config)` resolves
+ * the configuration (code, then TRIBUTARY_* variables), the topology is declared on the App
+ * (`app.stream(...)`), and `start()` joins the consumer group and serves the admin endpoint. The App
+ * is what hands the configured ClickHouse and schema registry to the topology's sinks and serdes.
  */
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -10,7 +12,7 @@ import type { Serde } from './serde/types.js';
 import { TopologyBuilder } from './topology/builder.js';
 import type { Stream, StreamOptions } from './topology/builder.js';
 import type { Topology } from './topology/topology.js';
-import { resolveConfig } from './runtime/config.js';
+import { resolveConfig, serviceDefaultsOf } from './runtime/config.js';
 import type { TributaryConfig, TributaryConfigInput } from './runtime/config.js';
 import { Instance } from './runtime/instance.js';
 import { createKafkajsClient } from './runtime/kafka/kafkajs.js';
@@ -24,7 +26,14 @@ export interface AppOptions {
 }
 
 /** Secrets never reach the logs. */
-const REDACT = ['config.kafka.sasl.password', 'config.admin.token', '*.password', '*.token'];
+const REDACT = [
+  'config.kafka.sasl.password',
+  'config.admin.token',
+  'config.schemaRegistry.password',
+  'config.clickhouse.password',
+  '*.password',
+  '*.token',
+];
 
 export class App {
   readonly config: TributaryConfig;
@@ -55,8 +64,18 @@ export class App {
   }
 
   topology(): Topology {
-    this.built ??= this.builder.build();
+    if (this.built === undefined) {
+      this.built = this.builder.build();
+      this.applyServiceDefaults(this.built);
+    }
     return this.built;
+  }
+
+  /** Sinks and serdes use the configured ClickHouse and registry where their own options are silent. */
+  private applyServiceDefaults(topology: Topology): void {
+    const defaults = serviceDefaultsOf(this.config);
+    for (const topic of topology.sourceTopics) topology.sourceSerde(topic)?.useServiceDefaults?.(defaults);
+    for (const { spec } of topology.sinks) spec.useServiceDefaults?.(defaults);
   }
 
   describe(): string {

@@ -21,8 +21,10 @@ import type { UsageEvent } from './usage-event.js';
 
 export interface MeteringOptions {
   topic: string;
-  registryUrl: string;
-  clickhouse: { url: string; database: string; table: string };
+  /** Default: the App's schemaRegistry setting (TRIBUTARY_SCHEMA_REGISTRY_URL). */
+  registryUrl?: string;
+  /** `url` defaults to the App's clickhouse setting (TRIBUTARY_CLICKHOUSE_URL). */
+  clickhouse: { url?: string; database: string; table: string };
   /** Runtime settings (appId, brokers, stateDir, ...); environment variables still override them. */
   config: Partial<TributaryConfigInput>;
   logger?: Logger;
@@ -42,7 +44,10 @@ export function meteringApp(options: MeteringOptions): App {
   app
     .stream(
       options.topic,
-      avro<UsageEvent>({ registry: { url: options.registryUrl }, readerSchema: usageEventSchema() }),
+      avro<UsageEvent>({
+        ...(options.registryUrl === undefined ? {} : { registry: { url: options.registryUrl } }),
+        readerSchema: usageEventSchema(),
+      }),
       { timestamp: (event) => event.time },
     )
     .validate(validateUsageEvent)
@@ -63,7 +68,7 @@ export function meteringApp(options: MeteringOptions): App {
     })
     .to(
       clickhouse({
-        url: options.clickhouse.url,
+        ...(options.clickhouse.url === undefined ? {} : { url: options.clickhouse.url }),
         database: options.clickhouse.database,
         table: options.clickhouse.table,
         keyColumns: [

@@ -1,6 +1,7 @@
 /**
  * Runs the reference job as a long-lived process (one consumer-group instance) until SIGTERM/SIGINT.
- * Settings come from the environment: the runtime's TRIBUTARY_* variables, plus
+ * Settings come from the environment: the runtime's TRIBUTARY_* variables (`tributary env`; the App
+ * hands the registry and ClickHouse settings to the serde and the sink), plus
  *   METERING_TOPIC (default usage-events), METERING_CLICKHOUSE_DATABASE (default metering),
  *   METERING_CLICKHOUSE_TABLE (default usage_1m).
  * The tests start it as a child process and kill it with SIGKILL to prove the exactly-once protocol.
@@ -11,9 +12,7 @@ import { meteringApp } from './pipeline.js';
 function build() {
   return meteringApp({
     topic: process.env.METERING_TOPIC ?? 'usage-events',
-    registryUrl: process.env.TRIBUTARY_SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7',
     clickhouse: {
-      url: process.env.TRIBUTARY_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123',
       database: process.env.METERING_CLICKHOUSE_DATABASE ?? 'metering',
       table: process.env.METERING_CLICKHOUSE_TABLE ?? 'usage_1m',
     },

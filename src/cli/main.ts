@@ -3,13 +3,55 @@
  * The `tributary` command.
  *   tributary run <module>       start the App a module exports (default export, or `app`)
  *   tributary describe <module>  print its topology
- *   tributary env                list the environment variables that override settings
+ *   tributary env                every setting's environment variable, default and current value
+ *   tributary --version          the installed package's version
  */
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command } from 'commander';
 import { App } from '../app.js';
-import { ENV_OVERRIDES } from '../runtime/config.js';
+import { environmentTable, type EnvTableRow } from '../runtime/config.js';
+
+/**
+ * The version in the package.json this file ships in, read at run time so it cannot drift. Searched
+ * upwards because the file runs from src/cli/ (tsx) and from dist/src/cli/ (built).
+ */
+function packageVersion(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) {
+      const manifest = JSON.parse(readFileSync(file, 'utf8')) as { name?: unknown; version?: unknown };
+      if (manifest.name === 'tributary' && typeof manifest.version === 'string') return manifest.version;
+    }
+    if (dirname(dir) === dir) return 'unknown';
+  }
+}
+
+const COLUMNS: ReadonlyArray<[keyof EnvTableRow, string]> = [
+  ['variable', 'VARIABLE'],
+  ['setting', 'SETTING'],
+  ['default', 'DEFAULT'],
+  ['current', 'CURRENT'],
+  ['note', 'NOTE'],
+];
+
+/** Aligned columns; the note, last, may run as long as it needs. */
+function formatEnvTable(rows: readonly EnvTableRow[]): string {
+  const cells = rows.map((row) =>
+    COLUMNS.map(([key]) => (key === 'current' && row[key] === '' ? '-' : row[key])),
+  );
+  const header = COLUMNS.map(([, title]) => title);
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...cells.map((line) => (line[column] ?? '').length)),
+  );
+  const format = (line: readonly string[]) =>
+    line
+      .map((cell, column) => (column === line.length - 1 ? cell : cell.padEnd(widths[column] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [format(header), ...cells.map(format)].join('\n');
+}
 
 async function loadApp(modulePath: string): Promise<App> {
   const module = (await import(pathToFileURL(resolve(modulePath)).href)) as Record<string, unknown>;
@@ -25,7 +67,8 @@ async function loadApp(modulePath: string): Promise<App> {
 
 const program = new Command()
   .name('tributary')
-  .description('Kafka Streams-style stream processing for TypeScript');
+  .description('Kafka Streams-style stream processing for TypeScript')
+  .version(packageVersion(), '-V, --version', 'print the version');
 
 program
   .command('run')
@@ -47,9 +90,12 @@ program
 
 program
   .command('env')
-  .description('list the environment variables that override settings')
+  .description("list every setting's environment variable, default and current value")
   .action(() => {
-    for (const { env, path } of ENV_OVERRIDES) process.stdout.write(`${env.padEnd(44)} ${path.join('.')}\n`);
+    process.stdout.write(`${formatEnvTable(environmentTable(process.env))}\n\n`);
+    process.stdout.write(
+      'A set variable overrides the setting given in code. Passwords and tokens show as ***.\n',
+    );
   });
 
 program.parseAsync().catch((error: unknown) => {

@@ -4,6 +4,7 @@
  * through a SinkWriter after each commit. A writer may therefore see the same rows again after a
  * crash, and must make such replays harmless (ClickHouse: ReplacingMergeTree with the same version).
  */
+import type { UsesServiceDefaults } from './services.js';
 
 /** ClickHouse-compatible column types the engine can describe. */
 export type ColumnType = 'UInt8' | 'UInt32' | 'UInt64' | 'Int64' | 'Float64' | 'String' | 'DateTime';
@@ -47,7 +48,7 @@ export interface SinkWriter<T> {
   close(): Promise<void>;
 }
 
-export interface SinkSpec<T> {
+export interface SinkSpec<T> extends UsesServiceDefaults {
   /** e.g. `clickhouse`, `memory`, `kafka`. */
   readonly kind: string;
   /** Unique within a topology; names the outbox store, e.g. `clickhouse:usage_1m`. */

@@ -1,21 +1,27 @@
 /**
- * All runtime configuration in one typed object. Every setting has a default and an environment
- * variable override (the table in ENV_OVERRIDES); an invalid value fails at start with a message that
- * names the setting and where it came from.
+ * All configuration in one typed object. Every setting has a default and an environment variable
+ * (the one table, ENV_OVERRIDES, which `tributary env` prints); an invalid value or an unknown key
+ * fails at start with a message that names the setting and where it came from. The `clickhouse` and
+ * `schemaRegistry` sections are the defaults the App hands to sinks and serdes (serviceDefaultsOf).
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { DEFAULT_CLICKHOUSE_URL, DEFAULT_SCHEMA_REGISTRY_URL } from '../core/services.js';
+import type { ServiceDefaults } from '../core/services.js';
+import { unknownKeyMessage } from '../core/unknown-keys.js';
 import { defaultDlqTopic } from '../serde/dlq.js';
 
+// Strict objects throughout: a misspelt key fails (resolveConfig names the closest valid one)
+// instead of vanishing and leaving its default in place.
 const saslSchema = z.discriminatedUnion('mechanism', [
-  z.object({ mechanism: z.literal('plain'), username: z.string(), password: z.string() }),
-  z.object({ mechanism: z.literal('scram-sha-256'), username: z.string(), password: z.string() }),
-  z.object({ mechanism: z.literal('scram-sha-512'), username: z.string(), password: z.string() }),
+  z.strictObject({ mechanism: z.literal('plain'), username: z.string(), password: z.string() }),
+  z.strictObject({ mechanism: z.literal('scram-sha-256'), username: z.string(), password: z.string() }),
+  z.strictObject({ mechanism: z.literal('scram-sha-512'), username: z.string(), password: z.string() }),
 ]);
 
 const tlsSchema = z.union([
   z.boolean(),
-  z.object({
+  z.strictObject({
     ca: z.string().optional(),
     cert: z.string().optional(),
     key: z.string().optional(),
@@ -25,7 +31,17 @@ const tlsSchema = z.union([
 
 const positiveMs = z.number().int().positive();
 
-export const configSchema = z.object({
+/** Where an external service is; credentials in the URL work too, and are never logged. */
+const serviceSchema = (defaultUrl: string) =>
+  z
+    .strictObject({
+      url: z.url().default(defaultUrl),
+      username: z.string().optional(),
+      password: z.string().optional(),
+    })
+    .prefault({});
+
+export const configSchema = z.strictObject({
   /** Names the consumer group, the state folder and the default DLQ topic. */
   appId: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only'),
   /** Distinguishes instances of one app in logs and metrics. */
@@ -34,7 +50,7 @@ export const configSchema = z.object({
   /** LevelDB state lives in `<stateDir>/<appId>/task-<partition>`. */
   stateDir: z.string().min(1).default('.tributary-state'),
   kafka: z
-    .object({
+    .strictObject({
       clientId: z.string().optional(),
       ssl: tlsSchema.optional(),
       sasl: saslSchema.optional(),
@@ -49,14 +65,14 @@ export const configSchema = z.object({
   /** How often task state is checkpointed and outputs are handed to the sinks. */
   commitIntervalMs: positiveMs.default(1000),
   dlq: z
-    .object({
+    .strictObject({
       /** Defaults to `<appId>.dlq`. */
       topic: z.string().min(1).optional(),
       partitions: z.number().int().positive().default(1),
     })
     .prefault({}),
   outputs: z
-    .object({
+    .strictObject({
       /** Rows read from the outboxes per sink write. */
       batchSize: z.number().int().positive().default(50_000),
       /** A partition pauses when its undelivered outputs exceed this, and resumes below half of it. */
@@ -66,7 +82,7 @@ export const configSchema = z.object({
     })
     .prefault({}),
   admin: z
-    .object({
+    .strictObject({
       enabled: z.boolean().default(true),
       /** Loopback unless configured otherwise: the endpoint exposes state. */
       host: z.string().default('127.0.0.1'),
@@ -82,6 +98,10 @@ export const configSchema = z.object({
   /** Installs SIGTERM/SIGINT handlers: first signal drains and stops, a second exits at once. */
   handleSignals: z.boolean().default(true),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** The Schema Registry that avro() serdes use unless given a registry of their own. */
+  schemaRegistry: serviceSchema(DEFAULT_SCHEMA_REGISTRY_URL),
+  /** The ClickHouse server that clickhouse() sinks write to unless given a url of their own. */
+  clickhouse: serviceSchema(DEFAULT_CLICKHOUSE_URL),
 });
 
 export type TributaryConfigInput = z.input<typeof configSchema>;
@@ -89,30 +109,227 @@ export type TributaryConfig = z.output<typeof configSchema>;
 
 type EnvKind = 'string' | 'int' | 'bool' | 'list';
 
-/** Environment variable -> setting path. Environment wins over the object passed in code. */
-export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: readonly string[]; kind: EnvKind }> = [
-  { env: 'TRIBUTARY_APP_ID', path: ['appId'], kind: 'string' },
-  { env: 'TRIBUTARY_INSTANCE_ID', path: ['instanceId'], kind: 'string' },
-  { env: 'TRIBUTARY_BROKERS', path: ['brokers'], kind: 'list' },
-  { env: 'TRIBUTARY_STATE_DIR', path: ['stateDir'], kind: 'string' },
-  { env: 'TRIBUTARY_KAFKA_CLIENT_ID', path: ['kafka', 'clientId'], kind: 'string' },
-  { env: 'TRIBUTARY_KAFKA_SSL', path: ['kafka', 'ssl'], kind: 'bool' },
-  { env: 'TRIBUTARY_KAFKA_SESSION_TIMEOUT_MS', path: ['kafka', 'sessionTimeoutMs'], kind: 'int' },
-  { env: 'TRIBUTARY_KAFKA_AUTO_OFFSET_RESET', path: ['kafka', 'autoOffsetReset'], kind: 'string' },
-  { env: 'TRIBUTARY_COMMIT_INTERVAL_MS', path: ['commitIntervalMs'], kind: 'int' },
-  { env: 'TRIBUTARY_DLQ_TOPIC', path: ['dlq', 'topic'], kind: 'string' },
+export interface EnvOverride {
+  env: string;
+  path: readonly string[];
+  kind: EnvKind;
+  /** Passwords and tokens: `tributary env` shows whether they are set, never the value. */
+  secret?: boolean;
+  /** What a user needs to know beyond the setting's name, for `tributary env`. */
+  note: string;
+  /** Shown as the default where the schema's default is computed or absent. */
+  defaultText?: string;
+}
+
+/**
+ * The one table of environment variables: every setting a user can set from the environment.
+ * The environment wins over the object passed in code.
+ */
+export const ENV_OVERRIDES: readonly EnvOverride[] = [
+  {
+    env: 'TRIBUTARY_APP_ID',
+    path: ['appId'],
+    kind: 'string',
+    defaultText: '(required)',
+    note: 'consumer group, state folder and DLQ topic name',
+  },
+  {
+    env: 'TRIBUTARY_INSTANCE_ID',
+    path: ['instanceId'],
+    kind: 'string',
+    defaultText: '<hostname>-<pid>',
+    note: 'names this instance in logs and metrics',
+  },
+  { env: 'TRIBUTARY_BROKERS', path: ['brokers'], kind: 'list', note: 'comma-separated host:port list' },
+  {
+    env: 'TRIBUTARY_STATE_DIR',
+    path: ['stateDir'],
+    kind: 'string',
+    note: 'LevelDB state in <stateDir>/<appId>/task-<partition>',
+  },
+  {
+    env: 'TRIBUTARY_KAFKA_CLIENT_ID',
+    path: ['kafka', 'clientId'],
+    kind: 'string',
+    defaultText: '<appId>-<instanceId>',
+    note: 'Kafka client id',
+  },
+  {
+    env: 'TRIBUTARY_KAFKA_SSL',
+    path: ['kafka', 'ssl'],
+    kind: 'bool',
+    defaultText: 'false',
+    note: 'TLS to the brokers; CA, cert and key in code (kafka.ssl object)',
+  },
+  {
+    env: 'TRIBUTARY_KAFKA_SASL_MECHANISM',
+    path: ['kafka', 'sasl', 'mechanism'],
+    kind: 'string',
+    note: 'plain, scram-sha-256 or scram-sha-512; needs username and password',
+  },
+  {
+    env: 'TRIBUTARY_KAFKA_SASL_USERNAME',
+    path: ['kafka', 'sasl', 'username'],
+    kind: 'string',
+    note: 'SASL user',
+  },
+  {
+    env: 'TRIBUTARY_KAFKA_SASL_PASSWORD',
+    path: ['kafka', 'sasl', 'password'],
+    kind: 'string',
+    secret: true,
+    note: 'SASL password',
+  },
+  {
+    env: 'TRIBUTARY_KAFKA_CONNECTION_TIMEOUT_MS',
+    path: ['kafka', 'connectionTimeoutMs'],
+    kind: 'int',
+    note: 'connecting to a broker',
+  },
+  {
+    env: 'TRIBUTARY_KAFKA_SESSION_TIMEOUT_MS',
+    path: ['kafka', 'sessionTimeoutMs'],
+    kind: 'int',
+    note: 'consumer group session',
+  },
+  {
+    env: 'TRIBUTARY_KAFKA_AUTO_OFFSET_RESET',
+    path: ['kafka', 'autoOffsetReset'],
+    kind: 'string',
+    note: 'earliest or latest: start of a partition without state or group offset',
+  },
+  {
+    env: 'TRIBUTARY_KAFKA_MAX_BYTES_PER_PARTITION',
+    path: ['kafka', 'maxBytesPerPartition'],
+    kind: 'int',
+    note: 'fetch size per partition',
+  },
+  {
+    env: 'TRIBUTARY_KAFKA_MAX_WAIT_TIME_MS',
+    path: ['kafka', 'maxWaitTimeMs'],
+    kind: 'int',
+    note: 'longest wait of one fetch',
+  },
+  {
+    env: 'TRIBUTARY_COMMIT_INTERVAL_MS',
+    path: ['commitIntervalMs'],
+    kind: 'int',
+    note: 'checkpoint and hand outputs to the sinks this often',
+  },
+  {
+    env: 'TRIBUTARY_DLQ_TOPIC',
+    path: ['dlq', 'topic'],
+    kind: 'string',
+    defaultText: '<appId>.dlq',
+    note: 'dead letters go here',
+  },
+  {
+    env: 'TRIBUTARY_DLQ_PARTITIONS',
+    path: ['dlq', 'partitions'],
+    kind: 'int',
+    note: 'partitions of the DLQ topic when it is created',
+  },
+  {
+    env: 'TRIBUTARY_OUTPUTS_BATCH_SIZE',
+    path: ['outputs', 'batchSize'],
+    kind: 'int',
+    note: 'rows per sink write',
+  },
   {
     env: 'TRIBUTARY_OUTPUTS_MAX_PENDING_PER_PARTITION',
     path: ['outputs', 'maxPendingPerPartition'],
     kind: 'int',
+    note: 'undelivered outputs at which a partition pauses',
   },
-  { env: 'TRIBUTARY_ADMIN_ENABLED', path: ['admin', 'enabled'], kind: 'bool' },
-  { env: 'TRIBUTARY_ADMIN_HOST', path: ['admin', 'host'], kind: 'string' },
-  { env: 'TRIBUTARY_ADMIN_PORT', path: ['admin', 'port'], kind: 'int' },
-  { env: 'TRIBUTARY_ADMIN_TOKEN', path: ['admin', 'token'], kind: 'string' },
-  { env: 'TRIBUTARY_STATE_LOCK_TIMEOUT_MS', path: ['stateLockTimeoutMs'], kind: 'int' },
-  { env: 'TRIBUTARY_SHUTDOWN_TIMEOUT_MS', path: ['shutdownTimeoutMs'], kind: 'int' },
-  { env: 'TRIBUTARY_LOG_LEVEL', path: ['logLevel'], kind: 'string' },
+  {
+    env: 'TRIBUTARY_OUTPUTS_RETRY_BACKOFF_MS',
+    path: ['outputs', 'retryBackoffMs'],
+    kind: 'int',
+    note: 'pause between delivery attempts while a sink fails',
+  },
+  {
+    env: 'TRIBUTARY_ADMIN_ENABLED',
+    path: ['admin', 'enabled'],
+    kind: 'bool',
+    note: 'serve /health, /metrics, /topology, /tasks',
+  },
+  {
+    env: 'TRIBUTARY_ADMIN_HOST',
+    path: ['admin', 'host'],
+    kind: 'string',
+    note: 'admin endpoint address (it exposes state)',
+  },
+  { env: 'TRIBUTARY_ADMIN_PORT', path: ['admin', 'port'], kind: 'int', note: '0 picks a free port' },
+  {
+    env: 'TRIBUTARY_ADMIN_TOKEN',
+    path: ['admin', 'token'],
+    kind: 'string',
+    secret: true,
+    note: 'requests need Authorization: Bearer <token>',
+  },
+  {
+    env: 'TRIBUTARY_STATE_LOCK_TIMEOUT_MS',
+    path: ['stateLockTimeoutMs'],
+    kind: 'int',
+    note: 'waiting for a partition state lock after a rebalance',
+  },
+  {
+    env: 'TRIBUTARY_SHUTDOWN_TIMEOUT_MS',
+    path: ['shutdownTimeoutMs'],
+    kind: 'int',
+    note: 'delivering outputs on SIGTERM',
+  },
+  {
+    env: 'TRIBUTARY_HANDLE_SIGNALS',
+    path: ['handleSignals'],
+    kind: 'bool',
+    note: 'SIGTERM/SIGINT stop cleanly, a second signal exits at once',
+  },
+  {
+    env: 'TRIBUTARY_LOG_LEVEL',
+    path: ['logLevel'],
+    kind: 'string',
+    note: 'fatal, error, warn, info, debug, trace or silent',
+  },
+  {
+    env: 'TRIBUTARY_SCHEMA_REGISTRY_URL',
+    path: ['schemaRegistry', 'url'],
+    kind: 'string',
+    note: "avro() serdes' registry unless given one (Confluent: http://host:8081)",
+  },
+  {
+    env: 'TRIBUTARY_SCHEMA_REGISTRY_USERNAME',
+    path: ['schemaRegistry', 'username'],
+    kind: 'string',
+    note: 'registry basic auth user',
+  },
+  {
+    env: 'TRIBUTARY_SCHEMA_REGISTRY_PASSWORD',
+    path: ['schemaRegistry', 'password'],
+    kind: 'string',
+    secret: true,
+    note: 'registry basic auth password',
+  },
+  {
+    env: 'TRIBUTARY_CLICKHOUSE_URL',
+    path: ['clickhouse', 'url'],
+    kind: 'string',
+    note: 'clickhouse() sinks write here unless given a url',
+  },
+  {
+    env: 'TRIBUTARY_CLICKHOUSE_USER',
+    path: ['clickhouse', 'username'],
+    kind: 'string',
+    defaultText: 'default',
+    note: 'ClickHouse user',
+  },
+  {
+    env: 'TRIBUTARY_CLICKHOUSE_PASSWORD',
+    path: ['clickhouse', 'password'],
+    kind: 'string',
+    secret: true,
+    note: 'ClickHouse password',
+  },
 ];
 
 export class ConfigError extends Error {
@@ -153,28 +370,69 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
   node[path[path.length - 1] as string] = value;
 }
 
+/** Writes the set variables into `target`; returns setting path -> the variable it came from. */
+function applyEnv(
+  target: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  overrides: readonly EnvOverride[] = ENV_OVERRIDES,
+): Map<string, string> {
+  const fromEnv = new Map<string, string>();
+  for (const { env: name, path, kind } of overrides) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    setPath(target, path, parseEnvValue(kind, name, raw));
+    fromEnv.set(path.join('.'), name);
+  }
+  return fromEnv;
+}
+
+/** The keys an object schema (or a union of them) accepts, through defaults and optionals. */
+function objectKeys(schema: z.core.$ZodType | undefined): string[] {
+  let def = schema?._zod.def as { type: string; innerType?: z.core.$ZodType } | undefined;
+  while (def?.innerType !== undefined) def = def.innerType._zod.def as typeof def;
+  if (def?.type === 'object') return Object.keys((def as unknown as { shape: object }).shape);
+  if (def?.type === 'union') {
+    const options = (def as unknown as { options: z.core.$ZodType[] }).options;
+    return [...new Set(options.flatMap((option) => objectKeys(option)))];
+  }
+  return [];
+}
+
+/** The settings valid at `path` of the configuration object. */
+function knownKeysAt(path: readonly PropertyKey[]): string[] {
+  let schema: z.core.$ZodType | undefined = configSchema;
+  for (const key of path) {
+    let def = schema?._zod.def as { innerType?: z.core.$ZodType; shape?: Record<string, z.core.$ZodType> };
+    while (def?.innerType !== undefined) def = def.innerType._zod.def as typeof def;
+    schema = def?.shape?.[String(key)];
+  }
+  return objectKeys(schema);
+}
+
 /**
  * Merges environment overrides into the settings given in code, applies defaults and validates.
- * Throws ConfigError naming every invalid setting (and its environment variable, when it came from one).
+ * Throws ConfigError naming every invalid setting (and its environment variable, when it came from
+ * one) and every unknown key (with the closest valid one).
  */
 export function resolveConfig(
   input: Partial<TributaryConfigInput>,
   env: NodeJS.ProcessEnv = process.env,
 ): TributaryConfig {
   const merged: Record<string, unknown> = structuredClone(input) as Record<string, unknown>;
-  const fromEnv = new Map<string, string>();
-  for (const { env: name, path, kind } of ENV_OVERRIDES) {
-    const raw = env[name];
-    if (raw === undefined || raw === '') continue;
-    setPath(merged, path, parseEnvValue(kind, name, raw));
-    fromEnv.set(path.join('.'), name);
-  }
+  const fromEnv = applyEnv(merged, env);
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
+    const problems = parsed.error.issues.flatMap((issue) => {
+      if (issue.code === 'unrecognized_keys') {
+        const prefix = issue.path.map(String).join('.');
+        return issue.keys.map(
+          (key) =>
+            `  ${unknownKeyMessage(key, knownKeysAt(issue.path), { prefix: prefix ? `${prefix}.` : '' })}`,
+        );
+      }
       const setting = issue.path.join('.') || '(root)';
       const source = fromEnv.get(setting);
-      return `  ${setting}${source ? ` (from ${source})` : ''}: ${issue.message}`;
+      return [`  ${setting}${source ? ` (from ${source})` : ''}: ${issue.message}`];
     });
     throw new ConfigError(`invalid tributary configuration:\n${problems.join('\n')}`);
   }
@@ -183,4 +441,72 @@ export function resolveConfig(
 
 export function dlqTopicOf(config: TributaryConfig): string {
   return config.dlq.topic ?? defaultDlqTopic(config.appId);
+}
+
+/** What the App hands to every sink and serde of its topology. */
+export function serviceDefaultsOf(config: TributaryConfig): ServiceDefaults {
+  return { clickhouse: config.clickhouse, schemaRegistry: config.schemaRegistry };
+}
+
+/**
+ * The registry URL from TRIBUTARY_SCHEMA_REGISTRY_URL, else the local default: for scripts that talk
+ * to the registry without an App (`npm run schemas:register`).
+ */
+export function schemaRegistryUrlFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  const settings: Record<string, unknown> = {};
+  applyEnv(
+    settings,
+    env,
+    ENV_OVERRIDES.filter(({ path }) => path[0] === 'schemaRegistry'),
+  );
+  return configSchema.shape.schemaRegistry.parse(settings.schemaRegistry ?? {}).url;
+}
+
+export interface EnvTableRow {
+  variable: string;
+  setting: string;
+  default: string;
+  /** The variable's value in this environment, masked for secrets; empty when unset. */
+  current: string;
+  note: string;
+}
+
+/** The table `tributary env` prints: every variable with its setting, default and current value. */
+export function environmentTable(env: NodeJS.ProcessEnv = process.env): EnvTableRow[] {
+  const defaults = configSchema.parse({ appId: 'app' }) as unknown as Record<string, unknown>;
+  return ENV_OVERRIDES.map(({ env: variable, path, secret, note, defaultText }) => {
+    const raw = env[variable];
+    return {
+      variable,
+      setting: path.join('.'),
+      default: defaultText ?? displayDefault(valueAt(defaults, path)),
+      current: raw === undefined || raw === '' ? '' : secret ? '***' : withoutPassword(raw),
+      note,
+    };
+  });
+}
+
+function valueAt(root: Record<string, unknown>, path: readonly string[]): unknown {
+  let node: unknown = root;
+  for (const key of path)
+    node = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[key] : undefined;
+  return node;
+}
+
+function displayDefault(value: unknown): string {
+  if (value === undefined) return '-';
+  return Array.isArray(value) ? value.join(',') : String(value);
+}
+
+/** A URL with credentials (http://user:secret@host) shows `***` for the password. */
+function withoutPassword(value: string): string {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value;
+  try {
+    const url = new URL(value);
+    if (url.password === '') return value;
+    url.password = '***';
+    return url.toString();
+  } catch {
+    return value;
+  }
 }

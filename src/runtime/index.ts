@@ -1,5 +1,14 @@
-export { ConfigError, ENV_OVERRIDES, configSchema, dlqTopicOf, resolveConfig } from './config.js';
-export type { TributaryConfig, TributaryConfigInput } from './config.js';
+export {
+  ConfigError,
+  ENV_OVERRIDES,
+  configSchema,
+  dlqTopicOf,
+  environmentTable,
+  resolveConfig,
+  schemaRegistryUrlFromEnv,
+  serviceDefaultsOf,
+} from './config.js';
+export type { EnvOverride, EnvTableRow, TributaryConfig, TributaryConfigInput } from './config.js';
 export { Instance } from './instance.js';
 export type { InstanceState, TaskStatus } from './instance.js';
 export { RuntimeMetrics } from './metrics.js';

@@ -4,8 +4,14 @@
  * Decoding is synchronous once a schema id has been seen: the wire header is parsed here and the
  * writer type (plus its resolver to the reader schema) is cached per id, so the hot path is one
  * Map lookup and one avsc decode. Only an id seen for the first time costs a registry round trip.
+ *
+ * Which registry: the `registry` option (a client, or its config), else the App's `schemaRegistry`
+ * settings (TRIBUTARY_SCHEMA_REGISTRY_* variables; see useServiceDefaults), else the local Apicurio.
+ * The client is made on first use, so that the App can supply its settings after `avro()` is called.
  */
 import type { Resolver, Type } from 'avsc';
+import type { ServiceDefaults, ServiceEndpoint } from '../core/services.js';
+import { rejectUnknownKeys } from '../core/unknown-keys.js';
 import {
   avroSchemaText,
   DEFAULT_MAX_COLLECTION_ITEMS,
@@ -14,6 +20,7 @@ import {
   type AvroSchemaInput,
 } from './avro-types.js';
 import {
+  checkRegistryConfig,
   createSchemaRegistryClient,
   isSchemaRegistryClient,
   SchemaNotFoundError,
@@ -30,7 +37,10 @@ import {
 import { encodeWireFormat, readSchemaId, WIRE_HEADER_SIZE } from './wire-format.js';
 
 export interface AvroSerdeOptions {
-  /** A client (share one between serdes to share its connections) or its config. Default: env / local Apicurio. */
+  /**
+   * A client (share one between serdes to share its connections) or its config. Default: the App's
+   * `schemaRegistry` settings, else the local Apicurio (http://127.0.0.1:8081/apis/ccompat/v7).
+   */
   registry?: SchemaRegistryClient | SchemaRegistryConfig;
   /**
    * The schema the application reads (decoded values are resolved to it, so old and new writers
@@ -53,6 +63,17 @@ export interface AvroSerdeOptions {
   maxCollectionItems?: number;
 }
 
+/** Every option, so that an unknown one (a misspelling) fails instead of vanishing. */
+const OPTION_NAMES: Record<keyof AvroSerdeOptions, true> = {
+  registry: true,
+  readerSchema: true,
+  subject: true,
+  autoRegister: true,
+  schemaId: true,
+  unknownSchemaRecheckMs: true,
+  maxCollectionItems: true,
+};
+
 type Decoder = (framed: Buffer) => unknown;
 
 /** A cache entry: a ready decoder, or a record-level failure that repeats for every record with that id. */
@@ -69,7 +90,10 @@ export function avro<T>(options: AvroSerdeOptions = {}): Serde<T> {
 
 export class AvroSerde<T> implements Serde<T> {
   readonly name: string;
-  readonly registry: SchemaRegistryClient;
+  /** Made on first use (see the header comment). */
+  private client: SchemaRegistryClient | undefined;
+  /** The App's `schemaRegistry` settings, used where the `registry` option is silent. */
+  private defaults: ServiceEndpoint | undefined;
   private readonly readerType: Type | undefined;
   /** What autoRegister / lookup send to the registry, with docs and logical types intact. */
   private readonly readerSchemaText: string | undefined;
@@ -82,9 +106,9 @@ export class AvroSerde<T> implements Serde<T> {
   private readonly pendingEncoders = new Map<string, Promise<Encoder>>();
 
   constructor(private readonly options: AvroSerdeOptions) {
-    this.registry = isSchemaRegistryClient(options.registry)
-      ? options.registry
-      : createSchemaRegistryClient(options.registry);
+    rejectUnknownKeys('avro serde', options, Object.keys(OPTION_NAMES));
+    if (isSchemaRegistryClient(options.registry)) this.client = options.registry;
+    else if (options.registry !== undefined) checkRegistryConfig(options.registry);
     this.maxCollectionItems = options.maxCollectionItems ?? DEFAULT_MAX_COLLECTION_ITEMS;
     this.unknownSchemaRecheckMs = options.unknownSchemaRecheckMs ?? 30_000;
     if (options.readerSchema !== undefined) {
@@ -94,6 +118,30 @@ export class AvroSerde<T> implements Serde<T> {
     }
     const subject = typeof options.subject === 'string' ? options.subject : undefined;
     this.name = `avro(${subject ?? this.readerType?.name ?? 'writer schema'})`;
+  }
+
+  /** The registry client this serde uses. */
+  get registry(): SchemaRegistryClient {
+    this.client ??= createSchemaRegistryClient(this.registryConfig());
+    return this.client;
+  }
+
+  useServiceDefaults(defaults: ServiceDefaults): void {
+    this.defaults = defaults.schemaRegistry;
+  }
+
+  /** The `registry` option's config; the App's endpoint and credentials fill in only when it names no URL. */
+  private registryConfig(): SchemaRegistryConfig {
+    const explicit = isSchemaRegistryClient(this.options.registry) ? undefined : this.options.registry;
+    const config: SchemaRegistryConfig = { ...explicit };
+    if (explicit?.url === undefined && this.defaults !== undefined) {
+      config.url = this.defaults.url;
+      // The App's credentials belong to the App's registry: never sent to a URL given here instead.
+      if (config.auth === undefined && this.defaults.username !== undefined) {
+        config.auth = { username: this.defaults.username, password: this.defaults.password ?? '' };
+      }
+    }
+    return config;
   }
 
   deserialize(data: Buffer | null, ctx: SerdeContext): T | Promise<T> {

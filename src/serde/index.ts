@@ -16,8 +16,6 @@ export {
   HttpSchemaRegistryClient,
   SchemaNotFoundError,
   SchemaRegistryError,
-  schemaRegistryUrlFromEnv,
-  DEFAULT_SCHEMA_REGISTRY_URL,
   type CompatibilityResult,
   type RetryPolicy as RegistryRetryPolicy,
   type SchemaById,

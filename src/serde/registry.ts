@@ -13,16 +13,10 @@
  * compatibility config differs from the one it passes, which trips over Apicurio. The error
  * classification above is the whole point of this module, so it owns its HTTP calls.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+import { retry, RetriesExhaustedError } from '../core/retry.js';
+import { DEFAULT_SCHEMA_REGISTRY_URL } from '../core/services.js';
+import { rejectUnknownKeys } from '../core/unknown-keys.js';
 import { RetriableError } from './types.js';
-
-export const DEFAULT_SCHEMA_REGISTRY_URL = 'http://127.0.0.1:8081/apis/ccompat/v7';
-
-/** The registry URL from `TRIBUTARY_SCHEMA_REGISTRY_URL`, or the local Apicurio default. */
-export function schemaRegistryUrlFromEnv(env: NodeJS.ProcessEnv = process.env): string {
-  const fromEnv = env['TRIBUTARY_SCHEMA_REGISTRY_URL']?.trim();
-  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : DEFAULT_SCHEMA_REGISTRY_URL;
-}
 
 export interface SchemaRegistryAuth {
   username: string;
@@ -38,7 +32,10 @@ export interface RetryPolicy {
 }
 
 export interface SchemaRegistryConfig {
-  /** Base URL, e.g. `http://127.0.0.1:8081` (Confluent) or `http://127.0.0.1:8081/apis/ccompat/v7` (Apicurio). */
+  /**
+   * Base URL, e.g. `http://127.0.0.1:8081` (Confluent) or `http://127.0.0.1:8081/apis/ccompat/v7`
+   * (Apicurio, the default). In an App, avro() serdes default to its `schemaRegistry` settings.
+   */
   url?: string;
   auth?: SchemaRegistryAuth;
   /** Per HTTP request. Default 5 s. */
@@ -49,6 +46,30 @@ export interface SchemaRegistryConfig {
    * with its own, longer backoff.
    */
   retry?: Partial<RetryPolicy>;
+}
+
+/** Every config key, so that an unknown one (a misspelling) fails instead of vanishing. */
+const CONFIG_NAMES: Record<keyof SchemaRegistryConfig, true> = {
+  url: true,
+  auth: true,
+  requestTimeoutMs: true,
+  retry: true,
+};
+const RETRY_NAMES: Record<keyof RetryPolicy, true> = {
+  attempts: true,
+  initialDelayMs: true,
+  maxDelayMs: true,
+};
+
+/** Throws on a key SchemaRegistryConfig does not have (a misspelling would otherwise vanish). */
+export function checkRegistryConfig(config: SchemaRegistryConfig): void {
+  rejectUnknownKeys('schema registry client', config, Object.keys(CONFIG_NAMES));
+  if (config.auth !== undefined) {
+    rejectUnknownKeys('schema registry client auth', config.auth, ['username', 'password']);
+  }
+  if (config.retry !== undefined) {
+    rejectUnknownKeys('schema registry client retry', config.retry, Object.keys(RETRY_NAMES));
+  }
 }
 
 export type SchemaType = 'AVRO' | 'JSON' | 'PROTOBUF';
@@ -151,7 +172,8 @@ export class HttpSchemaRegistryClient implements SchemaRegistryClient {
   private readonly retry: RetryPolicy;
 
   constructor(config: SchemaRegistryConfig = {}) {
-    this.url = (config.url ?? schemaRegistryUrlFromEnv()).replace(/\/+$/, '');
+    checkRegistryConfig(config);
+    this.url = (config.url ?? DEFAULT_SCHEMA_REGISTRY_URL).replace(/\/+$/, '');
     this.authorization =
       config.auth === undefined
         ? undefined
@@ -231,27 +253,24 @@ export class HttpSchemaRegistryClient implements SchemaRegistryClient {
 
   /** Sends one request, retrying transient failures; throws RetriableError when they persist. */
   private async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<RegistryResponse> {
-    let delayMs = this.retry.initialDelayMs;
-    let lastFailure: unknown;
-    for (let attempt = 1; attempt <= this.retry.attempts; attempt++) {
-      try {
-        return await this.send(method, path, body);
-      } catch (error) {
-        if (!(error instanceof TransientRegistryFailure)) throw error;
-        lastFailure = error;
-      }
-      if (attempt < this.retry.attempts) {
-        // Full jitter keeps many partitions from hammering a recovering registry in lockstep.
-        await sleep(delayMs / 2 + Math.random() * (delayMs / 2));
-        delayMs = Math.min(delayMs * 2, this.retry.maxDelayMs);
-      }
+    const { attempts, initialDelayMs, maxDelayMs } = this.retry;
+    try {
+      // The shared loop's jitter keeps many partitions from hammering a recovering registry in lockstep.
+      return await retry(
+        () => this.send(method, path, body),
+        { maxAttempts: attempts, initialDelayMs, maxDelayMs },
+        { isTransient: (error) => error instanceof TransientRegistryFailure },
+      );
+    } catch (error) {
+      if (!(error instanceof RetriesExhaustedError)) throw error;
+      const lastFailure = error.lastError;
+      const reason = lastFailure instanceof Error ? lastFailure.message : String(lastFailure);
+      throw new RetriableError(
+        `schema registry at ${this.url} is unreachable: ${method} ${path}: ${reason} ` +
+          `(${attempts} attempt${attempts === 1 ? '' : 's'})`,
+        { cause: lastFailure },
+      );
     }
-    const reason = lastFailure instanceof Error ? lastFailure.message : String(lastFailure);
-    throw new RetriableError(
-      `schema registry at ${this.url} is unreachable: ${method} ${path}: ${reason} ` +
-        `(${this.retry.attempts} attempt${this.retry.attempts === 1 ? '' : 's'})`,
-      { cause: lastFailure },
-    );
   }
 
   private async send(method: 'GET' | 'POST', path: string, body?: unknown): Promise<RegistryResponse> {

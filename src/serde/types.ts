@@ -3,6 +3,7 @@
  * (avro, json, string); the topology engine only sees these interfaces.
  */
 import type { DeadLetterReason, Headers } from '../core/records.js';
+import type { UsesServiceDefaults } from '../core/services.js';
 
 /** Where a payload came from or goes to; serdes that care about the subject (Avro) read the topic. */
 export interface SerdeContext {
@@ -25,7 +26,7 @@ export interface Serializer<T> {
   serialize(value: T, ctx: SerdeContext): Buffer | Promise<Buffer>;
 }
 
-export interface Serde<T> extends Deserializer<T>, Serializer<T> {
+export interface Serde<T> extends Deserializer<T>, Serializer<T>, UsesServiceDefaults {
   /** Human-readable name for describe() and error messages, e.g. `avro(usage-events-value)`. */
   readonly name: string;
 }

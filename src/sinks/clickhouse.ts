@@ -4,14 +4,16 @@
  *
  *   topology.to(clickhouse({ table: 'usage_1m', database: 'metering' }))
  *
+ * - Where ClickHouse is: the `url`/`username`/`password` options, else the App's `clickhouse` settings
+ *   (TRIBUTARY_CLICKHOUSE_* variables; see useServiceDefaults), else http://127.0.0.1:8123.
  * - open(): creates the database, table and `<table>_totals` view if absent (SQL and its portability
  *   notes: clickhouse-sql.ts), or checks that an existing table has exactly the expected columns.
  *   When the key column types must be inferred from data, that happens on the first write instead.
- * - write(rows): resolves once every row is inserted. Concurrent writes (one per task, typically
- *   issued together after a checkpoint) and writes that arrive while an insert is running are
- *   coalesced: an insert goes out when `batch.maxRows` rows wait or the oldest waiting row is
- *   `batch.maxAgeMs` old. Transient failures are retried with backoff for `retry.maxElapsedMs`; then
- *   write() rejects naming the table and URL and the runtime tries again later.
+ * - write(rows): one INSERT of all the rows, resolved once it succeeded. There is no batching layer
+ *   here: the runtime's OutputDelivery already gathers the rows of every task into one write per sink
+ *   per delivery round, bounded by `outputs.batchSize`, and awaits it before the next. Transient
+ *   failures are retried with backoff for `retry.maxElapsedMs`; then write() rejects naming the table
+ *   and URL and the runtime tries again later.
  * - Read results with the view `<table>_totals` or `finalTotalsQuery()`.
  */
 import {
@@ -23,6 +25,8 @@ import {
   type WarnLogParams,
 } from '@clickhouse/client';
 import { pino } from 'pino';
+import { rejectUnknownKeys } from '../core/unknown-keys.js';
+import { DEFAULT_CLICKHOUSE_URL, type ServiceDefaults, type ServiceEndpoint } from '../core/services.js';
 import type { WindowResult } from '../core/records.js';
 import {
   PermanentSinkError,
@@ -63,11 +67,6 @@ export type { RetryPolicy as ClickHouseRetryPolicy } from './clickhouse-retry.js
 export { RetriesExhaustedError, PermanentSinkError } from './clickhouse-retry.js';
 export { RowShapeError } from './clickhouse-rows.js';
 
-export const DEFAULT_CLICKHOUSE_URL = 'http://127.0.0.1:8123';
-export const DEFAULT_BATCH_MAX_ROWS = 10_000;
-/** Long enough to coalesce the writes the runtime issues together after a checkpoint, short enough not to matter. */
-export const DEFAULT_BATCH_MAX_AGE_MS = 10;
-
 /** The subset of a pino logger the sink uses. */
 export type ClickHouseSinkLogger = SinkLogger;
 
@@ -76,13 +75,13 @@ export interface ClickHouseSinkOptions {
   /** @default 'default' */
   database?: string;
   /**
-   * @default env TRIBUTARY_CLICKHOUSE_URL, else http://127.0.0.1:8123. Credentials in the URL are
-   * moved to username/password and never appear in messages.
+   * @default the App's `clickhouse.url` (TRIBUTARY_CLICKHOUSE_URL), else http://127.0.0.1:8123.
+   * Credentials in the URL are moved to username/password and never appear in messages.
    */
   url?: string;
-  /** @default env TRIBUTARY_CLICKHOUSE_USER, else the client's default user */
+  /** @default the App's `clickhouse.username` (TRIBUTARY_CLICKHOUSE_USER), else the client's default user */
   username?: string;
-  /** @default env TRIBUTARY_CLICKHOUSE_PASSWORD */
+  /** @default the App's `clickhouse.password` (TRIBUTARY_CLICKHOUSE_PASSWORD) */
   password?: string;
   /** Passed through to @clickhouse/client (CA certificate, client certificate and key). */
   tls?: ClickHouseClientConfigOptions['tls'];
@@ -94,7 +93,6 @@ export interface ClickHouseSinkOptions {
   keyColumns?: readonly Column[];
   /** Value columns when no windowed aggregate supplies a ResultSchema; the ResultSchema wins otherwise. */
   valueColumns?: readonly Column[];
-  batch?: { maxRows?: number; maxAgeMs?: number };
   retry?: Partial<RetryPolicy>;
   /** Create the database, table and totals view when absent. @default true */
   createTable?: boolean;
@@ -102,41 +100,86 @@ export interface ClickHouseSinkOptions {
   totals?: Readonly<Record<string, TotalsMerge>>;
   /** Timeout of one HTTP request. A write may take up to retry.maxElapsedMs plus this. @default 30000 */
   requestTimeoutMs?: number;
-  /** @default a pino logger at env TRIBUTARY_LOG_LEVEL (default info) */
+  /** @default the App's logger when run by an App, else a pino logger at level info */
   logger?: ClickHouseSinkLogger;
 }
+
+/** Every option, so that an unknown one (a misspelling, a removed option) fails instead of vanishing. */
+const OPTION_NAMES: Record<keyof ClickHouseSinkOptions, true> = {
+  table: true,
+  database: true,
+  url: true,
+  username: true,
+  password: true,
+  tls: true,
+  keyColumns: true,
+  valueColumns: true,
+  retry: true,
+  createTable: true,
+  totals: true,
+  requestTimeoutMs: true,
+  logger: true,
+};
+const RETRY_OPTION_NAMES: Record<keyof RetryPolicy, true> = {
+  maxAttempts: true,
+  maxElapsedMs: true,
+  initialDelayMs: true,
+  maxDelayMs: true,
+};
+const REMOVED_OPTIONS = {
+  batch:
+    'the runtime already sends one write per sink per delivery round, sized by the outputs.batchSize setting, and each write is one insert',
+};
 
 /** A table that exists with other columns or another engine than the sink needs. */
 export class TableMismatchError extends PermanentSinkError {
   override readonly name: string = 'TableMismatchError';
 }
 
-/** Options with every default applied; what a writer works from. */
+/** Options with every default applied except where ClickHouse is, which the App may still supply. */
 interface ResolvedOptions {
   target: QualifiedTable;
+  keyColumns: readonly Column[] | undefined;
+  valueColumns: readonly Column[] | undefined;
+  retry: RetryPolicy;
+  requestTimeoutMs: number;
+  createTable: boolean;
+  totals: Readonly<Record<string, TotalsMerge>>;
+}
+
+/** Where ClickHouse is and how to log in; resolved when the sink opens. */
+interface Connection {
   /** Scheme, host, port and path only: safe to log. */
   displayUrl: string;
   client: ClickHouseClientConfigOptions;
-  keyColumns: readonly Column[] | undefined;
-  valueColumns: readonly Column[] | undefined;
-  maxRows: number;
-  maxAgeMs: number;
-  retry: RetryPolicy;
-  createTable: boolean;
-  totals: Readonly<Record<string, TotalsMerge>>;
-  logger: ClickHouseSinkLogger;
   /** Removes the password from text that may end up in logs or errors. */
   redact: (text: string) => string;
 }
 
+/** What a writer works from. */
+interface WriterOptions extends ResolvedOptions, Connection {
+  logger: ClickHouseSinkLogger;
+}
+
 export function clickhouse<K, V>(options: ClickHouseSinkOptions): SinkSpec<WindowResult<K, V>> {
   const resolved = resolveOptions(options);
+  // An explicit url is checked now, so a typo fails where the sink is declared.
+  if (options.url !== undefined) parseUrl(options.url);
+  let defaults: ServiceEndpoint | undefined;
   return {
     kind: 'clickhouse',
     name: `clickhouse:${resolved.target.database}.${resolved.target.table}`,
+    useServiceDefaults(services: ServiceDefaults): void {
+      defaults = services.clickhouse;
+    },
     async open(ctx: SinkOpenContext): Promise<SinkWriter<WindowResult<K, V>>> {
-      const logger = options.logger ?? ctx.logger ?? resolved.logger;
-      const writer = new ClickHouseSinkWriter<K, V>({ ...resolved, logger }, ctx.schema, ctx.onRetry);
+      const logger = options.logger ?? ctx.logger ?? defaultLogger(resolved.target);
+      const connection = resolveConnection(options, defaults, logger, resolved.requestTimeoutMs);
+      const writer = new ClickHouseSinkWriter<K, V>(
+        { ...resolved, ...connection, logger },
+        ctx.schema,
+        ctx.onRetry,
+      );
       try {
         await writer.prepare();
       } catch (error) {
@@ -164,23 +207,12 @@ function positiveNumber(
 }
 
 function resolveOptions(options: ClickHouseSinkOptions): ResolvedOptions {
+  rejectUnknownKeys('clickhouse sink', options, Object.keys(OPTION_NAMES), REMOVED_OPTIONS);
+  if (options.retry !== undefined) {
+    rejectUnknownKeys('clickhouse sink retry', options.retry, Object.keys(RETRY_OPTION_NAMES));
+  }
   if (!options.table) throw new Error('clickhouse sink: table is required');
   const target = { database: options.database ?? 'default', table: options.table };
-  let url: URL;
-  try {
-    url = new URL(options.url ?? process.env.TRIBUTARY_CLICKHOUSE_URL ?? DEFAULT_CLICKHOUSE_URL);
-  } catch {
-    // The text may hold credentials, so it is not repeated.
-    throw new Error('clickhouse sink: url is not a valid URL (e.g. http://127.0.0.1:8123)');
-  }
-  const username =
-    options.username ?? process.env.TRIBUTARY_CLICKHOUSE_USER ?? decodeURIComponent(url.username);
-  const password =
-    options.password ?? process.env.TRIBUTARY_CLICKHOUSE_PASSWORD ?? decodeURIComponent(url.password);
-  url.username = '';
-  url.password = '';
-  const displayUrl = `${url.origin}${url.pathname === '/' ? '' : url.pathname}`;
-
   const retry: RetryPolicy = {
     maxElapsedMs: positiveNumber(
       options.retry?.maxElapsedMs,
@@ -199,54 +231,66 @@ function resolveOptions(options: ClickHouseSinkOptions): ResolvedOptions {
       'retry.maxDelayMs',
     ),
   };
-  const maxRows = positiveNumber(options.batch?.maxRows, DEFAULT_BATCH_MAX_ROWS, 'batch.maxRows');
-  if (!Number.isInteger(maxRows))
-    throw new Error(`clickhouse sink: batch.maxRows must be an integer, got ${maxRows}`);
+  if (options.retry?.maxAttempts !== undefined) {
+    retry.maxAttempts = positiveNumber(options.retry.maxAttempts, 1, 'retry.maxAttempts');
+  }
   if (options.keyColumns !== undefined && options.keyColumns.length === 0) {
     throw new Error('clickhouse sink: keyColumns, when given, needs at least one column');
   }
+  return {
+    target,
+    keyColumns: options.keyColumns,
+    valueColumns: options.valueColumns,
+    retry,
+    requestTimeoutMs: positiveNumber(options.requestTimeoutMs, 30_000, 'requestTimeoutMs'),
+    createTable: options.createTable ?? true,
+    totals: options.totals ?? {},
+  };
+}
 
-  const logger =
-    options.logger ??
-    pino({ name: 'tributary', level: process.env.TRIBUTARY_LOG_LEVEL ?? 'info' }).child({
-      component: 'clickhouse-sink',
-      table: `${target.database}.${target.table}`,
-    });
+function parseUrl(text: string): URL {
+  try {
+    return new URL(text);
+  } catch {
+    // The text may hold credentials, so it is not repeated.
+    throw new Error('clickhouse sink: url is not a valid URL (e.g. http://127.0.0.1:8123)');
+  }
+}
+
+/** The sink's own options first, then the App's `clickhouse` settings, then the local default. */
+function resolveConnection(
+  options: ClickHouseSinkOptions,
+  defaults: ServiceEndpoint | undefined,
+  logger: ClickHouseSinkLogger,
+  requestTimeoutMs: number,
+): Connection {
+  const url = parseUrl(options.url ?? defaults?.url ?? DEFAULT_CLICKHOUSE_URL);
+  const username = options.username ?? defaults?.username ?? decodeURIComponent(url.username);
+  const password = options.password ?? defaults?.password ?? decodeURIComponent(url.password);
+  url.username = '';
+  url.password = '';
+  const displayUrl = `${url.origin}${url.pathname === '/' ? '' : url.pathname}`;
   // Short passwords would turn redaction into mangling ordinary words; they are not in messages anyway.
   const redact = (text: string): string => (password.length >= 4 ? text.split(password).join('***') : text);
 
   const client: ClickHouseClientConfigOptions = {
     url: url.toString(),
-    request_timeout: positiveNumber(options.requestTimeoutMs, 30_000, 'requestTimeoutMs'),
+    request_timeout: requestTimeoutMs,
     application: 'tributary',
   };
   client.log = { LoggerClass: clientLoggerClass(logger, redact) };
   if (username !== '') client.username = username;
   if (password !== '') client.password = password;
   if (options.tls !== undefined) client.tls = options.tls;
-
-  return {
-    target,
-    displayUrl,
-    client,
-    keyColumns: options.keyColumns,
-    valueColumns: options.valueColumns,
-    maxRows,
-    maxAgeMs: positiveNumber(options.batch?.maxAgeMs, DEFAULT_BATCH_MAX_AGE_MS, 'batch.maxAgeMs', true),
-    retry,
-    createTable: options.createTable ?? true,
-    totals: options.totals ?? {},
-    logger,
-    redact,
-  };
+  return { displayUrl, client, redact };
 }
 
-/** One write() call waiting for its rows to be inserted. */
-interface PendingWrite {
-  rows: InsertRow[];
-  enqueuedAt: number;
-  resolve: () => void;
-  reject: (error: unknown) => void;
+/** For a sink opened outside an App (an App passes its own logger). */
+function defaultLogger(target: QualifiedTable): ClickHouseSinkLogger {
+  return pino({ name: 'tributary', level: 'info' }).child({
+    component: 'clickhouse-sink',
+    table: `${target.database}.${target.table}`,
+  });
 }
 
 class ClickHouseSinkWriter<K, V> implements SinkWriter<WindowResult<K, V>> {
@@ -255,15 +299,12 @@ class ClickHouseSinkWriter<K, V> implements SinkWriter<WindowResult<K, V>> {
   private layout: TableLayout | undefined;
   /** Set while the table is being checked or created, so concurrent first writes share the work. */
   private preparing: Promise<TableLayout> | undefined;
-  private readonly queue: PendingWrite[] = [];
-  private queuedRows = 0;
-  private inFlight: Promise<void> | undefined;
-  private flushTimer: NodeJS.Timeout | undefined;
+  /** Writes not yet settled; close() lets them finish. */
+  private readonly inFlight = new Set<Promise<void>>();
   private closing = false;
-  private drained: (() => void) | undefined;
 
   constructor(
-    private readonly options: ResolvedOptions,
+    private readonly options: WriterOptions,
     schema: ResultSchema | undefined,
     private readonly onRetry: ((error: unknown) => void) | undefined,
   ) {
@@ -287,26 +328,30 @@ class ClickHouseSinkWriter<K, V> implements SinkWriter<WindowResult<K, V>> {
 
   async write(rows: readonly WindowResult<K, V>[]): Promise<void> {
     if (this.closing) throw new Error(`clickhouse sink ${this.tableName}: write() after close()`);
-    const first = rows[0];
-    if (first === undefined) return;
-    const layout = await this.ensureLayout(first.key);
-    const insertRows = rows.map((row) => toInsertRow(row, layout));
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ rows: insertRows, enqueuedAt: Date.now(), resolve, reject });
-      this.queuedRows += insertRows.length;
-      this.pump();
-    });
+    if (rows.length === 0) return;
+    const insert = this.insert(rows);
+    this.inFlight.add(insert);
+    try {
+      await insert;
+    } finally {
+      this.inFlight.delete(insert);
+    }
   }
 
   async close(): Promise<void> {
     this.closing = true;
-    if (this.queue.length > 0 || this.inFlight !== undefined) {
-      await new Promise<void>((resolve) => {
-        this.drained = resolve;
-        this.pump();
-      });
-    }
+    await Promise.allSettled([...this.inFlight]);
     await this.client.close();
+  }
+
+  /** All rows in one INSERT; a retry after a partial failure inserts them again, which is harmless. */
+  private async insert(rows: readonly WindowResult<K, V>[]): Promise<void> {
+    const layout = await this.ensureLayout(rows[0]?.key);
+    const values: InsertRow[] = rows.map((row) => toInsertRow(row, layout));
+    await this.withRetries(`inserting ${values.length} rows`, () =>
+      this.client.insert({ table: qualifiedName(this.options.target), values, format: 'JSONEachRow' }),
+    );
+    this.options.logger.debug({ rows: values.length }, 'inserted into ClickHouse');
   }
 
   private ensureLayout(sampleKey: unknown): Promise<TableLayout> {
@@ -377,72 +422,6 @@ class ClickHouseSinkWriter<K, V> implements SinkWriter<WindowResult<K, V>> {
   private async queryRows<T>(query: string): Promise<T[]> {
     const result = await this.client.query({ query, format: 'JSONEachRow' });
     return result.json<T>();
-  }
-
-  /** Starts an insert when one is due and none is running; otherwise arms the age timer. */
-  private pump(): void {
-    if (this.inFlight !== undefined) return;
-    const oldest = this.queue[0];
-    if (oldest === undefined) {
-      this.drained?.();
-      this.drained = undefined;
-      return;
-    }
-    const waitMs = this.options.maxAgeMs - (Date.now() - oldest.enqueuedAt);
-    const due = this.closing || this.queuedRows >= this.options.maxRows || waitMs <= 0;
-    if (!due) {
-      this.flushTimer ??= setTimeout(() => {
-        this.flushTimer = undefined;
-        this.pump();
-      }, waitMs);
-      return;
-    }
-    if (this.flushTimer !== undefined) {
-      clearTimeout(this.flushTimer);
-      this.flushTimer = undefined;
-    }
-    const batch = this.takeBatch();
-    this.inFlight = this.insertBatch(batch).finally(() => {
-      this.inFlight = undefined;
-      this.pump();
-    });
-  }
-
-  /** Whole writes, oldest first, up to maxRows rows (at least one write, however large). */
-  private takeBatch(): PendingWrite[] {
-    const batch: PendingWrite[] = [];
-    let rows = 0;
-    while (this.queue.length > 0) {
-      const next = this.queue[0];
-      if (next === undefined || (batch.length > 0 && rows + next.rows.length > this.options.maxRows)) break;
-      batch.push(next);
-      rows += next.rows.length;
-      this.queue.shift();
-    }
-    this.queuedRows -= rows;
-    return batch;
-  }
-
-  /** Inserts the rows of a batch in chunks of at most maxRows; settles every write of the batch. */
-  private async insertBatch(batch: readonly PendingWrite[]): Promise<void> {
-    const rows = batch.flatMap((write) => write.rows);
-    try {
-      for (let start = 0; start < rows.length; start += this.options.maxRows) {
-        const chunk = rows.slice(start, start + this.options.maxRows);
-        await this.withRetries(`inserting ${chunk.length} rows`, () =>
-          this.client.insert({
-            table: qualifiedName(this.options.target),
-            values: chunk,
-            format: 'JSONEachRow',
-          }),
-        );
-      }
-      this.options.logger.debug({ rows: rows.length, writes: batch.length }, 'inserted into ClickHouse');
-      batch.forEach((write) => write.resolve());
-    } catch (error) {
-      // A partly inserted batch is fine: the runtime writes all of it again, and replays are harmless.
-      batch.forEach((write) => write.reject(error));
-    }
   }
 
   private async withRetries<T>(what: string, operation: () => Promise<T>): Promise<T> {

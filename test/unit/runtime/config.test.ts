@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, ENV_OVERRIDES, dlqTopicOf, resolveConfig } from '../../../src/runtime/config.js';
+import {
+  ConfigError,
+  ENV_OVERRIDES,
+  configSchema,
+  dlqTopicOf,
+  resolveConfig,
+  schemaRegistryUrlFromEnv,
+  serviceDefaultsOf,
+  type TributaryConfigInput,
+} from '../../../src/runtime/config.js';
 
 test('defaults: loopback admin, 1 s commits, <appId>.dlq, earliest offsets', () => {
   const config = resolveConfig({ appId: 'metering' }, {});
@@ -50,11 +59,109 @@ test('an invalid setting fails at start with a message naming it and its variabl
 });
 
 test('every environment override names a setting that exists', () => {
-  const config = resolveConfig({ appId: 'a' }, {}) as unknown as Record<string, unknown>;
-  for (const { env, path } of ENV_OVERRIDES) {
+  // Every variable set at once (sasl is an optional object: absent from a default config).
+  const samples: Record<string, string> = {
+    TRIBUTARY_KAFKA_SASL_MECHANISM: 'scram-sha-512',
+    TRIBUTARY_KAFKA_AUTO_OFFSET_RESET: 'latest',
+    TRIBUTARY_LOG_LEVEL: 'warn',
+    TRIBUTARY_SCHEMA_REGISTRY_URL: 'http://registry.example:8081',
+    TRIBUTARY_CLICKHOUSE_URL: 'http://clickhouse.example:8123',
+  };
+  const kindSample = { string: 'x', int: '7', bool: 'false', list: 'a:1,b:2' };
+  const env = Object.fromEntries(
+    ENV_OVERRIDES.map(({ env: name, kind }) => [name, samples[name] ?? kindSample[kind]]),
+  );
+  const config = resolveConfig({ appId: 'a' }, env) as unknown as Record<string, unknown>;
+  for (const { env: name, path, kind } of ENV_OVERRIDES) {
     const parent = path
       .slice(0, -1)
       .reduce<Record<string, unknown>>((node, key) => node[key] as Record<string, unknown>, config);
-    assert.ok(parent && typeof parent === 'object', `${env}: ${path.join('.')} has a parent object`);
+    assert.ok(parent && typeof parent === 'object', `${name}: ${path.join('.')} has a parent object`);
+    const expected = { string: env[name], int: 7, bool: false, list: ['a:1', 'b:2'] }[kind];
+    assert.deepEqual(parent[path[path.length - 1] as string], expected, `${name} sets ${path.join('.')}`);
   }
+});
+
+test('every setting has an environment variable, listed once', () => {
+  const withVariable = new Set(ENV_OVERRIDES.map(({ path }) => path.join('.')));
+  assert.equal(withVariable.size, ENV_OVERRIDES.length, 'no setting has two variables');
+  assert.equal(new Set(ENV_OVERRIDES.map(({ env }) => env)).size, ENV_OVERRIDES.length);
+  // The leaves of a fully populated config; kafka.ssl's object form (CA, cert, key) is for code only.
+  const leaves = (node: unknown, prefix: string): string[] =>
+    typeof node === 'object' && node !== null && !Array.isArray(node)
+      ? Object.entries(node).flatMap(([key, value]) => leaves(value, `${prefix}${key}.`))
+      : [prefix.slice(0, -1)];
+  const full = configSchema.parse({
+    appId: 'a',
+    kafka: { clientId: 'c', ssl: true, sasl: { mechanism: 'plain', username: 'u', password: 'p' } },
+    dlq: { topic: 't' },
+    admin: { token: 't' },
+    schemaRegistry: { username: 'u', password: 'p' },
+    clickhouse: { username: 'u', password: 'p' },
+  });
+  const missing = leaves(full, '').filter((setting) => !withVariable.has(setting));
+  assert.deepEqual(missing, []);
+});
+
+test('unknown settings fail at start, naming the key and the closest valid one', () => {
+  const untyped = (input: object) => input as Partial<TributaryConfigInput>;
+  assert.throws(
+    () => resolveConfig(untyped({ appId: 'a', brokerz: ['k:9092'] }), {}),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      /unknown setting "brokerz" \(did you mean "brokers"\?\)/.test(error.message),
+  );
+  assert.throws(
+    () => resolveConfig(untyped({ appId: 'a', kafka: { sesionTimeoutMs: 6000 } }), {}),
+    /unknown setting "kafka\.sesionTimeoutMs" \(did you mean "kafka\.sessionTimeoutMs"\?\)/,
+  );
+  assert.throws(
+    () => resolveConfig(untyped({ appId: 'a', schemaRegistry: { uri: 'http://r:8081' } }), {}),
+    /unknown setting "schemaRegistry\.uri" \(did you mean "schemaRegistry\.url"\?\)/,
+  );
+  assert.throws(
+    () =>
+      resolveConfig(
+        untyped({
+          appId: 'a',
+          kafka: { sasl: { mechanism: 'plain', username: 'u', password: 'p', pasword: 'p' } },
+        }),
+        {},
+      ),
+    /unknown setting "kafka\.sasl\.pasword" \(did you mean "kafka\.sasl\.password"\?\)/,
+  );
+  // Nothing close: named without a guess.
+  assert.throws(
+    () => resolveConfig(untyped({ appId: 'a', zookeeper: 'z:2181' }), {}),
+    (error: unknown) => error instanceof Error && /unknown setting "zookeeper"$/m.test(error.message),
+  );
+});
+
+test('ClickHouse and registry settings come from code or their variables, with local defaults', () => {
+  const defaults = resolveConfig({ appId: 'a' }, {});
+  assert.deepEqual(serviceDefaultsOf(defaults), {
+    clickhouse: { url: 'http://127.0.0.1:8123' },
+    schemaRegistry: { url: 'http://127.0.0.1:8081/apis/ccompat/v7' },
+  });
+  const fromEnv = resolveConfig(
+    { appId: 'a', clickhouse: { url: 'http://code:8123', username: 'writer' } },
+    {
+      TRIBUTARY_CLICKHOUSE_URL: 'http://ch.example:8123',
+      TRIBUTARY_CLICKHOUSE_PASSWORD: 'pw',
+      TRIBUTARY_SCHEMA_REGISTRY_URL: 'http://registry.example:8081',
+    },
+  );
+  assert.deepEqual(serviceDefaultsOf(fromEnv), {
+    clickhouse: { url: 'http://ch.example:8123', username: 'writer', password: 'pw' },
+    schemaRegistry: { url: 'http://registry.example:8081' },
+  });
+  assert.equal(
+    schemaRegistryUrlFromEnv({ TRIBUTARY_SCHEMA_REGISTRY_URL: 'http://r.example:8081' }),
+    'http://r.example:8081',
+  );
+  assert.equal(schemaRegistryUrlFromEnv({}), 'http://127.0.0.1:8081/apis/ccompat/v7');
+  assert.throws(
+    () => resolveConfig({ appId: 'a' }, { TRIBUTARY_CLICKHOUSE_URL: 'not a url' }),
+    /clickhouse\.url \(from TRIBUTARY_CLICKHOUSE_URL\)/,
+  );
 });
