@@ -53,6 +53,11 @@ export const configSchema = z.object({
       /** Defaults to `<appId>.dlq`. */
       topic: z.string().min(1).optional(),
       partitions: z.number().int().positive().default(1),
+      /**
+       * Bytes of dead letters per DLQ transaction (one record batch). Below the broker's default
+       * `message.max.bytes` (1 MiB); a single letter larger than this goes out without its record.
+       */
+      maxBatchBytes: z.number().int().min(16_384).default(1_000_000),
     })
     .prefault({}),
   outputs: z
@@ -101,6 +106,7 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: readonly string[]
   { env: 'TRIBUTARY_KAFKA_AUTO_OFFSET_RESET', path: ['kafka', 'autoOffsetReset'], kind: 'string' },
   { env: 'TRIBUTARY_COMMIT_INTERVAL_MS', path: ['commitIntervalMs'], kind: 'int' },
   { env: 'TRIBUTARY_DLQ_TOPIC', path: ['dlq', 'topic'], kind: 'string' },
+  { env: 'TRIBUTARY_DLQ_MAX_BATCH_BYTES', path: ['dlq', 'maxBatchBytes'], kind: 'int' },
   {
     env: 'TRIBUTARY_OUTPUTS_MAX_PENDING_PER_PARTITION',
     path: ['outputs', 'maxPendingPerPartition'],

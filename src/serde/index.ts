@@ -32,6 +32,7 @@ export { encodeWireFormat, readSchemaId, MAGIC_BYTE, WIRE_HEADER_SIZE } from './
 export {
   toDlqMessage,
   parseDlqMessage,
+  truncatedSize,
   deadLetterFor,
   defaultDlqTopic,
   NotADeadLetterError,
@@ -39,6 +40,7 @@ export {
   DLQ_HEADER_PREFIX,
   MAX_DLQ_ERROR_MESSAGE_BYTES,
   type DlqMessage,
+  type DlqMessageOptions,
   type IncomingDlqMessage,
   type IncomingHeaderValue,
 } from './dlq.js';
