@@ -320,7 +320,7 @@ export class FakeGroupConsumer implements GroupConsumer {
     this.handlers.onAssignment(assigned.map((tp) => ({ ...tp })));
   }
 
-  /** The partitions assigned and not paused. */
+  /** Whether the runtime has paused this partition (a paused partition is not fetched). */
   isPaused(topic: string, partition: number): boolean {
     return this.pausedPartitions.has(keyOf(topic, partition));
   }

@@ -127,7 +127,7 @@ export const events = (ids: readonly string[], bad: readonly string[] = []): Pro
 export const range = (prefix: string, from: number, to: number): string[] =>
   Array.from({ length: to - from }, (_, i) => `${prefix}${from + i}`);
 
-/** A started instance on a fake Kafka with the input topic, and the consumer it joined with. */
+/** A started instance on a fake Kafka (the input topic created with 2 partitions when absent). */
 export async function startInstance(
   kafka: FakeKafka,
   topology: Topology,
