@@ -69,6 +69,11 @@ export const configSchema = z.strictObject({
       /** Defaults to `<appId>.dlq`. */
       topic: z.string().min(1).optional(),
       partitions: z.number().int().positive().default(1),
+      /**
+       * Bytes of dead letters per DLQ transaction (one record batch). Below the broker's default
+       * `message.max.bytes` (1 MiB); a single letter larger than this goes out without its record.
+       */
+      maxBatchBytes: z.number().int().min(16_384).default(1_000_000),
     })
     .prefault({}),
   outputs: z
@@ -228,6 +233,12 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
     path: ['dlq', 'partitions'],
     kind: 'int',
     note: 'partitions of the DLQ topic when it is created',
+  },
+  {
+    env: 'TRIBUTARY_DLQ_MAX_BATCH_BYTES',
+    path: ['dlq', 'maxBatchBytes'],
+    kind: 'int',
+    note: "bytes per DLQ transaction; keep below the broker's message.max.bytes",
   },
   {
     env: 'TRIBUTARY_OUTPUTS_BATCH_SIZE',

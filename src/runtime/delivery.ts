@@ -10,7 +10,6 @@
  *   DLQ already and are skipped: the DLQ holds every bad record exactly once.
  */
 import type { Logger } from 'pino';
-import { toDlqMessage } from '../serde/dlq.js';
 import { PermanentSinkError } from '../core/sink.js';
 import type { SinkSpec, SinkWriter } from '../core/sink.js';
 import type { DeadLetter } from '../core/records.js';
@@ -19,6 +18,7 @@ import type { Outbox, OutboxEntry, RunnableTopology } from '../core/task.js';
 import type { TributaryConfig } from './config.js';
 import { dlqTopicOf } from './config.js';
 import type { KafkaAdmin, KafkaClient, OutgoingMessage, TransactionalWriter } from './kafka/client.js';
+import { packDeadLetters } from './dlq-transactions.js';
 import type { RuntimeMetrics } from './metrics.js';
 import type { TaskHost } from './task-host.js';
 
@@ -28,7 +28,7 @@ interface OpenSink {
   failing: boolean;
 }
 
-/** Dead letters per DLQ transaction. */
+/** Dead letters read per delivery round (the transactions within it are cut by bytes). */
 const DLQ_BATCH = 1000;
 
 const sameRecord = (a: DeadLetter, b: DeadLetter) =>
@@ -175,23 +175,35 @@ export class OutputDelivery {
       for (const [topic, letters] of byTopic) {
         const delivered = await this.progressOf(topic, host.partition);
         const fresh = letters.filter((l) => l.record.offset >= delivered);
-        const newest = fresh[fresh.length - 1];
-        if (!newest) continue;
-        const messages: OutgoingMessage[] = fresh.map((l) => ({ topic: this.dlqTopic, ...toDlqMessage(l) }));
-        const writer = await this.dlqWriter(host.partition);
-        const next = newest.record.offset + 1n;
-        await writer.sendWithOffset(messages, {
-          groupId: this.progressGroup,
-          topic,
-          partition: host.partition,
-          offset: next,
-        });
-        this.dlqProgress.set(`${topic}:${host.partition}`, next);
-        for (const l of fresh) this.metrics.deadLetters.inc({ reason: l.reason });
+        // Transactions of at most dlq.maxBatchBytes: a batch over the broker's limit is refused forever.
+        for (const transaction of packDeadLetters(fresh, this.config.dlq.maxBatchBytes)) {
+          const messages: OutgoingMessage[] = transaction.messages.map((m) => ({
+            topic: this.dlqTopic,
+            ...m,
+          }));
+          const writer = await this.dlqWriter(host.partition);
+          await writer.sendWithOffset(messages, {
+            groupId: this.progressGroup,
+            topic,
+            partition: host.partition,
+            offset: transaction.nextOffset,
+          });
+          this.dlqProgress.set(`${topic}:${host.partition}`, transaction.nextOffset);
+          for (const l of transaction.letters) this.metrics.deadLetters.inc({ reason: l.reason });
+        }
       }
     } catch (error) {
       this.logger.warn(
-        { partition: host.partition, err: error },
+        {
+          partition: host.partition,
+          err: error,
+          // The broker refuses batches over its message.max.bytes; ours must stay below it.
+          ...(/too large|max message size/i.test(String(error))
+            ? {
+                hint: `lower dlq.maxBatchBytes (now ${this.config.dlq.maxBatchBytes}) below the broker's message.max.bytes`,
+              }
+            : {}),
+        },
         'writing dead letters to the DLQ failed; will retry',
       );
       await this.dropDlqWriter(host.partition);

@@ -18,6 +18,11 @@ export const DLQ_HEADERS = {
   sourcePartition: 'tributary.dlq.source.partition',
   sourceOffset: 'tributary.dlq.source.offset',
   sourceTimestamp: 'tributary.dlq.source.timestamp',
+  /**
+   * Present when the letter was too large for the DLQ: the original record's key, value and headers
+   * were left out (the source headers point at it) and this says how many bytes the whole letter had.
+   */
+  truncated: 'tributary.dlq.truncated',
 } as const;
 
 /** Error messages can embed whole payloads; a header this long is plenty to diagnose and stays cheap. */
@@ -46,8 +51,67 @@ export function defaultDlqTopic(appId: string): string {
   return `${appId}.dlq`;
 }
 
+/**
+ * Bytes a message takes in a Kafka record batch, an upper bound: the payloads plus each field's
+ * length prefix and the record's own framing at their widest. (The broker's `message.max.bytes`
+ * limits a whole record batch: add RECORD_BATCH_OVERHEAD_BYTES once per batch.)
+ */
+export function dlqMessageBytes(message: DlqMessage): number {
+  let bytes = 40 + (message.key?.length ?? 0) + (message.value?.length ?? 0);
+  for (const [name, value] of Object.entries(message.headers))
+    bytes += 10 + Buffer.byteLength(name) + (value?.length ?? 0);
+  return bytes;
+}
+
+/** The framing of one Kafka record batch (v2), on top of its records. */
+export const RECORD_BATCH_OVERHEAD_BYTES = 61;
+
+export interface DlqMessageOptions {
+  /**
+   * Largest message (dlqMessageBytes) to build. A letter over it leaves out the original value, then
+   * the key, then the original headers, and then shortens the error message until it fits; it carries
+   * the `tributary.dlq.truncated` header with its full size. The reason and source headers always stay.
+   */
+  maxBytes?: number;
+}
+
 /** Builds the DLQ message for a dead letter. Original `tributary.dlq.*` headers (a record failing twice) are replaced. */
-export function toDlqMessage(deadLetter: DeadLetter): DlqMessage {
+export function toDlqMessage(deadLetter: DeadLetter, options: DlqMessageOptions = {}): DlqMessage {
+  const message = fullDlqMessage(deadLetter);
+  const maxBytes = options.maxBytes ?? Infinity;
+  const fullBytes = dlqMessageBytes(message);
+  return fullBytes <= maxBytes ? message : withoutOriginal(message, deadLetter, fullBytes, maxBytes);
+}
+
+/**
+ * A letter too large for the DLQ, replaced by a reference: the source headers say where the record
+ * is, the reason and error say why it failed. Never a letter that the broker would refuse forever.
+ */
+function withoutOriginal(
+  message: DlqMessage,
+  deadLetter: DeadLetter,
+  fullBytes: number,
+  maxBytes: number,
+): DlqMessage {
+  const truncated: Headers = { [DLQ_HEADERS.truncated]: Buffer.from(String(fullBytes)) };
+  const envelope: Headers = { ...truncated };
+  for (const [name, value] of Object.entries(message.headers))
+    if (name.startsWith(DLQ_HEADER_PREFIX)) envelope[name] = value;
+  // Largest first: keep as much of the original as fits.
+  const candidates: DlqMessage[] = [
+    { key: message.key, value: null, headers: { ...message.headers, ...truncated } },
+    { key: null, value: null, headers: { ...message.headers, ...truncated } },
+    { key: null, value: null, headers: envelope },
+  ];
+  for (const candidate of candidates) if (dlqMessageBytes(candidate) <= maxBytes) return candidate;
+  const bare = candidates[candidates.length - 1]!;
+  const over = dlqMessageBytes(bare) - maxBytes;
+  const errorMessageBytes = envelope[DLQ_HEADERS.errorMessage]?.length ?? 0;
+  const errorMessage = truncateUtf8(deadLetter.message, Math.max(0, errorMessageBytes - over));
+  return { ...bare, headers: { ...envelope, [DLQ_HEADERS.errorMessage]: errorMessage } };
+}
+
+function fullDlqMessage(deadLetter: DeadLetter): DlqMessage {
   const { record } = deadLetter;
   const headers: Headers = {};
   for (const [name, value] of Object.entries(record.headers)) {
@@ -151,11 +215,22 @@ function toBuffer(value: Buffer | Uint8Array | string): Buffer {
     : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
 
+/**
+ * The original size of a letter that was too large for the DLQ (its `tributary.dlq.truncated`
+ * header), or undefined for a letter that carries its record whole.
+ */
+export function truncatedSize(message: IncomingDlqMessage): number | undefined {
+  const value = message.headers?.[DLQ_HEADERS.truncated];
+  const single = typeof value === 'string' || Buffer.isBuffer(value) ? value : value?.[value.length - 1];
+  return single === undefined ? undefined : Number(toBuffer(single).toString('utf8'));
+}
+
 /** Cuts at a character boundary (never half a UTF-8 sequence) and marks the cut. */
 function truncateUtf8(text: string, maxBytes: number): Buffer {
   const full = Buffer.from(text, 'utf8');
   if (full.length <= maxBytes) return full;
   const marker = Buffer.from('…', 'utf8');
+  if (maxBytes < marker.length) return Buffer.alloc(0);
   let end = maxBytes - marker.length;
   // Back up over continuation bytes (10xxxxxx) to the start of a character.
   while (end > 0 && (full[end]! & 0xc0) === 0x80) end--;

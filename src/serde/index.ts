@@ -30,6 +30,7 @@ export { encodeWireFormat, readSchemaId, MAGIC_BYTE, WIRE_HEADER_SIZE } from './
 export {
   toDlqMessage,
   parseDlqMessage,
+  truncatedSize,
   deadLetterFor,
   defaultDlqTopic,
   NotADeadLetterError,
@@ -37,6 +38,7 @@ export {
   DLQ_HEADER_PREFIX,
   MAX_DLQ_ERROR_MESSAGE_BYTES,
   type DlqMessage,
+  type DlqMessageOptions,
   type IncomingDlqMessage,
   type IncomingHeaderValue,
 } from './dlq.js';

@@ -66,6 +66,7 @@ test('every environment override names a setting that exists', () => {
     TRIBUTARY_LOG_LEVEL: 'warn',
     TRIBUTARY_SCHEMA_REGISTRY_URL: 'http://registry.example:8081',
     TRIBUTARY_CLICKHOUSE_URL: 'http://clickhouse.example:8123',
+    TRIBUTARY_DLQ_MAX_BATCH_BYTES: '500000',
   };
   const kindSample = { string: 'x', int: '7', bool: 'false', list: 'a:1,b:2' };
   const env = Object.fromEntries(
@@ -77,7 +78,7 @@ test('every environment override names a setting that exists', () => {
       .slice(0, -1)
       .reduce<Record<string, unknown>>((node, key) => node[key] as Record<string, unknown>, config);
     assert.ok(parent && typeof parent === 'object', `${name}: ${path.join('.')} has a parent object`);
-    const expected = { string: env[name], int: 7, bool: false, list: ['a:1', 'b:2'] }[kind];
+    const expected = { string: env[name], int: Number(env[name]), bool: false, list: ['a:1', 'b:2'] }[kind];
     assert.deepEqual(parent[path[path.length - 1] as string], expected, `${name} sets ${path.join('.')}`);
   }
 });

@@ -9,7 +9,9 @@ import {
   NotADeadLetterError,
   parseDlqMessage,
   toDlqMessage,
+  truncatedSize,
 } from '../../../src/serde/index.js';
+import { dlqMessageBytes } from '../../../src/serde/dlq.js';
 import type { DeadLetter, RawRecord } from '../../../src/core/records.js';
 
 const record: RawRecord = {
@@ -78,6 +80,39 @@ describe('DLQ envelope', () => {
     const text = header.toString('utf8');
     assert.ok(!text.includes('\uFFFD'), 'no broken UTF-8 sequence');
     assert.ok(text.endsWith('…'));
+  });
+
+  it('a letter too large leaves out the original value, keeps why and where, and says it was truncated', () => {
+    const big: DeadLetter = { ...letter, record: { ...record, value: Buffer.alloc(50_000, 7) } };
+    const full = toDlqMessage(big);
+    const message = toDlqMessage(big, { maxBytes: 10_000 });
+    assert.ok(dlqMessageBytes(message) <= 10_000);
+    assert.equal(message.value, null);
+    assert.deepEqual(message.key, record.key, 'what still fits stays');
+    assert.deepEqual(message.headers['trace-id'], Buffer.from('abc'));
+    assert.equal(truncatedSize(message), dlqMessageBytes(full));
+    const parsed = parseDlqMessage(message);
+    assert.deepEqual(
+      [parsed.reason, parsed.errorClass, parsed.message, parsed.record.topic, parsed.record.offset],
+      ['bad-magic-byte', 'DeserializationError', 'expected 0x00', 'usage-events', record.offset],
+    );
+    assert.equal(truncatedSize(toDlqMessage(big)), undefined, 'a letter that fits is whole');
+    assert.deepEqual(toDlqMessage(letter, { maxBytes: 10_000 }), toDlqMessage(letter));
+  });
+
+  it('a letter whose headers alone are too large keeps only the tributary headers, shortened to fit', () => {
+    const heavy: DeadLetter = {
+      ...letter,
+      message: 'x'.repeat(5000),
+      record: { ...record, key: Buffer.alloc(2000), headers: { big: Buffer.alloc(3000) } },
+    };
+    const message = toDlqMessage(heavy, { maxBytes: 600 });
+    assert.ok(dlqMessageBytes(message) <= 600, `${dlqMessageBytes(message)} bytes`);
+    assert.equal(message.key, null);
+    assert.ok(!('big' in message.headers));
+    assert.equal(parseDlqMessage(message).reason, 'bad-magic-byte');
+    assert.equal(parseDlqMessage(message).record.offset, record.offset);
+    assert.ok(Number(truncatedSize(message)) > 5000);
   });
 
   it('replaces dlq headers of a record that was dead-lettered before', () => {
