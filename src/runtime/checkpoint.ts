@@ -14,7 +14,8 @@
  *     durable, and acked afterwards; the sinks make a replay harmless (delivery.ts).
  *  5. A revoked task is committed then closed in one section of its queue, with no batch in between,
  *     releasing its LevelDB for the next owner. On shutdown: checkpoint (1), deliver within the
- *     shutdown timeout (4), commit group offsets and wait for it (3), close the tasks.
+ *     shutdown timeout (4), commit group offsets and wait for it (3), then commit (the acks of what
+ *     was delivered) and close each task (5).
  */
 import type { Logger } from 'pino';
 import type { GroupConsumer, TopicPartition } from './kafka/client.js';
@@ -51,21 +52,12 @@ export class Checkpoint {
       .catch((error: unknown) => this.logger.debug({ err: error }, 'offset commit skipped'));
   }
 
-  /** Step 5, on revoke: commit then close, in one queue section. */
+  /** Step 5, on revoke and at the end of a shutdown: commit then close, in one queue section. */
   async handOver(host: TaskHost): Promise<void> {
     await host.queue.run(async () => {
       if (host.closed) return;
       host.closed = true;
       await host.task.commit();
-      await host.task.close();
-    });
-  }
-
-  /** Closes a task without another commit (shutdown, after its final checkpoint). */
-  async close(host: TaskHost): Promise<void> {
-    await host.queue.run(async () => {
-      if (host.closed) return;
-      host.closed = true;
       await host.task.close();
     });
   }

@@ -349,7 +349,9 @@ export class Instance {
     await this.commitOnce('shutdown');
     await Promise.race([this.drainOutputs(deadline), sleep(Math.max(0, deadline - Date.now()))]);
     await this.checkpoint.commitGroupOffsets(this.consumer, [...this.hosts.values()].flatMap(groupOffsetsOf));
-    for (const host of [...this.hosts.values()]) await this.checkpoint.close(host);
+    // Commit once more before closing: the acks of what the drain delivered become durable, so the
+    // next owner does not write those outputs again.
+    for (const host of [...this.hosts.values()]) await this.checkpoint.handOver(host);
     this.hosts.clear();
     await this.consumer
       ?.stop()

@@ -80,8 +80,8 @@ test('hand-over on revoke: commit then close with no batch in between, and nothi
     'close:start',
     'close:end',
   ]);
-  await checkpoint.close(host);
-  assert.equal(calls.length, 6, 'closing twice does not reach the task');
+  await checkpoint.handOver(host);
+  assert.equal(calls.length, 6, 'handing over twice does not reach the task');
 });
 
 function lockedTopology(failures: number, task: PartitionTask): RunnableTopology & { attempts: number } {
