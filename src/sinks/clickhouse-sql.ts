@@ -53,9 +53,8 @@
  * buckets the way DDSketch does: the value of the first bucket whose running count exceeds
  * q * (total - 1):
  *
- *   arrayElement(tupleElement(sumMap(v, c), 1),
- *                arrayFirstIndex(v__n -> v__n > 0.99 * (arraySum(tupleElement(sumMap(v, c), 2)) - 1),
- *                                arrayCumSum(tupleElement(sumMap(v, c), 2)))) AS `latency_p99`
+ *   arrayFirst((v__v, v__n) -> v__n > 0.99 * (arraySum(tupleElement(sumMap(v, c), 2)) - 1),
+ *              tupleElement(sumMap(v, c), 1), arrayCumSum(tupleElement(sumMap(v, c), 2))) AS `latency_p99`
  *
  * ClickHouse computes the repeated `sumMap(v, c)` once per group. The totals also carry the merged
  * `<name>_sketch_values` / `_counts`, so any other quantile can be read from them later. Checked on
@@ -451,12 +450,16 @@ function mergeExpression(
       const counts = `tupleElement(${buckets}, 2)`;
       // DDSketch's rule: the first bucket whose running count exceeds q * (count - 1).
       const rank = `${quantile} * (arraySum(${counts}) - 1)`;
-      return `arrayElement(tupleElement(${buckets}, 1), arrayFirstIndex(${RUNNING_COUNT} -> ${RUNNING_COUNT} > ${rank}, arrayCumSum(${counts})))`;
+      // arrayFirst over (values, running counts), not arrayElement(values, arrayFirstIndex(...)): 18.16
+      // formats arrayElement as `sumMap(...).1[i]` when it stores a view or sends ON CLUSTER DDL, and
+      // cannot parse that text back.
+      return `arrayFirst((${BUCKET_VALUE}, ${RUNNING_COUNT}) -> ${RUNNING_COUNT} > ${rank}, tupleElement(${buckets}, 1), arrayCumSum(${counts}))`;
     }
   }
 }
 
-/** Lambda parameter of the quantile expression; `v__` names cannot clash with a column. */
+/** Lambda parameters of the quantile expression; `v__` names cannot clash with a column. */
+const BUCKET_VALUE = `${INNER_PREFIX}v`;
 const RUNNING_COUNT = `${INNER_PREFIX}n`;
 
 function requireSketch(column: Column, merge: TotalsMerge): SketchColumns {

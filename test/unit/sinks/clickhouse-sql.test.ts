@@ -231,8 +231,8 @@ test('quantile columns are read from the buckets of all partitions added up, the
   const merged = 'sumMap(`v__latency_sketch_values`, `v__latency_sketch_counts`)';
   assert.ok(
     query.includes(
-      `arrayElement(tupleElement(${merged}, 1), arrayFirstIndex(v__n -> v__n > 0.999 * ` +
-        `(arraySum(tupleElement(${merged}, 2)) - 1), arrayCumSum(tupleElement(${merged}, 2)))) AS \`latency_p99_9\``,
+      `arrayFirst((v__v, v__n) -> v__n > 0.999 * (arraySum(tupleElement(${merged}, 2)) - 1), ` +
+        `tupleElement(${merged}, 1), arrayCumSum(tupleElement(${merged}, 2))) AS \`latency_p99_9\``,
     ),
     query,
   );
