@@ -15,7 +15,8 @@ import type { Logger } from 'pino';
 export interface MeteringOptions {
   topic: string;
   registryUrl: string;
-  clickhouse: { url: string; database: string; table: string };
+  /** `cluster`: a ClickHouse cluster name for replicated tables (see the sink's `cluster` option). */
+  clickhouse: { url: string; database: string; table: string; cluster?: string | undefined };
   /** Runtime settings (appId, brokers, stateDir, ...); environment variables still override them. */
   config: Partial<TributaryConfigInput>;
   logger?: Logger;
@@ -59,6 +60,7 @@ export function meteringApp(options: MeteringOptions): App {
         url: options.clickhouse.url,
         database: options.clickhouse.database,
         table: options.clickhouse.table,
+        ...(options.clickhouse.cluster === undefined ? {} : { cluster: options.clickhouse.cluster }),
         keyColumns: [
           { name: 'subject', type: 'String' },
           { name: 'meter', type: 'String' },

@@ -2,7 +2,8 @@
  * Runs the reference job as a long-lived process (one consumer-group instance) until SIGTERM/SIGINT.
  * Settings come from the environment: the runtime's TRIBUTARY_* variables, plus
  *   METERING_TOPIC (default usage-events), METERING_CLICKHOUSE_DATABASE (default metering),
- *   METERING_CLICKHOUSE_TABLE (default usage_1m).
+ *   METERING_CLICKHOUSE_TABLE (default usage_1m), METERING_CLICKHOUSE_CLUSTER (replicated tables on
+ *   that cluster; default none: one server).
  * The tests start it as a child process and kill it with SIGKILL to prove the exactly-once protocol.
  */
 import { ConfigError } from '../../src/runtime/config.js';
@@ -16,6 +17,7 @@ function build() {
       url: process.env.TRIBUTARY_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123',
       database: process.env.METERING_CLICKHOUSE_DATABASE ?? 'metering',
       table: process.env.METERING_CLICKHOUSE_TABLE ?? 'usage_1m',
+      cluster: process.env.METERING_CLICKHOUSE_CLUSTER || undefined,
     },
     config: { appId: process.env.TRIBUTARY_APP_ID ?? 'metering' },
   });
