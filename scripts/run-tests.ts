@@ -8,6 +8,8 @@ const suites = {
   unit: ['test/unit'],
   integration: ['test/integration'],
   all: ['test/unit', 'test/integration'],
+  // Needs the replicated ClickHouse cluster (`npm run stack:up -- --cluster`); run by `npm run test:cluster`.
+  cluster: ['test/cluster'],
 };
 const suite = (process.argv[2] ?? 'all') as keyof typeof suites;
 const roots = suites[suite];

@@ -24,7 +24,8 @@ export interface MeteringOptions {
   /** Default: the App's schemaRegistry setting (TRIBUTARY_SCHEMA_REGISTRY_URL). */
   registryUrl?: string;
   /** `url` defaults to the App's clickhouse setting (TRIBUTARY_CLICKHOUSE_URL). */
-  clickhouse: { url?: string; database: string; table: string };
+  /** `cluster`: a ClickHouse cluster name for replicated tables (see the sink's `cluster` option). */
+  clickhouse: { url?: string; database: string; table: string; cluster?: string | undefined };
   /** Runtime settings (appId, brokers, stateDir, ...); environment variables still override them. */
   config: Partial<TributaryConfigInput>;
   logger?: Logger;
@@ -71,6 +72,7 @@ export function meteringApp(options: MeteringOptions): App {
         ...(options.clickhouse.url === undefined ? {} : { url: options.clickhouse.url }),
         database: options.clickhouse.database,
         table: options.clickhouse.table,
+        ...(options.clickhouse.cluster === undefined ? {} : { cluster: options.clickhouse.cluster }),
         keyColumns: [
           { name: 'subject', type: 'String' },
           { name: 'meter', type: 'String' },

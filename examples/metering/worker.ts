@@ -3,7 +3,8 @@
  * Settings come from the environment: the runtime's TRIBUTARY_* variables (`tributary env`; the App
  * hands the registry and ClickHouse settings to the serde and the sink), plus
  *   METERING_TOPIC (default usage-events), METERING_CLICKHOUSE_DATABASE (default metering),
- *   METERING_CLICKHOUSE_TABLE (default usage_1m).
+ *   METERING_CLICKHOUSE_TABLE (default usage_1m), METERING_CLICKHOUSE_CLUSTER (replicated tables on
+ *   that cluster; default none: one server).
  * The tests start it as a child process and kill it with SIGKILL to prove the exactly-once protocol.
  */
 import { ConfigError } from '../../src/index.js';
@@ -15,6 +16,7 @@ function build() {
     clickhouse: {
       database: process.env.METERING_CLICKHOUSE_DATABASE ?? 'metering',
       table: process.env.METERING_CLICKHOUSE_TABLE ?? 'usage_1m',
+      cluster: process.env.METERING_CLICKHOUSE_CLUSTER || undefined,
     },
     config: { appId: process.env.TRIBUTARY_APP_ID ?? 'metering' },
   });

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The local stack: Apache Kafka (KRaft), a Confluent-API Schema Registry and ClickHouse on loopback.
 #
-#   stack.sh up [--quiet]   start what is not answering yet, wait until every service answers a real request
+#   stack.sh up [--quiet] [--cluster]
+#                           start what is not answering yet, wait until every service answers a real request;
+#                           --cluster also starts the replicated ClickHouse test cluster (cluster.sh)
 #   stack.sh down [--clean] stop the processes this script started (pid files); --clean also wipes their data
 #   stack.sh status         one line per service: up or down, with its address
 #
@@ -242,6 +244,7 @@ cmd_up() {
   for name in "${started[@]}"; do wait_ready "$name" || failed=1; done
   [ "$failed" = 0 ] || exit 1
   say "all services up (kafka $BROKERS, registry $REGISTRY_URL, clickhouse $CLICKHOUSE_URL)"
+  if [ "$WITH_CLUSTER" = 1 ]; then bash "$HERE/cluster.sh" up $([ "$QUIET" = 1 ] && echo --quiet); fi
 }
 
 cmd_down() {
@@ -252,6 +255,8 @@ cmd_down() {
   fi
   local name
   for name in clickhouse registry kafka; do stop_service "$name"; done
+  # The test cluster, when it was started (its pid files say so).
+  bash "$HERE/cluster.sh" down $([ "$clean" = 1 ] && echo --clean)
   if [ "$clean" = 1 ]; then
     rm -rf "$DATA" "$RUN"
     say "data wiped ($DATA)"
@@ -269,10 +274,14 @@ cmd_status() {
 
 command=${1:-}
 shift || true
-for arg in "$@"; do [ "$arg" = "--quiet" ] && QUIET=1; done
+WITH_CLUSTER=0
+for arg in "$@"; do
+  [ "$arg" = "--quiet" ] && QUIET=1
+  [ "$arg" = "--cluster" ] && WITH_CLUSTER=1
+done
 case "$command" in
   up) cmd_up ;;
   down) cmd_down "$@" ;;
   status) cmd_status ;;
-  *) echo "usage: stack.sh up [--quiet] | down [--clean] | status" >&2; exit 2 ;;
+  *) echo "usage: stack.sh up [--quiet] [--cluster] | down [--clean] | status" >&2; exit 2 ;;
 esac

@@ -7,16 +7,43 @@
 import type { UsesServiceDefaults } from './services.js';
 
 /** ClickHouse-compatible column types the engine can describe. */
-export type ColumnType = 'UInt8' | 'UInt32' | 'UInt64' | 'Int64' | 'Float64' | 'String' | 'DateTime';
+export type ColumnType =
+  | 'UInt8'
+  | 'UInt32'
+  | 'UInt64'
+  | 'Int64'
+  | 'Float64'
+  | 'String'
+  | 'DateTime'
+  | 'Array(Float64)'
+  | 'Array(UInt64)';
 
-/** How a value column combines across source partitions in the final totals. */
-export type TotalsMerge = 'sum' | 'min' | 'max' | 'avg' | 'any';
+/**
+ * How a value column combines across source partitions in the final totals. `quantile` and `buckets`
+ * belong to the columns of a mergeable sketch (see `Column.sketch`): the buckets of all partitions are
+ * added up and the quantile is read from the merged buckets.
+ */
+export type TotalsMerge = 'sum' | 'min' | 'max' | 'avg' | 'any' | 'quantile' | 'buckets';
+
+/**
+ * The two columns that hold a quantile sketch as buckets: the representative value of each non-empty
+ * bucket (Array(Float64), ascending) and its count (Array(UInt64)). Same value, same bucket, in every
+ * partition, so adding counts per value merges sketches exactly.
+ */
+export interface SketchColumns {
+  values: string;
+  counts: string;
+}
 
 export interface Column {
   name: string;
   type: ColumnType;
   /** Set by the aggregator that produces the column (count/sum: sum, min: min, ...); else inferred from the name. */
   merge?: TotalsMerge;
+  /** For `quantile` and `buckets` columns: the sketch they are read from or part of. */
+  sketch?: SketchColumns;
+  /** For `quantile` columns: which quantile, in [0, 1]. */
+  quantile?: number;
 }
 
 /** What the engine knows of the rows reaching a sink: the flattened aggregate outputs of a window result. */

@@ -10,6 +10,8 @@
  *   integer columns, so values beyond 2^53 keep their precision.
  * - Non-finite floats as the quoted strings 'nan', 'inf', '-inf' (JSON has no literal for them and
  *   JSON.stringify would turn them into null).
+ * - Arrays (a quantile sketch's bucket values and counts) as JSON arrays of numbers; counts must be
+ *   safe integers, values finite.
  */
 import type { WindowResult } from '../core/records.js';
 import { PermanentSinkError } from './clickhouse-retry.js';
@@ -23,7 +25,7 @@ import {
 import type { Column, ColumnType } from '../core/sink.js';
 
 /** One cell of a JSONEachRow object. */
-export type JsonCell = string | number;
+export type JsonCell = string | number | number[];
 export type InsertRow = Record<string, JsonCell>;
 
 /** Column name used when a window result's key is a primitive rather than an object. */
@@ -147,6 +149,15 @@ export function encodeCell(value: unknown, column: Column): JsonCell {
         ? Number(integer)
         : integer.toString();
     }
+    case 'Array(Float64)':
+      return Array.isArray(value) && value.every((item) => typeof item === 'number' && Number.isFinite(item))
+        ? (value as number[])
+        : fail();
+    case 'Array(UInt64)':
+      return Array.isArray(value) &&
+        value.every((item) => Number.isSafeInteger(item) && (item as number) >= 0)
+        ? (value as number[])
+        : fail();
   }
 }
 

@@ -38,7 +38,7 @@ import {
 import { inferKeyColumns, toInsertRow, type InsertRow } from './clickhouse-rows.js';
 import {
   createDatabaseSql,
-  createTableSql,
+  createTablesSql,
   createTotalsViewSql,
   databaseExistsSql,
   describeColumnsSql,
@@ -46,6 +46,7 @@ import {
   qualifiedName,
   tableColumns,
   tableEngineSql,
+  storageTable,
   validateLayout,
   type ExistingColumn,
   type QualifiedTable,
@@ -98,6 +99,20 @@ export interface ClickHouseSinkOptions {
   createTable?: boolean;
   /** How value columns merge across partitions in the totals view, by column name; see clickhouse-sql.ts. */
   totals?: Readonly<Record<string, TotalsMerge>>;
+  /**
+   * A cluster from the servers' `remote_servers`: the sink creates, ON CLUSTER, a
+   * ReplicatedReplacingMergeTree `<table>_local` on every server, the Distributed table `<table>` over
+   * them and the `<table>_totals` view over that, and inserts into `<table>` synchronously
+   * (`insert_distributed_sync=1`; see clickhouse-sql.ts for the layout).
+   *
+   * Why through the Distributed table: it routes each row to its shard by a hash of the key and window
+   * start, so replays and re-emits of a row always reach the shard holding its earlier versions (where
+   * FINAL replaces them), whatever the number of shards; and a synchronous insert returns only once a
+   * replica of every shard involved has the rows, so a write() that resolved is durable and replicated
+   * from there, as on one server. Within a shard it writes to a live replica, so one replica down does
+   * not stop the sink. The server in `url` must be up: it coordinates the insert.
+   */
+  cluster?: string;
   /** Timeout of one HTTP request. A write may take up to retry.maxElapsedMs plus this. @default 30000 */
   requestTimeoutMs?: number;
   /** @default the App's logger when run by an App, else a pino logger at level info */
@@ -117,6 +132,7 @@ const OPTION_NAMES: Record<keyof ClickHouseSinkOptions, true> = {
   retry: true,
   createTable: true,
   totals: true,
+  cluster: true,
   requestTimeoutMs: true,
   logger: true,
 };
@@ -145,6 +161,7 @@ interface ResolvedOptions {
   requestTimeoutMs: number;
   createTable: boolean;
   totals: Readonly<Record<string, TotalsMerge>>;
+  cluster: string | undefined;
 }
 
 /** Where ClickHouse is and how to log in; resolved when the sink opens. */
@@ -234,6 +251,7 @@ function resolveOptions(options: ClickHouseSinkOptions): ResolvedOptions {
   if (options.retry?.maxAttempts !== undefined) {
     retry.maxAttempts = positiveNumber(options.retry.maxAttempts, 1, 'retry.maxAttempts');
   }
+  if (options.cluster === '') throw new Error('clickhouse sink: cluster, when given, must be a name');
   if (options.keyColumns !== undefined && options.keyColumns.length === 0) {
     throw new Error('clickhouse sink: keyColumns, when given, needs at least one column');
   }
@@ -245,6 +263,7 @@ function resolveOptions(options: ClickHouseSinkOptions): ResolvedOptions {
     requestTimeoutMs: positiveNumber(options.requestTimeoutMs, 30_000, 'requestTimeoutMs'),
     createTable: options.createTable ?? true,
     totals: options.totals ?? {},
+    cluster: options.cluster,
   };
 }
 
@@ -282,6 +301,8 @@ function resolveConnection(
   if (username !== '') client.username = username;
   if (password !== '') client.password = password;
   if (options.tls !== undefined) client.tls = options.tls;
+  // Inserts into the Distributed table return once the shards have the rows (see `cluster`).
+  if (options.cluster !== undefined) client.clickhouse_settings = { insert_distributed_sync: 1 };
   return { displayUrl, client, redact };
 }
 
@@ -378,10 +399,12 @@ class ClickHouseSinkWriter<K, V> implements SinkWriter<WindowResult<K, V>> {
   }
 
   private async ensureTable(layout: TableLayout): Promise<void> {
-    const { target, createTable, totals } = this.options;
+    const { target, createTable, totals, cluster } = this.options;
     if (createTable && target.database !== 'default') {
       const existing = await this.queryRows<{ name: string }>(databaseExistsSql(target.database));
-      if (existing.length === 0) await this.client.command({ query: createDatabaseSql(target.database) });
+      if (existing.length === 0) {
+        await this.client.command({ query: createDatabaseSql(target.database, { cluster }) });
+      }
     }
     let columns = await this.existingColumns();
     if (columns.length === 0) {
@@ -390,7 +413,7 @@ class ClickHouseSinkWriter<K, V> implements SinkWriter<WindowResult<K, V>> {
           `clickhouse sink: table ${this.tableName} does not exist at ${this.options.displayUrl} and createTable is false`,
         );
       }
-      await this.client.command({ query: createTableSql(target, layout) });
+      for (const query of createTablesSql(target, layout, { cluster })) await this.client.command({ query });
       this.options.logger.info({ table: this.tableName }, 'created ClickHouse table');
       // Read back rather than trust our DDL: another instance may have created the table first.
       columns = await this.existingColumns();
@@ -402,14 +425,17 @@ class ClickHouseSinkWriter<K, V> implements SinkWriter<WindowResult<K, V>> {
           `than the sink writes: ${differences.join('; ')}. Drop or rename the table, or change the sink.`,
       );
     }
-    const [engine] = await this.queryRows<{ engine: string }>(tableEngineSql(target));
+    const storage = storageTable(target, { cluster });
+    const [engine] = await this.queryRows<{ engine: string }>(tableEngineSql(storage));
     if (engine === undefined || !engine.engine.endsWith('ReplacingMergeTree')) {
       throw new TableMismatchError(
-        `clickhouse sink: table ${this.tableName} uses engine ${engine?.engine ?? 'unknown'}, not ` +
+        `clickhouse sink: table ${storage.database}.${storage.table} uses engine ${engine?.engine ?? 'unknown'}, not ` +
           `ReplacingMergeTree: replayed rows would be counted twice`,
       );
     }
-    if (createTable) await this.client.command({ query: createTotalsViewSql(target, layout, { totals }) });
+    if (createTable) {
+      await this.client.command({ query: createTotalsViewSql(target, layout, { totals, cluster }) });
+    }
   }
 
   private async existingColumns(): Promise<ExistingColumn[]> {

@@ -153,10 +153,49 @@ export function avg<T>(valueOf: (value: T) => number): Aggregator<T, { sum: numb
   });
 }
 
+/**
+ * A quantile sketch as buckets: the representative value of every non-empty bucket, ascending, and how
+ * many values fell in it. The same value lands in the same bucket in every partition, so adding the
+ * counts of equal values merges sketches exactly; ClickHouse does that with `sumMap` (clickhouse-sql.ts).
+ */
+export interface SketchBuckets {
+  values: number[];
+  counts: number[];
+}
+
+/** Quantiles named `p<percent>` (0.95 -> p95, 0.999 -> p99_9; see quantileName), plus the sketch's buckets. */
+export type QuantileValues = { [name: `p${string}`]: number } & { sketch: SketchBuckets };
+
+/** The result of `quantiles()` with the default quantile list. */
 export interface Quantiles {
   p50: number;
   p90: number;
   p99: number;
+  sketch: SketchBuckets;
+}
+
+export interface QuantilesOptions {
+  /**
+   * DDSketch's relative accuracy: every quantile is within this fraction of the value of that rank in
+   * the data (0.01: a true p99 of 200 ms reads between 198 and 202 ms), whatever the distribution.
+   * @default 0.01
+   */
+  relativeAccuracy?: number;
+}
+
+export const DEFAULT_QUANTILES: readonly number[] = [0.5, 0.9, 0.99];
+
+/**
+ * The field (and column suffix) of a quantile: `p` and its percentage, with `_` for the decimal point:
+ * 0.5 -> p50, 0.95 -> p95, 0.999 -> p99_9, 0.05 -> p5, 1 -> p100.
+ */
+export function quantileName(quantile: number): string {
+  if (!Number.isFinite(quantile) || quantile < 0 || quantile > 1) {
+    throw new Error(`quantiles: ${quantile} is not a quantile (a number from 0 to 1)`);
+  }
+  // Rounded to 10 significant digits: 0.999 * 100 is 99.89999999999999 in binary floating point.
+  const percent = Number((quantile * 100).toPrecision(10));
+  return `p${String(percent).replace('.', '_')}`;
 }
 
 interface SketchState {
@@ -182,16 +221,81 @@ function storeBins(store: DDSketch['store']): number[] {
 }
 
 /**
- * Approximate p50/p90/p99 with DDSketch (relative-error guarantee, mergeable). The sketch is persisted
- * as its non-empty bins plus summary statistics, which round-trips exactly (its protobuf form would
- * lose min and max and need an extra dependency).
+ * The sketch's buckets in ascending value order: negative bins (largest magnitude first), the zero
+ * bucket, positive bins. Reading "the first bucket whose running count exceeds q * (count - 1)" from
+ * them gives exactly what `DDSketch.getValueAtQuantile(q)` gives, which is how the totals view computes
+ * quantiles of merged buckets.
+ */
+export function sketchBuckets(sketch: DDSketch): SketchBuckets {
+  const values: number[] = [];
+  const counts: number[] = [];
+  const negative = sketch.negativeStore;
+  for (let i = negative.bins.length - 1; i >= 0; i--) {
+    const binCount = negative.bins[i] as number;
+    if (binCount > 0) {
+      values.push(-sketch.mapping.value(i + negative.offset));
+      counts.push(binCount);
+    }
+  }
+  if (sketch.zeroCount > 0) {
+    values.push(0);
+    counts.push(sketch.zeroCount);
+  }
+  const positive = sketch.store;
+  for (let i = 0; i < positive.bins.length; i++) {
+    const binCount = positive.bins[i] as number;
+    if (binCount > 0) {
+      values.push(sketch.mapping.value(i + positive.offset));
+      counts.push(binCount);
+    }
+  }
+  return { values, counts };
+}
+
+/**
+ * Adds `from` into `into`. sketches-js 2.1.1's merge() drops the negative store when both sketches
+ * hold values (it merges the positive store, zeros and statistics only), so negative values would be
+ * lost; this merges that store too.
+ */
+function mergeSketch(into: DDSketch, from: DDSketch): void {
+  if (from.count === 0) return;
+  const intoHadValues = into.count > 0;
+  into.merge(from);
+  if (intoHadValues) into.negativeStore.merge(from.negativeStore);
+}
+
+/**
+ * Quantiles with DDSketch (relative-error guarantee, mergeable). The result holds the chosen quantiles
+ * and the sketch's buckets, so a sink can merge partitions exactly: the ClickHouse table stores the
+ * buckets and `<table>_totals` reads each quantile from the buckets of all partitions added up.
+ *
+ *   quantiles((e) => e.latencyMs)                                  // p50, p90, p99
+ *   quantiles((e) => e.latencyMs, { quantiles: [0.95, 0.999] })    // p95, p99_9
+ *
+ * The sketch is persisted as its non-empty bins plus summary statistics, which round-trips exactly (its
+ * protobuf form would lose min and max and need an extra dependency).
  */
 export function quantiles<T>(
   valueOf: (value: T) => number,
-  options: { relativeAccuracy?: number } = {},
-): Aggregator<T, DDSketch, Quantiles> {
+  options?: QuantilesOptions & { quantiles?: undefined },
+): Aggregator<T, DDSketch, Quantiles>;
+export function quantiles<T>(
+  valueOf: (value: T) => number,
+  options: QuantilesOptions & { quantiles: readonly number[] },
+): Aggregator<T, DDSketch, QuantileValues>;
+export function quantiles<T>(
+  valueOf: (value: T) => number,
+  options: QuantilesOptions & { quantiles?: readonly number[] | undefined } = {},
+): Aggregator<T, DDSketch, Quantiles> | Aggregator<T, DDSketch, QuantileValues> {
   const relativeAccuracy = options.relativeAccuracy ?? 0.01;
-  return {
+  const chosen = options.quantiles ?? DEFAULT_QUANTILES;
+  if (chosen.length === 0) throw new Error('quantiles: the quantile list is empty');
+  const named = chosen.map((quantile) => ({ quantile, name: quantileName(quantile) }));
+  const names = new Set(named.map((entry) => entry.name));
+  if (names.size !== named.length) {
+    throw new Error(`quantiles: the list ${JSON.stringify(chosen)} names a quantile twice`);
+  }
+  const aggregator: Aggregator<T, DDSketch, QuantileValues> = {
     kind: 'quantiles',
     init: () => new DDSketch({ relativeAccuracy }),
     add: (sketch, value) => {
@@ -200,15 +304,16 @@ export function quantiles<T>(
     },
     merge: (a, b) => {
       const merged = new DDSketch({ relativeAccuracy });
-      merged.merge(a);
-      merged.merge(b);
+      mergeSketch(merged, a);
+      mergeSketch(merged, b);
       return merged;
     },
-    result: (sketch) => ({
-      p50: sketch.getValueAtQuantile(0.5),
-      p90: sketch.getValueAtQuantile(0.9),
-      p99: sketch.getValueAtQuantile(0.99),
-    }),
+    // Once per emitted window, not per record.
+    result: (sketch) => {
+      const result: Record<string, number> = {};
+      for (const { quantile, name } of named) result[name] = sketch.getValueAtQuantile(quantile);
+      return { ...result, sketch: sketchBuckets(sketch) } as QuantileValues;
+    },
     toState: (sketch): SketchState => ({
       accuracy: relativeAccuracy,
       zeros: sketch.zeroCount,
@@ -233,13 +338,23 @@ export function quantiles<T>(
       sketch.max = state.max;
       return sketch;
     },
-    columns: (name) => [
-      // Quantiles of different partitions cannot be merged exactly; the totals weight them by count.
-      { name: `${name}_p50`, type: 'Float64', merge: 'avg' },
-      { name: `${name}_p90`, type: 'Float64', merge: 'avg' },
-      { name: `${name}_p99`, type: 'Float64', merge: 'avg' },
-    ],
+    columns: (name) => {
+      const sketch = { values: `${name}_sketch_values`, counts: `${name}_sketch_counts` };
+      return [
+        // Each partition's row holds its own quantiles; the totals read them from the merged buckets.
+        ...named.map(({ quantile, name: field }): Column => ({
+          name: `${name}_${field}`,
+          type: 'Float64',
+          merge: 'quantile',
+          sketch,
+          quantile,
+        })),
+        { name: sketch.values, type: 'Array(Float64)', merge: 'buckets', sketch },
+        { name: sketch.counts, type: 'Array(UInt64)', merge: 'buckets', sketch },
+      ];
+    },
   };
+  return aggregator;
 }
 
 /** An aggregator's functions, without the name and columns that custom() supplies. */

@@ -14,12 +14,15 @@ export type {
 } from './builder.js';
 export { Topology } from './topology.js';
 export type { TopologyDescription } from './topology.js';
-export { count, sum, min, max, avg, quantiles, custom } from './aggregators.js';
+export { count, sum, min, max, avg, quantiles, quantileName, custom } from './aggregators.js';
 export type {
   Aggregator,
   AggregateSpec,
   AggregateResult,
   Quantiles,
+  QuantileValues,
+  QuantilesOptions,
+  SketchBuckets,
   CustomAggregatorDefinition,
 } from './aggregators.js';
 export { seconds, minutes, hours, days, tumbling, windowStartOf } from './time.js';

@@ -140,3 +140,16 @@ test('cells are encoded the way ClickHouse JSONEachRow parses them', () => {
   assert.throws(() => encodeCell(undefined, { name: 'x', type: 'Float64' }), /cannot hold undefined/);
   assert.throws(() => encodeCell(null, { name: 'x', type: 'Float64' }), /cannot hold object null/);
 });
+
+test('sketch bucket arrays are encoded as JSON arrays of finite values and whole counts', () => {
+  assert.deepEqual(encodeCell([-2.5, 0, 10.1], { name: 'v', type: 'Array(Float64)' }), [-2.5, 0, 10.1]);
+  assert.deepEqual(encodeCell([3, 1, 2], { name: 'c', type: 'Array(UInt64)' }), [3, 1, 2]);
+  assert.deepEqual(encodeCell([], { name: 'c', type: 'Array(UInt64)' }), []);
+  assert.throws(() => encodeCell([1, NaN], { name: 'v', type: 'Array(Float64)' }), RowShapeError);
+  assert.throws(() => encodeCell([1.5], { name: 'c', type: 'Array(UInt64)' }), RowShapeError);
+  assert.throws(() => encodeCell([-1], { name: 'c', type: 'Array(UInt64)' }), RowShapeError);
+  assert.throws(
+    () => encodeCell('[1]', { name: 'c', type: 'Array(UInt64)' }),
+    /column c Array\(UInt64\) cannot hold/,
+  );
+});

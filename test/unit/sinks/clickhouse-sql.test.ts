@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  createDatabaseSql,
+  createTablesSql,
   createTableSql,
   createTotalsViewSql,
   diffColumns,
@@ -8,6 +10,7 @@ import {
   inferTotalsMerge,
   quoteIdentifier,
   quoteString,
+  storageTable,
   tableColumns,
   validateLayout,
   weightColumnFor,
@@ -210,4 +213,71 @@ test('the totals follow the aggregator of each column, not its name: peak: max()
   assert.match(sql, /max\(`v__peak`\) AS `peak`/);
   assert.match(sql, /min\(`v__floor`\) AS `floor`/);
   assert.match(sql, /sum\(`v__typical` \* `v__events`\) \/ sum\(`v__events`\) AS `typical`/);
+});
+
+const sketch = { values: 'latency_sketch_values', counts: 'latency_sketch_counts' };
+const sketchLayout: TableLayout = {
+  keyColumns: [{ name: 'subject', type: 'String' }],
+  valueColumns: [
+    { name: 'count', type: 'UInt64', merge: 'sum' },
+    { name: 'latency_p99_9', type: 'Float64', merge: 'quantile', sketch, quantile: 0.999 },
+    { name: 'latency_sketch_values', type: 'Array(Float64)', merge: 'buckets', sketch },
+    { name: 'latency_sketch_counts', type: 'Array(UInt64)', merge: 'buckets', sketch },
+  ],
+};
+
+test('quantile columns are read from the buckets of all partitions added up, the buckets are kept merged', () => {
+  const query = finalTotalsQuery(target, sketchLayout);
+  const merged = 'sumMap(`v__latency_sketch_values`, `v__latency_sketch_counts`)';
+  assert.ok(
+    query.includes(
+      `arrayFirst((v__v, v__n) -> v__n > 0.999 * (arraySum(tupleElement(${merged}, 2)) - 1), ` +
+        `tupleElement(${merged}, 1), arrayCumSum(tupleElement(${merged}, 2))) AS \`latency_p99_9\``,
+    ),
+    query,
+  );
+  assert.ok(query.includes(`tupleElement(${merged}, 1) AS \`latency_sketch_values\``), query);
+  assert.ok(query.includes(`tupleElement(${merged}, 2) AS \`latency_sketch_counts\``), query);
+});
+
+test('sketch columns must name sketch columns that exist with the right types', () => {
+  const broken: TableLayout = {
+    keyColumns: sketchLayout.keyColumns,
+    valueColumns: [
+      { name: 'latency_p50', type: 'Float64', merge: 'quantile', sketch, quantile: 0.5 },
+      { name: 'latency_sketch_values', type: 'Array(Float64)', merge: 'buckets', sketch },
+    ],
+  };
+  assert.throws(() => createTableSql(target, broken), /sketch counts column "latency_sketch_counts"/);
+  assert.throws(
+    () => finalTotalsQuery(target, layout, { totals: { latency_p99: 'quantile' } }),
+    /latency_p99.*names no sketch columns/,
+  );
+});
+
+test('on a cluster: a replicated local table, a Distributed table sharded by key and window, all ON CLUSTER', () => {
+  const placement = { cluster: 'metrics' };
+  assert.deepEqual(createTablesSql(target, layout, placement), [
+    'CREATE TABLE IF NOT EXISTS `metering`.`usage_1m_local` ON CLUSTER `metrics` (`window_start` DateTime, ' +
+      '`window_end` DateTime, `subject` String, `meter` String, `count` Int64, `total` Float64, ' +
+      '`latency_p99` Float64, `partition` UInt32, `version` UInt64) ENGINE = ReplicatedReplacingMergeTree(' +
+      "'/clickhouse/tables/{shard}/metering.usage_1m_local', '{replica}', `version`) " +
+      'PARTITION BY toYYYYMM(`window_start`) ORDER BY (`subject`, `meter`, `window_start`, `partition`)',
+    'CREATE TABLE IF NOT EXISTS `metering`.`usage_1m` ON CLUSTER `metrics` (`window_start` DateTime, ' +
+      '`window_end` DateTime, `subject` String, `meter` String, `count` Int64, `total` Float64, ' +
+      '`latency_p99` Float64, `partition` UInt32, `version` UInt64) ' +
+      "ENGINE = Distributed('metrics', 'metering', 'usage_1m_local', cityHash64(`subject`, `meter`, `window_start`))",
+  ]);
+  assert.equal(
+    createDatabaseSql('metering', placement),
+    'CREATE DATABASE IF NOT EXISTS `metering` ON CLUSTER `metrics`',
+  );
+  assert.ok(
+    createTotalsViewSql(target, layout, placement).startsWith(
+      'CREATE VIEW IF NOT EXISTS `metering`.`usage_1m_totals` ON CLUSTER `metrics` AS SELECT ',
+    ),
+  );
+  assert.ok(createTotalsViewSql(target, layout, placement).includes('FROM `metering`.`usage_1m` FINAL'));
+  assert.deepEqual(storageTable(target, placement), { database: 'metering', table: 'usage_1m_local' });
+  assert.deepEqual(createTablesSql(target, layout), [createTableSql(target, layout)]);
 });

@@ -143,6 +143,7 @@ test('every built-in aggregator declares its ClickHouse columns; the sink schema
     })
     .to(memorySink('rows'));
   const [sink] = builder.build().sinks;
+  const latencySketch = { values: 'latency_sketch_values', counts: 'latency_sketch_counts' };
   assert.deepEqual(sink?.schema?.valueColumns, [
     // Each column says how the totals combine it across partitions, whatever its name.
     { name: 'events', type: 'UInt64', merge: 'sum' },
@@ -150,9 +151,12 @@ test('every built-in aggregator declares its ClickHouse columns; the sink schema
     { name: 'lowest', type: 'Float64', merge: 'min' },
     { name: 'highest', type: 'Float64', merge: 'max' },
     { name: 'mean', type: 'Float64', merge: 'avg' },
-    { name: 'latency_p50', type: 'Float64', merge: 'avg' },
-    { name: 'latency_p90', type: 'Float64', merge: 'avg' },
-    { name: 'latency_p99', type: 'Float64', merge: 'avg' },
+    // Quantiles: the totals read them from the partitions' sketch buckets added up (issue 13).
+    { name: 'latency_p50', type: 'Float64', merge: 'quantile', sketch: latencySketch, quantile: 0.5 },
+    { name: 'latency_p90', type: 'Float64', merge: 'quantile', sketch: latencySketch, quantile: 0.9 },
+    { name: 'latency_p99', type: 'Float64', merge: 'quantile', sketch: latencySketch, quantile: 0.99 },
+    { name: 'latency_sketch_values', type: 'Array(Float64)', merge: 'buckets', sketch: latencySketch },
+    { name: 'latency_sketch_counts', type: 'Array(UInt64)', merge: 'buckets', sketch: latencySketch },
     { name: 'ids', type: 'UInt32' },
   ]);
 });
