@@ -9,8 +9,10 @@ import type { Resolver, Type } from 'avsc';
 import {
   avroSchemaText,
   DEFAULT_MAX_COLLECTION_ITEMS,
+  InvalidUtf8Error,
   parseAvroSchema,
   schemaFingerprint,
+  withLenientStrings,
   type AvroSchemaInput,
 } from './avro-types.js';
 import {
@@ -285,6 +287,13 @@ function decodePayload(
   try {
     decoded = type.decode(framed, WIRE_HEADER_SIZE, resolver);
   } catch (error) {
+    if (error instanceof InvalidUtf8Error) {
+      throw new DeserializationError(
+        'decode-failed',
+        `payload does not decode with schema id ${schemaId}: ${invalidStringMessage(type, resolver, framed, error)}`,
+        { cause: error },
+      );
+    }
     // avsc throws on garbage it cannot interpret (a union or enum index out of range, an invalid
     // length); a corrupted count may also run into the collection cap (CollectionTooLargeError).
     throw new DeserializationError(
@@ -307,6 +316,43 @@ function decodePayload(
     );
   }
   return decoded.value;
+}
+
+/**
+ * `field "a.b" holds invalid UTF-8 (N bytes at payload offset M)`. The field is found by decoding the
+ * record again leniently (U+FFFD substitutes) and looking for them, on this error path only.
+ */
+function invalidStringMessage(
+  type: Type,
+  resolver: Resolver | undefined,
+  framed: Buffer,
+  error: InvalidUtf8Error,
+): string {
+  const where = `${error.byteLength} bytes at payload offset ${error.offset - WIRE_HEADER_SIZE}`;
+  let value: unknown;
+  try {
+    value = withLenientStrings(() => type.decode(framed, WIRE_HEADER_SIZE, resolver).value);
+  } catch {
+    return `a string of ${where} is not valid UTF-8`;
+  }
+  const paths: string[] = [];
+  const visit = (node: unknown, path: string): void => {
+    if (paths.length >= 3) return;
+    if (typeof node === 'string') {
+      if (node.includes('\uFFFD')) paths.push(path === '' ? '(root)' : path);
+    } else if (Array.isArray(node)) {
+      node.forEach((item, index) => visit(item, `${path}[${index}]`));
+    } else if (typeof node === 'object' && node !== null && !Buffer.isBuffer(node)) {
+      for (const [key, child] of Object.entries(node)) {
+        if (key.includes('\uFFFD')) paths.push(`${path === '' ? '' : `${path}.`}${key} (a map key)`);
+        visit(child, path === '' ? key : `${path}.${key}`);
+      }
+    }
+  };
+  visit(value, '');
+  if (paths.length === 0) return `a string of ${where} is not valid UTF-8`;
+  const names = paths.map((path) => `"${path}"`).join(', ');
+  return `${paths.length === 1 ? `field ${names} holds` : `fields ${names} hold`} invalid UTF-8 (${where})`;
 }
 
 /** Names the fields that do not match, instead of avsc's "invalid record" with the whole value. */
