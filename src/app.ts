@@ -10,7 +10,7 @@ import type { Serde } from './serde/types.js';
 import { TopologyBuilder } from './topology/builder.js';
 import type { Stream, StreamOptions } from './topology/builder.js';
 import type { Topology } from './topology/topology.js';
-import { resolveConfig } from './runtime/config.js';
+import { dlqTopicOf, resolveConfig } from './runtime/config.js';
 import type { TributaryConfig, TributaryConfigInput } from './runtime/config.js';
 import { Instance } from './runtime/instance.js';
 import { createKafkajsClient } from './runtime/kafka/kafkajs.js';
@@ -60,7 +60,7 @@ export class App {
   }
 
   describe(): string {
-    return this.topology().describeText();
+    return this.topology().describeText({ dlqTopic: dlqTopicOf(this.config) });
   }
 
   /** Joins the consumer group and starts processing; resolves once the group is joined and admin is up. */

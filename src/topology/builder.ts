@@ -162,7 +162,7 @@ export class Stream<T> {
   /** Splits by the first matching predicate; values matching none are dropped. One stream per predicate. */
   branch(...predicates: Array<(value: T) => boolean>): Array<Stream<T>> {
     return predicates.map((predicate, index) =>
-      this.then('branch', `branch ${index + 1} of ${predicates.length}`, ({ forward }) => (value) => {
+      this.then('branch', `${index + 1} of ${predicates.length}`, ({ forward }) => (value) => {
         for (let i = 0; i < index; i++) if ((predicates[i] as (value: T) => boolean)(value as T)) return;
         if (predicate(value as T)) forward(value);
       }),
@@ -333,12 +333,18 @@ export class WindowedStream<T, K> {
       kind: 'window-aggregate',
       parents: [this.parent.edge()],
       stores: [name],
-      detail: `tumbling ${this.windows.size} ms, grace ${this.options.grace ?? 0} ms, out-of-orderness ${this.options.outOfOrderness ?? 0} ms, late ${lateness}; { ${aggregates} }`,
+      detail: `tumbling ${this.windows.size} ms, grace ${this.options.grace ?? 0} ms, out-of-orderness ${this.options.outOfOrderness ?? 0} ms, late ${lateness}; group by ${functionText(this.keyOf)}; { ${aggregates} }`,
       schema: windowResultSchema(config.spec),
       create: (ctx) => createWindowAggregate(config, ctx),
     });
     return new AggregatedStream<T, K, AggregateResult<S>>(this.builder, name, lateness);
   }
+}
+
+/** A function as describe() shows it: its source on one line, shortened (`(e) => e.subject`). */
+function functionText(fn: (...args: never[]) => unknown): string {
+  const text = fn.toString().replace(/\s+/g, ' ').trim();
+  return text.length > 80 ? `${text.slice(0, 79)}…` : text;
 }
 
 export class AggregatedStream<T, K, V> extends Stream<WindowResult<K, V>> {
