@@ -18,6 +18,7 @@ import {
 import {
   createSchemaRegistryClient,
   isSchemaRegistryClient,
+  probeSchemaRegistry,
   SchemaNotFoundError,
   type SchemaRegistryClient,
   type SchemaRegistryConfig,
@@ -111,6 +112,15 @@ export class AvroSerde<T> implements Serde<T> {
       return this.decodeWith(entry, data, ctx);
     }
     return this.loadDecoder(schemaId).then((loaded) => this.decodeWith(loaded, data, ctx));
+  }
+
+  /** At start: does the registry answer like a Confluent API, at this URL? (see probeSchemaRegistry) */
+  probe(): Promise<void> {
+    const config = isSchemaRegistryClient(this.options.registry) ? undefined : this.options.registry;
+    return probeSchemaRegistry({
+      url: this.registry.url,
+      ...(config?.auth === undefined ? {} : { auth: config.auth }),
+    });
   }
 
   serialize(value: T, ctx: SerdeContext): Buffer | Promise<Buffer> {

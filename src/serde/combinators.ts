@@ -9,6 +9,7 @@ import { DeserializationError, SerializationError, type Serde, type SerdeContext
 export function nullable<T>(inner: Serde<T>): Serde<T | null> {
   return {
     name: `nullable(${inner.name})`,
+    ...probeOf(inner),
     deserialize: (data, ctx) => (data === null ? null : inner.deserialize(data, ctx)),
     serialize(value, ctx) {
       if (value === null) {
@@ -49,6 +50,7 @@ export function validated<T>(inner: Serde<T>, validator: Validator<T>, name = 'v
   };
   return {
     name: `${name}(${inner.name})`,
+    ...probeOf(inner),
     deserialize(data, ctx) {
       const decoded = inner.deserialize(data, ctx);
       // Stay synchronous when the inner serde is (the cached Avro path).
@@ -56,4 +58,10 @@ export function validated<T>(inner: Serde<T>, validator: Validator<T>, name = 'v
     },
     serialize: (value, ctx) => inner.serialize(value, ctx),
   };
+}
+
+/** A wrapping serde depends on what its inner serde depends on. */
+function probeOf(inner: Serde<unknown>): Pick<Serde<unknown>, 'probe'> {
+  const { probe } = inner;
+  return probe === undefined ? {} : { probe: () => probe.call(inner) };
 }

@@ -16,6 +16,8 @@ export {
   HttpSchemaRegistryClient,
   SchemaNotFoundError,
   SchemaRegistryError,
+  probeSchemaRegistry,
+  SchemaRegistryProbeError,
   schemaRegistryUrlFromEnv,
   DEFAULT_SCHEMA_REGISTRY_URL,
   type CompatibilityResult,
@@ -24,6 +26,7 @@ export {
   type SchemaRegistryAuth,
   type SchemaRegistryClient,
   type SchemaRegistryConfig,
+  type SchemaRegistryProbeOptions,
   type SchemaType,
   type SubjectVersion,
 } from './registry.js';

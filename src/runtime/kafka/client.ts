@@ -77,7 +77,20 @@ export interface KafkaAdmin {
   close(): Promise<void>;
 }
 
+/** No configured broker answered like a Kafka broker when probed at start. */
+export class KafkaProbeError extends Error {
+  override readonly name = 'KafkaProbeError';
+}
+
 export interface KafkaClient {
+  /**
+   * One quick attempt per configured broker (connect, then a metadata request), with the client's
+   * retry logging silenced: instead of a storm of retries and a misleading error, a KafkaProbeError
+   * with one line naming the address, what answered and the likely fix, when no broker answers as a
+   * broker. Resolves with a note per broker that failed while another answered. Optional for other
+   * implementations.
+   */
+  probe?(): Promise<string[]>;
   groupConsumer(groupId: string): GroupConsumer;
   transactionalWriter(transactionalId: string): Promise<TransactionalWriter>;
   admin(): Promise<KafkaAdmin>;

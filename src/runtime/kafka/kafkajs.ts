@@ -15,6 +15,7 @@ import type {
   TopicPartitionOffset,
   TransactionalWriter,
 } from './client.js';
+import { KafkaProbeError } from './client.js';
 
 function toHeaders(headers: IHeaders | undefined): Headers {
   const out: Headers = {};
@@ -85,6 +86,7 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
   const kafka = new Kafka(kafkaConfig);
 
   return {
+    probe: () => probeBrokers(config, kafkaConfig),
     groupConsumer: (groupId) => new KafkajsGroupConsumer(kafka, groupId, config),
     transactionalWriter: async (transactionalId) => {
       const producer = kafka.producer({
@@ -152,6 +154,55 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
       return api;
     },
   };
+}
+
+/** See KafkaClient.probe. Each broker alone, one attempt, kafkajs logging off (its retries are what we avoid). */
+async function probeBrokers(config: TributaryConfig, base: KafkaConfig): Promise<string[]> {
+  const problems: string[] = [];
+  for (const broker of config.brokers) {
+    const kafka = new Kafka({
+      ...base,
+      brokers: [broker],
+      logLevel: KafkaLogLevel.NOTHING,
+      retry: { retries: 0 },
+      requestTimeout: Math.max(base.connectionTimeout ?? 3000, 3000),
+    });
+    const admin = kafka.admin({ retry: { retries: 0 } });
+    try {
+      await admin.connect();
+      await admin.describeCluster();
+    } catch (error) {
+      problems.push(explainProbeFailure(broker, error, base.connectionTimeout ?? 3000));
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+  if (problems.length < config.brokers.length) return problems;
+  throw new KafkaProbeError(
+    problems.length === 1 ? problems[0]! : `no Kafka broker answered: ${problems.join('; ')}`,
+  );
+}
+
+/** What a failed probe of one broker means, and what to do about it, in one line. */
+function explainProbeFailure(broker: string, error: unknown, timeoutMs: number): string {
+  const name = error instanceof Error ? error.name : '';
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : '';
+  const message = `${error instanceof Error ? error.message : String(error)} ${cause}`;
+  const fixBrokers = 'check brokers (TRIBUTARY_BROKERS)';
+  if (name === 'KafkaJSServerDoesNotSupportApiKey' || /does not support the requested API/.test(message)) {
+    // A KRaft controller listener speaks the Kafka protocol but refuses the client APIs (Metadata).
+    return (
+      `Kafka at ${broker} answered like a KRaft controller, not a broker (it refuses client requests): ` +
+      'point brokers at the broker listener (usually 9092)'
+    );
+  }
+  if (message.includes('ECONNREFUSED'))
+    return `Kafka at ${broker}: connection refused, nothing listens there; ${fixBrokers}`;
+  if (message.includes('ENOTFOUND') || message.includes('EAI_AGAIN'))
+    return `Kafka at ${broker}: host not found; ${fixBrokers}`;
+  if (/timeout/i.test(message))
+    return `Kafka at ${broker}: no answer within ${timeoutMs} ms (host down or firewalled?); ${fixBrokers}`;
+  return `Kafka at ${broker}: ${message.trim()} (TLS or SASL settings that do not match the listener?); ${fixBrokers}`;
 }
 
 class KafkajsGroupConsumer implements GroupConsumer {
