@@ -95,3 +95,25 @@ export interface KafkaClient {
   transactionalWriter(transactionalId: string): Promise<TransactionalWriter>;
   admin(): Promise<KafkaAdmin>;
 }
+
+/** A message for TopicTools.publish: an OutgoingMessage that may keep its original timestamp. */
+export interface PublishedMessage extends OutgoingMessage {
+  /** Epoch ms; the broker's clock when absent. */
+  timestamp?: number;
+}
+
+/**
+ * Reading and writing whole topics for tools (the `tributary dlq` command), beside the processing
+ * path and not used by it.
+ */
+export interface TopicTools {
+  /**
+   * Every committed record of `topic` up to its end at the time of the call, in offset order per
+   * partition. Reads with a throwaway consumer group and commits no offsets. Throws when the topic
+   * does not exist or the end is not reached within `timeoutMs` (default 30 s).
+   */
+  readTopic(topic: string, options?: { timeoutMs?: number }): Promise<RawRecord[]>;
+  /** Produces the messages with an idempotent producer (no transaction), in order per topic. */
+  publish(messages: readonly PublishedMessage[]): Promise<void>;
+  close(): Promise<void>;
+}

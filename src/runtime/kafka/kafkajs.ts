@@ -1,6 +1,7 @@
 /** The KafkaClient of client.ts on kafkajs. */
+import { randomUUID } from 'node:crypto';
 import { Kafka, Partitioners, logLevel as KafkaLogLevel } from 'kafkajs';
-import type { Consumer, IHeaders, KafkaConfig, KafkaMessage, LogEntry, SASLOptions } from 'kafkajs';
+import type { Consumer, IHeaders, KafkaConfig, KafkaMessage, LogEntry, Producer, SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Headers } from '../../core/records.js';
 import type { RawRecord } from '../../core/records.js';
@@ -11,7 +12,9 @@ import type {
   KafkaAdmin,
   KafkaClient,
   OutgoingMessage,
+  PublishedMessage,
   TopicPartition,
+  TopicTools,
   TopicPartitionOffset,
   TransactionalWriter,
 } from './client.js';
@@ -72,8 +75,8 @@ function saslOf(config: TributaryConfig): SASLOptions | undefined {
   return { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password } as SASLOptions;
 }
 
-export function createKafkajsClient(config: TributaryConfig, logger: Logger): KafkaClient {
-  const kafkaConfig: KafkaConfig = {
+function kafkajsConfigOf(config: TributaryConfig, logger: Logger): KafkaConfig {
+  return {
     clientId: config.kafka.clientId ?? `${config.appId}-${config.instanceId}`,
     brokers: config.brokers,
     ssl: config.kafka.ssl,
@@ -83,6 +86,10 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
     logCreator: kafkajsLogCreator(logger),
     retry: { initialRetryTime: 200, retries: 8 },
   };
+}
+
+export function createKafkajsClient(config: TributaryConfig, logger: Logger): KafkaClient {
+  const kafkaConfig = kafkajsConfigOf(config, logger);
   const kafka = new Kafka(kafkaConfig);
 
   return {
@@ -154,6 +161,107 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
       return api;
     },
   };
+}
+
+/** The TopicTools of client.ts on kafkajs (same connection settings as the client). */
+export function createKafkajsTopicTools(config: TributaryConfig, logger: Logger): TopicTools {
+  const kafka = new Kafka(kafkajsConfigOf(config, logger));
+  let producer: Producer | undefined;
+  return {
+    readTopic: (topic, options) => readWholeTopic(kafka, topic, options?.timeoutMs ?? 30_000),
+    async publish(messages: readonly PublishedMessage[]) {
+      if (messages.length === 0) return;
+      if (producer === undefined) {
+        producer = kafka.producer({
+          idempotent: true,
+          maxInFlightRequests: 1,
+          createPartitioner: Partitioners.DefaultPartitioner,
+        });
+        await producer.connect();
+      }
+      const byTopic = new Map<string, PublishedMessage[]>();
+      for (const m of messages) byTopic.set(m.topic, [...(byTopic.get(m.topic) ?? []), m]);
+      await producer.sendBatch({
+        topicMessages: [...byTopic].map(([topic, list]) => ({
+          topic,
+          messages: list.map((m) => ({
+            key: m.key,
+            value: m.value,
+            headers: toKafkaHeaders(m.headers),
+            ...(m.timestamp === undefined ? {} : { timestamp: String(m.timestamp) }),
+          })),
+        })),
+      });
+    },
+    async close() {
+      await producer?.disconnect();
+      producer = undefined;
+    },
+  };
+}
+
+/** See TopicTools.readTopic. */
+async function readWholeTopic(kafka: Kafka, topic: string, timeoutMs: number): Promise<RawRecord[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  /** Per non-empty partition, the offset after its last record (transaction markers included). */
+  const ends = new Map<number, bigint>();
+  try {
+    if (!(await admin.listTopics()).includes(topic)) throw new Error(`topic ${topic} does not exist`);
+    for (const { partition, high, low } of await admin.fetchTopicOffsets(topic)) {
+      if (BigInt(high) > BigInt(low)) ends.set(partition, BigInt(high));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  if (ends.size === 0) return [];
+
+  const consumer = kafka.consumer({
+    groupId: `tributary-reader-${randomUUID()}`,
+    readUncommitted: false,
+    allowAutoTopicCreation: false,
+    maxWaitTimeInMs: 250,
+  });
+  const records: RawRecord[] = [];
+  const unfinished = new Set(ends.keys());
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const reachedEnd = new Promise<void>((resolve, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `reading ${topic}: partitions ${[...unfinished].join(', ')} did not reach their end within ` +
+                `${timeoutMs} ms (an open transaction?)`,
+            ),
+          ),
+        timeoutMs,
+      );
+      // Fires for batches of records and for batches of transaction markers alone, whose offsets
+      // count towards the end but never reach eachBatch.
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+        const end = ends.get(payload.partition);
+        if (end !== undefined && BigInt(payload.lastOffset) >= end - 1n) unfinished.delete(payload.partition);
+        if (unfinished.size === 0) resolve();
+      });
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        const end = ends.get(batch.partition) ?? 0n;
+        for (const message of batch.messages) {
+          if (BigInt(message.offset) < end) records.push(toRawRecord(topic, batch.partition, message));
+        }
+      },
+    });
+    await reachedEnd;
+  } finally {
+    clearTimeout(timer);
+    await consumer.disconnect();
+  }
+  return records.sort((a, b) => a.partition - b.partition || Number(a.offset - b.offset));
 }
 
 /** See KafkaClient.probe. Each broker alone, one attempt, kafkajs logging off (its retries are what we avoid). */
