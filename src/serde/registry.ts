@@ -435,6 +435,11 @@ export async function probeSchemaRegistry(options: SchemaRegistryProbeOptions): 
         `(for Apicurio Registry the URL ends with ${APICURIO_CONFLUENT_PATH})`,
     );
   }
+  if (answer.status >= 500) {
+    return fail(
+      `GET /config answered HTTP ${answer.status}: the registry is there but failing; start again once it recovers`,
+    );
+  }
   const detail = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
   return fail(
     `GET /config answered HTTP ${answer.status} ${JSON.stringify(detail.replace(/\s+/g, ' ').slice(0, 120))}, ` +
