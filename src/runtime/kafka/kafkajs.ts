@@ -163,6 +163,28 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
   };
 }
 
+/**
+ * Consecutive runs of messages, one produce request each, of at most 100 messages and about 1 MB
+ * (a single larger message goes alone): a replay of many large dead letters never builds a request
+ * beyond the broker's limits.
+ */
+function* publishSlices(messages: readonly PublishedMessage[]): Generator<PublishedMessage[]> {
+  let slice: PublishedMessage[] = [];
+  let bytes = 0;
+  for (const message of messages) {
+    let size = (message.key?.length ?? 0) + (message.value?.length ?? 0);
+    for (const [name, value] of Object.entries(message.headers)) size += name.length + (value?.length ?? 0);
+    if (slice.length > 0 && (slice.length >= 100 || bytes + size > 1_000_000)) {
+      yield slice;
+      slice = [];
+      bytes = 0;
+    }
+    slice.push(message);
+    bytes += size;
+  }
+  if (slice.length > 0) yield slice;
+}
+
 /** The TopicTools of client.ts on kafkajs (same connection settings as the client). */
 export function createKafkajsTopicTools(config: TributaryConfig, logger: Logger): TopicTools {
   const kafka = new Kafka(kafkajsConfigOf(config, logger));
@@ -179,19 +201,25 @@ export function createKafkajsTopicTools(config: TributaryConfig, logger: Logger)
         });
         await producer.connect();
       }
-      const byTopic = new Map<string, PublishedMessage[]>();
-      for (const m of messages) byTopic.set(m.topic, [...(byTopic.get(m.topic) ?? []), m]);
-      await producer.sendBatch({
-        topicMessages: [...byTopic].map(([topic, list]) => ({
-          topic,
-          messages: list.map((m) => ({
-            key: m.key,
-            value: m.value,
-            headers: toKafkaHeaders(m.headers),
-            ...(m.timestamp === undefined ? {} : { timestamp: String(m.timestamp) }),
+      for (const slice of publishSlices(messages)) {
+        const byTopic = new Map<string, PublishedMessage[]>();
+        for (const m of slice) {
+          const list = byTopic.get(m.topic);
+          if (list === undefined) byTopic.set(m.topic, [m]);
+          else list.push(m);
+        }
+        await producer.sendBatch({
+          topicMessages: [...byTopic].map(([topic, list]) => ({
+            topic,
+            messages: list.map((m) => ({
+              key: m.key,
+              value: m.value,
+              headers: toKafkaHeaders(m.headers),
+              ...(m.timestamp === undefined ? {} : { timestamp: String(m.timestamp) }),
+            })),
           })),
-        })),
-      });
+        });
+      }
     },
     async close() {
       await producer?.disconnect();
