@@ -54,6 +54,8 @@ async function runDlq(appId: string, options: DlqOptions): Promise<void> {
   const resolved = resolveConfig({ appId, handleSignals: false });
   const config = {
     ...resolved,
+    // The argument, not TRIBUTARY_APP_ID: the environment may be another app's.
+    appId,
     brokers: options.brokers?.split(',').map((broker) => broker.trim()) ?? resolved.brokers,
   };
   const topic = options.topic ?? dlqTopicOf(config);

@@ -11,7 +11,7 @@ import type { Message } from 'kafkajs';
 import { registerUsageSchema } from '../../../examples/metering/setup.js';
 import type { RawRecord } from '../../../src/core/records.js';
 import type { TestDatabase } from '../../helpers/clickhouse.js';
-import { Worker, readDlq, setUpMeteringRun } from '../../helpers/metering.js';
+import { Worker, readDlq, setUpMeteringRun, sleep } from '../../helpers/metering.js';
 import type { MeteringRun } from '../../helpers/metering.js';
 import { brokers, registryUrl } from '../../helpers/services.js';
 import { frame, frameWithInvalidUtf8, sampleEvent, usageEventV1 } from '../../unit/serde/fixtures.js';
@@ -75,7 +75,13 @@ before(async () => {
   await produce(run.topic, [good(1, 0), bad[0]!, good(2, 0), bad[1]!, good(3, 1), bad[2]!]);
   worker = new Worker(run);
   await worker.ready();
-  await readDlq(`${run.appId}.dlq`, bad.length, 60_000);
+  // readDlq returns at once while the DLQ is still empty: ask until the job has written all three.
+  const deadline = Date.now() + 90_000;
+  while ((await readDlq(`${run.appId}.dlq`, bad.length, 10_000)).length < bad.length) {
+    if (Date.now() > deadline)
+      throw new Error(`the DLQ did not get ${bad.length} records; log:\n${worker.tail()}`);
+    await sleep(500);
+  }
 });
 
 after(async () => {

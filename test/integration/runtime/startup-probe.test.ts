@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { brokers, registryUrl } from '../../helpers/services.js';
+import { brokers, registryUrl, uniqueName } from '../../helpers/services.js';
 
 function runCli(env: Record<string, string>): { status: number | null; stderr: string; ms: number } {
   const started = Date.now();
@@ -17,6 +17,7 @@ function runCli(env: Record<string, string>): { status: number | null; stderr: s
     {
       env: {
         ...process.env,
+        TRIBUTARY_APP_ID: uniqueName('startup-probe'),
         TRIBUTARY_BROKERS: brokers.join(','),
         TRIBUTARY_SCHEMA_REGISTRY_URL: registryUrl,
         // Warnings would show a kafkajs retry storm; the start-up failure itself is one line.
