@@ -17,6 +17,7 @@ import {
 } from './avro-types.js';
 import {
   createSchemaRegistryClient,
+  HttpSchemaRegistryClient,
   isSchemaRegistryClient,
   probeSchemaRegistry,
   SchemaNotFoundError,
@@ -116,6 +117,8 @@ export class AvroSerde<T> implements Serde<T> {
 
   /** At start: does the registry answer like a Confluent API, at this URL? (see probeSchemaRegistry) */
   probe(): Promise<void> {
+    // A registry client of another kind (in memory, a custom transport) is not ours to probe over HTTP.
+    if (!(this.registry instanceof HttpSchemaRegistryClient)) return Promise.resolve();
     const config = isSchemaRegistryClient(this.options.registry) ? undefined : this.options.registry;
     return probeSchemaRegistry({
       url: this.registry.url,

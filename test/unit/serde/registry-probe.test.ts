@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { probeSchemaRegistry, SchemaRegistryProbeError } from '../../../src/serde/index.js';
+import {
+  avro,
+  InMemorySchemaRegistry,
+  nullable,
+  probeSchemaRegistry,
+  SchemaRegistryProbeError,
+  validated,
+} from '../../../src/serde/index.js';
 
 const servers: Server[] = [];
 after(() => servers.forEach((server) => (server.closeAllConnections(), server.close())));
@@ -99,5 +106,19 @@ describe('probeSchemaRegistry', () => {
       probeSchemaRegistry({ url: root, timeoutMs: 200 }),
       rejectsWith(new RegExp(`^schema registry at ${root}: no answer within 200 ms`)),
     );
+  });
+
+  it('is what an avro serde (also wrapped) probes at start; an in-memory registry is not probed', async () => {
+    const root = await serve(apicurio);
+    const wrong = validated(nullable(avro({ registry: { url: root } })), () => true);
+    assert.ok(wrong.probe, 'validated() and nullable() pass the probe on');
+    await assert.rejects(wrong.probe(), rejectsWith(/use that URL/));
+    for (const fine of [
+      avro({ registry: { url: `${root}/apis/ccompat/v7` } }),
+      avro({ registry: new InMemorySchemaRegistry() }),
+    ]) {
+      assert.ok(fine.probe);
+      await fine.probe();
+    }
   });
 });
