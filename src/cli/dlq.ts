@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { dlqTopicOf, resolveConfig } from '../runtime/config.js';
 import type { StoredDeadLetter } from '../runtime/dead-letters.js';
 import { listDeadLetters, replayMessagesOf } from '../runtime/dead-letters.js';
+import { TopicNotFoundError } from '../runtime/kafka/client.js';
 import { createKafkajsClient, createKafkajsTopicTools } from '../runtime/kafka/kafkajs.js';
 
 interface DlqOptions {
@@ -71,7 +72,7 @@ async function runDlq(appId: string, options: DlqOptions): Promise<void> {
       ...(options.sourcePartition === undefined ? {} : { sourcePartition: options.sourcePartition }),
       ...(options.limit === undefined ? {} : { limit: options.limit }),
     }).catch((error: unknown) => {
-      if (error instanceof Error && error.message === `topic ${topic} does not exist`) {
+      if (error instanceof TopicNotFoundError) {
         throw new Error(
           `${error.message}: ${appId} has written no dead letters yet, or its DLQ is another topic (--topic)`,
         );

@@ -4,6 +4,7 @@ export { Instance } from './instance.js';
 export type { InstanceState, TaskStatus } from './instance.js';
 export { RuntimeMetrics } from './metrics.js';
 export type * from './kafka/client.js';
+export { KafkaProbeError, TopicNotFoundError } from './kafka/client.js';
 export { createKafkajsClient } from './kafka/kafkajs.js';
 export { createKafkajsTopicTools } from './kafka/kafkajs.js';
 export { listDeadLetters, replayMessagesOf } from './dead-letters.js';

@@ -96,6 +96,14 @@ export interface KafkaClient {
   admin(): Promise<KafkaAdmin>;
 }
 
+/** TopicTools.readTopic of a topic that does not exist. */
+export class TopicNotFoundError extends Error {
+  override readonly name = 'TopicNotFoundError';
+  constructor(readonly topic: string) {
+    super(`topic ${topic} does not exist`);
+  }
+}
+
 /** A message for TopicTools.publish: an OutgoingMessage that may keep its original timestamp. */
 export interface PublishedMessage extends OutgoingMessage {
   /** Epoch ms; the broker's clock when absent. */

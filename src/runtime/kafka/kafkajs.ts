@@ -18,7 +18,7 @@ import type {
   TopicPartitionOffset,
   TransactionalWriter,
 } from './client.js';
-import { KafkaProbeError } from './client.js';
+import { KafkaProbeError, TopicNotFoundError } from './client.js';
 
 function toHeaders(headers: IHeaders | undefined): Headers {
   const out: Headers = {};
@@ -235,7 +235,7 @@ async function readWholeTopic(kafka: Kafka, topic: string, timeoutMs: number): P
   /** Per non-empty partition, the offset after its last record (transaction markers included). */
   const ends = new Map<number, bigint>();
   try {
-    if (!(await admin.listTopics()).includes(topic)) throw new Error(`topic ${topic} does not exist`);
+    if (!(await admin.listTopics()).includes(topic)) throw new TopicNotFoundError(topic);
     for (const { partition, high, low } of await admin.fetchTopicOffsets(topic)) {
       if (BigInt(high) > BigInt(low)) ends.set(partition, BigInt(high));
     }
