@@ -87,8 +87,8 @@ export interface KafkaClient {
    * One quick attempt per configured broker (connect, then a metadata request), with the client's
    * retry logging silenced: instead of a storm of retries and a misleading error, a KafkaProbeError
    * with one line naming the address, what answered and the likely fix, when no broker answers as a
-   * broker. Resolves with a note per broker that failed while another answered. Optional for other
-   * implementations.
+   * broker or one is not a broker at all (a KRaft controller port). Resolves with a note per broker
+   * that is down while another answered. Optional for other implementations.
    */
   probe?(): Promise<string[]>;
   groupConsumer(groupId: string): GroupConsumer;

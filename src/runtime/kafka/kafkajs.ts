@@ -294,30 +294,41 @@ async function readWholeTopic(kafka: Kafka, topic: string, timeoutMs: number): P
 
 /** See KafkaClient.probe. Each broker alone, one attempt, kafkajs logging off (its retries are what we avoid). */
 async function probeBrokers(config: TributaryConfig, base: KafkaConfig): Promise<string[]> {
-  const problems: string[] = [];
-  for (const broker of config.brokers) {
+  const timeoutMs = base.connectionTimeout ?? 3000;
+  const probeOne = async (broker: string): Promise<string | undefined> => {
     const kafka = new Kafka({
       ...base,
       brokers: [broker],
       logLevel: KafkaLogLevel.NOTHING,
       retry: { retries: 0 },
-      requestTimeout: Math.max(base.connectionTimeout ?? 3000, 3000),
+      requestTimeout: Math.max(timeoutMs, 3000),
     });
     const admin = kafka.admin({ retry: { retries: 0 } });
     try {
       await admin.connect();
       await admin.describeCluster();
+      return undefined;
     } catch (error) {
-      problems.push(explainProbeFailure(broker, error, base.connectionTimeout ?? 3000));
+      return explainProbeFailure(broker, error, timeoutMs);
     } finally {
       await admin.disconnect().catch(() => undefined);
     }
-  }
+  };
+  // In parallel: a cluster that is down costs one timeout, not one per broker.
+  const problems = (await Promise.all(config.brokers.map(probeOne))).filter(
+    (problem): problem is string => problem !== undefined,
+  );
+  // kafkajs does not move on from a seed that refuses its requests (it does from one that is down):
+  // a controller address anywhere in the list is fatal, a broker down beside others is a warning.
+  const controllers = problems.filter((problem) => problem.includes(KRAFT_CONTROLLER));
+  if (controllers.length > 0) throw new KafkaProbeError(controllers.join('; '));
   if (problems.length < config.brokers.length) return problems;
   throw new KafkaProbeError(
     problems.length === 1 ? problems[0]! : `no Kafka broker answered: ${problems.join('; ')}`,
   );
 }
+
+const KRAFT_CONTROLLER = 'answered like a KRaft controller, not a broker';
 
 /** What a failed probe of one broker means, and what to do about it, in one line. */
 function explainProbeFailure(broker: string, error: unknown, timeoutMs: number): string {
@@ -328,7 +339,7 @@ function explainProbeFailure(broker: string, error: unknown, timeoutMs: number):
   if (name === 'KafkaJSServerDoesNotSupportApiKey' || /does not support the requested API/.test(message)) {
     // A KRaft controller listener speaks the Kafka protocol but refuses the client APIs (Metadata).
     return (
-      `Kafka at ${broker} answered like a KRaft controller, not a broker (it refuses client requests): ` +
+      `Kafka at ${broker} ${KRAFT_CONTROLLER} (it refuses client requests): ` +
       'point brokers at the broker listener (usually 9092)'
     );
   }

@@ -4,10 +4,11 @@
  * Runs `tributary run` in a child process, as a user would.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { brokers, registryUrl, uniqueName } from '../../helpers/services.js';
+import { createTopic } from '../serde/kafka-helpers.js';
 
 function runCli(env: Record<string, string>): { status: number | null; stderr: string; ms: number } {
   const started = Date.now();
@@ -84,3 +85,56 @@ async function closedPort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+test('a controller port beside a broker still fails at start (kafkajs would not move on from it)', () => {
+  const { status, stderr } = runCli({ TRIBUTARY_BROKERS: `${kafkaHost}:9093,${brokers.join(',')}` });
+  assert.equal(status, 1, stderr);
+  assert.match(
+    stderr.trim(),
+    /^tributary: Kafka at [^ ]+:9093 answered like a KRaft controller, not a broker/,
+  );
+  assert.equal(stderr.trim().split('\n').length, 1, stderr);
+});
+
+test('a broker down beside one that answers is one warning of the checks, and the app starts', async () => {
+  const topic = await createTopic('startup-probe-input');
+  const down = `127.0.0.1:${await closedPort()}`;
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', 'run', 'test/helpers/avro-app.ts'],
+    {
+      env: {
+        ...process.env,
+        TRIBUTARY_APP_ID: uniqueName('startup-probe'),
+        TRIBUTARY_BROKERS: `${down},${brokers.join(',')}`,
+        TRIBUTARY_SCHEMA_REGISTRY_URL: registryUrl,
+        TRIBUTARY_LOG_LEVEL: 'info',
+        TEST_INPUT_TOPIC: topic,
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!stderr.includes('instance started') && Date.now() < deadline && child.exitCode === null) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.match(stderr, /instance started/, stderr);
+    // kafkajs' own log of its connection attempts is another matter (it runs after the checks).
+    const warnings = stderr
+      .split('\n')
+      .filter((line) => line.includes('"level":40') && !line.includes('"component":"kafkajs"'));
+    assert.equal(warnings.length, 1, stderr);
+    assert.ok(warnings[0]!.includes(`Kafka at ${down}: connection refused, nothing listens there`), stderr);
+    assert.ok(
+      stderr.indexOf('start-up checks passed') < stderr.indexOf('instance started'),
+      'the checks run before joining the group',
+    );
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+});
