@@ -12,7 +12,7 @@ import type { Serde } from './serde/types.js';
 import { TopologyBuilder } from './topology/builder.js';
 import type { Stream, StreamOptions } from './topology/builder.js';
 import type { Topology } from './topology/topology.js';
-import { resolveConfig, serviceDefaultsOf } from './runtime/config.js';
+import { dlqTopicOf, resolveConfig, serviceDefaultsOf } from './runtime/config.js';
 import type { TributaryConfig, TributaryConfigInput } from './runtime/config.js';
 import { Instance } from './runtime/instance.js';
 import { createKafkajsClient } from './runtime/kafka/kafkajs.js';
@@ -79,7 +79,7 @@ export class App {
   }
 
   describe(): string {
-    return this.topology().describeText();
+    return this.topology().describeText({ dlqTopic: dlqTopicOf(this.config) });
   }
 
   /** Joins the consumer group and starts processing; resolves once the group is joined and admin is up. */
@@ -87,6 +87,7 @@ export class App {
     if (this.instance) throw new Error('app already started');
     const topology = this.topology();
     const kafka = this.options.kafkaClient ?? createKafkajsClient(this.config, this.logger);
+    await this.probeDependencies(topology, kafka);
     const instance = new Instance(
       topology,
       this.config,
@@ -110,6 +111,21 @@ export class App {
       });
       this.logger.info({ address: this.adminAddress }, 'admin endpoint listening');
     }
+  }
+
+  /**
+   * Before joining the group: one short attempt at Kafka and at each source serde's dependency (the
+   * schema registry), so a wrong address fails at once with one line naming it and the likely fix,
+   * rather than after a minute of client retries or with a 404 retried forever.
+   */
+  private async probeDependencies(topology: Topology, kafka: KafkaClient): Promise<void> {
+    for (const note of (await kafka.probe?.()) ?? []) this.logger.warn(note);
+    const serdes = topology.sourceTopics.map((topic) => topology.sourceSerde(topic));
+    await Promise.all(serdes.map((serde) => serde?.probe?.()));
+    this.logger.info(
+      { brokers: this.config.brokers, serdes: serdes.map((serde) => serde?.name) },
+      'start-up checks passed: Kafka and what the source serdes depend on answer',
+    );
   }
 
   /** `http://host:port` of the admin endpoint, once started. */

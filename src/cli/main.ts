@@ -5,6 +5,7 @@
  *   tributary describe <module>  print its topology
  *   tributary env                every setting's environment variable, default and current value
  *   tributary --version          the installed package's version
+ *   tributary dlq <appId>        list dead letters; --replay re-publishes them (see cli/dlq.ts)
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -12,6 +13,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command } from 'commander';
 import { App } from '../app.js';
 import { environmentTable, type EnvTableRow } from '../runtime/config.js';
+import { registerDlqCommand } from './dlq.js';
 
 /**
  * The version in the package.json this file ships in, read at run time so it cannot drift. Searched
@@ -97,6 +99,8 @@ program
       'A set variable overrides the setting given in code. Passwords and tokens show as ***.\n',
     );
   });
+
+registerDlqCommand(program);
 
 program.parseAsync().catch((error: unknown) => {
   process.stderr.write(`tributary: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -13,4 +13,8 @@ export { Instance } from './instance.js';
 export type { InstanceState, TaskStatus } from './instance.js';
 export { RuntimeMetrics } from './metrics.js';
 export type * from './kafka/client.js';
+export { KafkaProbeError, TopicNotFoundError } from './kafka/client.js';
 export { createKafkajsClient } from './kafka/kafkajs.js';
+export { createKafkajsTopicTools } from './kafka/kafkajs.js';
+export { listDeadLetters, replayMessagesOf } from './dead-letters.js';
+export type { DeadLetterListing, DeadLetterSelection, StoredDeadLetter } from './dead-letters.js';

@@ -4,7 +4,11 @@
  * count decodes to 2^40 keeps a partition busy for hours (and `new Array(n)` may allocate gigabytes).
  * The types built here stop reading as soon as the buffer is exhausted (the decode then reports a
  * truncated payload) and cap the item count of each collection.
+ *
+ * Strings are decoded strictly: avsc decodes invalid UTF-8 with U+FFFD substitutes, which would turn
+ * a corrupted record into a real event (the string and JSON serdes reject it). See StrictStringType.
  */
+import { isUtf8 } from 'node:buffer';
 import avsc from 'avsc';
 import type { Schema, Type } from 'avsc';
 
@@ -40,6 +44,55 @@ export class CollectionTooLargeError extends Error {
   override readonly name = 'CollectionTooLargeError';
 }
 
+/** Thrown inside a read for a string (or map key) whose bytes are not valid UTF-8. */
+export class InvalidUtf8Error extends Error {
+  override readonly name = 'InvalidUtf8Error';
+  constructor(
+    /** Where its bytes start in the buffer being decoded, and how many there are. */
+    readonly offset: number,
+    readonly byteLength: number,
+  ) {
+    super(`a string of ${byteLength} bytes at offset ${offset} is not valid UTF-8`);
+  }
+}
+
+/**
+ * Whether strings are checked. Only `withLenientStrings` clears it, around a synchronous decode on the
+ * error path (to name the field): nothing else can run meanwhile.
+ */
+let strictStrings = true;
+
+/** Runs a synchronous decode that substitutes U+FFFD for invalid UTF-8, as avsc does by default. */
+export function withLenientStrings<R>(decode: () => R): R {
+  strictStrings = false;
+  try {
+    return decode();
+  } finally {
+    strictStrings = true;
+  }
+}
+
+/**
+ * The string just read by `tap.readString()` (which started at `start`, the length prefix), checked.
+ * Cost on the hot path: one scan of the decoded string for U+FFFD, which Node's decoder puts in place
+ * of every invalid sequence. Only a string that contains one (invalid, or a genuine U+FFFD) has its
+ * bytes validated, with `buffer.isUtf8` (simdutf); valid text is never decoded twice.
+ */
+function checkedString(tap: Tap, start: number, value: string | undefined): string | undefined {
+  if (value === undefined || !strictStrings || !value.includes('\uFFFD')) return value;
+  // Skip the zig-zag varint length prefix: bytes with the high bit set continue it.
+  let bytesStart = start;
+  while ((tap.buf[bytesStart]! & 0x80) !== 0) bytesStart++;
+  bytesStart++;
+  if (isUtf8(tap.buf.subarray(bytesStart, tap.pos))) return value;
+  throw new InvalidUtf8Error(bytesStart, tap.pos - bytesStart);
+}
+
+function readCheckedString(tap: Tap): string {
+  const start = tap.pos;
+  return checkedString(tap, start, tap.readString()) as string;
+}
+
 type SchemaObject = Exclude<Schema, string> & { type?: unknown };
 type TypeHook = (schema: Schema, opts: Partial<avsc.ForSchemaOptions>) => Type | undefined;
 
@@ -56,6 +109,14 @@ function blockCount(tap: Tap): number {
 function makeBoundedTypes(maxItems: number): TypeHook {
   const ArrayType = avsc.types.ArrayType as unknown as new (schema: Schema, opts: unknown) => Type;
   const MapType = avsc.types.MapType as unknown as new (schema: Schema, opts: unknown) => Type;
+  const StringType = avsc.types.StringType as unknown as new (schema: Schema, opts: unknown) => Type;
+
+  // A resolver from a string or bytes writer takes the reader's `_read`, so resolved reads check too.
+  class StrictStringType extends StringType {
+    _read(tap: Tap): string {
+      return readCheckedString(tap);
+    }
+  }
 
   // The methods below replace avsc's, and avsc also copies `_read` onto resolvers, where `this`
   // is the resolver and `itemsType` / `valuesType` the resolved children; both cases work.
@@ -107,7 +168,7 @@ function makeBoundedTypes(maxItems: number): TypeHook {
         if (seen > maxItems)
           throw new CollectionTooLargeError(`map of ${seen} entries exceeds the limit of ${maxItems}`);
         while (count-- > 0) {
-          const key = tap.readString();
+          const key = readCheckedString(tap);
           entries[key] = this.valuesType._read(tap);
           if (!tap.isValid()) return entries;
         }
@@ -137,8 +198,11 @@ function makeBoundedTypes(maxItems: number): TypeHook {
   }
 
   return (schema, opts) => {
+    // `"string"` and `{ "type": "string" }`, with or without a logical type (uuid stays a string).
+    if (schema === 'string') return new StrictStringType(schema, opts);
     if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return undefined;
     const { type } = schema as SchemaObject;
+    if (type === 'string') return new StrictStringType(schema, opts);
     // Logical types on collections are not a thing in Avro; leave anything unusual to avsc.
     if ((schema as { logicalType?: unknown }).logicalType !== undefined) return undefined;
     // Built with avsc's own options, so named types referenced inside the collection resolve.

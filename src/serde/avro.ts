@@ -15,14 +15,18 @@ import { rejectUnknownKeys } from '../core/unknown-keys.js';
 import {
   avroSchemaText,
   DEFAULT_MAX_COLLECTION_ITEMS,
+  InvalidUtf8Error,
   parseAvroSchema,
   schemaFingerprint,
+  withLenientStrings,
   type AvroSchemaInput,
 } from './avro-types.js';
 import {
   checkRegistryConfig,
   createSchemaRegistryClient,
+  HttpSchemaRegistryClient,
   isSchemaRegistryClient,
+  probeSchemaRegistry,
   SchemaNotFoundError,
   type SchemaRegistryClient,
   type SchemaRegistryConfig,
@@ -157,6 +161,17 @@ export class AvroSerde<T> implements Serde<T> {
       return this.decodeWith(entry, data, ctx);
     }
     return this.loadDecoder(schemaId).then((loaded) => this.decodeWith(loaded, data, ctx));
+  }
+
+  /** At start: does the registry answer like a Confluent API, at this URL? (see probeSchemaRegistry) */
+  probe(): Promise<void> {
+    // A registry client of another kind (in memory, a custom transport) is not ours to probe over HTTP.
+    if (!(this.registry instanceof HttpSchemaRegistryClient)) return Promise.resolve();
+    const config = isSchemaRegistryClient(this.options.registry) ? undefined : this.options.registry;
+    return probeSchemaRegistry({
+      url: this.registry.url,
+      ...(config?.auth === undefined ? {} : { auth: config.auth }),
+    });
   }
 
   serialize(value: T, ctx: SerdeContext): Buffer | Promise<Buffer> {
@@ -333,6 +348,13 @@ function decodePayload(
   try {
     decoded = type.decode(framed, WIRE_HEADER_SIZE, resolver);
   } catch (error) {
+    if (error instanceof InvalidUtf8Error) {
+      throw new DeserializationError(
+        'decode-failed',
+        `payload does not decode with schema id ${schemaId}: ${invalidStringMessage(type, resolver, framed, error)}`,
+        { cause: error },
+      );
+    }
     // avsc throws on garbage it cannot interpret (a union or enum index out of range, an invalid
     // length); a corrupted count may also run into the collection cap (CollectionTooLargeError).
     throw new DeserializationError(
@@ -355,6 +377,43 @@ function decodePayload(
     );
   }
   return decoded.value;
+}
+
+/**
+ * `field "a.b" holds invalid UTF-8 (N bytes at payload offset M)`. The field is found by decoding the
+ * record again leniently (U+FFFD substitutes) and looking for them, on this error path only.
+ */
+function invalidStringMessage(
+  type: Type,
+  resolver: Resolver | undefined,
+  framed: Buffer,
+  error: InvalidUtf8Error,
+): string {
+  const where = `${error.byteLength} bytes at payload offset ${error.offset - WIRE_HEADER_SIZE}`;
+  let value: unknown;
+  try {
+    value = withLenientStrings(() => type.decode(framed, WIRE_HEADER_SIZE, resolver).value);
+  } catch {
+    return `a string of ${where} is not valid UTF-8`;
+  }
+  const paths: string[] = [];
+  const visit = (node: unknown, path: string): void => {
+    if (paths.length >= 3) return;
+    if (typeof node === 'string') {
+      if (node.includes('\uFFFD')) paths.push(path === '' ? '(root)' : path);
+    } else if (Array.isArray(node)) {
+      node.forEach((item, index) => visit(item, `${path}[${index}]`));
+    } else if (typeof node === 'object' && node !== null && !Buffer.isBuffer(node)) {
+      for (const [key, child] of Object.entries(node)) {
+        if (key.includes('\uFFFD')) paths.push(`${path === '' ? '' : `${path}.`}${key} (a map key)`);
+        visit(child, path === '' ? key : `${path}.${key}`);
+      }
+    }
+  };
+  visit(value, '');
+  if (paths.length === 0) return `a string of ${where} is not valid UTF-8`;
+  const names = paths.map((path) => `"${path}"`).join(', ');
+  return `${paths.length === 1 ? `field ${names} holds` : `fields ${names} hold`} invalid UTF-8 (${where})`;
 }
 
 /** Names the fields that do not match, instead of avsc's "invalid record" with the whole value. */

@@ -10,6 +10,7 @@ export function nullable<T>(inner: Serde<T>): Serde<T | null> {
   return {
     name: `nullable(${inner.name})`,
     useServiceDefaults: (defaults) => inner.useServiceDefaults?.(defaults),
+    ...probeOf(inner),
     deserialize: (data, ctx) => (data === null ? null : inner.deserialize(data, ctx)),
     serialize(value, ctx) {
       if (value === null) {
@@ -51,6 +52,7 @@ export function validated<T>(inner: Serde<T>, validator: Validator<T>, name = 'v
   return {
     name: `${name}(${inner.name})`,
     useServiceDefaults: (defaults) => inner.useServiceDefaults?.(defaults),
+    ...probeOf(inner),
     deserialize(data, ctx) {
       const decoded = inner.deserialize(data, ctx);
       // Stay synchronous when the inner serde is (the cached Avro path).
@@ -58,4 +60,10 @@ export function validated<T>(inner: Serde<T>, validator: Validator<T>, name = 'v
     },
     serialize: (value, ctx) => inner.serialize(value, ctx),
   };
+}
+
+/** A wrapping serde depends on what its inner serde depends on. */
+function probeOf(inner: Serde<unknown>): Pick<Serde<unknown>, 'probe'> {
+  const { probe } = inner;
+  return probe === undefined ? {} : { probe: () => probe.call(inner) };
 }

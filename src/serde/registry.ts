@@ -380,3 +380,88 @@ function schemaTypeOf(body: object): SchemaType {
 }
 
 export const REGISTRY_ERROR_CODES = { SUBJECT_NOT_FOUND, VERSION_NOT_FOUND, SCHEMA_NOT_FOUND } as const;
+
+/** The schema registry did not answer like a Confluent-API registry when probed at start. */
+export class SchemaRegistryProbeError extends Error {
+  override readonly name = 'SchemaRegistryProbeError';
+}
+
+/** The path under which Apicurio Registry serves the Confluent API. */
+const APICURIO_CONFLUENT_PATH = '/apis/ccompat/v7';
+
+export interface SchemaRegistryProbeOptions {
+  url: string;
+  auth?: SchemaRegistryAuth;
+  /** For the single attempt. Default 3 s. */
+  timeoutMs?: number;
+}
+
+/**
+ * One quick check at start, instead of retrying a wrong URL forever: `GET <url>/config` must answer
+ * a JSON object, as Confluent's API does. Throws a SchemaRegistryProbeError whose one-line message
+ * names the URL, what answered and the likely fix; a 404 is followed by a probe of
+ * `<url>/apis/ccompat/v7` (Apicurio's Confluent API) to suggest that URL when it answers.
+ */
+export async function probeSchemaRegistry(options: SchemaRegistryProbeOptions): Promise<void> {
+  const url = options.url.replace(/\/+$/, '');
+  const timeoutMs = options.timeoutMs ?? 3_000;
+  const headers: Record<string, string> = { accept: `${CONTENT_TYPE}, application/json` };
+  if (options.auth !== undefined) {
+    headers['authorization'] =
+      `Basic ${Buffer.from(`${options.auth.username}:${options.auth.password}`).toString('base64')}`;
+  }
+  const get = async (base: string): Promise<{ status: number; body: unknown }> => {
+    const response = await fetch(`${base}/config`, { headers, signal: AbortSignal.timeout(timeoutMs) });
+    const text = await response.text();
+    try {
+      return { status: response.status, body: JSON.parse(text) as unknown };
+    } catch {
+      return { status: response.status, body: text };
+    }
+  };
+  const fail = (what: string): never => {
+    throw new SchemaRegistryProbeError(`schema registry at ${url}: ${what}`);
+  };
+
+  let answer: { status: number; body: unknown };
+  try {
+    answer = await get(url);
+  } catch (error) {
+    const reason = describeTransportError(error, timeoutMs);
+    return fail(
+      `${reason.includes('ECONNREFUSED') ? 'connection refused, nothing listens there' : reason}; ` +
+        'check the registry URL (TRIBUTARY_SCHEMA_REGISTRY_URL)',
+    );
+  }
+  const isJsonObject = typeof answer.body === 'object' && answer.body !== null && !Array.isArray(answer.body);
+  if (answer.status >= 200 && answer.status < 300 && isJsonObject) return;
+  if (answer.status === 401 || answer.status === 403) {
+    // It is a registry; without credentials of ours to check, that is as far as a probe can tell.
+    if (options.auth === undefined) return;
+    return fail(`GET /config answered HTTP ${answer.status}: the registry rejects the credentials`);
+  }
+  if (answer.status === 404 && !url.endsWith(APICURIO_CONFLUENT_PATH)) {
+    const suggested = `${url}${APICURIO_CONFLUENT_PATH}`;
+    const there = await get(suggested).catch(() => undefined);
+    if (there !== undefined && there.status >= 200 && there.status < 300 && typeof there.body === 'object') {
+      return fail(
+        `GET /config answered HTTP 404, so this is not the root of the Confluent API; ` +
+          `${suggested} answers it (Apicurio Registry): use that URL`,
+      );
+    }
+    return fail(
+      `GET /config answered HTTP 404: not the root of a Confluent-compatible schema registry API ` +
+        `(for Apicurio Registry the URL ends with ${APICURIO_CONFLUENT_PATH})`,
+    );
+  }
+  if (answer.status >= 500) {
+    return fail(
+      `GET /config answered HTTP ${answer.status}: the registry is there but failing; start again once it recovers`,
+    );
+  }
+  const detail = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
+  return fail(
+    `GET /config answered HTTP ${answer.status} ${JSON.stringify(detail.replace(/\s+/g, ' ').slice(0, 120))}, ` +
+      'not a Confluent-compatible schema registry answer; check the registry URL',
+  );
+}

@@ -29,6 +29,12 @@ export interface Serializer<T> {
 export interface Serde<T> extends Deserializer<T>, Serializer<T>, UsesServiceDefaults {
   /** Human-readable name for describe() and error messages, e.g. `avro(usage-events-value)`. */
   readonly name: string;
+  /**
+   * Checks once, at start, that what the serde depends on answers (Avro: the schema registry), with
+   * a single short attempt. Throws an Error whose one-line message names the endpoint, what answered
+   * and the likely fix. Serdes without dependencies leave it out.
+   */
+  probe?(): Promise<void>;
 }
 
 /** A record that is bad in itself. It never stops the pipeline: it goes to the DLQ with this reason. */

@@ -195,7 +195,7 @@ export class Stream<T> {
    */
   branch<const P extends ReadonlyArray<(value: T) => boolean>>(...predicates: P): BranchStreams<T, P> {
     const streams = predicates.map((predicate, index) =>
-      this.append('branch', `branch ${index + 1} of ${predicates.length}`, ({ forward }) => (value) => {
+      this.append('branch', `${index + 1} of ${predicates.length}`, ({ forward }) => (value) => {
         for (let i = 0; i < index; i++) if ((predicates[i] as (value: T) => boolean)(value as T)) return;
         if (predicate(value as T)) forward(value);
       }),
@@ -400,12 +400,18 @@ export class WindowedStream<T, K> {
       kind: 'window-aggregate',
       parents: [this.parent.edge()],
       stores: [name],
-      detail: `tumbling ${this.windows.size} ms, grace ${this.options.grace} ms, out-of-orderness ${this.options.outOfOrderness} ms, late ${lateness}; { ${aggregates} }`,
+      detail: `tumbling ${this.windows.size} ms, grace ${this.options.grace} ms, out-of-orderness ${this.options.outOfOrderness} ms, late ${lateness}; group by ${functionText(this.keyOf)}; { ${aggregates} }`,
       schema: windowResultSchema(config.spec),
       create: (ctx) => createWindowAggregate(config, ctx),
     });
     return new AggregatedStream<T, K, AggregateResult<S>>(this.builder, name, lateness);
   }
+}
+
+/** A function as describe() shows it: its source on one line, shortened (`(e) => e.subject`). */
+function functionText(fn: (...args: never[]) => unknown): string {
+  const text = fn.toString().replace(/\s+/g, ' ').trim();
+  return text.length > 80 ? `${text.slice(0, 79)}…` : text;
 }
 
 export class AggregatedStream<T, K, V> extends Stream<WindowResult<K, V>> {

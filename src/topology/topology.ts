@@ -15,6 +15,15 @@ export interface TopologyDescription {
   stores: Array<{ name: string; kind: StoreKind }>;
   sinks: Array<{ name: string; sink: string; kind: string }>;
   edges: Array<{ from: string; to: string; port?: string }>;
+  /** Where dead letters go, when the caller said (the App does, from its configuration). */
+  dlqTopic?: string;
+  /** Likely mistakes, e.g. a stream whose values reach no sink. */
+  warnings: string[];
+}
+
+export interface DescribeOptions {
+  /** The DLQ topic to show (the App passes its configured one). */
+  dlqTopic?: string;
 }
 
 export class Topology implements RunnableTopology, TaskPlan {
@@ -40,13 +49,15 @@ export class Topology implements RunnableTopology, TaskPlan {
     return this.sources.find((source) => source.topic === topic)?.serde;
   }
 
-  describe(): TopologyDescription {
+  describe(options: DescribeOptions = {}): TopologyDescription {
     const description: TopologyDescription = {
       sources: [],
       processors: [],
       stores: [],
       sinks: [],
       edges: [],
+      ...(options.dlqTopic === undefined ? {} : { dlqTopic: options.dlqTopic }),
+      warnings: danglingStreamWarnings(this.nodes),
     };
     for (const node of this.nodes) {
       if (node.kind === 'source') description.sources.push({ name: node.name, topic: node.topic ?? '' });
@@ -72,8 +83,8 @@ export class Topology implements RunnableTopology, TaskPlan {
   }
 
   /** A text rendering of describe(), one line per node with its successors, in the spirit of Kafka Streams. */
-  describeText(): string {
-    const description = this.describe();
+  describeText(options: DescribeOptions = {}): string {
+    const description = this.describe(options);
     const successors = (name: string): string =>
       description.edges
         .filter((edge) => edge.from === name)
@@ -103,6 +114,38 @@ export class Topology implements RunnableTopology, TaskPlan {
     if (description.stores.length > 0) {
       lines.push('Stores', ...description.stores.map((store) => `  ${store.name} (${store.kind})`));
     }
+    lines.push(
+      `Dead letters: ${description.dlqTopic === undefined ? "the app's DLQ topic (<appId>.dlq unless configured)" : `topic ${description.dlqTopic}`}` +
+        ' (records that fail to decode or validate, late events with late: dlq, and records whose processing throws)',
+    );
+    lines.push(...description.warnings.map((warning) => `Warning: ${warning}`));
     return lines.join('\n');
   }
+}
+
+/**
+ * A stream that reaches no sink is almost always a forgotten `.to()`: its values are computed and
+ * dropped. One warning per dead end (a node other than a sink with nothing on its main output),
+ * naming the path that leads to it from its source.
+ */
+function danglingStreamWarnings(nodes: readonly NodeSpec[]): string[] {
+  const byName = new Map(nodes.map((node) => [node.name, node]));
+  const feedsMainOutput = new Set<string>();
+  for (const node of nodes) {
+    for (const parent of node.parents) if (parent.port === undefined) feedsMainOutput.add(parent.node);
+  }
+  const warnings: string[] = [];
+  for (const node of nodes) {
+    if (node.kind === 'sink' || feedsMainOutput.has(node.name)) continue;
+    const path: string[] = [];
+    for (let at: NodeSpec | undefined = node; at !== undefined; at = byName.get(at.parents[0]?.node ?? '')) {
+      path.unshift(at.kind === 'source' ? `${at.name} (topic ${at.topic ?? ''})` : at.name);
+      if (path.length > nodes.length) break; // a DAG has no cycles; this only guards the loop
+    }
+    warnings.push(
+      `${node.name} (${node.kind}) reaches no sink: the values of ${path.join(' -> ')} are dropped; ` +
+        'end that stream with .to(sink)',
+    );
+  }
+  return warnings;
 }

@@ -77,8 +77,51 @@ export interface KafkaAdmin {
   close(): Promise<void>;
 }
 
+/** No configured broker answered like a Kafka broker when probed at start. */
+export class KafkaProbeError extends Error {
+  override readonly name = 'KafkaProbeError';
+}
+
 export interface KafkaClient {
+  /**
+   * One quick attempt per configured broker (connect, then a metadata request), with the client's
+   * retry logging silenced: instead of a storm of retries and a misleading error, a KafkaProbeError
+   * with one line naming the address, what answered and the likely fix, when no broker answers as a
+   * broker or one is not a broker at all (a KRaft controller port). Resolves with a note per broker
+   * that is down while another answered. Optional for other implementations.
+   */
+  probe?(): Promise<string[]>;
   groupConsumer(groupId: string): GroupConsumer;
   transactionalWriter(transactionalId: string): Promise<TransactionalWriter>;
   admin(): Promise<KafkaAdmin>;
+}
+
+/** TopicTools.readTopic of a topic that does not exist. */
+export class TopicNotFoundError extends Error {
+  override readonly name = 'TopicNotFoundError';
+  constructor(readonly topic: string) {
+    super(`topic ${topic} does not exist`);
+  }
+}
+
+/** A message for TopicTools.publish: an OutgoingMessage that may keep its original timestamp. */
+export interface PublishedMessage extends OutgoingMessage {
+  /** Epoch ms; the broker's clock when absent. */
+  timestamp?: number;
+}
+
+/**
+ * Reading and writing whole topics for tools (the `tributary dlq` command), beside the processing
+ * path and not used by it.
+ */
+export interface TopicTools {
+  /**
+   * Every committed record of `topic` up to its end at the time of the call, in offset order per
+   * partition. Reads with a throwaway consumer group and commits no offsets. Throws when the topic
+   * does not exist or the end is not reached within `timeoutMs` (default 30 s).
+   */
+  readTopic(topic: string, options?: { timeoutMs?: number }): Promise<RawRecord[]>;
+  /** Produces the messages with an idempotent producer (no transaction), in order per topic. */
+  publish(messages: readonly PublishedMessage[]): Promise<void>;
+  close(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 /** The KafkaClient of client.ts on kafkajs. */
+import { randomUUID } from 'node:crypto';
 import { Kafka, Partitioners, logLevel as KafkaLogLevel } from 'kafkajs';
-import type { Consumer, IHeaders, KafkaConfig, KafkaMessage, LogEntry, SASLOptions } from 'kafkajs';
+import type { Consumer, IHeaders, KafkaConfig, KafkaMessage, LogEntry, Producer, SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Headers } from '../../core/records.js';
 import type { RawRecord } from '../../core/records.js';
@@ -11,10 +12,13 @@ import type {
   KafkaAdmin,
   KafkaClient,
   OutgoingMessage,
+  PublishedMessage,
   TopicPartition,
+  TopicTools,
   TopicPartitionOffset,
   TransactionalWriter,
 } from './client.js';
+import { KafkaProbeError, TopicNotFoundError } from './client.js';
 
 function toHeaders(headers: IHeaders | undefined): Headers {
   const out: Headers = {};
@@ -71,8 +75,8 @@ function saslOf(config: TributaryConfig): SASLOptions | undefined {
   return { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password } as SASLOptions;
 }
 
-export function createKafkajsClient(config: TributaryConfig, logger: Logger): KafkaClient {
-  const kafkaConfig: KafkaConfig = {
+function kafkajsConfigOf(config: TributaryConfig, logger: Logger): KafkaConfig {
+  return {
     clientId: config.kafka.clientId ?? `${config.appId}-${config.instanceId}`,
     brokers: config.brokers,
     ssl: config.kafka.ssl,
@@ -82,9 +86,14 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
     logCreator: kafkajsLogCreator(logger),
     retry: { initialRetryTime: 200, retries: 8 },
   };
+}
+
+export function createKafkajsClient(config: TributaryConfig, logger: Logger): KafkaClient {
+  const kafkaConfig = kafkajsConfigOf(config, logger);
   const kafka = new Kafka(kafkaConfig);
 
   return {
+    probe: () => probeBrokers(config, kafkaConfig),
     groupConsumer: (groupId) => new KafkajsGroupConsumer(kafka, groupId, config),
     transactionalWriter: async (transactionalId) => {
       const producer = kafka.producer({
@@ -152,6 +161,195 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
       return api;
     },
   };
+}
+
+/**
+ * Consecutive runs of messages, one produce request each, of at most 100 messages and about 1 MB
+ * (a single larger message goes alone): a replay of many large dead letters never builds a request
+ * beyond the broker's limits.
+ */
+function* publishSlices(messages: readonly PublishedMessage[]): Generator<PublishedMessage[]> {
+  let slice: PublishedMessage[] = [];
+  let bytes = 0;
+  for (const message of messages) {
+    let size = (message.key?.length ?? 0) + (message.value?.length ?? 0);
+    for (const [name, value] of Object.entries(message.headers)) size += name.length + (value?.length ?? 0);
+    if (slice.length > 0 && (slice.length >= 100 || bytes + size > 1_000_000)) {
+      yield slice;
+      slice = [];
+      bytes = 0;
+    }
+    slice.push(message);
+    bytes += size;
+  }
+  if (slice.length > 0) yield slice;
+}
+
+/** The TopicTools of client.ts on kafkajs (same connection settings as the client). */
+export function createKafkajsTopicTools(config: TributaryConfig, logger: Logger): TopicTools {
+  const kafka = new Kafka(kafkajsConfigOf(config, logger));
+  let producer: Producer | undefined;
+  return {
+    readTopic: (topic, options) => readWholeTopic(kafka, topic, options?.timeoutMs ?? 30_000),
+    async publish(messages: readonly PublishedMessage[]) {
+      if (messages.length === 0) return;
+      if (producer === undefined) {
+        producer = kafka.producer({
+          idempotent: true,
+          maxInFlightRequests: 1,
+          createPartitioner: Partitioners.DefaultPartitioner,
+        });
+        await producer.connect();
+      }
+      for (const slice of publishSlices(messages)) {
+        const byTopic = new Map<string, PublishedMessage[]>();
+        for (const m of slice) {
+          const list = byTopic.get(m.topic);
+          if (list === undefined) byTopic.set(m.topic, [m]);
+          else list.push(m);
+        }
+        await producer.sendBatch({
+          topicMessages: [...byTopic].map(([topic, list]) => ({
+            topic,
+            messages: list.map((m) => ({
+              key: m.key,
+              value: m.value,
+              headers: toKafkaHeaders(m.headers),
+              ...(m.timestamp === undefined ? {} : { timestamp: String(m.timestamp) }),
+            })),
+          })),
+        });
+      }
+    },
+    async close() {
+      await producer?.disconnect();
+      producer = undefined;
+    },
+  };
+}
+
+/** See TopicTools.readTopic. */
+async function readWholeTopic(kafka: Kafka, topic: string, timeoutMs: number): Promise<RawRecord[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  /** Per non-empty partition, the offset after its last record (transaction markers included). */
+  const ends = new Map<number, bigint>();
+  try {
+    if (!(await admin.listTopics()).includes(topic)) throw new TopicNotFoundError(topic);
+    for (const { partition, high, low } of await admin.fetchTopicOffsets(topic)) {
+      if (BigInt(high) > BigInt(low)) ends.set(partition, BigInt(high));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  if (ends.size === 0) return [];
+
+  const consumer = kafka.consumer({
+    groupId: `tributary-reader-${randomUUID()}`,
+    readUncommitted: false,
+    allowAutoTopicCreation: false,
+    maxWaitTimeInMs: 250,
+  });
+  const records: RawRecord[] = [];
+  const unfinished = new Set(ends.keys());
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const reachedEnd = new Promise<void>((resolve, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `reading ${topic}: partitions ${[...unfinished].join(', ')} did not reach their end within ` +
+                `${timeoutMs} ms (an open transaction?)`,
+            ),
+          ),
+        timeoutMs,
+      );
+      // Fires for batches of records and for batches of transaction markers alone, whose offsets
+      // count towards the end but never reach eachBatch.
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+        const end = ends.get(payload.partition);
+        if (end !== undefined && BigInt(payload.lastOffset) >= end - 1n) unfinished.delete(payload.partition);
+        if (unfinished.size === 0) resolve();
+      });
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        const end = ends.get(batch.partition) ?? 0n;
+        for (const message of batch.messages) {
+          if (BigInt(message.offset) < end) records.push(toRawRecord(topic, batch.partition, message));
+        }
+      },
+    });
+    await reachedEnd;
+  } finally {
+    clearTimeout(timer);
+    await consumer.disconnect();
+  }
+  return records.sort((a, b) => a.partition - b.partition || Number(a.offset - b.offset));
+}
+
+/** See KafkaClient.probe. Each broker alone, one attempt, kafkajs logging off (its retries are what we avoid). */
+async function probeBrokers(config: TributaryConfig, base: KafkaConfig): Promise<string[]> {
+  const timeoutMs = base.connectionTimeout ?? 3000;
+  const probeOne = async (broker: string): Promise<string | undefined> => {
+    const kafka = new Kafka({
+      ...base,
+      brokers: [broker],
+      logLevel: KafkaLogLevel.NOTHING,
+      retry: { retries: 0 },
+      requestTimeout: Math.max(timeoutMs, 3000),
+    });
+    const admin = kafka.admin({ retry: { retries: 0 } });
+    try {
+      await admin.connect();
+      await admin.describeCluster();
+      return undefined;
+    } catch (error) {
+      return explainProbeFailure(broker, error, timeoutMs);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  };
+  // In parallel: a cluster that is down costs one timeout, not one per broker.
+  const problems = (await Promise.all(config.brokers.map(probeOne))).filter(
+    (problem): problem is string => problem !== undefined,
+  );
+  // kafkajs does not move on from a seed that refuses its requests (it does from one that is down):
+  // a controller address anywhere in the list is fatal, a broker down beside others is a warning.
+  const controllers = problems.filter((problem) => problem.includes(KRAFT_CONTROLLER));
+  if (controllers.length > 0) throw new KafkaProbeError(controllers.join('; '));
+  if (problems.length < config.brokers.length) return problems;
+  throw new KafkaProbeError(
+    problems.length === 1 ? problems[0]! : `no Kafka broker answered: ${problems.join('; ')}`,
+  );
+}
+
+const KRAFT_CONTROLLER = 'answered like a KRaft controller, not a broker';
+
+/** What a failed probe of one broker means, and what to do about it, in one line. */
+function explainProbeFailure(broker: string, error: unknown, timeoutMs: number): string {
+  const name = error instanceof Error ? error.name : '';
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : '';
+  const message = `${error instanceof Error ? error.message : String(error)} ${cause}`;
+  const fixBrokers = 'check brokers (TRIBUTARY_BROKERS)';
+  if (name === 'KafkaJSServerDoesNotSupportApiKey' || /does not support the requested API/.test(message)) {
+    // A KRaft controller listener speaks the Kafka protocol but refuses the client APIs (Metadata).
+    return (
+      `Kafka at ${broker} ${KRAFT_CONTROLLER} (it refuses client requests): ` +
+      'point brokers at the broker listener (usually 9092)'
+    );
+  }
+  if (message.includes('ECONNREFUSED'))
+    return `Kafka at ${broker}: connection refused, nothing listens there; ${fixBrokers}`;
+  if (message.includes('ENOTFOUND') || message.includes('EAI_AGAIN'))
+    return `Kafka at ${broker}: host not found; ${fixBrokers}`;
+  if (/timeout/i.test(message))
+    return `Kafka at ${broker}: no answer within ${timeoutMs} ms (host down or firewalled?); ${fixBrokers}`;
+  return `Kafka at ${broker}: ${message.trim()} (TLS or SASL settings that do not match the listener?); ${fixBrokers}`;
 }
 
 class KafkajsGroupConsumer implements GroupConsumer {

@@ -20,7 +20,13 @@ import { validateUsageEvent, type UsageEvent } from '../../../examples/metering/
 import type { DeadLetterReason } from '../../../src/core/records.js';
 import type { DeadLetter } from '../../../src/core/records.js';
 import { registryUrl } from '../../helpers/services.js';
-import { frame, sampleEvent, usageEventV1, usageEventWithStringValue } from '../../unit/serde/fixtures.js';
+import {
+  frame,
+  frameWithInvalidUtf8,
+  sampleEvent,
+  usageEventV1,
+  usageEventWithStringValue,
+} from '../../unit/serde/fixtures.js';
 import { consume, createTopic, produce } from './kafka-helpers.js';
 
 test('bad records become dead letters with the right reason; good records around them decode', async () => {
@@ -43,6 +49,11 @@ test('bad records become dead letters with the right reason; good records around
     ['truncated', validFrame.subarray(0, validFrame.length - 4)],
     ['schema-mismatch', frame(mismatchId, usageEventWithStringValue, { ...sampleEvent(101), value: 'many' })],
     ['decode-failed', Buffer.concat([validFrame, Buffer.from('trailing')])],
+    // Invalid UTF-8 in a string field is a bad record, not an event with U+FFFD in its subject.
+    [
+      'decode-failed',
+      frameWithInvalidUtf8(goodId, usageEventV1, { ...sampleEvent(103), subject: 'pois@@@(' }),
+    ],
     [
       'validation-failed',
       frame(goodId, usageEventV1, { ...sampleEvent(102), value: Number.POSITIVE_INFINITY }),
@@ -81,6 +92,8 @@ test('bad records become dead letters with the right reason; good records around
     deadLetters.map((letter) => letter.reason),
     bad.map(([reason]) => reason),
   );
+  const invalidUtf8 = deadLetters.find((letter) => letter.message.includes('UTF-8'));
+  assert.match(invalidUtf8?.message ?? '', /field "subject" holds invalid UTF-8/);
 
   // The envelope through a real DLQ topic: original key, value and headers plus the dlq headers.
   const dlqTopic = await createTopic('serde-bad-input.dlq');

@@ -15,6 +15,7 @@ import type { UsageEvent } from '../../../examples/metering/usage-event.js';
 import type { DeadLetterReason } from '../../../src/core/records.js';
 import {
   frame,
+  frameWithInvalidUtf8,
   sampleEvent,
   usageEventV1,
   usageEventV2,
@@ -85,6 +86,42 @@ describe('avro() decoding', () => {
       'an old reader skips the new field',
     );
     assert.deepEqual({ ...(await decode(oldReader, oldRecord)) }, sampleEvent(1));
+  });
+
+  it('rejects invalid UTF-8 in a string field, a map key or value, and through a resolver, naming the field', async () => {
+    const registry = new InMemorySchemaRegistry();
+    const v1 = registry.addSchema(usageEventV1);
+    const v2 = registry.addSchema(usageEventV2);
+    const serde = avro<UsageEvent>({ registry, readerSchema: usageEventV1 });
+    const cases: Array<[string, Buffer]> = [
+      ['"subject"', frameWithInvalidUtf8(v1, usageEventV1, { ...sampleEvent(1), subject: 'pois@@@(' })],
+      [
+        '"dimensions.region"',
+        frameWithInvalidUtf8(v1, usageEventV1, { ...sampleEvent(1), dimensions: { region: 'e@@@u' } }),
+      ],
+      [
+        '(a map key)',
+        frameWithInvalidUtf8(v1, usageEventV1, { ...sampleEvent(1), dimensions: { '@@@': 'x' } }),
+      ],
+      // Written with v2 and resolved to v1: the resolver reads strings with the reader's (strict) reader.
+      ['"meter"', frameWithInvalidUtf8(v2, usageEventV2, { ...sampleEvent(1), meter: '@@@', unit: 'ms' })],
+    ];
+    for (const [named, data] of cases) {
+      await assert.rejects(decode(serde, data), (error: unknown) => {
+        expectReason('decode-failed')(error);
+        assert.match((error as Error).message, /invalid UTF-8/);
+        assert.ok((error as Error).message.includes(named), (error as Error).message);
+        return true;
+      });
+    }
+    // The skipped v2 field is not decoded, so it is not checked either: the event itself is fine.
+    const skipped = frameWithInvalidUtf8(v2, usageEventV2, { ...sampleEvent(2), unit: '@@@' });
+    assert.deepEqual({ ...(await decode(serde, skipped)) }, sampleEvent(2));
+    // A genuine U+FFFD (valid UTF-8: ef bf bd) is text like any other.
+    const replacementChar = { ...sampleEvent(3), subject: 'a\uFFFDb' };
+    assert.deepEqual({ ...(await decode(serde, frame(v1, usageEventV1, replacementChar))) }, replacementChar);
+    // Without a reader schema the writer's own types are strict as well.
+    await assert.rejects(decode(avro<UsageEvent>({ registry }), cases[0]![1]), expectReason('decode-failed'));
   });
 
   it('sorts every bad-input class into its dead-letter reason while good records around it decode', async () => {

@@ -44,3 +44,16 @@ export function frame(schemaId: number, schemaText: string, value: unknown): Buf
     avsc.Type.forSchema(JSON.parse(schemaText) as avsc.Schema).toBuffer(value),
   );
 }
+
+/**
+ * `frame()` of a value in which every `@@@` inside a string is replaced by the bytes ff fe fd, which
+ * are not UTF-8 (a lenient decoder reads them as three U+FFFD).
+ */
+export function frameWithInvalidUtf8(schemaId: number, schemaText: string, value: unknown): Buffer {
+  const framed = frame(schemaId, schemaText, value);
+  const marker = Buffer.from('@@@');
+  for (let at = framed.indexOf(marker); at !== -1; at = framed.indexOf(marker, at + 3)) {
+    framed.set([0xff, 0xfe, 0xfd], at);
+  }
+  return framed;
+}
