@@ -12,6 +12,9 @@
  *   Its text is prepended to the block; several such comments add up. Prefer whole blocks.
  * - There is no way to skip a block: a block that cannot compile is a wrong doc.
  *
+ * The sources of the project template (templates/app/, what `tributary init` copies) are compiled in
+ * the same program, so an API change that breaks a new user's first project fails here too.
+ *
  * The blocks are not written to disk: a compiler host serves them as virtual files under
  * `<repo>/.check-docs/`, so modules and types resolve exactly as they do for the repo's own files.
  */
@@ -77,8 +80,15 @@ export function extractTsBlocks(markdown: string, file: string): DocBlock[] {
   return blocks;
 }
 
-/** Compiles the blocks against `<root>/src/index.ts` (as 'tributary') with the repo's compiler options. */
-export function checkBlocks(blocks: readonly DocBlock[], root: string): DocProblem[] {
+/**
+ * Compiles the blocks, and `files` (paths relative to the root, e.g. the project template's sources),
+ * against `<root>/src/index.ts` (as 'tributary') with the repo's compiler options.
+ */
+export function checkBlocks(
+  blocks: readonly DocBlock[],
+  root: string,
+  files: readonly string[] = [],
+): DocProblem[] {
   const configPath = join(root, 'tsconfig.json');
   const parsed = ts.parseJsonConfigFileContent(
     ts.readConfigFile(configPath, ts.sys.readFile).config,
@@ -115,7 +125,11 @@ export function checkBlocks(blocks: readonly DocBlock[], root: string): DocProbl
     if (entry) return ts.createSourceFile(name, entry.text, language, true);
     return getSourceFile.call(host, name, language, onError, shouldCreate);
   };
-  const program = ts.createProgram([...virtual.keys()], options, host);
+  const program = ts.createProgram(
+    [...virtual.keys(), ...files.map((file) => join(root, file))],
+    options,
+    host,
+  );
   return ts.getPreEmitDiagnostics(program).map((diagnostic) => {
     const message = `TS${diagnostic.code}: ${ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n')}`;
     const source = diagnostic.file;
@@ -149,18 +163,32 @@ export function docFiles(root: string): string[] {
   return ['README.md', ...docs];
 }
 
+/** The TypeScript files of the project template (`tributary init`), relative to the root. */
+export function templateFiles(root: string): string[] {
+  const walk = (dir: string): string[] =>
+    readdirSync(join(root, dir), { withFileTypes: true }).flatMap((entry) => {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory())
+        return entry.name === 'node_modules' || entry.name === 'dist' ? [] : walk(path);
+      return entry.name.endsWith('.ts') ? [path] : [];
+    });
+  return walk('templates/app').sort();
+}
+
 export function checkDocs(
   root: string,
   files: readonly string[] = docFiles(root),
+  sources: readonly string[] = templateFiles(root),
 ): { blocks: number; problems: DocProblem[] } {
   const blocks = files.flatMap((file) => extractTsBlocks(readFileSync(join(root, file), 'utf8'), file));
-  return { blocks: blocks.length, problems: checkBlocks(blocks, root) };
+  return { blocks: blocks.length, problems: checkBlocks(blocks, root, sources) };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
   const files = process.argv.length > 2 ? process.argv.slice(2) : docFiles(root);
-  const { blocks, problems } = checkDocs(root, files);
+  const sources = process.argv.length > 2 ? [] : templateFiles(root);
+  const { blocks, problems } = checkDocs(root, files, sources);
   for (const problem of problems) {
     process.stderr.write(`${problem.file}:${problem.line}:${problem.column} ${problem.message}\n`);
   }
@@ -170,5 +198,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     );
     process.exit(1);
   }
-  process.stdout.write(`check-docs: ${blocks} TypeScript block(s) of ${files.join(', ')} compile\n`);
+  process.stdout.write(
+    `check-docs: ${blocks} TypeScript block(s) of ${files.join(', ')} and ${sources.length} template file(s) compile\n`,
+  );
 }

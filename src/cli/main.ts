@@ -4,12 +4,14 @@
  *   tributary run <module>       start the App a module exports (default export, or `app`)
  *   tributary describe <module>  print its topology
  *   tributary env                list the environment variables that override settings
+ *   tributary init <dir>         start a new project from templates/app (see init.ts)
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command } from 'commander';
 import { App } from '../app.js';
 import { ENV_OVERRIDES } from '../runtime/config.js';
+import { registerInit } from './init.js';
 
 async function loadApp(modulePath: string): Promise<App> {
   const module = (await import(pathToFileURL(resolve(modulePath)).href)) as Record<string, unknown>;
@@ -51,6 +53,8 @@ program
   .action(() => {
     for (const { env, path } of ENV_OVERRIDES) process.stdout.write(`${env.padEnd(44)} ${path.join('.')}\n`);
   });
+
+registerInit(program);
 
 program.parseAsync().catch((error: unknown) => {
   process.stderr.write(`tributary: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
-import { checkBlocks, docFiles, extractTsBlocks } from '../../../scripts/check-readme.js';
+import { checkBlocks, docFiles, extractTsBlocks, templateFiles } from '../../../scripts/check-readme.js';
 import { readFileSync } from 'node:fs';
 
 const root = resolve(import.meta.dirname, '../../..');
@@ -24,20 +24,20 @@ const REPORTED_EXAMPLE = [
   '```',
 ].join('\n');
 
-test('every TypeScript block of the README and docs/ compiles against the public API, and a wrong one is caught at its line', () => {
+test('every TypeScript block of the README and docs/, and the project template, compile against the public API, and a wrong one is caught at its line', () => {
   const files = docFiles(root);
   assert.ok(files.includes('README.md'));
   const docBlocks = files.flatMap((file) => extractTsBlocks(readFileSync(resolve(root, file), 'utf8'), file));
   assert.ok(docBlocks.length >= 2, 'the README has TypeScript examples');
   // One program for both, to type-check src/ once.
   const reported = extractTsBlocks(REPORTED_EXAMPLE, 'reported.md');
-  const problems = checkBlocks([...docBlocks, ...reported], root);
+  const problems = checkBlocks([...docBlocks, ...reported], root, templateFiles(root));
 
   const inDocs = problems.filter((p) => p.file !== 'reported.md');
   assert.deepEqual(
     inDocs.map((p) => `${p.file}:${p.line}:${p.column} ${p.message}`),
     [],
-    'the docs compile',
+    'the docs and the template compile',
   );
   const inReported = problems.filter((p) => p.file === 'reported.md');
   assert.equal(inReported.length, 1, JSON.stringify(inReported));
