@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
+import { defaultTributarySpec } from '../../../src/cli/init.js';
 
 const root = resolve(import.meta.dirname, '../../..');
 const scratch = mkdtempSync(join(tmpdir(), 'tributary-init-'));
@@ -59,4 +60,20 @@ test('init depends on this checkout by default, and refuses a folder that is not
   assert.match(refused.stderr, /busy is not empty/);
   assert.equal(readFileSync(join(busy, 'notes.txt'), 'utf8'), 'mine');
   assert.ok(!existsSync(join(busy, 'package.json')));
+});
+
+test('an installed tributary starts projects that depend on it the way its project does, never on a path into node_modules', () => {
+  const project = join(scratch, 'tool');
+  const installed = join(project, 'node_modules', 'tributary');
+  mkdirSync(installed, { recursive: true });
+  const manifest = (tributary: string) =>
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ dependencies: { tributary } }));
+
+  manifest('git+https://git.example.com/tributary.git#main');
+  assert.equal(defaultTributarySpec(installed), 'git+https://git.example.com/tributary.git#main');
+  manifest('file:vendor/tributary-0.1.0.tgz');
+  assert.equal(defaultTributarySpec(installed), `file:${join(project, 'vendor', 'tributary-0.1.0.tgz')}`);
+  writeFileSync(join(project, 'package.json'), '{}');
+  assert.throws(() => defaultTributarySpec(installed), /pass --tributary/);
+  assert.equal(defaultTributarySpec(root), `file:${root}`, 'a checkout: its path');
 });
