@@ -201,6 +201,7 @@ test("the image's CMD, `tributary run dist/app.js`, processes, stops on SIGTERM 
     for (const name of [`${table}_totals`, table]) {
       await fetch(`${clickhouseUrl}/?query=${encodeURIComponent(`DROP TABLE IF EXISTS default.${name}`)}`, {
         method: 'POST',
+        body: '', // ClickHouse 18.16 wants a Content-Length on a POST
       });
     }
   });
