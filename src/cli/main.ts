@@ -6,6 +6,7 @@
  *   tributary env                every setting's environment variable, default and current value
  *   tributary --version          the installed package's version
  *   tributary dlq <appId>        list dead letters; --replay re-publishes them (see cli/dlq.ts)
+ *   tributary init <dir>         start a new project from templates/app (see init.ts)
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -14,6 +15,7 @@ import { Command } from 'commander';
 import { App } from '../app.js';
 import { environmentTable, type EnvTableRow } from '../runtime/config.js';
 import { registerDlqCommand } from './dlq.js';
+import { registerInit } from './init.js';
 
 /**
  * The version in the package.json this file ships in, read at run time so it cannot drift. Searched
@@ -101,6 +103,7 @@ program
   });
 
 registerDlqCommand(program);
+registerInit(program);
 
 program.parseAsync().catch((error: unknown) => {
   process.stderr.write(`tributary: ${error instanceof Error ? error.message : String(error)}\n`);
