@@ -32,26 +32,8 @@ QUIET=0
 say() { [ "$QUIET" = 1 ] || echo "cluster: $*" >&2; }
 die() { echo "cluster: error: $*" >&2; exit 1; }
 
-pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
-running() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
-spawn() {
-  local name=$1; shift
-  mkdir -p "$RUN" "$LOGS"
-  setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
-  echo $! >"$RUN/$name.pid"
-}
-stop_process() {
-  local name=$1 pid
-  pid=$(pid_of "$name")
-  [ -n "$pid" ] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
-    say "$name stopped (pid $pid)"
-  fi
-  rm -f "$RUN/$name.pid"
-}
+# shellcheck source=processes.sh
+source "$HERE/processes.sh"
 
 ensure_packages() {
   local missing=()

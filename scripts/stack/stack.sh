@@ -63,29 +63,8 @@ address() {
 
 # ---- process bookkeeping --------------------------------------------------------------------------
 
-pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
-running() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
-
-# Starts a command detached from this shell (its own session), logging to $LOGS/<name>.log.
-spawn() {
-  local name=$1; shift
-  mkdir -p "$RUN" "$LOGS"
-  setsid "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null &
-  echo $! >"$RUN/$name.pid"
-}
-
-stop_service() {
-  local name=$1 pid
-  pid=$(pid_of "$name")
-  [ -n "$pid" ] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
-    say "$name stopped (pid $pid)"
-  fi
-  rm -f "$RUN/$name.pid"
-}
+# shellcheck source=processes.sh
+source "$HERE/processes.sh"
 
 # ---- installs (cached) ----------------------------------------------------------------------------
 
@@ -254,7 +233,7 @@ cmd_down() {
     docker compose -f "$ROOT/docker-compose.yml" down $([ "$clean" = 1 ] && echo -v)
   fi
   local name
-  for name in clickhouse registry kafka; do stop_service "$name"; done
+  for name in clickhouse registry kafka; do stop_process "$name"; done
   # The test cluster, when it was started (its pid files say so).
   bash "$HERE/cluster.sh" down $([ "$clean" = 1 ] && echo --clean)
   if [ "$clean" = 1 ]; then

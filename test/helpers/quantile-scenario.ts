@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { WindowResult } from '../../src/core/records.js';
 import type { Column, ResultSchema } from '../../src/core/sink.js';
 import { count, quantileName, quantiles, type QuantileValues } from '../../src/topology/aggregators.js';
+import { seededRandom } from './random.js';
 
 export const SCENARIO_QUANTILES = [0.5, 0.9, 0.95, 0.99, 0.999] as const;
 export const SCENARIO_ACCURACY = 0.01;
@@ -33,20 +34,9 @@ export interface QuantileScenario {
   schema: ResultSchema;
 }
 
-/** A deterministic generator (mulberry32), so a failure reproduces. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** 36 keys over 2 windows, 3 to 400 values each: a latency-like log-normal around 50 ms with a long tail. */
 export function quantileScenario(seed = 13): QuantileScenario {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const counter = count();
   const sketcher = quantiles((value: number) => value, {
     quantiles: [...SCENARIO_QUANTILES],

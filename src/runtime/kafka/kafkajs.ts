@@ -1,7 +1,17 @@
 /** The KafkaClient of client.ts on kafkajs. */
 import { randomUUID } from 'node:crypto';
 import { Kafka, Partitioners, logLevel as KafkaLogLevel } from 'kafkajs';
-import type { Consumer, IHeaders, KafkaConfig, KafkaMessage, LogEntry, Producer, SASLOptions } from 'kafkajs';
+import type {
+  Consumer,
+  IHeaders,
+  KafkaConfig,
+  KafkaMessage,
+  LogEntry,
+  Message,
+  Producer,
+  SASLOptions,
+  TopicMessages,
+} from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Headers } from '../../core/records.js';
 import type { RawRecord } from '../../core/records.js';
@@ -29,6 +39,19 @@ function toHeaders(headers: IHeaders | undefined): Headers {
     out[name] = last === undefined ? undefined : Buffer.isBuffer(last) ? last : Buffer.from(String(last));
   }
   return out;
+}
+
+/** Messages grouped by topic, each topic's in the order given, as kafkajs' sendBatch takes them. */
+function topicMessagesOf(messages: readonly PublishedMessage[]): TopicMessages[] {
+  const byTopic = new Map<string, Message[]>();
+  for (const m of messages) {
+    const message: Message = { key: m.key, value: m.value, headers: toKafkaHeaders(m.headers) };
+    if (m.timestamp !== undefined) message.timestamp = String(m.timestamp);
+    const list = byTopic.get(m.topic);
+    if (list === undefined) byTopic.set(m.topic, [message]);
+    else list.push(message);
+  }
+  return [...byTopic].map(([topic, list]) => ({ topic, messages: list }));
 }
 
 /** A kafkajs message as the engine's RawRecord (also used by tests that read topics directly). */
@@ -108,18 +131,7 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
         async sendWithOffset(messages: readonly OutgoingMessage[], progress) {
           const transaction = await producer.transaction();
           try {
-            const byTopic = new Map<string, OutgoingMessage[]>();
-            for (const m of messages) byTopic.set(m.topic, [...(byTopic.get(m.topic) ?? []), m]);
-            await transaction.sendBatch({
-              topicMessages: [...byTopic].map(([topic, list]) => ({
-                topic,
-                messages: list.map((m) => ({
-                  key: m.key,
-                  value: m.value,
-                  headers: toKafkaHeaders(m.headers),
-                })),
-              })),
-            });
+            await transaction.sendBatch({ topicMessages: topicMessagesOf(messages) });
             await transaction.sendOffsets({
               consumerGroupId: progress.groupId,
               topics: [
@@ -202,23 +214,7 @@ export function createKafkajsTopicTools(config: TributaryConfig, logger: Logger)
         await producer.connect();
       }
       for (const slice of publishSlices(messages)) {
-        const byTopic = new Map<string, PublishedMessage[]>();
-        for (const m of slice) {
-          const list = byTopic.get(m.topic);
-          if (list === undefined) byTopic.set(m.topic, [m]);
-          else list.push(m);
-        }
-        await producer.sendBatch({
-          topicMessages: [...byTopic].map(([topic, list]) => ({
-            topic,
-            messages: list.map((m) => ({
-              key: m.key,
-              value: m.value,
-              headers: toKafkaHeaders(m.headers),
-              ...(m.timestamp === undefined ? {} : { timestamp: String(m.timestamp) }),
-            })),
-          })),
-        });
+        await producer.sendBatch({ topicMessages: topicMessagesOf(slice) });
       }
     },
     async close() {

@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { brokers, registryUrl, uniqueName } from '../../helpers/services.js';
 import { createTopic } from '../serde/kafka-helpers.js';
+import { closedPort } from '../../helpers/ports.js';
 
 function runCli(env: Record<string, string>): { status: number | null; stderr: string; ms: number } {
   const started = Date.now();
@@ -76,15 +76,6 @@ test('a registry port where nothing listens fails at start naming the URL', asyn
       'check the registry URL (TRIBUTARY_SCHEMA_REGISTRY_URL)',
   ]);
 });
-
-/** A local port nothing listens on (fetch refuses well-known ports such as 9 outright). */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 test('a controller port beside a broker still fails at start (kafkajs would not move on from it)', () => {
   const { status, stderr } = runCli({ TRIBUTARY_BROKERS: `${kafkaHost}:9093,${brokers.join(',')}` });

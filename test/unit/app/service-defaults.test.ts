@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import {
@@ -14,16 +13,7 @@ import {
 } from '../../../src/index.js';
 import type { UsageEvent } from '../../../examples/metering/usage-event.js';
 import { usageEventV1 } from '../serde/fixtures.js';
-
-/** A port nothing listens on: requests fail at once, and their errors name the URL they tried. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
+import { closedPort } from '../../helpers/ports.js';
 
 const VARIABLES = ['TRIBUTARY_CLICKHOUSE_URL', 'TRIBUTARY_SCHEMA_REGISTRY_URL'] as const;
 const saved = new Map(VARIABLES.map((name) => [name, process.env[name]]));

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import { clickhouse, type ClickHouseSinkOptions } from '../../../src/sinks/clickhouse.js';
 import type { WindowResult } from '../../../src/core/records.js';
 import type { ServiceDefaults } from '../../../src/core/services.js';
+import { closedPort } from '../../helpers/ports.js';
 
 const silent = pino({ level: 'silent' });
 const valueColumns = [{ name: 'count', type: 'Int64' as const }];
@@ -18,16 +18,6 @@ const row: WindowResult<string, { count: number }> = {
 };
 /** As a JavaScript caller (or a spread of parsed JSON) would pass them: no excess-property check. */
 const untyped = (options: object) => options as ClickHouseSinkOptions;
-
-/** Ports nothing listens on: a write fails at once, and its message names the URL it tried. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 let fromApp: string;
 let fromEnv: string;

@@ -1,17 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { quantileName, quantiles, type SketchBuckets } from '../../../src/topology/aggregators.js';
-
-/** A deterministic generator (mulberry32), so failures reproduce. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../helpers/random.js';
 
 /** What the totals view does in SQL: add counts per value, then DDSketch's rank rule on the merged buckets. */
 function quantileOfMergedBuckets(parts: readonly SketchBuckets[], quantile: number): number {
@@ -78,7 +68,7 @@ test('the quantile list is the caller’s choice; the default stays p50, p90, p9
 });
 
 test('buckets of partitions added up give the merged sketch’s quantiles, within the stated accuracy of the exact ones', () => {
-  const next = random(13);
+  const next = seededRandom(13);
   const list = [0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999];
   const aggregator = quantiles((n: number) => n, { quantiles: list, relativeAccuracy: 0.02 });
   for (let round = 0; round < 20; round++) {
