@@ -23,9 +23,15 @@ export type AvroSchemaInput = Schema | string | Type;
 export const DEFAULT_MAX_COLLECTION_ITEMS = 1_000_000;
 
 /** The part of avsc's internal Tap (read cursor) the bounded readers use. */
+/** Node's Buffer slicers without argument checks (undocumented, but what avsc itself calls). */
+interface SlicingBuffer extends Buffer {
+  latin1Slice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
+}
+
 interface Tap {
   pos: number;
-  readonly buf: Buffer;
+  readonly buf: SlicingBuffer;
   isValid(): boolean;
   readLong(): number;
   skipLong(): void;
@@ -73,24 +79,32 @@ export function withLenientStrings<R>(decode: () => R): R {
 }
 
 /**
- * The string just read by `tap.readString()` (which started at `start`, the length prefix), checked.
- * Cost on the hot path: one scan of the decoded string for U+FFFD, which Node's decoder puts in place
- * of every invalid sequence. Only a string that contains one (invalid, or a genuine U+FFFD) has its
- * bytes validated, with `buffer.isUtf8` (simdutf); valid text is never decoded twice.
+ * Reads one string (avsc's `Tap.readString`, checked). Most strings on the hot path are ASCII: a scan
+ * of their bytes proves them valid, and `latin1Slice` builds them without UTF-8 decoding. Any other
+ * string is validated with `buffer.isUtf8` (simdutf) before it is decoded, so invalid UTF-8 never
+ * becomes U+FFFD substitutes.
  */
-function checkedString(tap: Tap, start: number, value: string | undefined): string | undefined {
-  if (value === undefined || !strictStrings || !value.includes('\uFFFD')) return value;
-  // Skip the zig-zag varint length prefix: bytes with the high bit set continue it.
-  let bytesStart = start;
-  while ((tap.buf[bytesStart]! & 0x80) !== 0) bytesStart++;
-  bytesStart++;
-  if (isUtf8(tap.buf.subarray(bytesStart, tap.pos))) return value;
-  throw new InvalidUtf8Error(bytesStart, tap.pos - bytesStart);
-}
-
 function readCheckedString(tap: Tap): string {
+  const length = tap.readLong();
+  if (length < 0) {
+    tap.pos = tap.buf.length + 1; // what avsc's _invalidate() does: the read is reported as truncated
+    return '';
+  }
+  const buf = tap.buf;
   const start = tap.pos;
-  return checkedString(tap, start, tap.readString()) as string;
+  const end = start + length;
+  tap.pos = end;
+  if (end > buf.length) return undefined as unknown as string; // truncated: the caller checks tap.isValid()
+  let ascii = true;
+  for (let i = start; i < end; i++) {
+    if (buf[i]! >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return buf.latin1Slice(start, end);
+  if (strictStrings && !isUtf8(buf.subarray(start, end))) throw new InvalidUtf8Error(start, length);
+  return buf.utf8Slice(start, end);
 }
 
 type SchemaObject = Exclude<Schema, string> & { type?: unknown };
