@@ -167,7 +167,7 @@ export class TopologyBuilder {
     if (this.storeSpecs.has(name) || byName.has(name))
       throw new Error(
         `two ${operator} steps reading ${[...topics].join(', ')} would share the store name "${name}": ` +
-          `give each its own name (the \`name\` option), e.g. "${name}-by-id"`,
+          'give each its own name (the `name` option)',
       );
     return name;
   }
