@@ -45,9 +45,20 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Equal results; -0 and 0 count as equal (JSON writes -0 as 0, and no sink tells them apart). */
+/**
+ * Equal results, as a sink would see them: deeply equal, or -0 and 0 (JSON writes -0 as 0), or two
+ * objects with the same JSON text (a property set to undefined and a missing one).
+ */
 function sameResult(before: unknown, after: unknown): boolean {
-  return isDeepStrictEqual(before, after) || (typeof before === 'number' && before === after);
+  if (isDeepStrictEqual(before, after)) return true;
+  if (typeof before === 'number') return before === after;
+  if (typeof before !== 'object' || before === null || typeof after !== 'object' || after === null)
+    return false;
+  try {
+    return JSON.stringify(before) === JSON.stringify(after);
+  } catch {
+    return false;
+  }
 }
 
 /**
