@@ -98,6 +98,12 @@ export interface OpenTaskOptions {
   dir: string;
   /** Wall clock, injectable for tests. */
   now?: () => number;
+  /**
+   * Stores whose state may be discarded when the folder's copy no longer matches the topology (the
+   * store vanished, or changed kind or format); a listed store that matches is kept. Without it, such
+   * a folder refuses to open, naming the store.
+   */
+  resetStores?: readonly string[];
 }
 
 export interface RunnableTopology {

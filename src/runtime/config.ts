@@ -99,6 +99,12 @@ export const configSchema = z.strictObject({
     .prefault({}),
   /** Waiting for another process to release a partition's LevelDB lock after a rebalance. */
   stateLockTimeoutMs: positiveMs.default(60_000),
+  /**
+   * Stores whose state may be discarded when it no longer matches the topology (renamed or removed,
+   * or another kind or format): without this, such a state folder stops the start, naming the store.
+   * A listed store that still matches is kept, so the setting is harmless once the reset is done.
+   */
+  resetStores: z.array(z.string().min(1)).default([]),
   shutdownTimeoutMs: positiveMs.default(30_000),
   /** Installs SIGTERM/SIGINT handlers: first signal drains and stops, a second exits at once. */
   handleSignals: z.boolean().default(true),
@@ -283,6 +289,13 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
     path: ['stateLockTimeoutMs'],
     kind: 'int',
     note: 'waiting for a partition state lock after a rebalance',
+  },
+  {
+    env: 'TRIBUTARY_RESET_STORES',
+    path: ['resetStores'],
+    kind: 'list',
+    defaultText: '(none)',
+    note: 'discard these stores if their state no longer matches the topology',
   },
   {
     env: 'TRIBUTARY_SHUTDOWN_TIMEOUT_MS',

@@ -140,7 +140,7 @@ export class Instance {
     const dir = join(this.config.stateDir, this.config.appId, `task-${partition}`);
     const task = await openTaskWaitingForLock(
       this.topology,
-      { partition, dir },
+      { partition, dir, resetStores: this.config.resetStores },
       this.config.stateLockTimeoutMs,
       this.logger,
     );

@@ -7,6 +7,8 @@
 import { ClassicLevel } from 'classic-level';
 import type { AbstractSublevel } from 'abstract-level';
 import type { StoreView } from '../core/task.js';
+import { STORE_MANIFEST_KEY, storeLevelName, storeMetaKeys, storeOfLevel } from './store-manifest.js';
+import type { StoreIdentity, StoreManifest } from './store-manifest.js';
 
 export type StoreKind = StoreView['kind'];
 export type ValueEncoding = 'utf8' | 'view';
@@ -104,6 +106,53 @@ export class StateDb {
 
   async getMeta(key: string): Promise<string | undefined> {
     return this.meta.get(key);
+  }
+
+  /**
+   * The stores this folder holds: from its manifest, or, in a folder written before manifests, from
+   * the store sublevels that have entries (format unknown). One seek per sublevel, not a full scan.
+   */
+  async heldStores(): Promise<StoreIdentity[]> {
+    const text = await this.meta.get(STORE_MANIFEST_KEY);
+    if (text !== undefined) return [...(JSON.parse(text) as StoreManifest).stores];
+    const held: StoreIdentity[] = [];
+    const keys = this.db.keys({ gt: '!' });
+    try {
+      for (let key = await keys.next(); key !== undefined; key = await keys.next()) {
+        const end = key.indexOf('!', 1);
+        if (!key.startsWith('!') || end < 0) break;
+        const level = key.slice(1, end);
+        const store = storeOfLevel(level);
+        if (store !== undefined) held.push({ ...store, format: undefined });
+        // '"' follows '!': the first key after every key of this sublevel.
+        keys.seek(`!${level}"`);
+      }
+    } finally {
+      await keys.close();
+    }
+    return held;
+  }
+
+  /** Writes the manifest of `stores` with the next commit. */
+  recordStores(stores: readonly StoreIdentity[]): void {
+    this.putMeta(STORE_MANIFEST_KEY, JSON.stringify({ version: 1, stores } satisfies StoreManifest));
+  }
+
+  /**
+   * Discards `reset` (every entry and its meta entries) and records `manifest` in one atomic batch, so
+   * a crash leaves either the old state or the reset one. Call before attaching stores.
+   */
+  async resetStores(reset: readonly StoreIdentity[], manifest: readonly StoreIdentity[]): Promise<void> {
+    const batch = this.db.batch();
+    for (const store of reset) {
+      const level = this.textLevel(storeLevelName(store.kind, store.name));
+      for await (const key of level.keys()) batch.del(key, { sublevel: level });
+      for (const key of storeMetaKeys(store.kind, store.name)) batch.del(key, { sublevel: this.meta });
+    }
+    batch.put(STORE_MANIFEST_KEY, JSON.stringify({ version: 1, stores: manifest } satisfies StoreManifest), {
+      sublevel: this.meta,
+    });
+    await batch.write();
   }
 
   async readCheckpoint<M>(): Promise<M | undefined> {

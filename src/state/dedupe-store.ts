@@ -16,6 +16,10 @@
 import { parseSortableTime, sortableHex, sortableTime } from './codec.js';
 import type { BinarySublevel, ManagedStore, StateDb, WriteBatch } from './db.js';
 import type { StoreView } from '../core/task.js';
+import { storeLevelName, storeMetaKeys } from './store-manifest.js';
+
+/** How entries are written (the store manifest compares it): packed 64-bit hash chunks per bucket. */
+export const DEDUPE_FORMAT = 'dedupe-hash-chunks/1';
 
 const EMPTY = -Infinity;
 const INITIAL_CAPACITY = 1024;
@@ -74,7 +78,7 @@ export class DedupeStore implements ManagedStore {
     if (!(options.horizon > 0)) throw new Error(`dedupe "${name}": horizon must be positive`);
     this.horizon = options.horizon;
     this.bucketSize = options.bucket ?? Math.max(1, Math.ceil(options.horizon / 64));
-    this.level = db.binaryLevel(`dedupe:${name}`);
+    this.level = db.binaryLevel(storeLevelName('dedupe', name));
   }
 
   async load(): Promise<void> {
@@ -197,7 +201,7 @@ export class DedupeStore implements ManagedStore {
   }
 
   private chunkMetaKey(): string {
-    return `dedupe-next-chunk:${this.name}`;
+    return storeMetaKeys('dedupe', this.name)[0] as string;
   }
 
   /** Slot holding the hash, or the free slot where it would go (linear probing). */

@@ -5,6 +5,10 @@
 import { decodeValue, encodeValue } from './codec.js';
 import type { ManagedStore, StateDb, TextSublevel, WriteBatch } from './db.js';
 import type { StoreView } from '../core/task.js';
+import { storeLevelName } from './store-manifest.js';
+
+/** How entries are written (the store manifest compares it): JSON text per key. */
+export const KEY_VALUE_FORMAT = 'kv-json/1';
 
 /** The view a processor gets of its store. Values must be JSON-serializable (bigint and Buffer allowed). */
 export interface KeyValueStore<V> {
@@ -28,7 +32,7 @@ export class KeyValueStoreImpl<V> implements KeyValueStore<V>, ManagedStore {
     db: StateDb,
     readonly name: string,
   ) {
-    this.level = db.textLevel(`kv:${name}`);
+    this.level = db.textLevel(storeLevelName('key-value', name));
   }
 
   async load(): Promise<void> {

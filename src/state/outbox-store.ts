@@ -15,11 +15,14 @@
 import { decodeValue, encodeValue, sortableHex } from './codec.js';
 import type { BinarySublevel, ManagedStore, StateDb, WriteBatch } from './db.js';
 import type { Outbox, OutboxEntry, StoreView } from '../core/task.js';
+import { storeLevelName, storeMetaKeys } from './store-manifest.js';
 
 const JSON_SEGMENT = 0x01;
 
 /** Packs the values of one segment; its output must start with a format byte other than 0x01. */
 export interface SegmentCodec<T> {
+  /** Names the packed format in the store manifest (a change is a change of the outbox's format). */
+  readonly format: string;
   /** The segment's bytes, or undefined to have it written as JSON. */
   encode(values: readonly T[]): Uint8Array | undefined;
   decode(bytes: Uint8Array): T[];
@@ -31,6 +34,11 @@ function encodeJsonSegment(values: readonly unknown[]): Uint8Array {
   bytes[0] = JSON_SEGMENT;
   bytes.write(text, 1, 'utf8');
   return bytes;
+}
+
+/** An outbox's format in the store manifest: JSON segments, plus its codec's packed format if any. */
+export function outboxFormat(codec: SegmentCodec<unknown> | undefined): string {
+  return codec === undefined ? 'json-segments/1' : `json-segments/1+${codec.format}`;
 }
 
 interface Segment {
@@ -58,7 +66,7 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
     readonly name: string,
     private readonly codec?: SegmentCodec<T>,
   ) {
-    this.level = db.binaryLevel(`outbox:${name}`);
+    this.level = db.binaryLevel(storeLevelName('outbox', name));
   }
 
   async load(): Promise<void> {
@@ -157,7 +165,8 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
     return this.codec.decode(bytes);
   }
 
-  private metaKey(what: string): string {
-    return `outbox-${what}:${this.name}`;
+  private metaKey(what: 'next-seq' | 'acked-through'): string {
+    const [nextSeq, ackedThrough] = storeMetaKeys('outbox', this.name) as [string, string];
+    return what === 'next-seq' ? nextSeq : ackedThrough;
   }
 }

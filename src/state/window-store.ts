@@ -16,6 +16,7 @@
 import { parseSortableTime, sortableHex, sortableTime } from './codec.js';
 import type { BinarySublevel, ManagedStore, StateDb, WriteBatch } from './db.js';
 import type { StoreView } from '../core/task.js';
+import { storeLevelName, storeMetaKeys } from './store-manifest.js';
 
 export interface WindowEntry<S> {
   readonly start: number;
@@ -97,7 +98,7 @@ export class WindowStore<S> implements ManagedStore {
     codec: WindowStateCodec<S> | WindowBlobCodec<S>,
   ) {
     this.codec = 'encodeBlob' in codec ? codec : jsonBlobCodec(codec);
-    this.level = db.binaryLevel(`window:${name}`);
+    this.level = db.binaryLevel(storeLevelName('window', name));
   }
 
   async load(): Promise<void> {
@@ -231,7 +232,7 @@ export class WindowStore<S> implements ManagedStore {
   }
 
   private metaKey(): string {
-    return `window-next-blob:${this.name}`;
+    return storeMetaKeys('window', this.name)[0] as string;
   }
 
   private windowOf(start: number): Window<S> {

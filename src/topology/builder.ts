@@ -5,9 +5,9 @@
  */
 import type { Serde } from '../serde/types.js';
 import type { SinkSpec } from '../core/sink.js';
-import { DedupeStore } from '../state/dedupe-store.js';
+import { DEDUPE_FORMAT, DedupeStore } from '../state/dedupe-store.js';
 import type { DedupeOptions } from '../state/dedupe-store.js';
-import { KeyValueStoreImpl } from '../state/kv-store.js';
+import { KEY_VALUE_FORMAT, KeyValueStoreImpl } from '../state/kv-store.js';
 import type { KeyValueStore } from '../state/kv-store.js';
 import type { AggregateResult, AggregateSpec, AnyAggregator } from './aggregators.js';
 import type {
@@ -19,7 +19,9 @@ import type {
   StoreSpec,
 } from './graph.js';
 import type { RawRecord, WindowResult } from '../core/records.js';
+import { durationText } from './time.js';
 import type { TumblingWindows } from './time.js';
+import { checkAccumulatorsAtBuild } from './accumulator-check.js';
 import { Topology } from './topology.js';
 import { createWindowAggregate, windowResultSchema } from './window-aggregate.js';
 import { resolveWindowOptions } from './window-options.js';
@@ -82,7 +84,11 @@ export interface GroupByOptions<N extends string> {
 }
 
 export interface DedupeStreamOptions extends DedupeOptions {
-  /** Name of the node and its store. */
+  /**
+   * Name of the node and its store, which the state folder keeps the seen ids under. Default: the
+   * source topic(s) it reads plus `-dedupe` (`usage-events-dedupe`); two dedupe() on the same topic
+   * need names. Renaming it later loses its state unless reset explicitly (see resetStores).
+   */
   name?: string;
 }
 
@@ -142,9 +148,28 @@ export class TopologyBuilder {
       throw new Error(`store "${spec.name}" is used as ${existing.kind} and ${spec.kind}`);
   }
 
-  /** @internal */
-  nextName(kind: string): string {
-    return `${kind}-${this.counter}`;
+  /**
+   * @internal The store name of a stateful operator the user did not name: the source topics it reads
+   * (sorted, joined by `_`) and `suffix`. Stable under evolution: adding, removing or reordering other
+   * steps does not change it (a counter over nodes would, and the state would silently be lost). Two
+   * unnamed operators that would share a name must be named.
+   */
+  derivedStoreName(parentNodes: readonly string[], suffix: string, operator: string): string {
+    const topics = new Set<string>();
+    const pending = [...parentNodes];
+    const byName = new Map(this.nodes.map((node) => [node.name, node]));
+    for (let name = pending.pop(); name !== undefined; name = pending.pop()) {
+      const node = byName.get(name);
+      if (node?.topic !== undefined) topics.add(node.topic);
+      for (const parent of node?.parents ?? []) pending.push(parent.node);
+    }
+    const name = `${[...topics].sort().join('_')}-${suffix}`;
+    if (this.storeSpecs.has(name) || byName.has(name))
+      throw new Error(
+        `two ${operator} steps reading ${[...topics].join(', ')} would share the store name "${name}": ` +
+          'give each its own name (the `name` option)',
+      );
+    return name;
   }
 }
 
@@ -232,12 +257,17 @@ export class Stream<T> {
 
   /** Drops values whose id was already seen within `horizon` of event time (see DedupeStore for exact bounds). */
   dedupe(idOf: (value: T) => string, options: DedupeStreamOptions): Stream<T> {
-    const name = options.name ?? this.builder.nextName('dedupe');
+    const name = options.name ?? this.builder.derivedStoreName([this.nodeName], 'dedupe', 'dedupe()');
     const dedupeOptions: DedupeOptions = {
       horizon: options.horizon,
       ...(options.bucket ? { bucket: options.bucket } : {}),
     };
-    this.builder.addStore({ name, kind: 'dedupe', create: (db) => new DedupeStore(db, name, dedupeOptions) });
+    this.builder.addStore({
+      name,
+      kind: 'dedupe',
+      format: DEDUPE_FORMAT,
+      create: (db) => new DedupeStore(db, name, dedupeOptions),
+    });
     return this.append(
       'dedupe',
       `horizon ${options.horizon} ms`,
@@ -287,6 +317,7 @@ export class Stream<T> {
       this.builder.addStore({
         name: storeName,
         kind: 'key-value',
+        format: KEY_VALUE_FORMAT,
         create: (db) => new KeyValueStoreImpl(db, storeName),
       });
     }
@@ -382,7 +413,16 @@ export class WindowedStream<T, K> {
   /** One result per (window, key), its value typed by the spec: `{ count: count() }` gives `{ count: number }`. */
   aggregate<S extends AggregateSpec<T>>(spec: S): AggregatedStream<T, K, AggregateResult<S>> {
     if (Object.keys(spec).length === 0) throw new Error('aggregate() needs at least one aggregator');
-    const name = this.options.name ?? this.builder.nextName('aggregate');
+    const name =
+      this.options.name ??
+      this.builder.derivedStoreName(
+        [this.parent.nodeName],
+        // The fields tell two aggregates of one topic and window size apart; a changed field list
+        // changes the store's format anyway.
+        `${durationText(this.windows.size)}-${Object.keys(spec).join('-')}`.replace(/[^A-Za-z0-9._-]/g, '_'),
+        `window(tumbling(${durationText(this.windows.size)})).aggregate()`,
+      );
+    checkAccumulatorsAtBuild(name, spec as Record<string, AnyAggregator<unknown>>);
     const config = {
       name,
       keyOf: this.keyOf as (value: unknown) => unknown,

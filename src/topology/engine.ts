@@ -37,6 +37,10 @@ import type {
   TaskMetrics,
 } from '../core/task.js';
 import { RecordContext } from './record-context.js';
+import { StateRoundTripError } from './accumulator-check.js';
+import { compareStores, storeMismatchError } from '../state/store-manifest.js';
+import type { StoreIdentity } from '../state/store-manifest.js';
+import { outboxFormat } from '../state/outbox-store.js';
 import { PunctuationScheduler } from './punctuation-scheduler.js';
 
 interface Checkpoint {
@@ -109,6 +113,7 @@ export async function openPartitionTask(
   await mkdir(options.dir, { recursive: true });
   const db = await StateDb.open(options.dir);
   try {
+    await reconcileStores(db, topology, options);
     const stores = new Map<string, ManagedStore>();
     for (const spec of topology.storeSpecs) stores.set(spec.name, await db.attach(spec.create(db)));
     const outboxes = new Map<string, OutboxStore>();
@@ -127,6 +132,27 @@ export async function openPartitionTask(
     await db.close();
     throw error;
   }
+}
+
+/**
+ * Compares the stores the folder holds with the topology's before any is loaded (store-manifest.ts):
+ * refuses a folder whose stores the topology lost or changed, discards those listed in
+ * `options.resetStores`, and records the topology's stores as the folder's manifest.
+ */
+async function reconcileStores(db: StateDb, topology: TaskPlan, options: OpenTaskOptions): Promise<void> {
+  const expected: StoreIdentity[] = [
+    ...topology.storeSpecs.map(({ name, kind, format }) => ({ name, kind, format })),
+    { name: DLQ_OUTBOX, kind: 'outbox', format: outboxFormat(undefined) },
+    ...topology.sinks.map((sink) => ({
+      name: sink.spec.name,
+      kind: 'outbox' as const,
+      format: outboxFormat(sink.outboxCodec),
+    })),
+  ];
+  const comparison = compareStores(await db.heldStores(), expected, options.resetStores ?? []);
+  if (comparison.problems.length > 0) throw storeMismatchError(comparison, options.dir);
+  if (comparison.reset.length > 0) await db.resetStores(comparison.reset, expected);
+  else db.recordStores(expected);
 }
 
 class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRuntime {
@@ -366,6 +392,8 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
         if (timestamp > this.streamTime) this.streamTime = timestamp;
         source.push(value);
       } catch (error) {
+        // State that cannot survive a restart is the topology's defect, not the record's: stop.
+        if (error instanceof StateRoundTripError) throw error;
         // A user function threw: the record goes to the DLQ, the pipeline goes on. Effects the record
         // had on other branches before the throw stay (as in Kafka Streams with a continue handler).
         this.deadLetter('processing-failed', error);

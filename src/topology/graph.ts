@@ -89,8 +89,11 @@ export interface NodeSpec {
 }
 
 export interface StoreSpec {
+  /** Stable: given by the user or derived from what the user wrote, never from the node's position. */
   readonly name: string;
   readonly kind: StoreKind;
+  /** How its entries are serialized (store-manifest.ts): a state folder written otherwise is refused. */
+  readonly format: string;
   create(db: StateDb): ManagedStore;
 }
 

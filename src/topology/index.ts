@@ -13,6 +13,8 @@ export type {
   BranchStreams,
 } from './builder.js';
 export { Topology } from './topology.js';
+export { StateRoundTripError } from './accumulator-check.js';
+export { StoreMismatchError } from '../state/store-manifest.js';
 export type { TopologyDescription } from './topology.js';
 export { count, sum, min, max, avg, quantiles, quantileName, custom } from './aggregators.js';
 export type {

@@ -43,6 +43,7 @@ function isRow(value: unknown): value is Row {
 }
 
 export const windowResultCodec: SegmentCodec<unknown> = {
+  format: 'window-results/1',
   encode(values) {
     const count = values.length;
     const first = values[0];

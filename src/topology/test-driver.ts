@@ -36,6 +36,13 @@ export interface PipeOptions {
 export interface RestartOptions {
   /** Close without committing (a kill -9), then replay the records the last commit did not cover. */
   crash?: boolean;
+  /**
+   * Reopen the state with this topology instead (a deployment of an evolved topology): its stores are
+   * checked against the state's, as the runtime does, and the restart rejects naming a lost store.
+   */
+  topology?: Topology;
+  /** For this reopen: stores whose state may be discarded if it no longer matches (`resetStores` setting). */
+  resetStores?: readonly string[];
 }
 
 function partitionOfKey(key: Buffer, partitions: number): number {
@@ -66,8 +73,11 @@ export class TestDriver {
   /** Entries delivered twice and skipped: evidence of at-least-once delivery after crashes. */
   redeliveries = 0;
 
+  /** Passed to the next open only (restart({ resetStores })). */
+  private resetStores: readonly string[] = [];
+
   constructor(
-    private readonly topology: Topology,
+    private topology: Topology,
     options: TestDriverOptions = {},
   ) {
     this.partitionCount = options.partitions ?? 1;
@@ -179,13 +189,18 @@ export class TestDriver {
    * close without committing, reopen from the last checkpoint and replay the uncovered input.
    */
   async restart(options: RestartOptions = {}): Promise<void> {
-    if (!options.crash) await this.commit();
-    const closing = await this.open();
-    await this.queue.run(async () => {
-      for (const task of closing) await task.close();
-    });
+    // A previous reopen may have been refused (its tasks closed): then there is nothing to close.
+    const closing = this.tasks;
+    if (closing) {
+      if (!options.crash) await this.commit();
+      await this.queue.run(async () => {
+        for (const task of closing) await task.close();
+      });
+    }
     this.tasks = undefined;
     this.opening = undefined;
+    if (options.topology) this.topology = options.topology;
+    this.resetStores = options.resetStores ?? [];
     const tasks = await this.open();
     await this.queue.run(() => this.replayUncovered(tasks));
   }
@@ -235,14 +250,21 @@ export class TestDriver {
       this.dir ??= await mkdtemp(join(tmpdir(), 'tributary-driver-'));
       const dir = this.dir;
       const tasks: PartitionTask[] = [];
-      for (let partition = 0; partition < this.partitionCount; partition++) {
-        tasks.push(
-          await this.topology.openTask({
-            partition,
-            dir: join(dir, `task-${partition}`),
-            now: () => this.wallClock,
-          }),
-        );
+      try {
+        for (let partition = 0; partition < this.partitionCount; partition++) {
+          tasks.push(
+            await this.topology.openTask({
+              partition,
+              dir: join(dir, `task-${partition}`),
+              now: () => this.wallClock,
+              resetStores: this.resetStores,
+            }),
+          );
+        }
+      } catch (error) {
+        // Release the tasks that did open, so a later restart can open them again.
+        for (const task of tasks) await task.close();
+        throw error;
       }
       this.tasks = tasks;
       return tasks;

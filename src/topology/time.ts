@@ -26,3 +26,16 @@ export function tumbling(size: number = minutes(1)): TumblingWindows {
 export function windowStartOf(time: number, size: number): number {
   return time - (((time % size) + size) % size);
 }
+
+/** A duration in its largest whole unit, as derived store names show it: 60000 -> `1m`, 1500 -> `1500ms`. */
+export function durationText(ms: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}

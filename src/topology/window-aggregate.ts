@@ -14,6 +14,7 @@ import { windowStartOf } from './time.js';
 import type { TumblingWindows } from './time.js';
 import { Watermark } from './watermark.js';
 import type { ResolvedWindowOptions } from './window-options.js';
+import { checkStateAfterFirstRecord, needsRoundTripCheck } from './accumulator-check.js';
 import { KEY_IN_TEXT, NO_ACCUMULATORS, NO_SLOTS, keyOfEntry, numericLayout } from './window-state.js';
 import type { WindowState } from './window-state.js';
 import type { GroupWindowStore } from './window-store-spec.js';
@@ -124,7 +125,7 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
   );
   recomputeDeadline();
 
-  const addTo = (entry: WindowEntry<WindowState>, value: unknown): void => {
+  const addValue = (entry: WindowEntry<WindowState>, value: unknown): void => {
     const state = entry.state;
     if (layout) {
       const slots = state.slots;
@@ -138,6 +139,18 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
     }
     if (!entry.dirty) store.markDirty(entry);
   };
+  /**
+   * Adds a value to its entry. For a JSON-state spec, the first call also checks that the entry's
+   * state survives its serialization (accumulator-check.ts), then replaces itself with addValue, so
+   * later records pay nothing for the check.
+   */
+  let addTo = addValue;
+  if (needsRoundTripCheck(config.spec))
+    addTo = (entry, value) => {
+      addTo = addValue;
+      addValue(entry, value);
+      checkStateAfterFirstRecord(config.name, config.spec, entry.state);
+    };
 
   /** The slot chunk new entries take their slots from (fresh chunks are zeroed, as kernels expect). */
   let chunk = NO_SLOTS;

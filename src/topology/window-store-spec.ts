@@ -4,6 +4,7 @@ import type { StateDb } from '../state/db.js';
 import type { WindowBlobCodec } from '../state/window-store.js';
 import type { AnyAggregator } from './aggregators.js';
 import type { StoreSpec } from './graph.js';
+import type { TumblingWindows } from './time.js';
 import { GroupKeyText } from './group-key.js';
 import { jsonWindowStateCodec, numericBlobCodec } from './window-state-codec.js';
 import { numericLayout } from './window-state.js';
@@ -21,16 +22,28 @@ export class GroupWindowStore extends WindowStore<WindowState> {
   }
 }
 
+/**
+ * The format of a window store in the store manifest: its codec, the kinds of its aggregators in order
+ * (the accumulators are stored by position) and the window size (the stored windows' starts).
+ */
+export function windowStoreFormat(spec: Record<string, AnyAggregator<unknown>>, windowSize: number): string {
+  const codec = numericLayout(spec) ? 'window-numeric/2' : 'window-json/1';
+  const kinds = Object.values(spec).map((aggregator) => aggregator.kind);
+  return `${codec}:${kinds.join(',')}@${windowSize}ms`;
+}
+
 /** The spec of the window store named after the node; its codec follows the aggregate spec. */
 export function windowStoreSpec(config: {
   name: string;
   spec: Record<string, AnyAggregator<unknown>>;
+  windows: TumblingWindows;
 }): StoreSpec {
   const aggregators = Object.values(config.spec);
   const layout = numericLayout(config.spec);
   return {
     name: config.name,
     kind: 'window',
+    format: windowStoreFormat(config.spec, config.windows.size),
     create: (db) => {
       const keys = new GroupKeyText();
       const codec = layout
