@@ -5,7 +5,6 @@
  * is what hands the configured ClickHouse and schema registry to the topology's sinks and serdes.
  */
 import type { FastifyInstance } from 'fastify';
-import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { startAdminServer } from './admin/server.js';
 import type { Serde } from './serde/types.js';
@@ -16,10 +15,11 @@ import { dlqTopicOf, resolveConfig, serviceDefaultsOf } from './runtime/config.j
 import type { TributaryConfig, TributaryConfigInput } from './runtime/config.js';
 import { Instance } from './runtime/instance.js';
 import { createKafkajsClient } from './runtime/kafka/kafkajs.js';
+import { createDefaultLogger } from './runtime/logger.js';
 import type { KafkaClient } from './runtime/kafka/client.js';
 
 export interface AppOptions {
-  /** A logger of your own (pino); by default one at `logLevel` on stderr. */
+  /** A logger of your own (pino); by default one at `logLevel` on stderr, in `logFormat`. */
   logger?: Logger;
   /** Another Kafka client implementation (see src/runtime/kafka/client.ts). */
   kafkaClient?: KafkaClient;
@@ -51,9 +51,9 @@ export class App {
     this.config = resolveConfig(config);
     this.logger =
       options.logger ??
-      pino(
+      createDefaultLogger(
         { level: this.config.logLevel, redact: REDACT, base: { app: this.config.appId } },
-        pino.destination(2),
+        this.config.logFormat,
       );
   }
 

@@ -39,6 +39,15 @@ export interface TaskMetrics {
   watermark: number;
 }
 
+/**
+ * Input offsets of the latest late event and of the latest dead letter per reason since the task
+ * opened: examples to show beside the counts (not part of the checkpoint or of TaskMetrics).
+ */
+export interface DropExamples {
+  lateEvent?: bigint;
+  deadLetters: Record<string, bigint>;
+}
+
 /** Read-only view of the stores, for the admin endpoint and tests. */
 export interface StoreView {
   name: string;
@@ -88,6 +97,8 @@ export interface PartitionTask {
   outboxes(): Outbox[];
   stores(): StoreView[];
   metrics(): TaskMetrics;
+  /** Where recent late events and dead letters were, for the runtime's log lines (see DropExamples). */
+  dropExamples?(): DropExamples;
   /** Closes without committing; call commit() first for a clean handover. No call may follow. */
   close(): Promise<void>;
 }

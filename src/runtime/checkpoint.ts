@@ -19,6 +19,7 @@
  */
 import type { Logger } from 'pino';
 import type { GroupConsumer, TopicPartition } from './kafka/client.js';
+import type { DropLog } from './drop-log.js';
 import type { RuntimeMetrics } from './metrics.js';
 import type { TaskHost } from './task-host.js';
 
@@ -28,6 +29,8 @@ export class Checkpoint {
   constructor(
     private readonly metrics: RuntimeMetrics,
     private readonly logger: Logger,
+    /** Logs late events and dead letters from the counters' growth at each commit, rate-limited. */
+    private readonly drops?: DropLog,
   ) {}
 
   /** Step 1 for every open task; returns the group offsets of step 3. A failed task commit rejects. */
@@ -38,7 +41,9 @@ export class Checkpoint {
         if (host.closed) return;
         await host.task.tick(nowMs);
         await host.task.commit();
-        this.metrics.observeTask(host.partition, host.task.metrics());
+        const metrics = host.task.metrics();
+        this.metrics.observeTask(host.partition, metrics);
+        this.drops?.observe(host.partition, metrics, host.task.dropExamples?.());
         offsets.push(...groupOffsetsOf(host));
       });
     }

@@ -109,6 +109,11 @@ export const configSchema = z.strictObject({
   /** Installs SIGTERM/SIGINT handlers: first signal drains and stops, a second exits at once. */
   handleSignals: z.boolean().default(true),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /**
+   * The default logger's lines: `pretty` (human-readable) or `json` (pino's, one object a line);
+   * `auto` is pretty when the log's terminal (stderr) is a TTY, JSON otherwise (files, collectors).
+   */
+  logFormat: z.enum(['auto', 'json', 'pretty']).default('auto'),
   /** The Schema Registry that avro() serdes use unless given a registry of their own. */
   schemaRegistry: serviceSchema(DEFAULT_SCHEMA_REGISTRY_URL),
   /** The ClickHouse server that clickhouse() sinks write to unless given a url of their own. */
@@ -314,6 +319,12 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
     path: ['logLevel'],
     kind: 'string',
     note: 'fatal, error, warn, info, debug, trace or silent',
+  },
+  {
+    env: 'TRIBUTARY_LOG_FORMAT',
+    path: ['logFormat'],
+    kind: 'string',
+    note: 'auto (pretty on a terminal, else JSON), json or pretty',
   },
   {
     env: 'TRIBUTARY_SCHEMA_REGISTRY_URL',

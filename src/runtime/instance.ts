@@ -22,6 +22,7 @@ import type {
 } from './kafka/client.js';
 import { Checkpoint, groupOffsetsOf } from './checkpoint.js';
 import type { GroupOffset } from './checkpoint.js';
+import { DropLog } from './drop-log.js';
 import { RuntimeMetrics } from './metrics.js';
 import { TaskHost, openTaskWaitingForLock } from './task-host.js';
 
@@ -41,6 +42,7 @@ export interface TaskStatus {
 export class Instance {
   state: InstanceState = 'created';
   readonly metrics: RuntimeMetrics;
+  private readonly drops: DropLog;
   private readonly hosts = new Map<number, TaskHost>();
   /** Tasks being opened: a batch for the partition waits for it. */
   private readonly opening = new Map<number, Promise<TaskHost>>();
@@ -61,7 +63,7 @@ export class Instance {
     private readonly kafka: KafkaClient,
     private readonly logger: Logger,
   ) {
-    this.metrics = new RuntimeMetrics(config.instanceId);
+    this.metrics = new RuntimeMetrics(config.instanceId, config.appId);
     this.delivery = new OutputDelivery(
       topology,
       config,
@@ -70,7 +72,8 @@ export class Instance {
       logger.child({ component: 'delivery' }),
       (error) => this.fail(error),
     );
-    this.checkpoint = new Checkpoint(this.metrics, logger);
+    this.drops = new DropLog(logger.child({ component: 'drops' }));
+    this.checkpoint = new Checkpoint(this.metrics, logger, this.drops);
   }
 
   onCrash(listener: (error: Error) => void): void {
@@ -145,6 +148,7 @@ export class Instance {
       this.logger,
     );
     const host = new TaskHost(partition, task);
+    this.drops.baseline(partition, task.metrics());
     this.hosts.set(partition, host);
     this.delivery.forgetPartition(partition);
     const positions = Object.fromEntries([...task.positions()].map(([t, o]) => [t, o.toString()]));
@@ -180,6 +184,7 @@ export class Instance {
     await this.checkpoint.handOver(host);
     await this.delivery.releasePartition(partition);
     this.metrics.forgetTask(partition);
+    this.drops.forget(partition);
     this.logger.info({ partition }, 'task revoked: checkpointed and closed');
   }
 

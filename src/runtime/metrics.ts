@@ -74,9 +74,14 @@ export class RuntimeMetrics {
 
   private readonly lastSeen = new Map<number, TaskMetrics>();
 
-  constructor(instanceId: string) {
-    this.registry.setDefaultLabels({ instance: instanceId });
-    collectDefaultMetrics({ register: this.registry, prefix: 'tributary_process_' });
+  /** Every series carries `instance` and, when given, `app` (the app id) as labels. */
+  constructor(instanceId: string, appId?: string) {
+    this.registry.setDefaultLabels(
+      appId === undefined ? { instance: instanceId } : { instance: instanceId, app: appId },
+    );
+    // Node's process metrics under their standard names (process_*, nodejs_*): stock dashboards
+    // find them, and the `app` label tells the applications apart.
+    collectDefaultMetrics({ register: this.registry });
   }
 
   private counter(name: string, help: string, labelNames: string[]): Counter<string> {

@@ -35,6 +35,7 @@ import type {
   ResumeDecision,
   StoreView,
   TaskMetrics,
+  DropExamples,
 } from '../core/task.js';
 import { RecordContext } from './record-context.js';
 import { StateRoundTripError } from './accumulator-check.js';
@@ -169,6 +170,8 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
   private readonly restoredTimeListeners: Record<string, number | null>;
   private readonly punctuations: PunctuationScheduler;
   private readonly counters: Omit<TaskMetrics, 'watermark'>;
+  /** Set only on the rare paths (a late event, a dead letter): examples for the runtime's log lines. */
+  private readonly lastOffsets: DropExamples = { deadLetters: {} };
   private lastActivity: number;
 
   constructor(
@@ -313,6 +316,10 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
     return { ...this.counters, deadLetters: { ...this.counters.deadLetters }, watermark };
   }
 
+  dropExamples(): DropExamples {
+    return { ...this.lastOffsets, deadLetters: { ...this.lastOffsets.deadLetters } };
+  }
+
   async close(): Promise<void> {
     await this.db.close();
   }
@@ -333,10 +340,12 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
     const letter: DeadLetter = { record: this.deadLetterRecord(), reason, ...errorOf(error) };
     this.appendToOutbox(DLQ_OUTBOX, letter);
     this.counters.deadLetters[reason] = (this.counters.deadLetters[reason] ?? 0) + 1;
+    this.lastOffsets.deadLetters[reason] = letter.record.offset;
   }
 
   countLate(): void {
     this.counters.lateEvents++;
+    this.lastOffsets.lateEvent = this.record.offset;
   }
 
   countDuplicate(): void {

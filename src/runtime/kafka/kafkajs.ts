@@ -6,7 +6,6 @@ import type {
   IHeaders,
   KafkaConfig,
   KafkaMessage,
-  LogEntry,
   Message,
   Producer,
   SASLOptions,
@@ -29,6 +28,7 @@ import type {
   TransactionalWriter,
 } from './client.js';
 import { KafkaProbeError, TopicNotFoundError } from './client.js';
+import { kafkajsLogCreator } from './kafkajs-log.js';
 
 function toHeaders(headers: IHeaders | undefined): Headers {
   const out: Headers = {};
@@ -71,25 +71,6 @@ function toKafkaHeaders(headers: Headers): IHeaders {
   const out: IHeaders = {};
   for (const [name, value] of Object.entries(headers)) if (value !== undefined) out[name] = value;
   return out;
-}
-
-const levelNames: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
-  [KafkaLogLevel.ERROR]: 'error',
-  [KafkaLogLevel.WARN]: 'warn',
-  [KafkaLogLevel.INFO]: 'info',
-  [KafkaLogLevel.DEBUG]: 'debug',
-};
-
-/** Routes kafkajs logs into the app's logger, one level down: kafkajs is loud about routine rebalances. */
-function kafkajsLogCreator(logger: Logger) {
-  const child = logger.child({ component: 'kafkajs' });
-  return () =>
-    ({ level, log }: LogEntry) => {
-      const { message, ...extra } = log;
-      const name = levelNames[level] ?? 'info';
-      const quieter = name === 'error' ? 'warn' : name === 'warn' ? 'info' : 'debug';
-      child[quieter](extra, message);
-    };
 }
 
 function saslOf(config: TributaryConfig): SASLOptions | undefined {

@@ -48,7 +48,7 @@ test('ClickHouse down for 30 s mid-run: partitions pause, nothing is lost, total
     const outageEnds = Date.now() + 30_000;
     while (Date.now() < outageEnds) {
       pausedSeen = Math.max(pausedSeen, await worker.metric('tributary_paused_partitions'));
-      peakRss = Math.max(peakRss, await worker.metric('tributary_process_resident_memory_bytes'));
+      peakRss = Math.max(peakRss, await worker.metric('process_resident_memory_bytes'));
       assert.ok(worker.alive, `the job survives the outage; log:\n${worker.tail()}`);
       await sleep(500);
     }

@@ -64,6 +64,7 @@ test('every environment override names a setting that exists', () => {
     TRIBUTARY_KAFKA_SASL_MECHANISM: 'scram-sha-512',
     TRIBUTARY_KAFKA_AUTO_OFFSET_RESET: 'latest',
     TRIBUTARY_LOG_LEVEL: 'warn',
+    TRIBUTARY_LOG_FORMAT: 'json',
     TRIBUTARY_SCHEMA_REGISTRY_URL: 'http://registry.example:8081',
     TRIBUTARY_CLICKHOUSE_URL: 'http://clickhouse.example:8123',
     TRIBUTARY_DLQ_MAX_BATCH_BYTES: '500000',

@@ -1,0 +1,66 @@
+/**
+ * kafkajs' log entries as lines of the app's pino logger: one shape on the console, whichever library
+ * wrote the line. kafkajs is loud about what it handles itself, so its levels go one step down, and a
+ * short list of messages known to be benign goes to debug.
+ */
+import { logLevel as KafkaLogLevel } from 'kafkajs';
+import type { LogEntry, logCreator } from 'kafkajs';
+import type { Logger } from 'pino';
+
+type PinoLevel = 'error' | 'warn' | 'info' | 'debug';
+
+/** A kafkajs message that is routine, matched on its text and, for broker responses, the error it carries. */
+interface BenignMessage {
+  message: RegExp;
+  error?: RegExp;
+}
+
+/**
+ * Known-benign kafkajs messages, logged at debug. Each says why it needs no one's attention; a message
+ * that stays a real problem (a coordinator that never comes back) ends in an error or crash of its own.
+ */
+export const BENIGN_KAFKAJS_MESSAGES: readonly BenignMessage[] = [
+  // Printed for every idempotent producer with a retry limit. Our transactions abort when the retries
+  // run out, and the checkpoint replays from the last commit, so the limit cannot break exactly-once.
+  { message: /^Limiting retries for the idempotent producer may invalidate EoS guarantees/ },
+  // A heartbeat answered "rebalancing" during every rebalance: kafkajs rejoins the group at once.
+  { message: /^Response Heartbeat/, error: /rebalanc/i },
+  { message: /^The group is rebalancing, re-joining/ },
+  // A group coordinator not elected or still loading its offsets (a fresh group, a broker just
+  // started): kafkajs asks again after a back-off; a coordinator that never answers fails the join.
+  {
+    message: /^Response (FindCoordinator|GroupCoordinator|JoinGroup|SyncGroup|OffsetFetch)/,
+    error: /coordinator/i,
+  },
+  { message: /coordinator/i, error: /(not available|is loading|not the correct coordinator)/i },
+];
+
+/** kafkajs' level, one step down: it reports as errors what it retries itself (and warns of routine). */
+const QUIETER: Record<number, PinoLevel> = {
+  [KafkaLogLevel.ERROR]: 'warn',
+  [KafkaLogLevel.WARN]: 'info',
+  [KafkaLogLevel.INFO]: 'debug',
+  [KafkaLogLevel.DEBUG]: 'debug',
+};
+
+/** The pino level of a kafkajs entry: debug for a known-benign message, else one step below kafkajs'. */
+export function pinoLevelOf(level: number, message: string, error: unknown): PinoLevel {
+  const errorText = typeof error === 'string' ? error : error instanceof Error ? error.message : '';
+  const benign = BENIGN_KAFKAJS_MESSAGES.some(
+    (rule) => rule.message.test(message) && (rule.error === undefined || rule.error.test(errorText)),
+  );
+  return benign ? 'debug' : (QUIETER[level] ?? 'info');
+}
+
+/** A kafkajs logCreator writing through `logger`, tagged `component: kafkajs` and kafkajs' namespace. */
+export function kafkajsLogCreator(logger: Logger): logCreator {
+  const child = logger.child({ component: 'kafkajs' });
+  return () =>
+    ({ namespace, level, log }: LogEntry) => {
+      // kafkajs' own timestamp and logger name would only repeat pino's `time` and our component.
+      const { message, timestamp: _timestamp, logger: _logger, ...extra } = log;
+      const name = pinoLevelOf(level, message, extra['error']);
+      if (!child.isLevelEnabled(name)) return;
+      child[name]({ namespace, ...extra }, message);
+    };
+}
