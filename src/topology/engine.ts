@@ -345,7 +345,7 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
 
   countLate(): void {
     this.counters.lateEvents++;
-    this.lastOffsets.lateEvent = this.record.offset;
+    this.lastOffsets.lateEvent = this.currentRaw?.offset;
   }
 
   countDuplicate(): void {
