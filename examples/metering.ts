@@ -8,7 +8,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import type { GroundTruth } from './metering/generator.js';
 import { UsageGenerator } from './metering/generator.js';
 import { meteringApp } from './metering/pipeline.js';
@@ -38,10 +37,9 @@ async function main(): Promise<number> {
   await ensureInputTopic(brokers, topic, partitions);
   await registerUsageSchema(registryUrl, topic);
 
-  // The demo prints its own progress; the runtime logs only warnings and errors.
-  const logger = pino({ level: env.TRIBUTARY_LOG_LEVEL ?? 'warn' }, pino.destination(2));
+  // The demo prints its own progress; the runtime logs only warnings and errors (TRIBUTARY_LOG_LEVEL
+  // wins), through the App's default logger: readable lines on a terminal, JSON when redirected.
   const app = meteringApp({
-    logger,
     topic,
     registryUrl,
     clickhouse: { url: clickhouseUrl, database, table },
@@ -51,6 +49,7 @@ async function main(): Promise<number> {
       stateDir: join('.tributary-state', 'demo'),
       admin: { port: 0 },
       handleSignals: true,
+      logLevel: 'warn',
     },
   });
   await app.start();

@@ -83,8 +83,8 @@ export class DropLog {
       if (key === 'late') {
         this.logger.info(
           { ...fields, reason: 'late' },
-          `${entry.count} late event(s)${since}, after their window closed: handled by the window's late policy ` +
-            '(drop by default; tributary_late_events_total)',
+          `${entry.count} late event(s)${since}: their window had closed (dropped, unless the window's ` +
+            'late option says dlq, side-output or re-emit; tributary_late_events_total)',
         );
       } else {
         const reason = key.slice('dead-letter:'.length);

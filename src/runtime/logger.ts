@@ -23,6 +23,13 @@ export function createDefaultLogger(
 ): Logger {
   if (resolveLogFormat(format, isTerminal) === 'json') return pino(options, pino.destination(2));
   // In process and synchronous (no worker thread): the last lines before an exit are not lost.
-  const stream = pretty({ destination: 2, sync: true, colorize: isTerminal, ignore: 'pid,hostname' });
+  // One line per entry, its fields after the message: a terminal scrolls less and greps the same.
+  const stream = pretty({
+    destination: 2,
+    sync: true,
+    colorize: isTerminal,
+    singleLine: true,
+    ignore: 'pid,hostname',
+  });
   return pino(options, stream);
 }

@@ -38,6 +38,6 @@ test('the default logger writes JSON to a pipe and readable lines when asked for
 
   const pretty = stderrOf('pretty');
   assert.throws(() => JSON.parse(pretty.trim()), 'not JSON');
-  assert.match(pretty, /WARN.*hello there/);
-  assert.match(pretty, /partition: 3/);
+  assert.match(pretty, /^\[\d\d:\d\d:\d\d\.\d{3}\] WARN: hello there .*"partition":3/);
+  assert.equal(pretty.trim().split('\n').length, 1, 'one line per entry');
 });
