@@ -82,7 +82,11 @@ export class App {
     return this.topology().describeText({ dlqTopic: dlqTopicOf(this.config) });
   }
 
-  /** Joins the consumer group and starts processing; resolves once the group is joined and admin is up. */
+  /**
+   * Binds the admin endpoint, then joins the consumer group and starts processing; resolves once the
+   * group is joined. The admin port is bound first: a clashing port fails the start before this
+   * instance takes partitions it would leave unprocessed.
+   */
   async start(): Promise<void> {
     if (this.instance) throw new Error('app already started');
     const topology = this.topology();
@@ -95,21 +99,40 @@ export class App {
       this.logger.child({ instance: this.config.instanceId }),
     );
     this.instance = instance;
+    if (this.config.admin.enabled) await this.startAdmin(instance);
     if (this.config.handleSignals) this.installSignalHandlers();
     instance.onCrash(() => {
       // An instance that cannot go on exits non-zero, so a supervisor restarts it from its checkpoint.
       if (this.config.handleSignals) process.exitCode = 1;
       void this.stop();
     });
-    await instance.start();
-    if (this.config.admin.enabled) {
-      this.admin = await startAdminServer(instance, {
-        host: this.config.admin.host,
-        port: this.config.admin.port,
-        token: this.config.admin.token,
-        describe: () => this.describe(),
-      });
-      this.logger.info({ address: this.adminAddress }, 'admin endpoint listening');
+    try {
+      await instance.start();
+    } catch (error) {
+      await this.admin?.close().catch(() => undefined);
+      this.admin = undefined;
+      throw error;
+    }
+    // Logged once the group is joined: tools and tests read "listening" as "started".
+    if (this.admin) this.logger.info({ address: this.adminAddress }, 'admin endpoint listening');
+  }
+
+  /** Binds the admin port (before the group is joined) and warns when it is open beyond loopback. */
+  private async startAdmin(instance: Instance): Promise<void> {
+    const { host, port, token, probesWithoutToken } = this.config.admin;
+    this.admin = await startAdminServer(instance, {
+      host,
+      port,
+      token,
+      probesWithoutToken,
+      describe: () => this.describe(),
+    });
+    if (token === undefined && !isLoopback(host)) {
+      this.logger.warn(
+        { host, address: this.adminAddress },
+        'the admin endpoint listens beyond loopback without a token: anyone who reaches it can read the ' +
+          'state stores; set admin.token (TRIBUTARY_ADMIN_TOKEN) or bind it to 127.0.0.1',
+      );
     }
   }
 
@@ -175,6 +198,11 @@ export class App {
       this.signalHandlers.push([signal, handler]);
     }
   }
+}
+
+/** An address only this machine reaches (the admin's default). */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 export function tributary(config: Partial<TributaryConfigInput>, options?: AppOptions): App {

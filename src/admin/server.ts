@@ -1,7 +1,8 @@
 /**
  * The admin HTTP endpoint of one instance: health, Prometheus metrics, tasks and their state stores.
  * Listens on loopback unless configured otherwise; with a token, every request must carry
- * `Authorization: Bearer <token>`.
+ * `Authorization: Bearer <token>`, except the probes (/health/live, /health/ready) when
+ * `probesWithoutToken` is set: Kubernetes httpGet probes cannot send one.
  */
 import { timingSafeEqual } from 'node:crypto';
 import Fastify from 'fastify';
@@ -12,6 +13,8 @@ export interface AdminOptions {
   host: string;
   port: number;
   token?: string | undefined;
+  /** /health/live and /health/ready answer without the token. */
+  probesWithoutToken?: boolean;
   /** Text rendering of the topology, served at /topology. */
   describe: () => string;
 }
@@ -24,12 +27,16 @@ function tokenMatches(expected: string, header: string | undefined): boolean {
 
 const MAX_ENTRIES = 1000;
 
+const PROBES = new Set(['/health/live', '/health/ready']);
+
 export async function startAdminServer(instance: Instance, options: AdminOptions): Promise<FastifyInstance> {
   const server = Fastify({ logger: false });
 
   if (options.token !== undefined) {
     const token = options.token;
+    const probesOpen = options.probesWithoutToken === true;
     server.addHook('onRequest', async (request, reply) => {
+      if (probesOpen && PROBES.has(request.url.split('?')[0] ?? '')) return;
       if (!tokenMatches(token, request.headers.authorization)) {
         await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized' });
       }
@@ -38,11 +45,27 @@ export async function startAdminServer(instance: Instance, options: AdminOptions
 
   server.get('/health', async (_request, reply) => {
     const healthy = instance.state === 'running';
+    const { ready, reasons } = instance.readiness();
     return reply.code(healthy ? 200 : 503).send({
       state: instance.state,
       sinksHealthy: instance.sinksHealthy,
+      ready,
+      reasons,
       partitions: instance.tasks().map((t) => t.partition),
     });
+  });
+
+  // Liveness: the process answers and the instance has not failed (a failed one exits by itself).
+  // Starting, a held partition or a failing sink are not reasons to restart it.
+  server.get('/health/live', async (_request, reply) => {
+    const live = instance.state !== 'failed';
+    return reply.code(live ? 200 : 503).send({ live, state: instance.state });
+  });
+
+  // Readiness: 503, with the reasons, while the instance does not do its work.
+  server.get('/health/ready', async (_request, reply) => {
+    const readiness = instance.readiness();
+    return reply.code(readiness.ready ? 200 : 503).send(readiness);
   });
 
   server.get('/metrics', async (_request, reply) => {

@@ -119,7 +119,11 @@ export interface OpenTaskOptions {
 
 export interface RunnableTopology {
   readonly sourceTopics: readonly string[];
-  /** Every sink of the DAG, with the row schema when a windowed aggregate feeds it. */
-  readonly sinks: readonly { spec: SinkSpec<unknown>; schema?: ResultSchema }[];
+  /**
+   * Every sink of the DAG, with the row schema when a windowed aggregate feeds it, and the window
+   * grace (ms) when only window results of aggregates with one grace reach it (the runtime measures
+   * end-to-end latency from window end + grace).
+   */
+  readonly sinks: readonly { spec: SinkSpec<unknown>; schema?: ResultSchema; windowGraceMs?: number }[];
   openTask(options: OpenTaskOptions): Promise<PartitionTask>;
 }

@@ -95,6 +95,11 @@ export const configSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(7400),
       /** When set, every request needs `Authorization: Bearer <token>`. */
       token: z.string().min(1).optional(),
+      /**
+       * /health/live and /health/ready answer without the token, so Kubernetes httpGet probes work;
+       * they tell whether the instance works and why not, never the state it holds.
+       */
+      probesWithoutToken: z.boolean().default(true),
     })
     .prefault({}),
   /** Waiting for another process to release a partition's LevelDB lock after a rebalance. */
@@ -273,7 +278,7 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
     env: 'TRIBUTARY_ADMIN_ENABLED',
     path: ['admin', 'enabled'],
     kind: 'bool',
-    note: 'serve /health, /metrics, /topology, /tasks',
+    note: 'serve /health/live, /health/ready, /metrics, /topology, /tasks',
   },
   {
     env: 'TRIBUTARY_ADMIN_HOST',
@@ -288,6 +293,12 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
     kind: 'string',
     secret: true,
     note: 'requests need Authorization: Bearer <token>',
+  },
+  {
+    env: 'TRIBUTARY_ADMIN_PROBES_WITHOUT_TOKEN',
+    path: ['admin', 'probesWithoutToken'],
+    kind: 'bool',
+    note: '/health/live and /health/ready answer without the token (Kubernetes probes)',
   },
   {
     env: 'TRIBUTARY_STATE_LOCK_TIMEOUT_MS',

@@ -12,7 +12,7 @@
 import type { Logger } from 'pino';
 import { PermanentSinkError } from '../core/sink.js';
 import type { SinkSpec, SinkWriter } from '../core/sink.js';
-import type { DeadLetter } from '../core/records.js';
+import type { DeadLetter, WindowResult } from '../core/records.js';
 import { DLQ_OUTBOX } from '../core/task.js';
 import type { Outbox, OutboxEntry, RunnableTopology } from '../core/task.js';
 import type { TributaryConfig } from './config.js';
@@ -25,7 +25,18 @@ import type { TaskHost } from './task-host.js';
 interface OpenSink {
   spec: SinkSpec<unknown>;
   writer: SinkWriter<unknown>;
+  /** Set when only window results reach the sink: their end-to-end latency is measured. */
+  windowGraceMs: number | undefined;
+  /** The last write rejected (the next round retries it). */
   failing: boolean;
+  /** The last error of a write or of a retried attempt within one; undefined once a write succeeds. */
+  lastError: string | undefined;
+}
+
+/** A sink whose writes are failing (the runtime retries them), for readiness. */
+export interface FailingSink {
+  sink: string;
+  error: string;
 }
 
 /** Dead letters read per delivery round (the transactions within it are cut by bytes). */
@@ -51,6 +62,8 @@ export async function readWholeRecords(outbox: Outbox, max: number): Promise<Out
   const end = all.findIndex(({ value }) => !sameRecord(value as DeadLetter, tail));
   return end < 0 ? all : all.slice(0, end);
 }
+
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 export class OutputDelivery {
   private sinks: OpenSink[] = [];
@@ -78,14 +91,19 @@ export class OutputDelivery {
   async open(admin: KafkaAdmin): Promise<void> {
     this.admin = admin;
     await this.admin.ensureTopic(this.dlqTopic, this.config.dlq.partitions);
-    for (const { spec, schema } of this.topology.sinks) {
+    for (const { spec, schema, windowGraceMs } of this.topology.sinks) {
+      const sink: Omit<OpenSink, 'writer'> = { spec, windowGraceMs, failing: false, lastError: undefined };
       const writer = await spec.open({
         appId: this.config.appId,
         ...(schema ? { schema } : {}),
         logger: this.logger.child({ sink: spec.name }),
-        onRetry: () => this.metrics.sinkFailures.inc({ sink: spec.name }),
+        onRetry: (error) => {
+          this.metrics.sinkFailures.inc({ sink: spec.name });
+          // Failing from the first retried attempt: a sink retries a write for a while before it gives up.
+          sink.lastError = messageOf(error);
+        },
       });
-      this.sinks.push({ spec, writer, failing: false });
+      this.sinks.push(Object.assign(sink, { writer }));
     }
   }
 
@@ -101,7 +119,13 @@ export class OutputDelivery {
   }
 
   get healthy(): boolean {
-    return this.sinks.every((s) => !s.failing);
+    return this.sinks.every((s) => s.lastError === undefined);
+  }
+
+  failingSinks(): FailingSink[] {
+    return this.sinks.flatMap(({ spec, lastError }) =>
+      lastError === undefined ? [] : [{ sink: spec.name, error: lastError }],
+    );
   }
 
   /** One delivery round over all tasks. Returns true when it delivered anything. */
@@ -133,6 +157,7 @@ export class OutputDelivery {
       await sink.writer.write(rows);
       if (sink.failing) this.logger.info({ sink: sink.spec.name }, 'sink recovered');
       sink.failing = false;
+      sink.lastError = undefined;
     } catch (error) {
       if (error instanceof PermanentSinkError) {
         this.onFatal(
@@ -143,11 +168,13 @@ export class OutputDelivery {
       if (!sink.failing)
         this.logger.warn({ sink: sink.spec.name, err: error }, 'sink write failed; will retry');
       sink.failing = true;
+      sink.lastError = messageOf(error);
       this.metrics.sinkFailures.inc({ sink: sink.spec.name });
       return false;
     }
     this.metrics.sinkRows.inc({ sink: sink.spec.name }, rows.length);
     this.metrics.sinkWrites.inc({ sink: sink.spec.name });
+    if (sink.windowGraceMs !== undefined) this.observeLatency(sink.spec.name, sink.windowGraceMs, rows);
     for (const { host, throughSeq } of taken) {
       await host.queue.run(async () => {
         // A task revoked meanwhile is acked by its next owner's replay instead (harmless, same rows).
@@ -157,6 +184,19 @@ export class OutputDelivery {
       });
     }
     return true;
+  }
+
+  /**
+   * Per window row: now (the write succeeded) minus the moment the window could first emit. Event
+   * times ahead of the wall clock can make it negative; those count as 0.
+   */
+  private observeLatency(sink: string, graceMs: number, rows: readonly unknown[]): void {
+    const writtenAt = Date.now();
+    const histogram = this.metrics.windowDeliveryLatency.labels({ sink });
+    for (const row of rows) {
+      const { windowEnd } = row as WindowResult<unknown, unknown>;
+      histogram.observe(Math.max(0, writtenAt - (windowEnd + graceMs)) / 1000);
+    }
   }
 
   private async deliverDeadLetters(host: TaskHost): Promise<boolean> {

@@ -12,6 +12,7 @@ import type { RetryPolicy } from '../core/retry.js';
 import type { RunnableTopology } from '../core/task.js';
 import type { TributaryConfig } from './config.js';
 import { OutputDelivery } from './delivery.js';
+import type { FailingSink } from './delivery.js';
 import type {
   BatchControl,
   FetchedBatch,
@@ -39,6 +40,19 @@ export interface TaskStatus {
   metrics: ReturnType<TaskHost['task']['metrics']>;
 }
 
+/** Whether the instance does its work now, and if not, why (the admin's /health/ready). */
+export interface Readiness {
+  ready: boolean;
+  state: InstanceState;
+  /** One line per cause, empty when ready. */
+  reasons: string[];
+  /** Partitions held back on a RetriableError (e.g. the schema registry unreachable), with the error. */
+  heldPartitions: Array<{ partition: number; error: string }>;
+  failingSinks: FailingSink[];
+  /** Partitions whose task is being opened (waiting for its state folder's lock, loading its state). */
+  openingPartitions: number[];
+}
+
 export class Instance {
   state: InstanceState = 'created';
   readonly metrics: RuntimeMetrics;
@@ -46,6 +60,8 @@ export class Instance {
   private readonly hosts = new Map<number, TaskHost>();
   /** Tasks being opened: a batch for the partition waits for it. */
   private readonly opening = new Map<number, Promise<TaskHost>>();
+  /** Partitions held on a RetriableError, with its message, until the batch goes through. */
+  private readonly held = new Map<number, string>();
   private assignment: TopicPartition[] = [];
   private consumer: GroupConsumer | undefined;
   private admin: KafkaAdmin | undefined;
@@ -234,6 +250,14 @@ export class Instance {
     records: FetchedBatch['records'],
     control: BatchControl,
   ) {
+    try {
+      await this.retryProcessing(host, records, control);
+    } finally {
+      this.held.delete(host.partition);
+    }
+  }
+
+  private async retryProcessing(host: TaskHost, records: FetchedBatch['records'], control: BatchControl) {
     await retry(
       async (attempt) => {
         if (attempt > 1) await control.heartbeat().catch(() => undefined);
@@ -244,6 +268,7 @@ export class Instance {
         isTransient: (error) => error instanceof RetriableError,
         shouldContinue: () => this.state === 'running' && control.isRunning(),
         onRetry: ({ delayMs, error }) => {
+          this.held.set(host.partition, asError(error).message);
           this.metrics.retriableStalls.inc({ partition: String(host.partition) });
           this.logger.warn(
             { partition: host.partition, err: error, retryInMs: delayMs },
@@ -334,6 +359,32 @@ export class Instance {
 
   get sinksHealthy(): boolean {
     return this.delivery.healthy;
+  }
+
+  readiness(): Readiness {
+    const heldPartitions = [...this.held]
+      .sort(([a], [b]) => a - b)
+      .map(([partition, error]) => ({ partition, error }));
+    const failingSinks = this.delivery.failingSinks();
+    const openingPartitions = [...this.opening.keys()].sort((a, b) => a - b);
+    const reasons = [
+      ...(this.state === 'running' ? [] : [`instance ${this.state}`]),
+      ...heldPartitions.map(
+        ({ partition, error }) => `partition ${partition} held: dependency unavailable (${error})`,
+      ),
+      ...failingSinks.map(({ sink, error }) => `sink failing: ${sink} (${error})`),
+      ...(openingPartitions.length > 0
+        ? [`restoring state: opening partitions ${openingPartitions.join(', ')}`]
+        : []),
+    ];
+    return {
+      ready: reasons.length === 0,
+      state: this.state,
+      reasons,
+      heldPartitions,
+      failingSinks,
+      openingPartitions,
+    };
   }
 
   // ---- shutdown -----------------------------------------------------------------------------------

@@ -72,6 +72,14 @@ export class RuntimeMetrics {
     registers: [this.registry],
   });
 
+  readonly windowDeliveryLatency = new Histogram({
+    name: 'tributary_window_delivery_latency_seconds',
+    help: 'End-to-end latency of window rows, per sink: the time the sink write succeeded minus (window end + grace)',
+    labelNames: ['sink'],
+    buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900],
+    registers: [this.registry],
+  });
+
   private readonly lastSeen = new Map<number, TaskMetrics>();
 
   /** Every series carries `instance` and, when given, `app` (the app id) as labels. */

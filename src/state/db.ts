@@ -138,6 +138,12 @@ export class StateDb {
     this.putMeta(STORE_MANIFEST_KEY, JSON.stringify({ version: 1, stores } satisfies StoreManifest));
   }
 
+  /** Whether a store holds no entries (an outbox whose every output was delivered and acked). */
+  async holdsNothing(store: StoreIdentity): Promise<boolean> {
+    const keys = await this.textLevel(storeLevelName(store.kind, store.name)).keys({ limit: 1 }).all();
+    return keys.length === 0;
+  }
+
   /**
    * Discards `reset` (every entry and its meta entries) and records `manifest` in one atomic batch, so
    * a crash leaves either the old state or the reset one. Call before attaching stores.

@@ -150,7 +150,15 @@ async function reconcileStores(db: StateDb, topology: TaskPlan, options: OpenTas
       format: outboxFormat(sink.outboxCodec),
     })),
   ];
-  const comparison = compareStores(await db.heldStores(), expected, options.resetStores ?? []);
+  const held = await db.heldStores();
+  // The outbox of a sink the topology no longer has loses nothing when every output in it was
+  // delivered: it is discarded without being named in resetStores. One still holding outputs is not.
+  const expectedNames = new Set(expected.map((store) => store.name));
+  const deliveredOutboxes: string[] = [];
+  for (const store of held)
+    if (store.kind === 'outbox' && !expectedNames.has(store.name) && (await db.holdsNothing(store)))
+      deliveredOutboxes.push(store.name);
+  const comparison = compareStores(held, expected, [...(options.resetStores ?? []), ...deliveredOutboxes]);
   if (comparison.problems.length > 0) throw storeMismatchError(comparison, options.dir);
   if (comparison.reset.length > 0) await db.resetStores(comparison.reset, expected);
   else db.recordStores(expected);

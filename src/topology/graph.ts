@@ -85,6 +85,8 @@ export interface NodeSpec {
   readonly sink?: SinkSpec<unknown>;
   /** Columns of the values this node emits, when it is a windowed aggregate. */
   readonly schema?: ResultSchema;
+  /** A windowed aggregate's grace (ms): its windows emit at window end + grace. */
+  readonly graceMs?: number;
   create(ctx: NodeRuntimeContext): Push;
 }
 
@@ -115,6 +117,8 @@ export interface SinkPlan {
    * means the JSON segment format. The window-result codec still falls back to JSON for other values.
    */
   readonly outboxCodec?: SegmentCodec<unknown>;
+  /** The grace of the window aggregates feeding the sink, when only window results with one grace reach it. */
+  readonly windowGraceMs?: number;
 }
 
 /** What the engine needs of a built topology to open a partition task (the frozen DAG and its stores). */

@@ -10,15 +10,21 @@ import { windowResultCodec } from './result-codec.js';
 export function planSinks(nodes: readonly NodeSpec[]): SinkPlan[] {
   const byName = new Map<
     string,
-    { spec: SinkSpec<unknown>; schemas: Array<ResultSchema | undefined>; onlyWindowResults: boolean }
+    {
+      spec: SinkSpec<unknown>;
+      schemas: Array<ResultSchema | undefined>;
+      onlyWindowResults: boolean;
+      graces: Set<number | undefined>;
+    }
   >();
   const kindOf = new Map(nodes.map((node) => [node.name, node.kind]));
   const schemaOf = new Map(nodes.map((node) => [node.name, node.schema]));
+  const graceOf = new Map(nodes.map((node) => [node.name, node.graceMs]));
   for (const node of nodes) {
     if (node.kind !== 'sink' || !node.sink) continue;
     let entry = byName.get(node.sink.name);
     if (entry === undefined) {
-      entry = { spec: node.sink, schemas: [], onlyWindowResults: true };
+      entry = { spec: node.sink, schemas: [], onlyWindowResults: true, graces: new Set() };
       byName.set(node.sink.name, entry);
     } else if (entry.spec !== node.sink) {
       throw new Error(`two different sinks are named "${node.sink.name}"; sink names must be unique`);
@@ -28,15 +34,18 @@ export function planSinks(nodes: readonly NodeSpec[]): SinkPlan[] {
     const parent = node.parents.length === 1 ? node.parents[0] : undefined;
     if (parent === undefined || parent.port !== undefined || kindOf.get(parent.node) !== 'window-aggregate')
       entry.onlyWindowResults = false;
+    else entry.graces.add(graceOf.get(parent.node));
   }
-  return [...byName.values()].map(({ spec, schemas, onlyWindowResults }) => {
+  return [...byName.values()].map(({ spec, schemas, onlyWindowResults, graces }) => {
     const first = schemas[0];
+    const grace = graces.size === 1 ? [...graces][0] : undefined;
     const uniform =
       first !== undefined && schemas.every((schema) => JSON.stringify(schema) === JSON.stringify(first));
     return {
       spec,
       ...(uniform ? { schema: first } : {}),
       ...(onlyWindowResults ? { outboxCodec: windowResultCodec } : {}),
+      ...(onlyWindowResults && grace !== undefined ? { windowGraceMs: grace } : {}),
     };
   });
 }

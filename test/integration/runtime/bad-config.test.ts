@@ -66,7 +66,7 @@ test('a partition that lost its state folder is called out in the log, not resum
   await generator.close();
   const table = { METERING_CLICKHOUSE_TABLE: 'usage_1m_lost_state' };
   // A state folder of its own: the run's holds the outboxes of the other tests' sinks (other tables),
-  // which this topology does not have, and a start refuses to drop such state without being told.
+  // which this topology does not have, and a start refuses to drop them while they hold undelivered outputs.
   const first = new Worker(run, {
     ...table,
     TRIBUTARY_STATE_DIR: mkdtempSync(join(tmpdir(), 'tributary-state-')),

@@ -77,6 +77,7 @@ interface Container {
   env?: Array<{ name: string; value?: string }>;
   ports?: Array<{ name?: string; containerPort: number }>;
   readinessProbe?: { httpGet?: { path: string; port: string | number } };
+  livenessProbe?: { httpGet?: { path: string; port: string | number } };
   volumeMounts?: Array<{ name: string; mountPath: string }>;
 }
 
@@ -92,7 +93,7 @@ function yamlBlocks(markdown: string): string[] {
   return [...markdown.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((match) => match[1] as string);
 }
 
-test('docs/deploy.md: the YAML parses; the StatefulSet has a volume per instance for the state, a readiness probe on /health, and time to stop', () => {
+test('docs/deploy.md: the YAML parses; the StatefulSet has a volume per instance for the state, a readiness probe on /health/ready, a liveness probe on /health/live, and time to stop', () => {
   const blocks = yamlBlocks(readFileSync(resolve(root, 'docs/deploy.md'), 'utf8'));
   assert.ok(blocks.length >= 1);
   const documents = blocks.flatMap((block) => yaml.loadAll(block)) as Array<{ kind?: string }>;
@@ -108,7 +109,8 @@ test('docs/deploy.md: the YAML parses; the StatefulSet has a volume per instance
   assert.equal(stateMount.mountPath, env.get('TRIBUTARY_STATE_DIR'), 'the state folder is on it');
 
   const probe = container.readinessProbe?.httpGet;
-  assert.equal(probe?.path, '/health');
+  assert.equal(probe?.path, '/health/ready');
+  assert.equal(container.livenessProbe?.httpGet?.path, '/health/live');
   const adminPort = (container.ports ?? []).find(
     (p) => p.name === probe?.port || p.containerPort === probe?.port,
   );

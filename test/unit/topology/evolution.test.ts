@@ -299,3 +299,47 @@ test('an accumulator that becomes a Set on its first value is rejected on the fi
     await fixed.close();
   }
 });
+
+test('the outbox of a sink the topology dropped is discarded when it was fully delivered, and refused while it holds outputs', async () => {
+  const serde = jsonSerde<UsageEvent>();
+  const toSink = (name: string) => {
+    const builder = new TopologyBuilder();
+    builder.stream('usage', serde).to(memorySink<UsageEvent>(name));
+    return builder.build();
+  };
+  const record = (offset: number) => ({
+    topic: 'usage',
+    partition: 0,
+    offset: BigInt(offset),
+    timestamp: T0,
+    key: null,
+    value: Buffer.from(JSON.stringify(event(`e${offset}`, 'a', 1, offset))),
+    headers: {},
+  });
+  const dir = await mkdtemp(join(tmpdir(), 'tributary-dropped-sink-'));
+  try {
+    // Outputs still in the outbox: dropping the sink would lose them.
+    let task = await toSink('old').openTask({ partition: 0, dir });
+    await task.process([record(0), record(1)]);
+    await task.commit();
+    await task.close();
+    await assert.rejects(toSink('new').openTask({ partition: 0, dir }), (error: Error) => {
+      assert.match(error.message, /outbox store "old" is in the state folder but not in the topology/);
+      return true;
+    });
+
+    // Delivered and acked (durable with a commit): nothing is lost, the new topology opens.
+    task = await toSink('old').openTask({ partition: 0, dir });
+    const outbox = task.outboxes().find((candidate) => candidate.name === 'old');
+    const entries = (await outbox?.read(10)) ?? [];
+    assert.equal(entries.length, 2);
+    await outbox?.ack((entries[entries.length - 1] as { seq: bigint }).seq);
+    await task.commit();
+    await task.close();
+    task = await toSink('new').openTask({ partition: 0, dir });
+    assert.deepEqual(task.positions(), new Map([['usage', 2n]]), 'the input positions are kept');
+    await task.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

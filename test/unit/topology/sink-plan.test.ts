@@ -46,3 +46,28 @@ test('two different sinks with one name are refused at build', () => {
     .to(memorySink<WindowResult<string, { n: number }>>('out'));
   assert.throws(() => builder.build(), /two different sinks are named "out"/);
 });
+
+test("a sink fed only by window aggregates of one grace is planned with that grace (for the runtime's latency metric)", () => {
+  const builder = new TopologyBuilder();
+  const events = builder.stream('usage', jsonSerde<UsageEvent>());
+  const window = (grace: number) =>
+    events
+      .groupBy((e) => e.subject)
+      .window(tumbling(minutes(1)), { grace, name: `grace-${grace}` })
+      .aggregate({ n: count() });
+  const fiveSeconds = window(5_000);
+  fiveSeconds.to(memorySink('five'));
+  const mixedGraces = memorySink<unknown>('mixed-graces');
+  fiveSeconds.to(mixedGraces);
+  window(0).to(mixedGraces);
+  fiveSeconds.map((row) => row.value).to(memorySink('mapped'));
+  const plan = new Map(builder.build().sinks.map((sink) => [sink.spec.name, sink]));
+
+  assert.equal(plan.get('five')?.windowGraceMs, 5_000);
+  assert.equal(
+    plan.get('mixed-graces')?.windowGraceMs,
+    undefined,
+    'two graces: no single one to measure from',
+  );
+  assert.equal(plan.get('mapped')?.windowGraceMs, undefined, 'not window results');
+});
