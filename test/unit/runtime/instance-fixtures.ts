@@ -6,6 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach, beforeEach } from 'node:test';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { SinkSpec } from '../../../src/core/sink.js';
@@ -99,6 +100,32 @@ export const quietLogger = (): Logger => pino({ level: 'silent' });
 export async function tempStateDir(): Promise<{ dir: string; remove: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'tributary-instance-test-'));
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Registers node:test hooks: each test gets a fresh state folder (`dir`), and every instance it
+ * `track`s is stopped after it, before the folder is removed.
+ */
+export function instanceHarness(): { readonly dir: string; track(instance: Instance): Instance } {
+  let stateDir: { dir: string; remove: () => Promise<void> } | undefined;
+  const running: Instance[] = [];
+  beforeEach(async () => {
+    stateDir = await tempStateDir();
+  });
+  afterEach(async () => {
+    for (const instance of running.splice(0)) await instance.stop();
+    await stateDir?.remove();
+  });
+  return {
+    get dir() {
+      if (stateDir === undefined) throw new Error('instanceHarness().dir is only set inside a test');
+      return stateDir.dir;
+    },
+    track(instance) {
+      running.push(instance);
+      return instance;
+    },
+  };
 }
 
 /** Commits and deliveries only when the test asks (no interval), quick retries and shutdown. */

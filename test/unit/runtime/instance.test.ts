@@ -4,7 +4,7 @@
  * in the sink, the records in the DLQ topic and the group's committed offsets.
  */
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, test } from 'node:test';
+import { test } from 'node:test';
 import { sleep } from '../../../src/core/retry.js';
 import { parseDlqMessage } from '../../../src/serde/dlq.js';
 import type { Instance } from '../../../src/runtime/instance.js';
@@ -17,27 +17,17 @@ import {
   range,
   startInstance,
   switchableSink,
-  tempStateDir,
+  instanceHarness,
   testConfig,
 } from './instance-fixtures.js';
 
 const GROUP = 'app';
 const DLQ = 'app.dlq';
 
-let stateDir: { dir: string; remove: () => Promise<void> };
-const running: Instance[] = [];
-
-beforeEach(async () => {
-  stateDir = await tempStateDir();
-});
-
-afterEach(async () => {
-  for (const instance of running.splice(0)) await instance.stop();
-  await stateDir.remove();
-});
+const harness = instanceHarness();
 
 async function start(kafka: FakeKafka, ...args: Parameters<typeof idsTopology>): Promise<Instance> {
-  return startWith(kafka, testConfig(stateDir.dir), ...args);
+  return startWith(kafka, testConfig(harness.dir), ...args);
 }
 
 async function startWith(
@@ -46,7 +36,7 @@ async function startWith(
   ...args: Parameters<typeof idsTopology>
 ): Promise<Instance> {
   const instance = await startInstance(kafka, idsTopology(...args), config);
-  running.push(instance);
+  harness.track(instance);
   return instance;
 }
 
@@ -199,7 +189,7 @@ test('a partition whose outputs back up is paused, and resumed once they drain b
   kafka.produce(INPUT, 0, events(range('a', 0, 10)));
   // Partition 1's records are bad: its outputs go to the DLQ, which stays up.
   kafka.produce(INPUT, 1, events(['other0'], ['other0']));
-  const config = testConfig(stateDir.dir, { outputs: { maxPendingPerPartition: 4, batchSize: 7 } });
+  const config = testConfig(harness.dir, { outputs: { maxPendingPerPartition: 4, batchSize: 7 } });
   const instance = await startWith(kafka, config, sink);
   const consumer = kafka.consumer(GROUP);
   consumer.assign([0, 1]);
@@ -358,7 +348,7 @@ test('shutdown with the sink down stops within the timeout; the next start deliv
   const sink = switchableSink();
   kafka.createTopic(INPUT, 1);
   kafka.produce(INPUT, 0, events(range('a', 0, 4)));
-  const config = testConfig(stateDir.dir, { shutdownTimeoutMs: 300, outputs: { retryBackoffMs: 20 } });
+  const config = testConfig(harness.dir, { shutdownTimeoutMs: 300, outputs: { retryBackoffMs: 20 } });
   const first = await startWith(kafka, config, sink);
   kafka.consumer(GROUP).assign([0]);
   await kafka.consumer(GROUP).pollUntilIdle();

@@ -4,8 +4,7 @@
  * fit, as a reference when they cannot), and the dead letters behind them are not held up.
  */
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, test } from 'node:test';
-import type { Instance } from '../../../src/runtime/instance.js';
+import { test } from 'node:test';
 import { parseDlqMessage, truncatedSize } from '../../../src/serde/dlq.js';
 import { FakeKafka } from '../../helpers/fake-kafka.js';
 import {
@@ -13,22 +12,11 @@ import {
   idsTopology,
   startInstance,
   switchableSink,
-  tempStateDir,
+  instanceHarness,
   testConfig,
 } from './instance-fixtures.js';
 
-let stateDir: { dir: string; remove: () => Promise<void> };
-let instance: Instance | undefined;
-
-beforeEach(async () => {
-  stateDir = await tempStateDir();
-});
-
-afterEach(async () => {
-  await instance?.stop();
-  instance = undefined;
-  await stateDir.remove();
-});
+const harness = instanceHarness();
 
 /** Not JSON: a decode failure of `bytes` bytes. */
 const malformed = (id: string, bytes: number) => ({ key: id, value: Buffer.alloc(bytes, 'x') });
@@ -37,19 +25,19 @@ async function runToDlq(kafka: FakeKafka, records: Array<{ key: string; value: B
   const sink = switchableSink();
   kafka.createTopic(INPUT, 1);
   kafka.produce(INPUT, 0, records);
-  instance = await startInstance(kafka, idsTopology(sink), testConfig(stateDir.dir));
+  const instance = harness.track(await startInstance(kafka, idsTopology(sink), testConfig(harness.dir)));
   const consumer = kafka.consumer('app');
   consumer.assign([0]);
   await consumer.pollUntilIdle();
   await instance.commitAll('test');
   await instance.deliverAll();
   await instance.deliverAll();
-  return sink;
+  return { sink, instance };
 }
 
 test('two ~900 KB bad records next to each other and a small one behind them all reach the DLQ, in order', async () => {
   const kafka = new FakeKafka();
-  const sink = await runToDlq(kafka, [
+  const { sink, instance } = await runToDlq(kafka, [
     malformed('big-1', 900_000),
     malformed('big-2', 900_000),
     malformed('small', 20),
@@ -66,13 +54,13 @@ test('two ~900 KB bad records next to each other and a small one behind them all
     ],
   );
   assert.equal(kafka.rejectedTransactions, 0, 'no batch over the broker limit was tried');
-  assert.equal(instance?.tasks()[0]?.pendingOutputs, 0);
+  assert.equal(instance.tasks()[0]?.pendingOutputs, 0);
   assert.deepEqual(sink.rows, ['good']);
 });
 
 test('a bad record too large for the broker reaches the DLQ as a reference with its reason, and what follows is not stuck', async () => {
   const kafka = new FakeKafka();
-  await runToDlq(kafka, [malformed('huge', 2_000_000), malformed('after', 20)]);
+  const { instance } = await runToDlq(kafka, [malformed('huge', 2_000_000), malformed('after', 20)]);
 
   const [huge, after, ...rest] = kafka.records('app.dlq');
   assert.deepEqual(rest, []);
@@ -86,5 +74,5 @@ test('a bad record too large for the broker reaches the DLQ as a reference with 
   assert.equal(String(after?.key), 'after');
   assert.equal(after?.value?.length, 20);
   assert.equal(kafka.rejectedTransactions, 0);
-  assert.equal(instance?.tasks()[0]?.pendingOutputs, 0);
+  assert.equal(instance.tasks()[0]?.pendingOutputs, 0);
 });

@@ -4,7 +4,7 @@
  * again once they recover. The admin endpoint serves the probes without the token when configured.
  */
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, test } from 'node:test';
+import { test } from 'node:test';
 import { sleep } from '../../../src/core/retry.js';
 import { startAdminServer } from '../../../src/admin/server.js';
 import { Instance } from '../../../src/runtime/instance.js';
@@ -19,7 +19,7 @@ import {
   range,
   startInstance,
   switchableSink,
-  tempStateDir,
+  instanceHarness,
   testConfig,
 } from './instance-fixtures.js';
 import type { Event } from './instance-fixtures.js';
@@ -36,17 +36,7 @@ class FlakyRegistryJson extends HoldableJson {
   }
 }
 
-let stateDir: { dir: string; remove: () => Promise<void> };
-const running: Instance[] = [];
-
-beforeEach(async () => {
-  stateDir = await tempStateDir();
-});
-
-afterEach(async () => {
-  for (const instance of running.splice(0)) await instance.stop();
-  await stateDir.remove();
-});
+const harness = instanceHarness();
 
 async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -61,13 +51,13 @@ test('not ready before start; a partition held on a RetriableError makes it unre
   kafka.createTopic(INPUT, 1);
   kafka.produce(INPUT, 0, events(range('a', 0, 3)));
   const serde = new FlakyRegistryJson();
-  const created = new Instance(idsTopology(switchableSink()), testConfig(stateDir.dir), kafka, quietLogger());
+  const created = new Instance(idsTopology(switchableSink()), testConfig(harness.dir), kafka, quietLogger());
   assert.deepEqual(
     { ready: created.readiness().ready, reasons: created.readiness().reasons },
     { ready: false, reasons: ['instance created'] },
   );
-  const instance = await startInstance(kafka, idsTopology(switchableSink(), serde), testConfig(stateDir.dir));
-  running.push(instance);
+  const instance = await startInstance(kafka, idsTopology(switchableSink(), serde), testConfig(harness.dir));
+  harness.track(instance);
   const consumer = kafka.consumer(GROUP);
   consumer.assign([0]);
 
@@ -94,20 +84,24 @@ test('not ready before start; a partition held on a RetriableError makes it unre
   });
 });
 
-test('a failing sink makes the instance unready naming the sink, and ready again once a write succeeds', async () => {
+/** An instance that processed three records and tried to deliver them while its sink is down. */
+async function processedWithSinkDown() {
   const kafka = new FakeKafka();
   const sink = switchableSink();
   kafka.createTopic(INPUT, 1);
   kafka.produce(INPUT, 0, events(range('a', 0, 3)));
-  const instance = await startInstance(kafka, idsTopology(sink), testConfig(stateDir.dir));
-  running.push(instance);
+  const instance = harness.track(await startInstance(kafka, idsTopology(sink), testConfig(harness.dir)));
   const consumer = kafka.consumer(GROUP);
   consumer.assign([0]);
   await consumer.pollUntilIdle();
-
   sink.failing = true;
   await instance.commitAll('test');
   await instance.deliverAll();
+  return { instance, sink };
+}
+
+test('a failing sink makes the instance unready naming the sink, and ready again once a write succeeds', async () => {
+  const { instance, sink } = await processedWithSinkDown();
   const failing = instance.readiness();
   assert.equal(failing.ready, false);
   assert.deepEqual(failing.failingSinks, [{ sink: 'ids', error: 'sink unavailable' }]);
@@ -120,18 +114,7 @@ test('a failing sink makes the instance unready naming the sink, and ready again
 });
 
 test('the admin endpoint: /health/ready 503 with reasons, /health/live 200; the probes answer without the token, nothing else does', async () => {
-  const kafka = new FakeKafka();
-  const sink = switchableSink();
-  kafka.createTopic(INPUT, 1);
-  kafka.produce(INPUT, 0, events(range('a', 0, 3)));
-  const instance = await startInstance(kafka, idsTopology(sink), testConfig(stateDir.dir));
-  running.push(instance);
-  const consumer = kafka.consumer(GROUP);
-  consumer.assign([0]);
-  await consumer.pollUntilIdle();
-  sink.failing = true;
-  await instance.commitAll('test');
-  await instance.deliverAll();
+  const { instance, sink } = await processedWithSinkDown();
 
   const options = { host: '127.0.0.1', port: 0, token: 'secret', describe: () => '' };
   const open = await startAdminServer(instance, { ...options, probesWithoutToken: true });
