@@ -75,7 +75,8 @@ export async function startAdminServer(instance: Instance, options: AdminOptions
 
   server.get('/topology', async (_request, reply) => reply.type('text/plain').send(options.describe()));
 
-  server.get('/tasks', async () => ({ tasks: instance.tasks() }));
+  // `opening`: partitions whose task is being opened, with restore progress while restoring.
+  server.get('/tasks', async () => ({ tasks: instance.tasks(), opening: instance.openingTasks() }));
 
   server.get<{ Params: { partition: string } }>('/tasks/:partition/stores', async (request, reply) => {
     const host = instance.task(Number(request.params.partition));

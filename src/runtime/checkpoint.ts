@@ -12,6 +12,10 @@
  *     positions; a failure is harmless (they only matter for a partition with no local state).
  *  4. Outputs are delivered only from committed outboxes, after the checkpoint that made them
  *     durable, and acked afterwards; the sinks make a replay harmless (delivery.ts).
+ *     With changelogs (changelog.ts), step 1 is preceded by a Kafka transaction of the task: its state
+ *     changes and input offsets; LevelDB is written only after it committed. A task whose transaction
+ *     fails (fenced by a newer owner, Kafka unreachable) is closed without writing and reopened from
+ *     its changelog: state in memory that Kafka has not accepted is never trusted again.
  *  5. A revoked task is committed then closed in one section of its queue, with no batch in between,
  *     releasing its LevelDB for the next owner. On shutdown: checkpoint (1), deliver within the
  *     shutdown timeout (4), commit group offsets and wait for it (3), then commit (the acks of what
@@ -25,6 +29,12 @@ import type { TaskHost } from './task-host.js';
 
 export type GroupOffset = TopicPartition & { offset: bigint };
 
+/** A task whose changelog transaction failed: closed without writing, to be reopened from the changelog. */
+export interface LostTask {
+  host: TaskHost;
+  error: unknown;
+}
+
 export class Checkpoint {
   constructor(
     private readonly metrics: RuntimeMetrics,
@@ -33,21 +43,36 @@ export class Checkpoint {
     private readonly drops?: DropLog,
   ) {}
 
-  /** Step 1 for every open task; returns the group offsets of step 3. A failed task commit rejects. */
-  async commit(hosts: readonly TaskHost[], nowMs: number): Promise<GroupOffset[]> {
+  /**
+   * Step 1 for every open task; returns the group offsets of step 3 and the tasks lost to a failed
+   * changelog transaction (closed here). A failed commit of a task without changelog rejects.
+   */
+  async commit(
+    hosts: readonly TaskHost[],
+    nowMs: number,
+  ): Promise<{ offsets: GroupOffset[]; lost: LostTask[] }> {
     const offsets: GroupOffset[] = [];
+    const lost: LostTask[] = [];
     for (const host of hosts) {
       await host.queue.run(async () => {
         if (host.closed) return;
         await host.task.tick(nowMs);
-        await host.task.commit();
+        try {
+          await host.task.commit();
+        } catch (error) {
+          if (host.changelog === undefined) throw error;
+          host.closed = true;
+          await host.task.close().catch(() => undefined);
+          lost.push({ host, error });
+          return;
+        }
         const metrics = host.task.metrics();
         this.metrics.observeTask(host.partition, metrics);
         this.drops?.observe(host.partition, metrics, host.task.dropExamples?.());
         offsets.push(...groupOffsetsOf(host));
       });
     }
-    return offsets;
+    return { offsets, lost };
   }
 
   /** Step 3: group offsets trail the checkpoints; a failure (e.g. mid-rebalance) is only logged. */
@@ -62,9 +87,17 @@ export class Checkpoint {
     await host.queue.run(async () => {
       if (host.closed) return;
       host.closed = true;
-      await host.task.commit();
-      await host.task.close();
+      try {
+        await host.task.commit();
+      } catch (error) {
+        // A task with a changelog loses nothing: its next owner restores the last transaction.
+        if (host.changelog === undefined) throw error;
+        this.logger.warn({ partition: host.partition, err: error }, 'final commit of a revoked task failed');
+      } finally {
+        await host.task.close();
+      }
     });
+    await host.changelog?.close().catch(() => undefined);
   }
 }
 

@@ -102,6 +102,17 @@ export const configSchema = z.strictObject({
       probesWithoutToken: z.boolean().default(true),
     })
     .prefault({}),
+  changelog: z
+    .strictObject({
+      /**
+       * Back every store with a compacted changelog topic `<appId>-<store>-changelog` and commit in
+       * Kafka transactions: state survives losing its machine. Off: state lives only in stateDir.
+       */
+      enabled: z.boolean().default(true),
+      /** Replication factor of the changelog topics tributary creates; -1: the broker's default. */
+      replicationFactor: z.number().int().min(-1).default(-1),
+    })
+    .prefault({}),
   /** Waiting for another process to release a partition's LevelDB lock after a rebalance. */
   stateLockTimeoutMs: positiveMs.default(60_000),
   /**
@@ -299,6 +310,18 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
     path: ['admin', 'probesWithoutToken'],
     kind: 'bool',
     note: '/health/live and /health/ready answer without the token (Kubernetes probes)',
+  },
+  {
+    env: 'TRIBUTARY_CHANGELOG',
+    path: ['changelog', 'enabled'],
+    kind: 'bool',
+    note: 'changelog topics and Kafka transactions (state survives its machine)',
+  },
+  {
+    env: 'TRIBUTARY_CHANGELOG_REPLICATION_FACTOR',
+    path: ['changelog', 'replicationFactor'],
+    kind: 'int',
+    note: 'replication factor of created changelog topics (-1: broker default)',
   },
   {
     env: 'TRIBUTARY_STATE_LOCK_TIMEOUT_MS',

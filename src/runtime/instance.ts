@@ -4,6 +4,7 @@
  * sinks, and applies backpressure by pausing partitions whose outputs back up. The commit protocol,
  * with the exactly-once list, is checkpoint.ts.
  */
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { RetriableError } from '../serde/types.js';
@@ -22,10 +23,14 @@ import type {
   TopicPartition,
 } from './kafka/client.js';
 import { Checkpoint, groupOffsetsOf } from './checkpoint.js';
-import type { GroupOffset } from './checkpoint.js';
+import type { GroupOffset, LostTask } from './checkpoint.js';
+import { FencedError } from '../core/task.js';
 import { DropLog } from './drop-log.js';
 import { RuntimeMetrics } from './metrics.js';
 import { TaskHost, openTaskWaitingForLock } from './task-host.js';
+import { TaskChangelogLink, changelogTopics, prepareChangelogTopics } from './changelog.js';
+import type { RestoreProgress } from './changelog.js';
+import type { PartitionReader } from './kafka/client.js';
 
 /** Holding a partition on a RetriableError: 100 ms, doubling, at most 5 s between attempts, while running. */
 const HOLD_ON_RETRIABLE: RetryPolicy = { initialDelayMs: 100, maxDelayMs: 5000 };
@@ -38,6 +43,12 @@ export interface TaskStatus {
   paused: boolean;
   pendingOutputs: number;
   metrics: ReturnType<TaskHost['task']['metrics']>;
+}
+
+/** A partition whose task is being opened: restoring from its changelog, or waiting for its folder. */
+export interface OpeningStatus {
+  partition: number;
+  restore?: RestoreProgress;
 }
 
 /** Whether the instance does its work now, and if not, why (the admin's /health/ready). */
@@ -72,6 +83,12 @@ export class Instance {
   private delivering: Promise<void> | undefined;
   private crash: Error | undefined;
   private readonly crashListeners: Array<(error: Error) => void> = [];
+  /** Store name → changelog topic, when changelogs are on. */
+  private changelogTopics: Map<string, string> | undefined;
+  /** Reads changelogs for restores (a consumer group of its own), when changelogs are on. */
+  private changelogReader: PartitionReader | undefined;
+  /** The changelog link of each task being opened, for its restore progress. */
+  private readonly restoring = new Map<number, TaskChangelogLink>();
 
   constructor(
     private readonly topology: RunnableTopology,
@@ -103,6 +120,7 @@ export class Instance {
     try {
       this.admin = await this.kafka.admin();
       await this.delivery.open(this.admin);
+      if (this.config.changelog.enabled) await this.openChangelogs(this.admin);
       this.consumer = this.kafka.groupConsumer(this.config.appId);
       // Running before the first fetch: a batch may arrive before start() below returns.
       this.state = 'running';
@@ -115,11 +133,33 @@ export class Instance {
       this.state = 'failed';
       await this.consumer?.stop().catch(() => undefined);
       await this.delivery.close();
+      await this.changelogReader?.stop().catch(() => undefined);
       await this.admin?.close().catch(() => undefined);
       throw error;
     }
     this.commitTimer = setInterval(() => void this.commitAll('interval'), this.config.commitIntervalMs);
     this.logger.info({ topics: this.topology.sourceTopics, group: this.config.appId }, 'instance started');
+  }
+
+  /** Creates or checks the changelog topics and starts the reader restores use. */
+  private async openChangelogs(admin: KafkaAdmin): Promise<void> {
+    if (!this.kafka.partitionReader || !this.kafka.taskTransactions || !admin.describeTopic)
+      throw new Error('changelog.enabled needs a Kafka client with transactions and a partition reader');
+    let partitions = 0;
+    for (const topic of this.topology.sourceTopics) {
+      const described = await admin.describeTopic(topic);
+      if (described === undefined)
+        throw new Error(
+          `input topic ${topic} does not exist (its partition count sizes the changelog topics)`,
+        );
+      partitions = Math.max(partitions, described.partitions);
+    }
+    const topics = changelogTopics(this.config.appId, this.topology.storeNames);
+    await prepareChangelogTopics(admin, topics, partitions, this.config.changelog.replicationFactor);
+    this.changelogTopics = topics;
+    // A group of its own per incarnation: a restarted instance never waits for its dead predecessor.
+    this.changelogReader = this.kafka.partitionReader(`${this.config.appId}.restore.${randomUUID()}`);
+    await this.changelogReader.start([...new Set(topics.values())]);
   }
 
   private fail(error: Error): void {
@@ -156,21 +196,86 @@ export class Instance {
   }
 
   private async openHost(partition: number): Promise<TaskHost> {
+    if (!this.changelogTopics) return this.openHostOnce(partition);
+    // Kafka unreachable while fencing or restoring: hold the partition and try again, like a batch
+    // held on a RetriableError; a state that does not match the topology is not worth retrying.
+    return retry(() => this.openHostOnce(partition), HOLD_ON_RETRIABLE, {
+      isTransient: isKafkaTrouble,
+      shouldContinue: () => this.state === 'running' && this.assigned(partition),
+      onRetry: ({ delayMs, error }) => {
+        this.held.set(partition, asError(error).message);
+        this.logger.warn({ partition, err: error, retryInMs: delayMs }, 'cannot open the task yet; retrying');
+      },
+    }).finally(() => this.held.delete(partition));
+  }
+
+  private assigned(partition: number): boolean {
+    return this.assignment.some((tp) => tp.partition === partition);
+  }
+
+  private async openHostOnce(partition: number): Promise<TaskHost> {
     const dir = join(this.config.stateDir, this.config.appId, `task-${partition}`);
-    const task = await openTaskWaitingForLock(
-      this.topology,
-      { partition, dir, resetStores: this.config.resetStores },
-      this.config.stateLockTimeoutMs,
-      this.logger,
-    );
-    const host = new TaskHost(partition, task);
+    const changelog = this.changelogLink(partition);
+    let task;
+    try {
+      if (changelog) {
+        // Before reading anything: a previous owner can commit nothing once this resolves.
+        await changelog.fence();
+        this.restoring.set(partition, changelog);
+      }
+      task = await openTaskWaitingForLock(
+        this.topology,
+        { partition, dir, resetStores: this.config.resetStores, ...(changelog ? { changelog } : {}) },
+        this.config.stateLockTimeoutMs,
+        this.logger,
+      );
+    } catch (error) {
+      await changelog?.close().catch(() => undefined);
+      throw error;
+    } finally {
+      this.restoring.delete(partition);
+    }
+    const host = new TaskHost(partition, task, changelog);
     this.drops.baseline(partition, task.metrics());
+    this.metrics.baselineTask(partition, task.metrics());
     this.hosts.set(partition, host);
     this.delivery.forgetPartition(partition);
     const positions = Object.fromEntries([...task.positions()].map(([t, o]) => [t, o.toString()]));
     this.logger.info({ partition, positions }, 'task opened');
-    if (task.positions().size === 0) await this.warnIfStateIsMissing(partition);
+    if (task.positions().size === 0 && !changelog) await this.warnIfStateIsMissing(partition);
     return host;
+  }
+
+  private changelogLink(partition: number): TaskChangelogLink | undefined {
+    if (!this.changelogTopics || !this.changelogReader || !this.admin || !this.kafka.taskTransactions)
+      return undefined;
+    return new TaskChangelogLink({
+      appId: this.config.appId,
+      partition,
+      topics: this.changelogTopics,
+      transactions: this.kafka.taskTransactions(`${this.config.appId}-task-${partition}`),
+      reader: this.changelogReader,
+      admin: this.admin,
+      logger: this.logger,
+      metrics: this.metrics,
+    });
+  }
+
+  /** A task closed after its transaction failed: forget it, and reopen it from its changelog if still ours. */
+  private async reopenLost(lost: LostTask): Promise<void> {
+    const { host, error } = lost;
+    if (this.hosts.get(host.partition) === host) this.hosts.delete(host.partition);
+    await host.changelog?.close().catch(() => undefined);
+    await this.delivery.releasePartition(host.partition);
+    this.metrics.changelogCommitFailures.inc({ partition: String(host.partition) });
+    this.logger.warn(
+      { partition: host.partition, err: error },
+      error instanceof FencedError
+        ? 'another instance took over this partition: its task closed without writing'
+        : 'changelog transaction failed: task closed without writing; reopening it from the changelog',
+    );
+    if (this.state === 'running' && this.assigned(host.partition))
+      void this.hostFor(host.partition).catch((e: unknown) => this.fail(asError(e)));
   }
 
   /**
@@ -311,7 +416,9 @@ export class Instance {
     const stopTimer = this.metrics.commitDuration.startTimer();
     let offsets: GroupOffset[];
     try {
-      offsets = await this.checkpoint.commit([...this.hosts.values()], Date.now());
+      const committed = await this.checkpoint.commit([...this.hosts.values()], Date.now());
+      offsets = committed.offsets;
+      for (const lost of committed.lost) await this.reopenLost(lost);
     } catch (error) {
       this.fail(asError(error));
       return;
@@ -319,7 +426,8 @@ export class Instance {
       stopTimer();
     }
     this.logger.debug({ reason, tasks: this.hosts.size }, 'checkpointed');
-    void this.checkpoint.commitGroupOffsets(this.consumer, offsets);
+    // With changelogs, each task's transaction committed its group offsets already.
+    if (!this.changelogTopics) void this.checkpoint.commitGroupOffsets(this.consumer, offsets);
     void this.deliverAll();
   }
 
@@ -351,6 +459,16 @@ export class Instance {
         pendingOutputs: host.pendingOutputs(),
         metrics: host.task.metrics(),
       }));
+  }
+
+  /** Partitions whose task is being opened, with restore progress while a restore runs. */
+  openingTasks(): OpeningStatus[] {
+    return [...this.opening.keys()]
+      .sort((a, b) => a - b)
+      .map((partition) => {
+        const restore = this.restoring.get(partition)?.progress();
+        return restore ? { partition, restore } : { partition };
+      });
   }
 
   task(partition: number): TaskHost | undefined {
@@ -404,7 +522,11 @@ export class Instance {
     await Promise.allSettled([...this.opening.values()]);
     await this.commitOnce('shutdown');
     await Promise.race([this.drainOutputs(deadline), sleep(Math.max(0, deadline - Date.now()))]);
-    await this.checkpoint.commitGroupOffsets(this.consumer, [...this.hosts.values()].flatMap(groupOffsetsOf));
+    if (!this.changelogTopics)
+      await this.checkpoint.commitGroupOffsets(
+        this.consumer,
+        [...this.hosts.values()].flatMap(groupOffsetsOf),
+      );
     // Commit once more before closing: the acks of what the drain delivered become durable, so the
     // next owner does not write those outputs again.
     for (const host of [...this.hosts.values()]) await this.checkpoint.handOver(host);
@@ -413,6 +535,7 @@ export class Instance {
       ?.stop()
       .catch((error: unknown) => this.logger.warn({ err: error }, 'leaving the group failed'));
     await this.delivery.close();
+    await this.changelogReader?.stop().catch(() => undefined);
     await this.admin?.close().catch(() => undefined);
     this.state = 'stopped';
     this.logger.info('instance stopped');
@@ -426,6 +549,18 @@ export class Instance {
       await sleep(this.config.outputs.retryBackoffMs);
     }
   }
+}
+
+/**
+ * Whether opening a task failed on Kafka (fencing, reading the changelog), worth retrying, rather than
+ * on its state (a store that no longer matches the topology, a folder that cannot be opened).
+ */
+function isKafkaTrouble(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e.name === 'StoreMismatchError' || e.name === 'StateRoundTripError') return false;
+    if (e.name.startsWith('KafkaJS')) return true;
+  }
+  return false;
 }
 
 function asError(error: unknown): Error {

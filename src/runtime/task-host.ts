@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { RetriesExhaustedError, retry } from '../core/retry.js';
 import { SerialQueue } from '../core/serial-queue.js';
 import type { OpenTaskOptions, Outbox, PartitionTask, RunnableTopology } from '../core/task.js';
+import type { TaskChangelogLink } from './changelog.js';
 
 /** How often a new owner tries again to open a state its previous owner still locks. */
 const LOCK_POLL_MS = 200;
@@ -62,6 +63,8 @@ export class TaskHost {
   constructor(
     readonly partition: number,
     readonly task: PartitionTask,
+    /** The task's changelog link (transactions, restore), when changelogs are on. */
+    readonly changelog?: TaskChangelogLink,
   ) {}
 
   /** The outbox feeding `name` (a sink's name, or DLQ_OUTBOX). */

@@ -7,6 +7,7 @@ import type { StoreKind } from '../state/db.js';
 import { openPartitionTask } from './engine.js';
 import type { NodeSpec, SinkPlan, SourceSpec, StoreSpec, TaskPlan } from './graph.js';
 import { planSinks } from './sink-plan.js';
+import { DLQ_OUTBOX } from '../core/task.js';
 import type { OpenTaskOptions, PartitionTask, RunnableTopology } from '../core/task.js';
 
 export interface TopologyDescription {
@@ -29,6 +30,7 @@ export interface DescribeOptions {
 export class Topology implements RunnableTopology, TaskPlan {
   readonly sourceTopics: readonly string[];
   readonly sinks: readonly SinkPlan[];
+  readonly storeNames: readonly string[];
 
   constructor(
     /** @internal */ readonly nodes: readonly NodeSpec[],
@@ -38,6 +40,11 @@ export class Topology implements RunnableTopology, TaskPlan {
     if (sources.length === 0) throw new Error('a topology needs at least one stream()');
     this.sourceTopics = sources.map((source) => source.topic);
     this.sinks = planSinks(nodes);
+    this.storeNames = [
+      ...storeSpecs.map((store) => store.name),
+      DLQ_OUTBOX,
+      ...this.sinks.map((s) => s.spec.name),
+    ];
   }
 
   openTask(options: OpenTaskOptions): Promise<PartitionTask> {

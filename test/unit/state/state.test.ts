@@ -127,7 +127,7 @@ test('outbox: entries are readable only after commit; acks are durable with the 
   });
 });
 
-test('dedupe store: ids expire by bucket, and the range delete removes their chunks from LevelDB', async () => {
+test('dedupe store: ids expire by bucket, and the commit after the expiry deletes their chunks from LevelDB (tombstones for the changelog)', async () => {
   await withDir(async (dir) => {
     const first = await openAll(dir);
     // horizon 1000, bucket 100: an id at t=50 (bucket [0,100)) lives while stream time < 1100.
@@ -136,12 +136,17 @@ test('dedupe store: ids expire by bucket, and the range delete removes their chu
     assert.equal(first.dedupe.checkAndRemember('x', 60, 1099), true);
     assert.equal(first.dedupe.contains('x', 1100), false);
     await first.db.commit({});
+    const changes: ChangeRecord[] = [];
+    first.db.onChange((batch) => changes.push(...batch));
     first.dedupe.expire(1100);
     await first.db.commit({});
+    await first.db.commit({});
     assert.equal(first.dedupe.size, 1);
+    const tombstones = changes.filter((c) => c.store === first.dedupe.name && c.value === null);
+    assert.equal(tombstones.length, 1, 'one tombstone: the chunk of bucket 0');
     await first.db.close();
     const second = await openAll(dir);
-    assert.equal(second.dedupe.size, 1, 'the chunk of bucket 0 was range-deleted');
+    assert.equal(second.dedupe.size, 1, 'the chunk of bucket 0 was deleted');
     assert.equal(second.dedupe.contains('y', 1100), true);
     await second.db.close();
   });
