@@ -3,8 +3,9 @@
 // entries); Debian's prometheus scrapes the worker's admin endpoint every second with the scrape job
 // of deploy/prometheus/prometheus.yml; then every panel's PromQL from the dashboard JSON, its
 // template variables filled in, must return a series with data, and the variables' own queries must
-// list the app and the instance.
+// list the app and the instance. promtool checks the shipped configuration as it is.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { UsageGenerator } from '../../../examples/metering/generator.js';
@@ -14,12 +15,13 @@ import {
   loadDashboard,
   panelQueries,
   regexEscaped,
+  repoRoot,
   substitute,
 } from '../../helpers/dashboard.js';
 import type { PanelQuery } from '../../helpers/dashboard.js';
 import { Worker, setUpMeteringRun, sleep } from '../../helpers/metering.js';
 import type { MeteringRun } from '../../helpers/metering.js';
-import { PrometheusServer } from '../../helpers/prometheus.js';
+import { PROMETHEUS_CONFIG_FILE, PrometheusServer } from '../../helpers/prometheus.js';
 import type { Series } from '../../helpers/prometheus.js';
 import { brokers, registryUrl } from '../../helpers/services.js';
 
@@ -168,3 +170,12 @@ test(
     }
   },
 );
+
+test('promtool accepts deploy/prometheus/prometheus.yml as shipped', () => {
+  const result = spawnSync('promtool', ['check', 'config', PROMETHEUS_CONFIG_FILE], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+  });
+  assert.equal(result.error, undefined, "promtool runs (Debian's prometheus package)");
+  assert.equal(result.status, 0, `${result.stdout}${result.stderr}`);
+});
