@@ -85,9 +85,18 @@ function assignActive(members: readonly MemberClaims[], partitions: number): num
     .sort((a, b) => kept[b]!.length - kept[a]!.length || a - b);
   for (const index of byClaims.slice(0, extra)) quota[index] = base + 1;
 
+  // A member above its quota gives up first the partitions that a member with room holds a standby
+  // copy of: they move warm.
+  const standbyOf = members.map((member) => new Set(validClaims(member.standby, partitions)));
+  const withRoom = members.map((_, index) => index).filter((index) => kept[index]!.length < quota[index]!);
+  const warmElsewhere = (p: number) => withRoom.some((index) => standbyOf[index]!.has(p));
   const count = members.map(() => 0);
   kept.forEach((claims, index) => {
-    for (const p of claims.slice(0, quota[index])) {
+    const ordered =
+      claims.length > quota[index]!
+        ? [...claims].sort((a, b) => Number(warmElsewhere(a)) - Number(warmElsewhere(b)) || a - b)
+        : claims;
+    for (const p of ordered.slice(0, quota[index])) {
       owners[p] = index;
       count[index]!++;
     }
@@ -95,7 +104,6 @@ function assignActive(members: readonly MemberClaims[], partitions: number): num
 
   // The rest to members below their quota: one that kept a standby copy first (a warm restore),
   // else the least loaded.
-  const standbyOf = members.map((member) => new Set(validClaims(member.standby, partitions)));
   for (let p = 0; p < partitions; p++) {
     if (owners[p] !== -1) continue;
     let best = -1;

@@ -132,6 +132,19 @@ test("a leaving member's partitions go to the members that kept standby copies o
   assert.deepEqual(result.get('b')?.active, [2, 3, 4]);
 });
 
+test('a member above its share gives up first what a member with room holds a standby copy of', () => {
+  const result = assignPartitions({
+    members: [
+      { memberId: 'a', active: [0, 1, 2, 3], standby: [] },
+      { memberId: 'b', active: [], standby: [1] },
+    ],
+    partitions: 4,
+    standbyReplicas: 0,
+  });
+  assert.deepEqual(result.get('a')?.active, [0, 2]);
+  assert.deepEqual(result.get('b')?.active, [1, 3]);
+});
+
 test('a member that ran more than its share keeps as much as balance allows', () => {
   // a ran everything (it was alone); b and c join.
   const result = assignPartitions({
