@@ -78,6 +78,14 @@ export async function startAdminServer(instance: Instance, options: AdminOptions
   // `opening`: partitions whose task is being opened, with restore progress while restoring.
   server.get('/tasks', async () => ({ tasks: instance.tasks(), opening: instance.openingTasks() }));
 
+  // The consumer group as of the last rebalance: members, their admin URLs, active and standby partitions.
+  server.get('/cluster', async (_request, reply) => {
+    const cluster = instance.cluster();
+    if (cluster === undefined)
+      return reply.code(503).send({ error: 'the group membership is not known yet (joining the group)' });
+    return cluster;
+  });
+
   server.get<{ Params: { partition: string } }>('/tasks/:partition/stores', async (request, reply) => {
     const host = instance.task(Number(request.params.partition));
     if (!host)
