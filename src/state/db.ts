@@ -8,7 +8,13 @@ import { ClassicLevel } from 'classic-level';
 import type { AbstractSublevel } from 'abstract-level';
 import { CHECKPOINT_STORE } from '../core/task.js';
 import type { StateChange, StoreView } from '../core/task.js';
-import { STORE_MANIFEST_KEY, storeLevelName, storeMetaKeys, storeOfLevel } from './store-manifest.js';
+import {
+  STORE_MANIFEST_KEY,
+  storeLevelName,
+  storeLocalLevels,
+  storeMetaKeys,
+  storeOfLevel,
+} from './store-manifest.js';
 import type { StoreIdentity, StoreManifest } from './store-manifest.js';
 
 export type StoreKind = StoreView['kind'];
@@ -34,12 +40,32 @@ export type ChangelogGate = (changes: readonly ChangeRecord[]) => Promise<Readon
 
 export type ChangeListener = (changes: readonly ChangeRecord[]) => void;
 
+/**
+ * Writes to local derived entries (e.g. the dedupe store's id index and filter): in LevelDB only,
+ * never changelogged, because a restore rebuilds them from the changelogged entries.
+ */
+export interface LocalWrites {
+  putLocal(level: AnySublevel, key: string, value: string | Uint8Array): void;
+  delLocal(level: AnySublevel, key: string): void;
+}
+
 /** Collects the writes of one commit. */
-export interface WriteBatch {
+export interface WriteBatch extends LocalWrites {
   put(level: TextSublevel, store: string, key: string, value: string): void;
   putBinary(level: BinarySublevel, store: string, key: string, value: Uint8Array): void;
   del(level: AnySublevel, store: string, key: string): void;
 }
+
+/** Local writes applied together, outside a commit (cleanups of derived entries). */
+export interface LocalBatch extends LocalWrites {
+  write(): Promise<void>;
+}
+
+/**
+ * Derives a store's local entries from replayed changelog records (restore, standby), into the batch
+ * that writes them: the folder's derived entries always match its changelogged ones.
+ */
+export type ChangelogDeriver = (changes: readonly ChangeRecord[], local: LocalWrites) => Promise<void>;
 
 /** What StateDb needs of a store: load its entries on open, hand over dirty entries at commit. */
 export interface ManagedStore {
@@ -114,8 +140,10 @@ export class StateDb {
     store: string,
     changes: readonly ChangeRecord[],
     lastOffset: bigint,
+    derive?: ChangelogDeriver,
   ): Promise<void> {
     const batch = this.db.batch();
+    if (derive) await derive(changes, localWritesOf(batch));
     const level: AnySublevel =
       target === CHECKPOINT_STORE
         ? this.meta
@@ -136,6 +164,12 @@ export class StateDb {
     this.changelogOffsets.set(store, lastOffset);
     batch.put(CHANGELOG_OFFSETS_KEY, offsetsText(this.changelogOffsets), { sublevel: this.meta });
     await batch.write();
+  }
+
+  /** A batch of local writes, written on its own (never changelogged). */
+  localBatch(): LocalBatch {
+    const batch = this.db.batch();
+    return { ...localWritesOf(batch), write: () => batch.write() };
   }
 
   /** Deletes `keys` of a store with the next commit (tombstones in its changelog). */
@@ -227,6 +261,11 @@ export class StateDb {
         // The store's changelog forgets it too, with the next commit (deleting a deleted key is harmless).
         this.pendingDeletes.push({ level, store: store.name, key });
       }
+      // Derived local entries go too (no tombstones: they were never changelogged).
+      for (const name of storeLocalLevels(store.kind, store.name)) {
+        const local = this.textLevel(name);
+        for await (const key of local.keys()) batch.del(key, { sublevel: local });
+      }
       for (const key of storeMetaKeys(store.kind, store.name)) {
         batch.del(key, { sublevel: this.meta });
         this.pendingDeletes.push({ level: this.meta, store: CHECKPOINT_STORE, key });
@@ -252,6 +291,7 @@ export class StateDb {
     const batch = this.db.batch();
     const changes: ChangeRecord[] | undefined = this.listeners.size > 0 || changelog ? [] : undefined;
     const collector: WriteBatch = {
+      ...localWritesOf(batch),
       put(level, store, key, value) {
         batch.put(key, value, { sublevel: level });
         changes?.push({ store, key, value });
@@ -292,6 +332,20 @@ export class StateDb {
   async close(): Promise<void> {
     await this.db.close();
   }
+}
+
+type RawBatch = ReturnType<Db['batch']>;
+
+function localWritesOf(batch: RawBatch): LocalWrites {
+  return {
+    putLocal(level, key, value) {
+      if (typeof value === 'string') batch.put(key, value, { sublevel: level as TextSublevel });
+      else batch.put<string, Uint8Array>(key, value, { sublevel: level as BinarySublevel });
+    },
+    delLocal(level, key) {
+      batch.del(key, { sublevel: level });
+    },
+  };
 }
 
 function offsetsText(offsets: ReadonlyMap<string, bigint>): string {

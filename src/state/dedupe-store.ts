@@ -1,30 +1,75 @@
 /**
- * Dedupe store: remembers the ids seen within a horizon of event time.
+ * Dedupe store: remembers the exact ids seen within a horizon of event time, on disk.
  *
- * Memory is the constraint (OpenMeter keeps 32 days of ids), so ids are not kept as strings: each id is
- * reduced to a 64-bit hash in an open-addressing table of typed arrays (16 bytes a slot, at most half
- * full: about 32 bytes per remembered id, no per-id objects for the garbage collector). The price is a
- * false "duplicate" when two distinct ids share all 64 bits: probability about n^2 / 2^65 for n ids in
- * the horizon (3e-8 for 1M ids, 3e-4 for 100M).
+ * A record is a duplicate only when its exact id was remembered within the horizon (a hash collision
+ * never drops a record: dropping a real usage event is lost money). The ids live in LevelDB, so the
+ * horizon is bounded by disk, not memory:
  *
- * Persistence: each commit writes the hashes first seen since the previous commit as one packed binary
- * chunk per time bucket (key `<bucket start>!<chunk seq>`), so a commit costs a handful of LevelDB puts
- * however many ids arrived. Expiry is per bucket: once the stream time passes bucket end + horizon the
- * bucket's chunks go in one range delete. Lookups ignore expired buckets themselves, so results never
- * depend on when that physical cleanup happens.
+ * - **Chunks** (the store's sublevel, changelogged): each commit writes the ids first seen since the
+ *   previous commit as chunks of exact ids per time bucket (key `<bucket start>!<chunk seq>`, format
+ *   in id-chunks.ts), thousands of ids per entry and per changelog record. Expiry is per bucket: once
+ *   stream time passes bucket end + horizon, the bucket's chunks are deleted (tombstones for the
+ *   changelog). Lookups ignore expired buckets themselves, so results never depend on when that
+ *   physical cleanup happens.
+ * - **Index** (`dedupe-index:<name>`, local): id → bucket of its last remembering, written in the same
+ *   batch as the chunks and derived from them on restore (`restoreDeriver`); never changelogged.
+ * - **Filter** (in memory, `id-filter.ts`, about 1.5 bytes per id): says "certainly new" for nearly
+ *   every new id, so only possible duplicates cost an index lookup. It is persisted as one local blob
+ *   per generation (`dedupe-local:<name>`, keys `g…`) every SNAPSHOT_AFTER_IDS ids; chunks written since
+ *   are listed there (`p…`) and re-read at open, so opening costs the blobs plus at most that many ids,
+ *   whatever the horizon holds.
+ * - **Memory** otherwise holds the ids first seen since the last commit (exact, until they are written)
+ *   and the index entries prefetched for the current batch.
+ *
+ * The per-record check is synchronous: before a batch, the engine names the ids the batch may check
+ * (`want`, from the DAG between the source and the dedupe run ahead as a pre-pass) and awaits
+ * `prefetch()`, one `getMany` on LevelDB's thread pool for those the filter cannot rule out. When the
+ * engine cannot run that pre-pass (a stateful step before the dedupe), it calls `keepIdsInMemory()`
+ * before open: the index is then loaded whole into memory (exact, but memory grows with the horizon).
  */
 import { parseSortableTime, sortableHex, sortableTime } from './codec.js';
-import type { BinarySublevel, ManagedStore, StateDb, WriteBatch } from './db.js';
+import type {
+  BinarySublevel,
+  ChangeRecord,
+  ChangelogDeriver,
+  LocalWrites,
+  ManagedStore,
+  StateDb,
+  TextSublevel,
+  WriteBatch,
+} from './db.js';
 import type { StoreView } from '../core/task.js';
-import { storeLevelName, storeMetaKeys } from './store-manifest.js';
+import { storeLevelName, storeLocalLevels, storeMetaKeys } from './store-manifest.js';
+import { decodeIdChunk, encodeIdChunks } from './id-chunks.js';
+import { IdFilter } from './id-filter.js';
 
-/** How entries are written (the store manifest compares it): packed 64-bit hash chunks per bucket. */
-export const DEDUPE_FORMAT = 'dedupe-hash-chunks/1';
+/** How entries are written (the store manifest compares it): chunks of exact ids per bucket. */
+export const DEDUPE_FORMAT = 'dedupe-id-chunks/1';
 
-const EMPTY = -Infinity;
-/** At most 32768 ids (256 KiB) per stored chunk. */
-const CHUNK_WORDS = 65536;
-const INITIAL_CAPACITY = 1024;
+/** Ids written after the last filter snapshot before the next one is taken (bounds the work of an open). */
+const SNAPSHOT_AFTER_IDS = 1_000_000;
+/** Ids of expired chunks whose index entries one commit removes (bounds the work of a commit). */
+const CLEANUP_IDS_PER_COMMIT = 250_000;
+/** A filter generation spans this many buckets (64 buckets per horizon by default: 9 generations live). */
+const BUCKETS_PER_GENERATION = 8;
+/** A prefetched id that is not in the index. */
+const ABSENT = -Infinity;
+const EMPTY = new Uint8Array(0);
+const COUNTS_KEY = 'counts';
+const PENDING_PREFIX = 'p';
+const GENERATION_PREFIX = 'g';
+
+/** An id the filter may have seen was checked without being prefetched: its answer is unknown. */
+export class DedupeLookupError extends Error {
+  constructor(store: string, id: string) {
+    super(
+      `dedupe "${store}": id ${JSON.stringify(id)} was checked without being prefetched; the functions ` +
+        'between the source and the dedupe (filter, map, validate, branch) and its id function must be ' +
+        'deterministic, since they run ahead of each batch to name the ids it checks',
+    );
+    this.name = 'DedupeLookupError';
+  }
+}
 
 /** 64-bit hash of a string in two 32-bit lanes (cyrb53's mixing, keeping all 64 bits); results in hashHigh/hashLow. */
 let hashHigh = 0;
@@ -52,27 +97,132 @@ export interface DedupeOptions {
   bucket?: number;
 }
 
+function bucketSizeOf(options: DedupeOptions): number {
+  return options.bucket ?? Math.max(1, Math.ceil(options.horizon / 64));
+}
+
+function bucketOfChunk(key: string, bucketSize: number): number {
+  return Math.floor(parseSortableTime(key.slice(0, key.indexOf('!'))) / bucketSize);
+}
+
+interface Levels {
+  chunks: BinarySublevel;
+  index: TextSublevel;
+  local: BinarySublevel;
+}
+
+function levelsOf(db: StateDb, name: string): Levels {
+  const [index, local] = storeLocalLevels('dedupe', name) as [string, string];
+  return {
+    chunks: db.binaryLevel(storeLevelName('dedupe', name)),
+    index: db.textLevel(index),
+    local: db.binaryLevel(local),
+  };
+}
+
+async function readCounts(levels: Levels): Promise<Map<number, number>> {
+  const bytes = await levels.local.get(COUNTS_KEY);
+  if (bytes === undefined) return new Map();
+  const entries = JSON.parse(Buffer.from(bytes).toString('utf8')) as Array<[number, number]>;
+  return new Map(entries);
+}
+
+function countsBytes(counts: ReadonlyMap<number, number>): Uint8Array {
+  return Buffer.from(JSON.stringify([...counts]));
+}
+
+/**
+ * Forgets the index entries of the ids of an expired or deleted chunk of `bucket`: those whose entry
+ * still names that bucket or an older one (an id remembered again since then keeps its newer entry).
+ * `pending` holds index writes of the same batch not yet in LevelDB (id → bucket, null: deleted).
+ */
+async function forgetChunkIds(
+  levels: Levels,
+  ids: readonly string[],
+  bucket: number,
+  pending: Map<string, number | null>,
+): Promise<void> {
+  const unknown = ids.filter((id) => !pending.has(id));
+  const stored = unknown.length === 0 ? [] : await levels.index.getMany(unknown);
+  unknown.forEach((id, i) => {
+    const text = stored[i];
+    if (text !== undefined && Number(text) <= bucket) pending.set(id, null);
+  });
+  for (const id of ids) {
+    const current = pending.get(id);
+    if (current !== undefined && current !== null && current <= bucket) pending.set(id, null);
+  }
+}
+
+function writeIndex(levels: Levels, updates: ReadonlyMap<string, number | null>, local: LocalWrites): void {
+  for (const [id, bucket] of updates)
+    if (bucket === null) local.delLocal(levels.index, id);
+    else local.putLocal(levels.index, id, String(bucket));
+}
+
+/**
+ * Keeps the local entries (index, chunk list of the filter, counts) in step with replayed chunks, in
+ * the batch that writes them (restore and standby): puts index their ids, tombstones forget them.
+ */
+export function dedupeRestoreDeriver(db: StateDb, name: string, options: DedupeOptions): ChangelogDeriver {
+  const levels = levelsOf(db, name);
+  const bucketSize = bucketSizeOf(options);
+  return async (changes: readonly ChangeRecord[], local: LocalWrites) => {
+    const counts = await readCounts(levels);
+    const index = new Map<string, number | null>();
+    const written = new Map<string, Uint8Array>();
+    for (const { key, value } of changes) {
+      const bucket = bucketOfChunk(key, bucketSize);
+      if (value !== null) {
+        const bytes = typeof value === 'string' ? Buffer.from(value) : value;
+        const ids = decodeIdChunk(bytes);
+        for (const id of ids) index.set(id, bucket);
+        counts.set(bucket, (counts.get(bucket) ?? 0) + ids.length);
+        written.set(key, bytes);
+        local.putLocal(levels.local, PENDING_PREFIX + key, EMPTY);
+      } else {
+        const bytes = written.get(key) ?? (await levels.chunks.get(key));
+        written.delete(key);
+        local.delLocal(levels.local, PENDING_PREFIX + key);
+        if (bytes === undefined) continue;
+        const ids = decodeIdChunk(bytes);
+        await forgetChunkIds(levels, ids, bucket, index);
+        const left = (counts.get(bucket) ?? 0) - ids.length;
+        if (left > 0) counts.set(bucket, left);
+        else counts.delete(bucket);
+      }
+    }
+    writeIndex(levels, index, local);
+    local.putLocal(levels.local, COUNTS_KEY, countsBytes(counts));
+  };
+}
+
 export class DedupeStore implements ManagedStore {
   readonly kind = 'dedupe' as const;
   readonly horizon: number;
   readonly bucketSize: number;
-  private readonly level: BinarySublevel;
-  private high = new Uint32Array(INITIAL_CAPACITY);
-  private low = new Uint32Array(INITIAL_CAPACITY);
-  /** Bucket number of each slot, EMPTY for a free slot. */
-  private buckets = new Float64Array(INITIAL_CAPACITY).fill(EMPTY);
-  private count = 0;
-  private minBucket = Infinity;
-  /** Hashes first seen since the last commit, per bucket, as [high, low, high, low, ...]. */
-  private fresh = new Map<number, number[]>();
-  /** The list of `fresh` used last (cleared whenever `fresh` is replaced or pruned). */
-  private freshBucket = NaN;
-  private freshList: number[] | undefined;
+  private readonly levels: Levels;
+  private readonly filter = new IdFilter(BUCKETS_PER_GENERATION);
+  /** Ids first seen since the last commit → their bucket. */
+  private fresh = new Map<string, number>();
+  /** Index entries prefetched for the current batch (ABSENT: not in the index). */
+  private readonly known = new Map<string, number>();
+  /** Ids of the coming batch the filter cannot rule out. */
+  private candidates: string[] = [];
+  /** Without a pre-pass: every index entry, in memory. */
+  private resident: Map<string, number> | undefined;
+  /** Ids per bucket (what the store view shows), kept in a local entry. */
+  private counts = new Map<number, number>();
+  /** Chunks not in the filter's persisted blobs (re-read at open) and how many ids they hold. */
+  private readonly unsnapshotted = new Set<string>();
+  private unsnapshottedIds = 0;
+  private droppedGenerations: number[] = [];
   private nextChunk = 0;
   /** Chunks the pending commit writes (nextChunk moves past them once it is durable). */
   private chunksWritten = 0;
   private expiredBefore = -Infinity;
-  private clearedBefore = -Infinity;
+  /** Buckets below this have had every chunk cleaned up (index entries forgotten, deletes queued). */
+  private cleanedBefore = -Infinity;
 
   constructor(
     private readonly db: StateDb,
@@ -81,72 +231,102 @@ export class DedupeStore implements ManagedStore {
   ) {
     if (!(options.horizon > 0)) throw new Error(`dedupe "${name}": horizon must be positive`);
     this.horizon = options.horizon;
-    this.bucketSize = options.bucket ?? Math.max(1, Math.ceil(options.horizon / 64));
-    this.level = db.binaryLevel(storeLevelName('dedupe', name));
+    this.bucketSize = bucketSizeOf(options);
+    this.levels = levelsOf(db, name);
+  }
+
+  /** Call before load() when no pre-pass can name the ids of a batch: the index is then kept in memory. */
+  keepIdsInMemory(): void {
+    this.resident ??= new Map();
   }
 
   async load(): Promise<void> {
     const chunkText = await this.db.getMeta(this.chunkMetaKey());
     this.nextChunk = chunkText === undefined ? 0 : Number(chunkText);
-    for await (const [key, bytes] of this.level.iterator()) {
-      const bucket = Math.floor(parseSortableTime(key.slice(0, key.indexOf('!'))) / this.bucketSize);
-      // Copy: LevelDB's buffer may not be 4-byte aligned.
-      const words = new Uint32Array(bytes.byteLength / 4);
-      new Uint8Array(words.buffer).set(bytes);
-      for (let i = 0; i < words.length; i += 2)
-        this.remember(words[i] as number, words[i + 1] as number, bucket);
+    this.counts = await readCounts(this.levels);
+    for await (const [key, bytes] of this.levels.local.iterator({
+      gte: GENERATION_PREFIX,
+      lt: GENERATION_PREFIX + '~',
+    }))
+      this.filter.load(Number(key.slice(GENERATION_PREFIX.length)), bytes);
+    // Chunks written since the last snapshot (few, or all of them after a restore).
+    for await (const key of this.levels.local.keys({ gte: PENDING_PREFIX, lt: PENDING_PREFIX + '~' })) {
+      const chunkKey = key.slice(PENDING_PREFIX.length);
+      const bytes = await this.levels.chunks.get(chunkKey);
+      if (bytes === undefined) continue;
+      const bucket = bucketOfChunk(chunkKey, this.bucketSize);
+      const ids = decodeIdChunk(bytes);
+      for (const id of ids) {
+        hashId(id);
+        this.filter.add(hashHigh, hashLow, bucket);
+      }
+      this.unsnapshotted.add(chunkKey);
+      this.unsnapshottedIds += ids.length;
     }
+    if (this.resident)
+      for await (const [id, bucket] of this.levels.index.iterator()) this.resident.set(id, Number(bucket));
+  }
+
+  // ---- the batch protocol: want() each id the batch may check, then await prefetch() ----
+
+  /** Starts naming the ids of a new batch (forgets the previous batch's prefetched entries). */
+  beginBatch(): void {
+    this.known.clear();
+    this.candidates = [];
+  }
+
+  /** An id the coming batch may check. */
+  want(id: string): void {
+    if (this.resident !== undefined || this.fresh.has(id)) return;
+    hashId(id);
+    if (this.filter.mightContain(hashHigh, hashLow)) this.candidates.push(id);
+  }
+
+  /** Reads the index entries of the wanted ids the filter could not rule out (plus `ids`, if given). */
+  async prefetch(ids?: Iterable<string>): Promise<void> {
+    if (ids !== undefined) for (const id of ids) this.want(id);
+    const candidates = this.candidates.filter((id) => !this.known.has(id));
+    this.candidates = [];
+    if (candidates.length === 0) return;
+    const stored = await this.levels.index.getMany(candidates);
+    candidates.forEach((id, i) => {
+      const text = stored[i];
+      this.known.set(id, text === undefined ? ABSENT : Number(text));
+    });
   }
 
   /**
    * True when `id` was seen within the horizon (a duplicate); otherwise remembers it under the bucket of
    * `eventTime` and returns false. `streamTime` (max event time of the task) decides what has expired.
+   * The id must have been named for this batch (want/prefetch) unless the filter rules it out.
    */
   checkAndRemember(id: string, eventTime: number, streamTime: number): boolean {
-    hashId(id);
     const liveFrom = this.liveFromBucket(streamTime);
+    const seen = this.seenBucket(id);
+    if (seen !== ABSENT && seen >= liveFrom) return true;
     const bucket = Math.floor(eventTime / this.bucketSize);
-    const slot = this.findSlot(hashHigh, hashLow);
-    const existing = this.buckets[slot] as number;
-    if (existing !== EMPTY && existing >= liveFrom) return true;
     if (bucket < liveFrom) return false; // already beyond the horizon: nothing to remember
-    if (existing === EMPTY) {
-      this.buckets[slot] = bucket;
-      this.high[slot] = hashHigh;
-      this.low[slot] = hashLow;
-      this.count++;
-      if (this.count * 2 > this.buckets.length) this.resize(this.buckets.length * 2, liveFrom);
-    } else {
-      this.buckets[slot] = bucket; // an expired leftover: reuse its slot
-    }
-    if (bucket < this.minBucket) this.minBucket = bucket;
-    // Consecutive ids nearly always share a bucket: reuse the last list instead of a Map lookup.
-    let list = bucket === this.freshBucket ? this.freshList : this.fresh.get(bucket);
-    if (list === undefined) {
-      list = [];
-      this.fresh.set(bucket, list);
-    }
-    this.freshBucket = bucket;
-    this.freshList = list;
-    list.push(hashHigh, hashLow);
+    this.fresh.set(id, bucket);
     return false;
   }
 
   /** Whether `id` counts as seen now (no side effects); for tests and inspection. */
-  contains(id: string, streamTime: number): boolean {
-    hashId(id);
-    const bucket = this.buckets[this.findSlot(hashHigh, hashLow)] as number;
-    return bucket !== EMPTY && bucket >= this.liveFromBucket(streamTime);
+  async contains(id: string, streamTime: number): Promise<boolean> {
+    await this.prefetch([id]);
+    const seen = this.seenBucket(id);
+    return seen !== ABSENT && seen >= this.liveFromBucket(streamTime);
   }
 
-  /** Drops expired ids from memory and schedules the range delete of their chunks for after the commit. */
+  /** Drops expired ids from memory and schedules the deletes of their chunks for after the commit. */
   expire(streamTime: number): void {
     const liveFrom = this.liveFromBucket(streamTime);
-    if (liveFrom > this.expiredBefore) this.expiredBefore = liveFrom;
-    for (const bucket of this.fresh.keys()) if (bucket < liveFrom) this.fresh.delete(bucket);
-    this.freshBucket = NaN;
-    this.freshList = undefined;
-    if (this.minBucket < liveFrom) this.resize(this.buckets.length, liveFrom);
+    if (liveFrom <= this.expiredBefore) return;
+    this.expiredBefore = liveFrom;
+    for (const [id, bucket] of this.fresh) if (bucket < liveFrom) this.fresh.delete(id);
+    for (const bucket of this.counts.keys()) if (bucket < liveFrom) this.counts.delete(bucket);
+    this.droppedGenerations.push(...this.filter.dropBefore(liveFrom));
+    if (this.resident)
+      for (const [id, bucket] of this.resident) if (bucket < liveFrom) this.resident.delete(id);
   }
 
   /** Expiry rides on every commit, so the checkpoint never carries ids past the horizon. */
@@ -154,37 +334,69 @@ export class DedupeStore implements ManagedStore {
     this.expire(streamTime);
   }
 
+  /** Ids remembered within the horizon (as of the last expiry), committed or not. */
   get size(): number {
-    return this.count;
+    let size = this.fresh.size;
+    for (const count of this.counts.values()) size += count;
+    return size;
+  }
+
+  /** Bytes of memory held by the filter (the part that grows with the horizon). */
+  get filterBytes(): number {
+    return this.filter.bytes;
   }
 
   collectWrites(batch: WriteBatch): void {
+    const { chunks, index, local } = this.levels;
+    const byBucket = new Map<number, string[]>();
+    for (const [id, bucket] of this.fresh) {
+      let ids = byBucket.get(bucket);
+      if (ids === undefined) byBucket.set(bucket, (ids = []));
+      ids.push(id);
+      batch.putLocal(index, id, String(bucket));
+      hashId(id);
+      this.filter.add(hashHigh, hashLow, bucket);
+    }
     let chunk = this.nextChunk;
-    for (const [bucket, hashes] of this.fresh) {
-      // Chunks stay small enough to be one changelog record each (a Kafka record is at most ~1 MB).
-      for (let from = 0; from < hashes.length; from += CHUNK_WORDS) {
-        const words = Uint32Array.from(hashes.slice(from, from + CHUNK_WORDS));
+    const written: string[] = [];
+    for (const [bucket, ids] of byBucket) {
+      this.counts.set(bucket, (this.counts.get(bucket) ?? 0) + ids.length);
+      for (const bytes of encodeIdChunks(ids)) {
         const key = `${sortableTime(bucket * this.bucketSize)}!${sortableHex(chunk++, 8)}`;
-        batch.putBinary(this.level, this.name, key, new Uint8Array(words.buffer));
+        batch.putBinary(chunks, this.name, key, bytes);
+        written.push(key);
       }
     }
     this.chunksWritten = chunk - this.nextChunk;
     if (this.chunksWritten > 0) this.db.putMeta(this.chunkMetaKey(), String(chunk));
+    for (const number of this.droppedGenerations) batch.delLocal(local, GENERATION_PREFIX + number);
+    this.droppedGenerations = [];
+    this.unsnapshottedIds += this.fresh.size;
+    if (this.unsnapshottedIds >= SNAPSHOT_AFTER_IDS) {
+      // The filter as of this commit replaces the list of chunks an open would re-read.
+      for (const number of this.filter.takeDirty()) {
+        const bytes = this.filter.serialize(number);
+        if (bytes !== undefined) batch.putLocal(local, GENERATION_PREFIX + number, bytes);
+      }
+      for (const key of this.unsnapshotted) batch.delLocal(local, PENDING_PREFIX + key);
+      this.unsnapshotted.clear();
+      this.unsnapshottedIds = 0;
+    } else {
+      for (const key of written) {
+        batch.putLocal(local, PENDING_PREFIX + key, EMPTY);
+        this.unsnapshotted.add(key);
+      }
+    }
+    if (this.fresh.size > 0 || this.expiredBefore > this.cleanedBefore)
+      batch.putLocal(local, COUNTS_KEY, countsBytes(this.counts));
   }
 
   async committed(): Promise<void> {
     this.nextChunk += this.chunksWritten;
     this.chunksWritten = 0;
+    if (this.resident) for (const [id, bucket] of this.fresh) this.resident.set(id, bucket);
     this.fresh = new Map();
-    this.freshBucket = NaN;
-    this.freshList = undefined;
-    if (this.expiredBefore > this.clearedBefore) {
-      // Deleted with the next commit, each chunk a tombstone in the changelog; until then lookups
-      // already ignore them, so results never depend on when they go.
-      const expired = await this.level.keys({ lt: sortableTime(this.expiredBefore * this.bucketSize) }).all();
-      this.db.queueDeletes(this.level, this.name, expired);
-      this.clearedBefore = this.expiredBefore;
-    }
+    if (this.expiredBefore > this.cleanedBefore) await this.cleanUpExpired();
   }
 
   view(): StoreView {
@@ -192,10 +404,10 @@ export class DedupeStore implements ManagedStore {
       name: this.name,
       kind: this.kind,
       entries: async ({ limit = Infinity, after } = {}) => {
-        const perBucket = new Map<number, number>();
-        for (const bucket of this.buckets)
-          if (bucket !== EMPTY) perBucket.set(bucket, (perBucket.get(bucket) ?? 0) + 1);
+        const perBucket = new Map(this.counts);
+        for (const bucket of this.fresh.values()) perBucket.set(bucket, (perBucket.get(bucket) ?? 0) + 1);
         return [...perBucket.entries()]
+          .filter(([bucket]) => bucket >= this.expiredBefore)
           .sort((a, b) => a[0] - b[0])
           .map(([bucket, ids]) => ({
             key: sortableTime(bucket * this.bucketSize),
@@ -204,8 +416,52 @@ export class DedupeStore implements ManagedStore {
           .filter((row) => after === undefined || row.key > after)
           .slice(0, limit);
       },
-      approximateSize: () => this.count,
+      approximateSize: () => this.size,
     };
+  }
+
+  /** The bucket `id` was last remembered in, or -Infinity when it was not (as far as the horizon goes). */
+  private seenBucket(id: string): number {
+    const fresh = this.fresh.get(id);
+    if (fresh !== undefined) return fresh;
+    if (this.resident !== undefined) return this.resident.get(id) ?? ABSENT;
+    hashId(id);
+    if (!this.filter.mightContain(hashHigh, hashLow)) return ABSENT;
+    const known = this.known.get(id);
+    if (known === undefined) throw new DedupeLookupError(this.name, id);
+    return known;
+  }
+
+  /**
+   * Removes what expired buckets left behind, a bounded amount per commit: the index entries of their
+   * ids (written at once: local, and stale anyway) and, with the next commit, their chunks (tombstones
+   * in the changelog). A chunk is deleted only after its index entries, so none is ever left pointing
+   * at a chunk that is gone while its bucket would still count.
+   */
+  private async cleanUpExpired(): Promise<void> {
+    const { chunks, local } = this.levels;
+    const before = this.expiredBefore;
+    const cleanup = this.db.localBatch();
+    const done: string[] = [];
+    let ids = 0;
+    let finished = true;
+    for await (const [key, bytes] of chunks.iterator({ lt: sortableTime(before * this.bucketSize) })) {
+      if (ids >= CLEANUP_IDS_PER_COMMIT) {
+        finished = false;
+        break;
+      }
+      const chunkIds = decodeIdChunk(bytes);
+      const updates = new Map<string, number | null>();
+      await forgetChunkIds(this.levels, chunkIds, before - 1, updates);
+      writeIndex(this.levels, updates, cleanup);
+      cleanup.delLocal(local, PENDING_PREFIX + key);
+      this.unsnapshotted.delete(key);
+      done.push(key);
+      ids += chunkIds.length;
+    }
+    await cleanup.write();
+    this.db.queueDeletes(chunks, this.name, done);
+    if (finished) this.cleanedBefore = before;
   }
 
   private liveFromBucket(streamTime: number): number {
@@ -214,44 +470,5 @@ export class DedupeStore implements ManagedStore {
 
   private chunkMetaKey(): string {
     return storeMetaKeys('dedupe', this.name)[0] as string;
-  }
-
-  /** Slot holding the hash, or the free slot where it would go (linear probing). */
-  private findSlot(high: number, low: number): number {
-    const mask = this.buckets.length - 1;
-    let slot = (low ^ Math.imul(high, 0x9e3779b1)) & mask;
-    for (;;) {
-      if (this.buckets[slot] === EMPTY || (this.low[slot] === low && this.high[slot] === high)) return slot;
-      slot = (slot + 1) & mask;
-    }
-  }
-
-  private remember(high: number, low: number, bucket: number): void {
-    const slot = this.findSlot(high, low);
-    const existing = this.buckets[slot] as number;
-    if (existing === EMPTY) {
-      this.high[slot] = high;
-      this.low[slot] = low;
-      this.count++;
-      this.buckets[slot] = bucket;
-      if (this.count * 2 > this.buckets.length) this.resize(this.buckets.length * 2, -Infinity);
-    } else if (bucket > existing) {
-      this.buckets[slot] = bucket;
-    }
-    if (bucket < this.minBucket) this.minBucket = bucket;
-  }
-
-  /** Rehashes into a table of `capacity` slots, keeping only buckets >= liveFrom. */
-  private resize(capacity: number, liveFrom: number): void {
-    const { high, low, buckets } = this;
-    this.high = new Uint32Array(capacity);
-    this.low = new Uint32Array(capacity);
-    this.buckets = new Float64Array(capacity).fill(EMPTY);
-    this.count = 0;
-    this.minBucket = Infinity;
-    for (let i = 0; i < buckets.length; i++) {
-      const bucket = buckets[i] as number;
-      if (bucket !== EMPTY && bucket >= liveFrom) this.remember(high[i] as number, low[i] as number, bucket);
-    }
   }
 }

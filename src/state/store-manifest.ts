@@ -57,6 +57,14 @@ export function storeOfLevel(level: string): { kind: StoreKind; name: string } |
   return kind === undefined ? undefined : { kind, name: level.slice(colon + 1) };
 }
 
+/**
+ * Sublevels of local entries a store derives from its own (never changelogged; discarded with it on
+ * reset). Their names have no store prefix, so they are never taken for stores.
+ */
+export function storeLocalLevels(kind: StoreKind, name: string): string[] {
+  return kind === 'dedupe' ? [`dedupe-index:${name}`, `dedupe-local:${name}`] : [];
+}
+
 /** The meta entries a store keeps beside its sublevel (deleted with it on reset). */
 export function storeMetaKeys(kind: StoreKind, name: string): string[] {
   switch (kind) {

@@ -5,7 +5,7 @@
  */
 import type { Serde } from '../serde/types.js';
 import type { SinkSpec } from '../core/sink.js';
-import { DEDUPE_FORMAT, DedupeStore } from '../state/dedupe-store.js';
+import { DEDUPE_FORMAT, DedupeStore, dedupeRestoreDeriver } from '../state/dedupe-store.js';
 import type { DedupeOptions } from '../state/dedupe-store.js';
 import { KEY_VALUE_FORMAT, KeyValueStoreImpl } from '../state/kv-store.js';
 import type { KeyValueStore } from '../state/kv-store.js';
@@ -21,6 +21,7 @@ import type {
 import type { RawRecord, WindowResult } from '../core/records.js';
 import { durationText } from './time.js';
 import type { TumblingWindows } from './time.js';
+import { SKIP } from './graph.js';
 import { checkAccumulatorsAtBuild } from './accumulator-check.js';
 import { Topology } from './topology.js';
 import { createWindowAggregate, windowResultSchema } from './window-aggregate.js';
@@ -184,9 +185,15 @@ export class Stream<T> {
   filter<S extends T>(predicate: (value: T) => value is S): Stream<S>;
   filter(predicate: (value: T) => boolean): Stream<T>;
   filter(predicate: (value: T) => boolean): Stream<T> {
-    return this.append('filter', '', ({ forward }) => (value) => {
-      if (predicate(value as T)) forward(value);
-    });
+    return this.append(
+      'filter',
+      '',
+      ({ forward }) =>
+        (value) => {
+          if (predicate(value as T)) forward(value);
+        },
+      { lookahead: (value) => (predicate(value as T) ? value : SKIP) },
+    );
   }
 
   map<R>(mapper: (value: T) => R): Stream<R> {
@@ -196,6 +203,7 @@ export class Stream<T> {
       ({ forward }) =>
         (value) =>
           forward(mapper(value as T)),
+      { lookahead: (value) => mapper(value as T) },
     );
   }
 
@@ -207,10 +215,17 @@ export class Stream<T> {
 
   /** Runs a side effect per value and passes it on unchanged. */
   peek(action: (value: T) => void): Stream<T> {
-    return this.append('peek', '', ({ forward }) => (value) => {
-      action(value as T);
-      forward(value);
-    });
+    return this.append(
+      'peek',
+      '',
+      ({ forward }) =>
+        (value) => {
+          action(value as T);
+          forward(value);
+        },
+      // The pre-pass does not run the action: it would run twice per value.
+      { lookahead: (value) => value },
+    );
   }
 
   /**
@@ -219,12 +234,22 @@ export class Stream<T> {
    * its stream's type.
    */
   branch<const P extends ReadonlyArray<(value: T) => boolean>>(...predicates: P): BranchStreams<T, P> {
-    const streams = predicates.map((predicate, index) =>
-      this.append('branch', `${index + 1} of ${predicates.length}`, ({ forward }) => (value) => {
-        for (let i = 0; i < index; i++) if ((predicates[i] as (value: T) => boolean)(value as T)) return;
-        if (predicate(value as T)) forward(value);
-      }),
-    );
+    const streams = predicates.map((predicate, index) => {
+      const passes = (value: unknown): boolean => {
+        for (let i = 0; i < index; i++)
+          if ((predicates[i] as (value: T) => boolean)(value as T)) return false;
+        return predicate(value as T);
+      };
+      return this.append(
+        'branch',
+        `${index + 1} of ${predicates.length}`,
+        ({ forward }) =>
+          (value) => {
+            if (passes(value)) forward(value);
+          },
+        { lookahead: (value) => (passes(value) ? value : SKIP) },
+      );
+    });
     return streams as BranchStreams<T, P>;
   }
 
@@ -235,6 +260,7 @@ export class Stream<T> {
       parents: [this, ...others].map((stream) => stream.edge()),
       detail: '',
       create: ({ forward }) => forward,
+      lookahead: (value) => value,
     });
     return new Stream<T>(this.builder, name);
   }
@@ -244,15 +270,26 @@ export class Stream<T> {
    * `validation-failed` and the returned string (if any) as message.
    */
   validate(check: (value: T) => boolean | string | undefined | void): Stream<T> {
-    return this.append('validate', '', ({ forward, task }) => (value) => {
-      const verdict = check(value as T);
-      if (verdict === true || verdict === undefined) forward(value);
-      else
-        task.deadLetter(
-          'validation-failed',
-          new Error(typeof verdict === 'string' ? verdict : 'validation failed'),
-        );
-    });
+    return this.append(
+      'validate',
+      '',
+      ({ forward, task }) =>
+        (value) => {
+          const verdict = check(value as T);
+          if (verdict === true || verdict === undefined) forward(value);
+          else
+            task.deadLetter(
+              'validation-failed',
+              new Error(typeof verdict === 'string' ? verdict : 'validation failed'),
+            );
+        },
+      {
+        lookahead: (value) => {
+          const verdict = check(value as T);
+          return verdict === true || verdict === undefined ? value : SKIP;
+        },
+      },
+    );
   }
 
   /** Drops values whose id was already seen within `horizon` of event time (see DedupeStore for exact bounds). */
@@ -267,6 +304,7 @@ export class Stream<T> {
       kind: 'dedupe',
       format: DEDUPE_FORMAT,
       create: (db) => new DedupeStore(db, name, dedupeOptions),
+      restoreDeriver: (db) => dedupeRestoreDeriver(db, name, dedupeOptions),
     });
     return this.append(
       'dedupe',
@@ -279,7 +317,13 @@ export class Stream<T> {
           else forward(value);
         };
       },
-      { name, stores: [name] },
+      {
+        name,
+        stores: [name],
+        // Passes on what it does not drop: a later dedupe's pre-pass may name more ids, never fewer.
+        lookahead: (value) => value,
+        dedupeIds: { store: name, idOf: idOf as (value: unknown) => string },
+      },
     );
   }
 
@@ -380,7 +424,7 @@ export class Stream<T> {
     kind: string,
     detail: string,
     create: NodeSpec['create'],
-    extra: { name?: string; stores?: readonly string[] } = {},
+    extra: Partial<Pick<NodeSpec, 'name' | 'stores' | 'lookahead' | 'dedupeIds'>> = {},
   ): Stream<R> {
     const name = this.builder.addNode({ kind, parents: [this.edge()], detail, create, ...extra });
     return new Stream<R>(this.builder, name);

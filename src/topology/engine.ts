@@ -14,8 +14,9 @@ import { mkdir } from 'node:fs/promises';
 import { DeserializationError, RetriableError } from '../serde/types.js';
 import type { DeadLetterReason } from '../core/records.js';
 import { StateDb } from '../state/db.js';
-import type { ManagedStore } from '../state/db.js';
+import type { ChangelogDeriver, ManagedStore } from '../state/db.js';
 import { OutboxStore } from '../state/outbox-store.js';
+import { DedupeLookupError, DedupeStore } from '../state/dedupe-store.js';
 import type {
   Cancellable,
   NodeSpec,
@@ -26,6 +27,7 @@ import type {
   TaskRuntime,
   TimeListener,
 } from './graph.js';
+import { SKIP } from './graph.js';
 import type { DeadLetter, RawRecord } from '../core/records.js';
 import { CHECKPOINT_STORE, DLQ_OUTBOX } from '../core/task.js';
 import type {
@@ -119,8 +121,13 @@ export async function openPartitionTask(
   try {
     if (options.changelog) await restoreFromChangelog(db, topology, options.changelog);
     await reconcileStores(db, topology, options);
+    const plan = planDedupePrefetch(topology.nodes);
     const stores = new Map<string, ManagedStore>();
-    for (const spec of topology.storeSpecs) stores.set(spec.name, await db.attach(spec.create(db)));
+    for (const spec of topology.storeSpecs) {
+      const store = spec.create(db);
+      if (store instanceof DedupeStore && !plan.has(spec.name)) store.keepIdsInMemory();
+      stores.set(spec.name, await db.attach(store));
+    }
     const outboxes = new Map<string, OutboxStore>();
     for (const { name, codec } of [
       { name: DLQ_OUTBOX, codec: undefined },
@@ -131,7 +138,7 @@ export async function openPartitionTask(
     }
     const checkpoint = await db.readCheckpoint<Checkpoint>();
     const task = new PartitionTaskImpl(options, db, stores, outboxes, checkpoint, options.changelog);
-    task.wire(topology.nodes, topology.sources);
+    task.wire(topology.nodes, topology.sources, plan);
     return task;
   } catch (error) {
     await db.close();
@@ -164,11 +171,17 @@ async function restoreFromChangelog(
   await changelog.restore(await restoreTarget(db, topology));
 }
 
-/** The folder as a changelog replay writes it: raw entries into each store's sublevel. */
+/**
+ * The folder as a changelog replay writes it: raw entries into each store's sublevel, and the local
+ * entries a store derives from them (the dedupe index) in the same batch.
+ */
 async function restoreTarget(db: StateDb, topology: TaskPlan): Promise<ChangelogRestore> {
   const targets = new Map<string, { level: string; binary: boolean }>(
     expectedStores(topology).map((store) => [store.name, storeLevel(store)]),
   );
+  const derivers = new Map<string, ChangelogDeriver>();
+  for (const spec of topology.storeSpecs)
+    if (spec.restoreDeriver) derivers.set(spec.name, spec.restoreDeriver(db));
   return {
     local: db.changelogPositions(),
     localHasState: await db.holdsState(),
@@ -176,7 +189,7 @@ async function restoreTarget(db: StateDb, topology: TaskPlan): Promise<Changelog
     apply: async (store, changes, lastOffset) => {
       const target = store === CHECKPOINT_STORE ? CHECKPOINT_STORE : targets.get(store);
       if (target === undefined) throw new Error(`changelog of unknown store "${store}"`);
-      await db.applyChangelog(target, store, changes, lastOffset);
+      await db.applyChangelog(target, store, changes, lastOffset, derivers.get(store));
     },
   };
 }
@@ -212,6 +225,65 @@ async function reconcileStores(db: StateDb, topology: TaskPlan, options: OpenTas
   else db.recordStores(expected);
 }
 
+/** One dedupe reached from a source: the lookaheads of the nodes in between, then its id function. */
+interface DedupePrefetch {
+  readonly topic: string;
+  readonly steps: ReadonlyArray<(value: unknown) => unknown>;
+  readonly store: string;
+  readonly idOf: (value: unknown) => string;
+}
+
+/**
+ * Per dedupe store, the paths from the sources along which a pre-pass can compute the ids a batch
+ * will check: every node in between is stateless with a lookahead (filter, map, validate, peek,
+ * branch, merge, another dedupe). A dedupe missing here has a stateful or many-valued step before it
+ * (a process(), a flatMap, a window): its ids cannot be known before the batch runs, so its store
+ * keeps its index in memory instead (exact; memory grows with the horizon).
+ */
+function planDedupePrefetch(nodes: readonly NodeSpec[]): Map<string, DedupePrefetch[]> {
+  const byName = new Map(nodes.map((node) => [node.name, node]));
+  const pathsTo = (
+    name: string,
+  ): Array<{ topic: string; steps: Array<(value: unknown) => unknown> }> | undefined => {
+    const node = byName.get(name);
+    if (node === undefined) return undefined;
+    if (node.topic !== undefined && node.parents.length === 0) return [{ topic: node.topic, steps: [] }];
+    if (node.lookahead === undefined || node.parents.length === 0) return undefined;
+    const paths = [];
+    for (const parent of node.parents) {
+      const above = parent.port === undefined ? pathsTo(parent.node) : undefined;
+      if (above === undefined) return undefined;
+      for (const path of above) paths.push({ topic: path.topic, steps: [...path.steps, node.lookahead] });
+    }
+    return paths;
+  };
+  const plan = new Map<string, DedupePrefetch[]>();
+  for (const node of nodes) {
+    if (node.dedupeIds === undefined) continue;
+    const paths: Array<{ topic: string; steps: Array<(value: unknown) => unknown> }> = [];
+    let known = node.parents.length > 0;
+    for (const parent of node.parents) {
+      const above = parent.port === undefined ? pathsTo(parent.node) : undefined;
+      if (above === undefined) known = false;
+      else paths.push(...above);
+    }
+    if (!known) continue;
+    const { store, idOf } = node.dedupeIds;
+    plan.set(
+      store,
+      paths.map((path) => ({ ...path, store, idOf })),
+    );
+  }
+  return plan;
+}
+
+/** A prefetch path with its store resolved, as the pre-pass runs it. */
+interface Prefetcher {
+  readonly steps: ReadonlyArray<(value: unknown) => unknown>;
+  readonly store: DedupeStore;
+  readonly idOf: (value: unknown) => string;
+}
+
 class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRuntime {
   streamTime = -Infinity;
 
@@ -229,6 +301,9 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
   /** Set only on the rare paths (a late event, a dead letter): examples for the runtime's log lines. */
   private readonly lastOffsets: DropExamples = { deadLetters: {} };
   private lastActivity: number;
+  /** Per source topic, the dedupes whose ids the pre-pass names; undefined when there are none. */
+  private prefetchers: Map<string, Prefetcher[]> | undefined;
+  private prefetchStores: DedupeStore[] = [];
 
   constructor(
     options: OpenTaskOptions,
@@ -254,7 +329,21 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
   }
 
   /** Instantiates the nodes, children first, so each node gets its children's push functions. */
-  wire(nodes: readonly NodeSpec[], sources: readonly SourceSpec[]): void {
+  wire(
+    nodes: readonly NodeSpec[],
+    sources: readonly SourceSpec[],
+    prefetch: ReadonlyMap<string, readonly DedupePrefetch[]> = new Map(),
+  ): void {
+    for (const [name, paths] of prefetch) {
+      const store = this.store<DedupeStore>(name);
+      this.prefetchStores.push(store);
+      this.prefetchers ??= new Map();
+      for (const { topic, steps, idOf } of paths) {
+        const list = this.prefetchers.get(topic) ?? [];
+        list.push({ steps, store, idOf });
+        this.prefetchers.set(topic, list);
+      }
+    }
     const pushes = new Map<string, Push>();
     const childrenOf = (name: string, port: string | undefined): Push[] =>
       nodes
@@ -437,6 +526,7 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
   private async processBatch(records: readonly RawRecord[]): Promise<void> {
     if (records.length === 0) return;
     const decoded = await this.decodeAll(records);
+    if (this.prefetchers !== undefined) await this.prefetchIds(this.prefetchers, records, decoded);
     this.lastActivity = this.now();
     const listeners = [...this.timeListeners.values()];
     const eventPunctuations = this.punctuations.eventTimeSchedules();
@@ -468,7 +558,8 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
         source.push(value);
       } catch (error) {
         // State that cannot survive a restart is the topology's defect, not the record's: stop.
-        if (error instanceof StateRoundTripError) throw error;
+        // So is a dedupe id the pre-pass did not name (a non-deterministic function before it).
+        if (error instanceof StateRoundTripError || error instanceof DedupeLookupError) throw error;
         // A user function threw: the record goes to the DLQ, the pipeline goes on. Effects the record
         // had on other branches before the throw stay (as in Kafka Streams with a continue handler).
         this.deadLetter('processing-failed', error);
@@ -478,6 +569,46 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
         this.punctuations.afterRecord(punctuation, this.streamTime);
     }
     this.currentRaw = undefined;
+  }
+
+  /**
+   * The pre-pass: runs each record through the lookaheads between its source and each dedupe to name
+   * the ids the batch will check, then awaits the dedupe stores' prefetch of those the filters cannot
+   * rule out, so the per-record pass stays synchronous. User functions run here without side effects
+   * that matter (peek's action does not run); one that throws names no id, and the real pass turns
+   * the throw into a dead letter as before.
+   */
+  private async prefetchIds(
+    prefetchers: ReadonlyMap<string, readonly Prefetcher[]>,
+    records: readonly RawRecord[],
+    decoded: readonly unknown[],
+  ): Promise<void> {
+    for (const store of this.prefetchStores) store.beginBatch();
+    let topic: string | undefined;
+    let list: readonly Prefetcher[] | undefined;
+    for (let i = 0; i < records.length; i++) {
+      const value = decoded[i];
+      if (value instanceof DecodeFailure) continue;
+      const raw = records[i] as RawRecord;
+      if (raw.topic !== topic) {
+        topic = raw.topic;
+        list = prefetchers.get(topic);
+      }
+      if (list === undefined) continue;
+      for (const prefetcher of list) {
+        try {
+          let passed = value;
+          for (const step of prefetcher.steps) {
+            passed = step(passed);
+            if (passed === SKIP) break;
+          }
+          if (passed !== SKIP) prefetcher.store.want(prefetcher.idOf(passed));
+        } catch {
+          // Named by nobody: the real pass meets the same throw and dead-letters the record.
+        }
+      }
+    }
+    await Promise.all(this.prefetchStores.map((store) => store.prefetch()));
   }
 
   private sourceOf(topic: string): SourceState | undefined {

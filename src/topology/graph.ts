@@ -7,11 +7,14 @@
 import type { DeadLetterReason, Headers } from '../core/records.js';
 import type { Serde } from '../serde/types.js';
 import type { ResultSchema, SinkSpec } from '../core/sink.js';
-import type { ManagedStore, StateDb, StoreKind } from '../state/db.js';
+import type { ChangelogDeriver, ManagedStore, StateDb, StoreKind } from '../state/db.js';
 import type { SegmentCodec } from '../state/outbox-store.js';
 import type { RawRecord } from '../core/records.js';
 
 export type Push = (value: unknown) => void;
+
+/** What a node's lookahead returns for a value the node would not pass on. */
+export const SKIP: unique symbol = Symbol('skip');
 
 /** Metadata of the record being processed, as a processor sees it. */
 export interface RecordMetadata {
@@ -87,6 +90,14 @@ export interface NodeSpec {
   readonly schema?: ResultSchema;
   /** A windowed aggregate's grace (ms): its windows emit at window end + grace. */
   readonly graceMs?: number;
+  /**
+   * What the node passes on for a value, without its side effects (SKIP: nothing), for the pre-pass
+   * that names the ids a batch will check before the batch runs (the dedupe store's prefetch). Only
+   * stateless nodes that pass on at most one value per input have one.
+   */
+  readonly lookahead?: (value: unknown) => unknown;
+  /** A dedupe node's store and id function, for that pre-pass. */
+  readonly dedupeIds?: { readonly store: string; readonly idOf: (value: unknown) => string };
   create(ctx: NodeRuntimeContext): Push;
 }
 
@@ -97,6 +108,8 @@ export interface StoreSpec {
   /** How its entries are serialized (store-manifest.ts): a state folder written otherwise is refused. */
   readonly format: string;
   create(db: StateDb): ManagedStore;
+  /** Keeps the store's local derived entries in step with replayed changelog records (restore, standby). */
+  readonly restoreDeriver?: (db: StateDb) => ChangelogDeriver;
 }
 
 export interface SourceSpec {

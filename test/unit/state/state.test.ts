@@ -47,7 +47,7 @@ test('nothing reaches LevelDB before commit; a commit makes all stores and the c
     assert.equal(second.kv.get('a'), undefined);
     assert.equal(second.windows.size, 0);
     assert.equal(second.outbox.pending(), 0);
-    assert.equal(second.dedupe.contains('id-1', 10), false);
+    assert.equal(await second.dedupe.contains('id-1', 10), false);
     assert.equal(await second.db.readCheckpoint(), undefined);
     second.kv.put('a', { n: 2 });
     second.windows.insert(0, 'k', 7);
@@ -60,7 +60,7 @@ test('nothing reaches LevelDB before commit; a commit makes all stores and the c
     assert.deepEqual(third.kv.get('a'), { n: 2 });
     assert.equal(third.windows.get(0, 'k')?.state, 7);
     assert.deepEqual(await third.outbox.read(10), [{ seq: 0n, value: 'row-1' }]);
-    assert.equal(third.dedupe.contains('id-1', 10), true);
+    assert.equal(await third.dedupe.contains('id-1', 10), true);
     assert.deepEqual(await third.db.readCheckpoint(), { positions: { t: '5' } });
     await third.db.close();
   });
@@ -134,7 +134,7 @@ test('dedupe store: ids expire by bucket, and the commit after the expiry delete
     assert.equal(first.dedupe.checkAndRemember('x', 50, 50), false);
     assert.equal(first.dedupe.checkAndRemember('y', 1050, 1050), false);
     assert.equal(first.dedupe.checkAndRemember('x', 60, 1099), true);
-    assert.equal(first.dedupe.contains('x', 1100), false);
+    assert.equal(await first.dedupe.contains('x', 1100), false);
     await first.db.commit({});
     const changes: ChangeRecord[] = [];
     first.db.onChange((batch) => changes.push(...batch));
@@ -147,7 +147,7 @@ test('dedupe store: ids expire by bucket, and the commit after the expiry delete
     await first.db.close();
     const second = await openAll(dir);
     assert.equal(second.dedupe.size, 1, 'the chunk of bucket 0 was deleted');
-    assert.equal(second.dedupe.contains('y', 1100), true);
+    assert.equal(await second.dedupe.contains('y', 1100), true);
     await second.db.close();
   });
 });

@@ -1,0 +1,73 @@
+/**
+ * The stored and changelogged form of remembered dedupe ids: chunks of exact ids, each a varint byte
+ * length followed by the id's UTF-8 bytes. A chunk is one LevelDB entry and one changelog record, so
+ * it stays well below Kafka's 1 MB record limit while holding thousands of ids (a restore writes them
+ * at the speed of a sequential read, not one record per id).
+ */
+
+/** Upper bound of a chunk's size; an id longer than this gets a chunk of its own. */
+export const CHUNK_MAX_BYTES = 256 * 1024;
+
+/** Splits `ids` into encoded chunks of at most CHUNK_MAX_BYTES each. */
+export function encodeIdChunks(ids: readonly string[]): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  let from = 0;
+  while (from < ids.length) {
+    let bytes = 0;
+    let to = from;
+    const lengths: number[] = [];
+    while (to < ids.length) {
+      const length = Buffer.byteLength(ids[to] as string, 'utf8');
+      const size = varintSize(length) + length;
+      if (to > from && bytes + size > CHUNK_MAX_BYTES) break;
+      lengths.push(length);
+      bytes += size;
+      to++;
+    }
+    const chunk = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    for (let i = from; i < to; i++) {
+      let length = lengths[i - from] as number;
+      while (length >= 0x80) {
+        chunk[at++] = (length & 0x7f) | 0x80;
+        length >>>= 7;
+      }
+      chunk[at++] = length;
+      at += chunk.write(ids[i] as string, at, 'utf8');
+    }
+    chunks.push(chunk);
+    from = to;
+  }
+  return chunks;
+}
+
+/** The ids of a chunk written by encodeIdChunks(). */
+export function decodeIdChunk(chunk: Uint8Array): string[] {
+  const buffer = Buffer.isBuffer(chunk)
+    ? chunk
+    : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  const ids: string[] = [];
+  let at = 0;
+  while (at < buffer.length) {
+    let length = 0;
+    let shift = 0;
+    for (;;) {
+      const byte = buffer[at++] as number;
+      length |= (byte & 0x7f) << shift;
+      if (byte < 0x80) break;
+      shift += 7;
+    }
+    ids.push(buffer.toString('utf8', at, at + length));
+    at += length;
+  }
+  return ids;
+}
+
+function varintSize(value: number): number {
+  let size = 1;
+  while (value >= 0x80) {
+    value >>>= 7;
+    size++;
+  }
+  return size;
+}
