@@ -50,6 +50,12 @@ export const DEDUPE_FORMAT = 'dedupe-id-chunks/1';
 const SNAPSHOT_AFTER_IDS = 1_000_000;
 /** Ids of expired chunks whose index entries one commit removes (bounds the work of a commit). */
 const CLEANUP_IDS_PER_COMMIT = 250_000;
+
+/** Work bounds (tests set them small to reach the paths that large stores take). */
+export interface DedupeTuning {
+  snapshotAfterIds?: number;
+  cleanupIdsPerCommit?: number;
+}
 /** A filter generation spans this many buckets (64 buckets per horizon by default: 9 generations live). */
 const BUCKETS_PER_GENERATION = 8;
 /** A prefetched id that is not in the index. */
@@ -228,6 +234,7 @@ export class DedupeStore implements ManagedStore {
     private readonly db: StateDb,
     readonly name: string,
     options: DedupeOptions,
+    private readonly tuning: DedupeTuning = {},
   ) {
     if (!(options.horizon > 0)) throw new Error(`dedupe "${name}": horizon must be positive`);
     this.horizon = options.horizon;
@@ -372,7 +379,7 @@ export class DedupeStore implements ManagedStore {
     for (const number of this.droppedGenerations) batch.delLocal(local, GENERATION_PREFIX + number);
     this.droppedGenerations = [];
     this.unsnapshottedIds += this.fresh.size;
-    if (this.unsnapshottedIds >= SNAPSHOT_AFTER_IDS) {
+    if (this.unsnapshottedIds >= (this.tuning.snapshotAfterIds ?? SNAPSHOT_AFTER_IDS)) {
       // The filter as of this commit replaces the list of chunks an open would re-read.
       for (const number of this.filter.takeDirty()) {
         const bytes = this.filter.serialize(number);
@@ -446,7 +453,7 @@ export class DedupeStore implements ManagedStore {
     let ids = 0;
     let finished = true;
     for await (const [key, bytes] of chunks.iterator({ lt: sortableTime(before * this.bucketSize) })) {
-      if (ids >= CLEANUP_IDS_PER_COMMIT) {
+      if (ids >= (this.tuning.cleanupIdsPerCommit ?? CLEANUP_IDS_PER_COMMIT)) {
         finished = false;
         break;
       }

@@ -1,0 +1,201 @@
+/**
+ * State benchmark (not a timed test): one partition whose dedupe store already remembers 20M ids on
+ * disk, then the engine at full speed on top of it: Avro decode, dedupe over a 32-day horizon (1% of
+ * events resend an id, half of them one of the 20M remembered before the run, which only the disk
+ * index knows), a 1-minute tumbling count/sum over 100k keys, commits about every second.
+ *
+ *   node --import tsx bench/state.ts [events] [remembered ids]      (default 2,000,000 and 20,000,000)
+ *
+ * Phases: `fill` (a child process, so its memory does not count) writes the ids through the store
+ * itself, in its format (chunks per bucket spread over the 30 days before the run, the index and the
+ * filter snapshots); `run` opens the task (reopen = open + the first batch processed), measures the
+ * engine like bench/core.ts, and checks every drop against the ids it resent: no false duplicate
+ * and no missed one. The last line is the summary the README quotes.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  avro,
+  InMemorySchemaRegistry,
+  TopologyBuilder,
+  count,
+  days,
+  memorySink,
+  minutes,
+  seconds,
+  sum,
+  tumbling,
+} from '../src/index.js';
+import type { RawRecord } from '../src/index.js';
+import { DedupeStore, StateDb } from '../src/state/index.js';
+import { usageEventSchema } from '../examples/metering/usage-event.js';
+import type { UsageEvent } from '../examples/metering/usage-event.js';
+
+const T0 = Date.UTC(2024, 0, 1);
+const HORIZON = days(32);
+const STORE = 'usage-events-dedupe';
+const storeDir = (dir: string) => join(dir, 'task-0');
+/** The id of the n-th id remembered before the run. */
+const oldId = (n: number) => `bench/old-${n}`;
+
+if (process.argv[2] === 'fill') {
+  await fill(process.argv[3] as string, Number(process.argv[4]));
+  process.exit(0);
+}
+
+const totalEvents = Number(process.argv[2] ?? 2_000_000);
+const rememberedIds = Number(process.argv[3] ?? 20_000_000);
+const keysPerMinute = 100_000;
+const minutesOfData = 10;
+const batchSize = 1_000;
+const commitEveryMs = 1_000;
+const eventsPerMinute = Math.ceil(totalEvents / minutesOfData);
+
+/** Writes `ids` remembered ids through the dedupe store, spread over the 30 days before T0. */
+async function fill(dir: string, ids: number): Promise<void> {
+  const db = await StateDb.open(storeDir(dir));
+  const store = await db.attach(new DedupeStore(db, STORE, { horizon: HORIZON }));
+  const span = days(30);
+  const perCommit = 1_000_000;
+  const timeOf = (n: number) => T0 - span + Math.floor((n / ids) * span);
+  for (let from = 0; from < ids; from += 10_000) {
+    const to = Math.min(ids, from + 10_000);
+    // As the engine does per batch: name the ids, prefetch what the filter cannot rule out, check.
+    store.beginBatch();
+    for (let n = from; n < to; n++) store.want(oldId(n));
+    await store.prefetch();
+    for (let n = from; n < to; n++) store.checkAndRemember(oldId(n), timeOf(n), timeOf(n));
+    if (to % perCommit === 0) await db.commit({});
+  }
+  await db.commit({});
+  await db.close();
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'tributary-bench-state-'));
+const fillStarted = Date.now();
+const filled = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', fileURLToPath(import.meta.url), 'fill', dir, String(rememberedIds)],
+  { stdio: 'inherit' },
+);
+if (filled.status !== 0) throw new Error(`the fill failed (exit ${filled.status})`);
+console.log(`filled ${rememberedIds} ids in ${((Date.now() - fillStarted) / 1000).toFixed(1)} s`);
+
+const serdeContext = { topic: 'usage-events', role: 'value' as const };
+const serde = avro<UsageEvent>({ registry: new InMemorySchemaRegistry(), readerSchema: usageEventSchema() });
+await serde.deserialize(await serde.serialize(eventOf(0), serdeContext), serdeContext);
+
+const builder = new TopologyBuilder();
+builder
+  .stream('usage-events', serde, { timestamp: (e) => e.time })
+  .dedupe((e) => `${e.source}/${e.id}`, { horizon: HORIZON, name: STORE })
+  .groupBy((e) => ({ subject: e.subject, meter: e.meter }))
+  .window(tumbling(minutes(1)), { grace: seconds(10), outOfOrderness: seconds(5) })
+  .aggregate({ count: count(), total: sum((e) => e.value) })
+  .to(memorySink('clickhouse:usage_1m'));
+const topology = builder.build();
+
+/** How many events resend an id (every 100th: half an id of the run, half one remembered before). */
+let intendedDuplicates = 0;
+
+function eventOf(n: number): UsageEvent {
+  const resend = n % 100 === 99;
+  const original = resend && n % 200 === 99 ? n - 50 : n;
+  const minute = Math.floor(original / eventsPerMinute);
+  const inMinute = original % eventsPerMinute;
+  const key = (inMinute * 7919) % keysPerMinute;
+  const id = resend && n % 200 !== 99 ? `old-${(n * 7_919) % rememberedIds}` : `evt-${original}`;
+  return {
+    id,
+    source: 'bench',
+    type: 'api.call',
+    subject: `customer-${key}`,
+    time: T0 + minute * 60_000 + Math.floor((inMinute / eventsPerMinute) * 60_000),
+    meter: key % 2 === 0 ? 'api_calls' : 'tokens',
+    value: (original % 13) + 1,
+    dimensions: {},
+  };
+}
+
+function makeBatch(first: number, size: number): RawRecord[] {
+  const records: RawRecord[] = new Array(size);
+  for (let i = 0; i < size; i++) {
+    const n = first + i;
+    if (n % 100 === 99) intendedDuplicates++;
+    const event = eventOf(n);
+    const encoded = serde.serialize(event, serdeContext);
+    if (!Buffer.isBuffer(encoded)) throw new Error('expected the cached encoder to be synchronous');
+    records[i] = {
+      topic: 'usage-events',
+      partition: 0,
+      offset: BigInt(n),
+      timestamp: event.time,
+      key: null,
+      value: encoded,
+      headers: {},
+    };
+  }
+  return records;
+}
+
+const firstBatch = makeBatch(0, batchSize);
+const reopenStarted = process.hrtime.bigint();
+const task = await topology.openTask({ partition: 0, dir: storeDir(dir) });
+await task.process(firstBatch);
+const reopenSeconds = Number(process.hrtime.bigint() - reopenStarted) / 1e9;
+
+let peakRss = process.memoryUsage().rss;
+let busyNs = 0n;
+let commits = 0;
+let lastCommit = Date.now();
+
+async function commitAndDrain(): Promise<void> {
+  await task.commit();
+  commits++;
+  for (const outbox of task.outboxes()) {
+    for (let batch = await outbox.read(10_000); batch.length > 0; batch = await outbox.read(10_000))
+      await outbox.ack((batch[batch.length - 1] as { seq: bigint }).seq);
+  }
+}
+
+for (let first = batchSize; first < totalEvents; first += batchSize) {
+  const batch = makeBatch(first, Math.min(batchSize, totalEvents - first));
+  const started = process.hrtime.bigint();
+  await task.process(batch);
+  if (Date.now() - lastCommit >= commitEveryMs) {
+    await commitAndDrain();
+    lastCommit = Date.now();
+  }
+  busyNs += process.hrtime.bigint() - started;
+  if (first % 100_000 === 0) peakRss = Math.max(peakRss, process.memoryUsage().rss);
+}
+const started = process.hrtime.bigint();
+await commitAndDrain();
+busyNs += process.hrtime.bigint() - started;
+peakRss = Math.max(peakRss, process.memoryUsage().rss, process.resourceUsage().maxRSS * 1024);
+
+const metrics = task.metrics();
+const remembered =
+  (await task
+    .stores()
+    .find((store) => store.name === STORE)
+    ?.approximateSize()) ?? 0;
+await task.close();
+await rm(dir, { recursive: true, force: true });
+
+const falseDuplicates = Math.max(0, metrics.duplicatesDropped - intendedDuplicates);
+const missedDuplicates = Math.max(0, intendedDuplicates - metrics.duplicatesDropped);
+const measuredEvents = totalEvents - batchSize;
+console.log(
+  `events ${totalEvents}, duplicates dropped ${metrics.duplicatesDropped} of ${intendedDuplicates} resent, ` +
+    `windows emitted ${metrics.windowsEmitted}, commits ${commits}, engine time ${(Number(busyNs) / 1e9).toFixed(2)} s`,
+);
+if (missedDuplicates > 0) console.log(`MISSED duplicates: ${missedDuplicates}`);
+console.log(
+  `state: ${Math.round(measuredEvents / (Number(busyNs) / 1e9))} events/s with ${remembered} ids remembered, ` +
+    `peak RSS ${Math.round(peakRss / 1024 / 1024)} MB, reopen ${reopenSeconds.toFixed(2)} s, false duplicates ${falseDuplicates}`,
+);
+if (missedDuplicates > 0 || falseDuplicates > 0) process.exitCode = 1;

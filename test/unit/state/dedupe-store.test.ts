@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { DedupeStore, StateDb } from '../../../src/state/index.js';
+import type { ChangeRecord } from '../../../src/state/index.js';
+
+// Small work bounds, so that a few hundred ids take the paths of a store of millions: filter snapshots
+// (an open reads the snapshot, not every chunk) and expiry cleaned up over several commits.
+const tuning = { snapshotAfterIds: 50, cleanupIdsPerCommit: 30 };
+
+async function open(dir: string) {
+  const db = await StateDb.open(dir);
+  const store = await db.attach(new DedupeStore(db, 'ids', { horizon: 1000, bucket: 100 }, tuning));
+  return { db, store };
+}
+
+test('dedupe store: exact ids survive a reopen from filter snapshots and chunks; expiry removes chunks and index entries over several commits', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tributary-dedupe-store-'));
+  try {
+    const first = await open(dir);
+    const changes: ChangeRecord[] = [];
+    first.db.onChange((batch) => changes.push(...batch));
+    for (let i = 0; i < 200; i++) {
+      assert.equal(first.store.checkAndRemember(`id-${i}`, i * 5, i * 5), false);
+      if (i % 40 === 39) await first.db.commit({});
+    }
+    await first.db.commit({});
+    const chunkRecords = changes.filter((c) => c.store === 'ids' && c.value !== null);
+    assert.ok(chunkRecords.length <= 15, `200 ids in a few chunk records (${chunkRecords.length})`);
+    await first.db.close();
+
+    const second = await open(dir);
+    assert.ok(second.store.filterBytes > 0, 'the filter is loaded');
+    assert.equal(second.store.size, 200);
+    const ids = Array.from({ length: 200 }, (_, i) => `id-${i}`);
+    await second.store.prefetch([...ids, 'id-200', 'other']);
+    for (const id of ids) assert.equal(second.store.checkAndRemember(id, 995, 995), true, id);
+    assert.equal(second.store.checkAndRemember('id-200', 995, 995), false);
+    // Stream time 2100: every bucket up to [1000, 1100) is past the horizon, id-200 (bucket 900) too.
+    second.store.expire(2100);
+    for (let commit = 0; commit < 12; commit++) await second.db.commit({ commit });
+    assert.equal(second.store.size, 0);
+    assert.deepEqual(await second.db.binaryLevel('dedupe:ids').keys().all(), [], 'no chunk left');
+    assert.deepEqual(await second.db.textLevel('dedupe-index:ids').keys().all(), [], 'no index entry left');
+    assert.equal(await second.store.contains('id-5', 2100), false);
+    await second.db.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
