@@ -23,9 +23,10 @@
  *
  * The per-record check is synchronous: before a batch, the engine names the ids the batch may check
  * (`want`, from the DAG between the source and the dedupe run ahead as a pre-pass) and awaits
- * `prefetch()`, one `getMany` on LevelDB's thread pool for those the filter cannot rule out. When the
- * engine cannot run that pre-pass (a stateful step before the dedupe), it calls `keepIdsInMemory()`
- * before open: the index is then loaded whole into memory (exact, but memory grows with the horizon).
+ * `prefetch()`, one `getMany` on LevelDB's thread pool for those the filter cannot rule out. An id
+ * the filter cannot rule out that was not prefetched (no pre-pass is possible behind a stateful step
+ * such as a process(); or a non-deterministic function before the dedupe) is read with a synchronous
+ * LevelDB get on the spot: slower for that record, never a wrong answer, and memory stays bounded.
  */
 import { parseSortableTime, sortableHex, sortableTime } from './codec.js';
 import type {
@@ -64,18 +65,6 @@ const EMPTY = new Uint8Array(0);
 const COUNTS_KEY = 'counts';
 const PENDING_PREFIX = 'p';
 const GENERATION_PREFIX = 'g';
-
-/** An id the filter may have seen was checked without being prefetched: its answer is unknown. */
-export class DedupeLookupError extends Error {
-  constructor(store: string, id: string) {
-    super(
-      `dedupe "${store}": id ${JSON.stringify(id)} was checked without being prefetched; the functions ` +
-        'between the source and the dedupe (filter, map, validate, branch) and its id function must be ' +
-        'deterministic, since they run ahead of each batch to name the ids it checks',
-    );
-    this.name = 'DedupeLookupError';
-  }
-}
 
 /** 64-bit hash of a string in two 32-bit lanes (cyrb53's mixing, keeping all 64 bits); results in hashHigh/hashLow. */
 let hashHigh = 0;
@@ -215,8 +204,6 @@ export class DedupeStore implements ManagedStore {
   private readonly known = new Map<string, number>();
   /** Ids of the coming batch the filter cannot rule out. */
   private candidates: string[] = [];
-  /** Without a pre-pass: every index entry, in memory. */
-  private resident: Map<string, number> | undefined;
   /** Ids per bucket (what the store view shows), kept in a local entry. */
   private counts = new Map<number, number>();
   /** Chunks not in the filter's persisted blobs (re-read at open) and how many ids they hold. */
@@ -242,11 +229,6 @@ export class DedupeStore implements ManagedStore {
     this.levels = levelsOf(db, name);
   }
 
-  /** Call before load() when no pre-pass can name the ids of a batch: the index is then kept in memory. */
-  keepIdsInMemory(): void {
-    this.resident ??= new Map();
-  }
-
   async load(): Promise<void> {
     const chunkText = await this.db.getMeta(this.chunkMetaKey());
     this.nextChunk = chunkText === undefined ? 0 : Number(chunkText);
@@ -270,8 +252,6 @@ export class DedupeStore implements ManagedStore {
       this.unsnapshotted.add(chunkKey);
       this.unsnapshottedIds += ids.length;
     }
-    if (this.resident)
-      for await (const [id, bucket] of this.levels.index.iterator()) this.resident.set(id, Number(bucket));
   }
 
   // ---- the batch protocol: want() each id the batch may check, then await prefetch() ----
@@ -284,7 +264,7 @@ export class DedupeStore implements ManagedStore {
 
   /** An id the coming batch may check. */
   want(id: string): void {
-    if (this.resident !== undefined || this.fresh.has(id)) return;
+    if (this.fresh.has(id)) return;
     hashId(id);
     if (this.filter.mightContain(hashHigh, hashLow)) this.candidates.push(id);
   }
@@ -305,7 +285,7 @@ export class DedupeStore implements ManagedStore {
   /**
    * True when `id` was seen within the horizon (a duplicate); otherwise remembers it under the bucket of
    * `eventTime` and returns false. `streamTime` (max event time of the task) decides what has expired.
-   * The id must have been named for this batch (want/prefetch) unless the filter rules it out.
+   * An id named for this batch (want/prefetch) is answered from memory, another from a synchronous read.
    */
   checkAndRemember(id: string, eventTime: number, streamTime: number): boolean {
     const liveFrom = this.liveFromBucket(streamTime);
@@ -332,8 +312,6 @@ export class DedupeStore implements ManagedStore {
     for (const [id, bucket] of this.fresh) if (bucket < liveFrom) this.fresh.delete(id);
     for (const bucket of this.counts.keys()) if (bucket < liveFrom) this.counts.delete(bucket);
     this.droppedGenerations.push(...this.filter.dropBefore(liveFrom));
-    if (this.resident)
-      for (const [id, bucket] of this.resident) if (bucket < liveFrom) this.resident.delete(id);
   }
 
   /** Expiry rides on every commit, so the checkpoint never carries ids past the horizon. */
@@ -401,7 +379,6 @@ export class DedupeStore implements ManagedStore {
   async committed(): Promise<void> {
     this.nextChunk += this.chunksWritten;
     this.chunksWritten = 0;
-    if (this.resident) for (const [id, bucket] of this.fresh) this.resident.set(id, bucket);
     this.fresh = new Map();
     if (this.expiredBefore > this.cleanedBefore) await this.cleanUpExpired();
   }
@@ -431,12 +408,13 @@ export class DedupeStore implements ManagedStore {
   private seenBucket(id: string): number {
     const fresh = this.fresh.get(id);
     if (fresh !== undefined) return fresh;
-    if (this.resident !== undefined) return this.resident.get(id) ?? ABSENT;
     hashId(id);
     if (!this.filter.mightContain(hashHigh, hashLow)) return ABSENT;
     const known = this.known.get(id);
-    if (known === undefined) throw new DedupeLookupError(this.name, id);
-    return known;
+    if (known !== undefined) return known;
+    // Not named ahead: read it now (blocks this record only; the answer is exact all the same).
+    const text = this.levels.index.getSync(id);
+    return text === undefined ? ABSENT : Number(text);
   }
 
   /**

@@ -16,7 +16,7 @@ import type { DeadLetterReason } from '../core/records.js';
 import { StateDb } from '../state/db.js';
 import type { ChangelogDeriver, ManagedStore } from '../state/db.js';
 import { OutboxStore } from '../state/outbox-store.js';
-import { DedupeLookupError, DedupeStore } from '../state/dedupe-store.js';
+import { DedupeStore } from '../state/dedupe-store.js';
 import type {
   Cancellable,
   NodeSpec,
@@ -123,11 +123,7 @@ export async function openPartitionTask(
     await reconcileStores(db, topology, options);
     const plan = planDedupePrefetch(topology.nodes);
     const stores = new Map<string, ManagedStore>();
-    for (const spec of topology.storeSpecs) {
-      const store = spec.create(db);
-      if (store instanceof DedupeStore && !plan.has(spec.name)) store.keepIdsInMemory();
-      stores.set(spec.name, await db.attach(store));
-    }
+    for (const spec of topology.storeSpecs) stores.set(spec.name, await db.attach(spec.create(db)));
     const outboxes = new Map<string, OutboxStore>();
     for (const { name, codec } of [
       { name: DLQ_OUTBOX, codec: undefined },
@@ -238,7 +234,8 @@ interface DedupePrefetch {
  * will check: every node in between is stateless with a lookahead (filter, map, validate, peek,
  * branch, merge, another dedupe). A dedupe missing here has a stateful or many-valued step before it
  * (a process(), a flatMap, a window): its ids cannot be known before the batch runs, so its store
- * keeps its index in memory instead (exact; memory grows with the horizon).
+ * reads an id the filter cannot rule out synchronously when the record gets there (exact, bounded
+ * memory; slower per such record than one getMany per batch).
  */
 function planDedupePrefetch(nodes: readonly NodeSpec[]): Map<string, DedupePrefetch[]> {
   const byName = new Map(nodes.map((node) => [node.name, node]));
@@ -558,8 +555,7 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
         source.push(value);
       } catch (error) {
         // State that cannot survive a restart is the topology's defect, not the record's: stop.
-        // So is a dedupe id the pre-pass did not name (a non-deterministic function before it).
-        if (error instanceof StateRoundTripError || error instanceof DedupeLookupError) throw error;
+        if (error instanceof StateRoundTripError) throw error;
         // A user function threw: the record goes to the DLQ, the pipeline goes on. Effects the record
         // had on other branches before the throw stay (as in Kafka Streams with a continue handler).
         this.deadLetter('processing-failed', error);

@@ -15,7 +15,7 @@ const BUCKET = seconds(20);
 
 /**
  * The dedupe behind the steps a pre-pass can run ahead (filter, map, peek: the store prefetches from
- * disk), or behind a process() (no pre-pass: the store keeps its index in memory).
+ * disk), or behind a process() (no pre-pass: an id the filter cannot rule out is read synchronously).
  */
 function dedupeTopology(prefix: 'stateless' | 'processor', onPeek: () => void = () => {}) {
   const builder = new TopologyBuilder();
