@@ -204,6 +204,14 @@ export class DedupeStore implements ManagedStore {
   private readonly known = new Map<string, number>();
   /** Ids of the coming batch the filter cannot rule out. */
   private candidates: string[] = [];
+  /**
+   * The ids named for the batch in order, and whether the filter may hold each (1) or rules it out
+   * (0): the per-record check meets them in the same order and skips hashing again. The verdict is a
+   * property of the id and of the filter, which changes only at commit, so a match anywhere is valid.
+   */
+  private named: string[] = [];
+  private namedMaybe: number[] = [];
+  private cursor = 0;
   /** Ids per bucket (what the store view shows), kept in a local entry. */
   private counts = new Map<number, number>();
   /** Chunks not in the filter's persisted blobs (re-read at open) and how many ids they hold. */
@@ -258,15 +266,24 @@ export class DedupeStore implements ManagedStore {
 
   /** Starts naming the ids of a new batch (forgets the previous batch's prefetched entries). */
   beginBatch(): void {
-    this.known.clear();
-    this.candidates = [];
+    this.forgetBatch();
   }
 
   /** An id the coming batch may check. */
   want(id: string): void {
-    if (this.fresh.has(id)) return;
+    this.named.push(id);
+    // Remembered since the last commit: the check finds it in `fresh` before asking the filter.
+    if (this.fresh.has(id)) {
+      this.namedMaybe.push(0);
+      return;
+    }
     hashId(id);
-    if (this.filter.mightContain(hashHigh, hashLow)) this.candidates.push(id);
+    if (this.filter.mightContain(hashHigh, hashLow)) {
+      this.candidates.push(id);
+      this.namedMaybe.push(1);
+    } else {
+      this.namedMaybe.push(0);
+    }
   }
 
   /** Reads the index entries of the wanted ids the filter could not rule out (plus `ids`, if given). */
@@ -333,12 +350,22 @@ export class DedupeStore implements ManagedStore {
 
   collectWrites(batch: WriteBatch): void {
     const { chunks, index, local } = this.levels;
+    // The filter changes below: what was named or prefetched against it goes.
+    this.forgetBatch();
     const byBucket = new Map<number, string[]>();
+    let lastBucket = NaN;
+    let lastIds: string[] = [];
+    let bucketText = '';
     for (const [id, bucket] of this.fresh) {
-      let ids = byBucket.get(bucket);
-      if (ids === undefined) byBucket.set(bucket, (ids = []));
-      ids.push(id);
-      batch.putLocal(index, id, String(bucket));
+      if (bucket !== lastBucket) {
+        let ids = byBucket.get(bucket);
+        if (ids === undefined) byBucket.set(bucket, (ids = []));
+        lastBucket = bucket;
+        lastIds = ids;
+        bucketText = String(bucket);
+      }
+      lastIds.push(id);
+      batch.putLocal(index, id, bucketText);
       hashId(id);
       this.filter.add(hashHigh, hashLow, bucket);
     }
@@ -404,10 +431,25 @@ export class DedupeStore implements ManagedStore {
     };
   }
 
+  private forgetBatch(): void {
+    this.known.clear();
+    this.candidates = [];
+    this.named = [];
+    this.namedMaybe = [];
+    this.cursor = 0;
+  }
+
   /** The bucket `id` was last remembered in, or -Infinity when it was not (as far as the horizon goes). */
   private seenBucket(id: string): number {
     const fresh = this.fresh.get(id);
     if (fresh !== undefined) return fresh;
+    const cursor = this.cursor;
+    if (cursor < this.named.length && this.named[cursor] === id) {
+      this.cursor = cursor + 1;
+      if (this.namedMaybe[cursor] === 0) return ABSENT;
+      const known = this.known.get(id);
+      if (known !== undefined) return known;
+    }
     hashId(id);
     if (!this.filter.mightContain(hashHigh, hashLow)) return ABSENT;
     const known = this.known.get(id);

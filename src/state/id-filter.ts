@@ -18,7 +18,7 @@ const SALT = new Uint32Array([
   0x47b6137b, 0x44974d91, 0x8824ad5b, 0xa2b7289d, 0x705495c7, 0x2df1424b, 0x9efc4947, 0x5c6bfb31,
 ]);
 const BITS_PER_ID = 12;
-const MIN_CAPACITY = 65_536;
+const MIN_CAPACITY = 262_144;
 const WORDS_PER_BLOCK = 8;
 
 class Segment {
