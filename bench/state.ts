@@ -13,7 +13,7 @@
  * and no missed one. The last line is the summary the README quotes.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,7 +71,20 @@ async function fill(dir: string, ids: number): Promise<void> {
     if (to % perCommit === 0) await db.commit({});
   }
   await db.commit({});
+  console.log(
+    `filter ${(store.filterBytes / ids).toFixed(2)} bytes/id in memory (${Math.round(store.filterBytes / 1024 / 1024)} MB)`,
+  );
   await db.close();
+}
+
+/** Bytes of the files under `path`. */
+async function folderBytes(path: string): Promise<number> {
+  let bytes = 0;
+  for (const entry of await readdir(path, { withFileTypes: true })) {
+    const child = join(path, entry.name);
+    bytes += entry.isDirectory() ? await folderBytes(child) : (await stat(child)).size;
+  }
+  return bytes;
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'tributary-bench-state-'));
@@ -82,7 +95,11 @@ const filled = spawnSync(
   { stdio: 'inherit' },
 );
 if (filled.status !== 0) throw new Error(`the fill failed (exit ${filled.status})`);
-console.log(`filled ${rememberedIds} ids in ${((Date.now() - fillStarted) / 1000).toFixed(1)} s`);
+const filledBytes = await folderBytes(dir);
+console.log(
+  `filled ${rememberedIds} ids in ${((Date.now() - fillStarted) / 1000).toFixed(1)} s: ` +
+    `${Math.round(filledBytes / 1024 / 1024)} MB on disk, ${(filledBytes / rememberedIds).toFixed(1)} bytes/id`,
+);
 
 const serdeContext = { topic: 'usage-events', role: 'value' as const };
 const serde = avro<UsageEvent>({ registry: new InMemorySchemaRegistry(), readerSchema: usageEventSchema() });
