@@ -15,7 +15,7 @@
  *   batch as the chunks and derived from them on restore (`restoreDeriver`); never changelogged.
  * - **Filter** (in memory, `id-filter.ts`, about 1.5 bytes per id): says "certainly new" for nearly
  *   every new id, so only possible duplicates cost an index lookup. It is persisted as one local blob
- *   per generation (`dedupe-local:<name>`, keys `g…`) every SNAPSHOT_AFTER_IDS ids; chunks written since
+ *   per generation (`dedupe-local:<name>`, keys `g…`) every SNAPSHOT_AFTER_IDS ids (250k); chunks written since
  *   are listed there (`p…`) and re-read at open, so opening costs the blobs plus at most that many ids,
  *   whatever the horizon holds.
  * - **Memory** otherwise holds the ids first seen since the last commit (exact, until they are written)
@@ -48,7 +48,7 @@ import { IdFilter } from './id-filter.js';
 export const DEDUPE_FORMAT = 'dedupe-id-chunks/1';
 
 /** Ids written after the last filter snapshot before the next one is taken (bounds the work of an open). */
-const SNAPSHOT_AFTER_IDS = 1_000_000;
+const SNAPSHOT_AFTER_IDS = 250_000;
 /** Ids of expired chunks whose index entries one commit removes (bounds the work of a commit). */
 const CLEANUP_IDS_PER_COMMIT = 250_000;
 
