@@ -41,7 +41,7 @@ import type {
 } from './db.js';
 import type { StoreView } from '../core/task.js';
 import { storeLevelName, storeLocalLevels, storeMetaKeys } from './store-manifest.js';
-import { decodeIdChunk, encodeIdChunks } from './id-chunks.js';
+import { MalformedIdChunkError, decodeIdChunk, encodeIdChunks } from './id-chunks.js';
 import { IdFilter } from './id-filter.js';
 
 /** How entries are written (the store manifest compares it): chunks of exact ids per bucket. */
@@ -156,6 +156,20 @@ function writeIndex(levels: Levels, updates: ReadonlyMap<string, number | null>,
 }
 
 /**
+ * The ids of a replayed chunk; none for a chunk of another format (a changelog written by an earlier
+ * version, of 64-bit hashes): the store manifest then refuses the store after the restore, and
+ * resetting it discards the chunk, so the replay itself must not fail on it.
+ */
+function idsOfReplayed(bytes: Uint8Array): string[] {
+  try {
+    return decodeIdChunk(bytes);
+  } catch (error) {
+    if (error instanceof MalformedIdChunkError) return [];
+    throw error;
+  }
+}
+
+/**
  * Keeps the local entries (index, chunk list of the filter, counts) in step with replayed chunks, in
  * the batch that writes them (restore and standby): puts index their ids, tombstones forget them.
  */
@@ -170,7 +184,7 @@ export function dedupeRestoreDeriver(db: StateDb, name: string, options: DedupeO
       const bucket = bucketOfChunk(key, bucketSize);
       if (value !== null) {
         const bytes = typeof value === 'string' ? Buffer.from(value) : value;
-        const ids = decodeIdChunk(bytes);
+        const ids = idsOfReplayed(bytes);
         for (const id of ids) index.set(id, bucket);
         counts.set(bucket, (counts.get(bucket) ?? 0) + ids.length);
         written.set(key, bytes);
@@ -180,7 +194,7 @@ export function dedupeRestoreDeriver(db: StateDb, name: string, options: DedupeO
         written.delete(key);
         local.delLocal(levels.local, PENDING_PREFIX + key);
         if (bytes === undefined) continue;
-        const ids = decodeIdChunk(bytes);
+        const ids = idsOfReplayed(bytes);
         await forgetChunkIds(levels, ids, bucket, index);
         const left = (counts.get(bucket) ?? 0) - ids.length;
         if (left > 0) counts.set(bucket, left);

@@ -41,7 +41,10 @@ export function encodeIdChunks(ids: readonly string[]): Uint8Array[] {
   return chunks;
 }
 
-/** The ids of a chunk written by encodeIdChunks(). */
+/** The bytes are not a chunk of this format (e.g. a chunk of 64-bit hashes of an earlier version). */
+export class MalformedIdChunkError extends Error {}
+
+/** The ids of a chunk written by encodeIdChunks(); throws MalformedIdChunkError on other bytes. */
 export function decodeIdChunk(chunk: Uint8Array): string[] {
   const buffer = Buffer.isBuffer(chunk)
     ? chunk
@@ -52,11 +55,13 @@ export function decodeIdChunk(chunk: Uint8Array): string[] {
     let length = 0;
     let shift = 0;
     for (;;) {
+      if (at >= buffer.length || shift > 21) throw new MalformedIdChunkError('malformed dedupe id chunk');
       const byte = buffer[at++] as number;
       length |= (byte & 0x7f) << shift;
       if (byte < 0x80) break;
       shift += 7;
     }
+    if (at + length > buffer.length) throw new MalformedIdChunkError('malformed dedupe id chunk');
     ids.push(buffer.toString('utf8', at, at + length));
     at += length;
   }

@@ -5,6 +5,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { DedupeStore, StateDb } from '../../../src/state/index.js';
 import type { ChangeRecord } from '../../../src/state/index.js';
+import {
+  CHUNK_MAX_BYTES,
+  MalformedIdChunkError,
+  decodeIdChunk,
+  encodeIdChunks,
+} from '../../../src/state/id-chunks.js';
 
 // Small work bounds, so that a few hundred ids take the paths of a store of millions: filter snapshots
 // (an open reads the snapshot, not every chunk) and expiry cleaned up over several commits.
@@ -49,4 +55,23 @@ test('dedupe store: exact ids survive a reopen from filter snapshots and chunks;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('id chunks: ids of any length and script round-trip exactly, chunks stay below a Kafka record, and bytes of another format are refused', () => {
+  const ids = [
+    'a',
+    '',
+    'ü€𝄞',
+    'x'.repeat(300),
+    ...Array.from({ length: 20_000 }, (_, i) => `id-${i}-${'y'.repeat(i % 50)}`),
+  ];
+  const chunks = encodeIdChunks(ids);
+  assert.deepEqual(
+    chunks.flatMap((chunk) => decodeIdChunk(chunk)),
+    ids,
+  );
+  assert.ok(chunks.length > 1 && chunks.every((chunk) => chunk.length <= CHUNK_MAX_BYTES));
+  // A chunk of the previous format: packed 64-bit hashes.
+  const hashes = new Uint8Array(new Uint32Array([0xffffffff, 0x12345678, 0x80808080, 0x81818181]).buffer);
+  assert.throws(() => decodeIdChunk(hashes), MalformedIdChunkError);
 });
