@@ -285,12 +285,9 @@ export class DedupeStore implements ManagedStore {
 
   /** An id the coming batch may check. */
   want(id: string): void {
+    // An id remembered since the last commit is not in the filter yet (it goes in at commit), but the
+    // check finds it in `fresh` before it looks at the verdict, so no lookup of `fresh` here.
     this.named.push(id);
-    // Remembered since the last commit: the check finds it in `fresh` before asking the filter.
-    if (this.fresh.has(id)) {
-      this.namedMaybe.push(0);
-      return;
-    }
     hashId(id);
     if (this.filter.mightContain(hashHigh, hashLow)) {
       this.candidates.push(id);
