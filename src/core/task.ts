@@ -179,6 +179,25 @@ export interface OpenTaskOptions {
   resetStores?: readonly string[];
   /** Backs the state with changelog topics: restore before the first record, a transaction per commit. */
   changelog?: TaskChangelog;
+  /**
+   * Memory for store caches, shared with the instance's other tasks (state.cacheMaxBytes). Without
+   * it the task gets a budget of its own with the default size.
+   */
+  cache?: CacheMemory;
+}
+
+/** A store's part of the cache memory. */
+export interface CacheShare {
+  /** The bytes this store may keep resident now (changes as other stores join or leave). */
+  readonly limitBytes: number;
+  /** Gives the share back (the store closed). */
+  leave(): void;
+}
+
+/** Memory for store caches, split among the stores that join it (state/cache-budget.ts). */
+export interface CacheMemory {
+  readonly maxBytes: number;
+  join(): CacheShare;
 }
 
 export interface RunnableTopology {

@@ -10,6 +10,7 @@ import { DEFAULT_CLICKHOUSE_URL, DEFAULT_SCHEMA_REGISTRY_URL } from '../core/ser
 import type { ServiceDefaults } from '../core/services.js';
 import { unknownKeyMessage } from '../core/unknown-keys.js';
 import { defaultDlqTopic } from '../serde/dlq.js';
+import { DEFAULT_CACHE_MAX_BYTES } from '../state/cache-budget.js';
 
 // Strict objects throughout: a misspelt key fails (resolveConfig names the closest valid one)
 // instead of vanishing and leaving its default in place.
@@ -49,6 +50,16 @@ export const configSchema = z.strictObject({
   brokers: z.array(z.string().min(1)).min(1).default(['127.0.0.1:9092']),
   /** LevelDB state lives in `<stateDir>/<appId>/task-<partition>`. */
   stateDir: z.string().min(1).default('.tributary-state'),
+  state: z
+    .strictObject({
+      /**
+       * Memory for store caches per instance, split evenly among the stores of its open tasks: the
+       * dedupe store's recent ids and key-value stores' cached entries. What does not fit stays in
+       * LevelDB (reads of it cost a lookup). Sizing: README "Sizing and limits".
+       */
+      cacheMaxBytes: z.number().int().positive().default(DEFAULT_CACHE_MAX_BYTES),
+    })
+    .prefault({}),
   kafka: z
     .strictObject({
       clientId: z.string().optional(),
@@ -189,6 +200,12 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
     path: ['stateDir'],
     kind: 'string',
     note: 'LevelDB state in <stateDir>/<appId>/task-<partition>',
+  },
+  {
+    env: 'TRIBUTARY_STATE_CACHE_MAX_BYTES',
+    path: ['state', 'cacheMaxBytes'],
+    kind: 'int',
+    note: 'store cache memory per instance, split among its stores',
   },
   {
     env: 'TRIBUTARY_KAFKA_CLIENT_ID',

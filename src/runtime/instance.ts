@@ -29,6 +29,7 @@ import type { GroupOffset, LostTask } from './checkpoint.js';
 import { FencedError } from '../core/task.js';
 import { DropLog } from './drop-log.js';
 import { RuntimeMetrics } from './metrics.js';
+import { CacheBudget } from '../state/cache-budget.js';
 import { TaskHost, isLockError, openTaskWaitingForLock } from './task-host.js';
 import { TaskChangelogLink, changelogTopics, prepareChangelogTopics } from './changelog.js';
 import type { RestoreProgress } from './changelog.js';
@@ -119,6 +120,8 @@ export class Instance {
   private readonly restoring = new Map<number, TaskChangelogLink>();
   /** Standby replicas this instance keeps: each one's folder fed from its changelog. */
   private readonly standbyFolders = new Map<number, Promise<StandbyFolder | undefined>>();
+  /** Store cache memory shared by this instance's tasks (state.cacheMaxBytes). */
+  private readonly cache: CacheBudget;
 
   constructor(
     private readonly topology: RunnableTopology,
@@ -127,6 +130,7 @@ export class Instance {
     private readonly logger: Logger,
   ) {
     this.metrics = new RuntimeMetrics(config.instanceId, config.appId);
+    this.cache = new CacheBudget(config.state.cacheMaxBytes);
     this.delivery = new OutputDelivery(
       topology,
       config,
@@ -341,7 +345,13 @@ export class Instance {
       }
       task = await openTaskWaitingForLock(
         this.topology,
-        { partition, dir, resetStores: this.config.resetStores, ...(changelog ? { changelog } : {}) },
+        {
+          partition,
+          dir,
+          resetStores: this.config.resetStores,
+          cache: this.cache,
+          ...(changelog ? { changelog } : {}),
+        },
         this.config.stateLockTimeoutMs,
         this.logger,
       );

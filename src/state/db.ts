@@ -82,6 +82,8 @@ export interface ManagedStore {
    */
   beforeCommit?(streamTime: number): void;
   view(): StoreView;
+  /** The folder closes: give back what the store holds outside it (its share of the cache budget). */
+  release?(): void;
 }
 
 const CHECKPOINT_KEY = 'checkpoint';
@@ -330,6 +332,7 @@ export class StateDb {
   }
 
   async close(): Promise<void> {
+    for (const store of this.stores.values()) store.release?.();
     await this.db.close();
   }
 }

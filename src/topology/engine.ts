@@ -16,6 +16,7 @@ import type { DeadLetterReason } from '../core/records.js';
 import { StateDb } from '../state/db.js';
 import type { ChangelogDeriver, ManagedStore } from '../state/db.js';
 import { OutboxStore } from '../state/outbox-store.js';
+import { CacheBudget } from '../state/cache-budget.js';
 import type { DedupeStore } from '../state/dedupe-store.js';
 import type {
   Cancellable,
@@ -123,7 +124,9 @@ export async function openPartitionTask(
     await reconcileStores(db, topology, options);
     const plan = planDedupePrefetch(topology.nodes);
     const stores = new Map<string, ManagedStore>();
-    for (const spec of topology.storeSpecs) stores.set(spec.name, await db.attach(spec.create(db)));
+    const storeContext = { cache: options.cache ?? new CacheBudget() };
+    for (const spec of topology.storeSpecs)
+      stores.set(spec.name, await db.attach(spec.create(db, storeContext)));
     const outboxes = new Map<string, OutboxStore>();
     for (const { name, codec } of [
       { name: DLQ_OUTBOX, codec: undefined },

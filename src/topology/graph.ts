@@ -10,6 +10,7 @@ import type { ResultSchema, SinkSpec } from '../core/sink.js';
 import type { ChangelogDeriver, ManagedStore, StateDb, StoreKind } from '../state/db.js';
 import type { SegmentCodec } from '../state/outbox-store.js';
 import type { RawRecord } from '../core/records.js';
+import type { CacheMemory } from '../core/task.js';
 
 export type Push = (value: unknown) => void;
 
@@ -101,13 +102,19 @@ export interface NodeSpec {
   create(ctx: NodeRuntimeContext): Push;
 }
 
+/** What a store gets besides its folder. */
+export interface StoreContext {
+  /** The instance's cache memory (state.cacheMaxBytes), shared by the stores of its tasks. */
+  readonly cache: CacheMemory;
+}
+
 export interface StoreSpec {
   /** Stable: given by the user or derived from what the user wrote, never from the node's position. */
   readonly name: string;
   readonly kind: StoreKind;
   /** How its entries are serialized (store-manifest.ts): a state folder written otherwise is refused. */
   readonly format: string;
-  create(db: StateDb): ManagedStore;
+  create(db: StateDb, context: StoreContext): ManagedStore;
   /** Keeps the store's local derived entries in step with replayed changelog records (restore, standby). */
   readonly restoreDeriver?: (db: StateDb) => ChangelogDeriver;
 }
