@@ -10,7 +10,7 @@ import { DEFAULT_CLICKHOUSE_URL, DEFAULT_SCHEMA_REGISTRY_URL } from '../core/ser
 import type { ServiceDefaults } from '../core/services.js';
 import { unknownKeyMessage } from '../core/unknown-keys.js';
 import { defaultDlqTopic } from '../serde/dlq.js';
-import { DEFAULT_CACHE_MAX_BYTES } from '../state/cache-budget.js';
+import { DEFAULT_CACHE_MAX_BYTES } from '../core/cache-budget.js';
 
 // Strict objects throughout: a misspelt key fails (resolveConfig names the closest valid one)
 // instead of vanishing and leaving its default in place.

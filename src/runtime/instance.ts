@@ -29,7 +29,7 @@ import type { GroupOffset, LostTask } from './checkpoint.js';
 import { FencedError } from '../core/task.js';
 import { DropLog } from './drop-log.js';
 import { RuntimeMetrics } from './metrics.js';
-import { CacheBudget } from '../state/cache-budget.js';
+import { CacheBudget } from '../core/cache-budget.js';
 import { TaskHost, isLockError, openTaskWaitingForLock } from './task-host.js';
 import { TaskChangelogLink, changelogTopics, prepareChangelogTopics } from './changelog.js';
 import type { RestoreProgress } from './changelog.js';

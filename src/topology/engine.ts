@@ -16,7 +16,7 @@ import type { DeadLetterReason } from '../core/records.js';
 import { StateDb } from '../state/db.js';
 import type { ChangelogDeriver, ManagedStore } from '../state/db.js';
 import { OutboxStore } from '../state/outbox-store.js';
-import { CacheBudget } from '../state/cache-budget.js';
+import { CacheBudget } from '../core/cache-budget.js';
 import type { DedupeStore } from '../state/dedupe-store.js';
 import type {
   Cancellable,

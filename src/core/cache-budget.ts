@@ -8,7 +8,7 @@
 /** Default `state.cacheMaxBytes`: what bench:core's 2M remembered ids (one partition) fit in. */
 export const DEFAULT_CACHE_MAX_BYTES = 256 * 1024 * 1024;
 
-import type { CacheMemory, CacheShare } from '../core/task.js';
+import type { CacheMemory, CacheShare } from './task.js';
 
 export type { CacheMemory, CacheShare };
 
