@@ -3,7 +3,7 @@
  *
  * A record is a duplicate only when its exact id was remembered within the horizon (a hash collision
  * never drops a record: dropping a real usage event is lost money). The ids live in LevelDB, so the
- * horizon is bounded by disk, not memory:
+ * horizon is bounded by disk, not memory. Two tiers:
  *
  * - **Chunks** (the store's sublevel, changelogged): each commit writes the ids first seen since the
  *   previous commit as chunks of exact ids per time bucket (key `<bucket start>!<chunk seq>`, format
@@ -11,22 +11,24 @@
  *   stream time passes bucket end + horizon, the bucket's chunks are deleted (tombstones for the
  *   changelog). Lookups ignore expired buckets themselves, so results never depend on when that
  *   physical cleanup happens.
- * - **Index** (`dedupe-index:<name>`, local): id → bucket of its last remembering, written in the same
- *   batch as the chunks and derived from them on restore (`restoreDeriver`); never changelogged.
- * - **Filter** (in memory, `id-filter.ts`, about 1.5 bytes per id): says "certainly new" for nearly
- *   every new id, so only possible duplicates cost an index lookup. It is persisted as one local blob
- *   per generation (`dedupe-local:<name>`, keys `g…`) every SNAPSHOT_AFTER_IDS ids (250k); chunks written since
- *   are listed there (`p…`) and re-read at open, so opening costs the blobs plus at most that many ids,
- *   whatever the horizon holds.
- * - **Memory** otherwise holds the ids first seen since the last commit (exact, until they are written)
- *   and the index entries prefetched for the current batch.
+ * - **Recent ids** (memory, exact): the ids of the newest chunks, as many as the store's share of
+ *   `state.cacheMaxBytes` holds (a local marker `r<chunk key>` per chunk, re-read at open). A stream
+ *   whose horizon fits (bench:core) never touches the tiers below.
+ * - **Spilled ids** (disk): when the recent ids outgrow the share, the oldest chunks spill at commit:
+ *   their ids get a local index entry `<generation>!<id>` → bucket and go into the in-memory filter
+ *   (id-filter.ts, about 1.5 bytes per id), which says "certainly new" for nearly every new id and
+ *   names the generations to look in otherwise. A generation (8 buckets) leaves the filter and its
+ *   index entries go with one range delete once all its buckets are past the horizon. The filter is
+ *   persisted per generation (`g<n>`) every SNAPSHOT_AFTER_IDS spilled ids; chunks spilled since are
+ *   marked `p<chunk key>` and re-read at open, so opening costs the blobs, the recent ids and at most
+ *   that many more ids, whatever the horizon holds.
  *
  * The per-record check is synchronous: before a batch, the engine names the ids the batch may check
  * (`want`, from the DAG between the source and the dedupe run ahead as a pre-pass) and awaits
- * `prefetch()`, one `getMany` on LevelDB's thread pool for those the filter cannot rule out. An id
- * the filter cannot rule out that was not prefetched (no pre-pass is possible behind a stateful step
- * such as a process(); or a non-deterministic function before the dedupe) is read with a synchronous
- * LevelDB get on the spot: slower for that record, never a wrong answer, and memory stays bounded.
+ * `prefetch()`, one `getMany` on LevelDB's thread pool for the spilled ids the filter cannot rule out.
+ * An id the filter cannot rule out that was not prefetched (no pre-pass is possible behind a stateful
+ * step such as a process()) is read with a synchronous LevelDB get on the spot: slower for that
+ * record, never a wrong answer.
  */
 import { parseSortableTime, sortableHex, sortableTime } from './codec.js';
 import type {
@@ -39,7 +41,8 @@ import type {
   TextSublevel,
   WriteBatch,
 } from './db.js';
-import type { StoreView } from '../core/task.js';
+import type { CacheMemory, CacheShare, StoreView } from '../core/task.js';
+import { CacheBudget } from '../core/cache-budget.js';
 import { storeLevelName, storeLocalLevels, storeMetaKeys } from './store-manifest.js';
 import { MalformedIdChunkError, decodeIdChunk, encodeIdChunks } from './id-chunks.js';
 import { IdFilter } from './id-filter.js';
@@ -47,15 +50,17 @@ import { IdFilter } from './id-filter.js';
 /** How entries are written (the store manifest compares it): chunks of exact ids per bucket. */
 export const DEDUPE_FORMAT = 'dedupe-id-chunks/1';
 
-/** Ids written after the last filter snapshot before the next one is taken (bounds the work of an open). */
+/** Spilled ids after the last filter snapshot before the next one is taken (bounds the work of an open). */
 const SNAPSHOT_AFTER_IDS = 250_000;
-/** Ids of expired chunks whose index entries one commit removes (bounds the work of a commit). */
-const CLEANUP_IDS_PER_COMMIT = 250_000;
+/**
+ * Memory a recent id costs besides its characters: the Map entry, the string's header and the chunk
+ * list's slot (measured with bench:state's recent tier: about 90 bytes per 20-character id).
+ */
+export const RECENT_ID_OVERHEAD_BYTES = 70;
 
 /** Work bounds (tests set them small to reach the paths that large stores take). */
 export interface DedupeTuning {
   snapshotAfterIds?: number;
-  cleanupIdsPerCommit?: number;
 }
 /** A filter generation spans this many buckets (64 buckets per horizon by default: 9 generations live). */
 const BUCKETS_PER_GENERATION = 8;
@@ -63,6 +68,9 @@ const BUCKETS_PER_GENERATION = 8;
 const ABSENT = -Infinity;
 const EMPTY = new Uint8Array(0);
 const COUNTS_KEY = 'counts';
+/** Marks a chunk whose ids are recent (in memory, not indexed). */
+const RECENT_PREFIX = 'r';
+/** Marks a spilled chunk whose ids are not in a filter snapshot yet. */
 const PENDING_PREFIX = 'p';
 const GENERATION_PREFIX = 'g';
 
@@ -100,6 +108,15 @@ function bucketOfChunk(key: string, bucketSize: number): number {
   return Math.floor(parseSortableTime(key.slice(0, key.indexOf('!'))) / bucketSize);
 }
 
+function generationKey(generation: number): string {
+  return sortableHex(generation, 10);
+}
+
+/** The index key of an id spilled into `generation`. */
+function indexKey(generation: number, id: string): string {
+  return `${generationKey(generation)}!${id}`;
+}
+
 interface Levels {
   chunks: BinarySublevel;
   index: TextSublevel;
@@ -126,33 +143,11 @@ function countsBytes(counts: ReadonlyMap<number, number>): Uint8Array {
   return Buffer.from(JSON.stringify([...counts]));
 }
 
-/**
- * Forgets the index entries of the ids of an expired or deleted chunk of `bucket`: those whose entry
- * still names that bucket or an older one (an id remembered again since then keeps its newer entry).
- * `pending` holds index writes of the same batch not yet in LevelDB (id → bucket, null: deleted).
- */
-async function forgetChunkIds(
-  levels: Levels,
-  ids: readonly string[],
-  bucket: number,
-  pending: Map<string, number | null>,
-): Promise<void> {
-  const unknown = ids.filter((id) => !pending.has(id));
-  const stored = unknown.length === 0 ? [] : await levels.index.getMany(unknown);
-  unknown.forEach((id, i) => {
-    const text = stored[i];
-    if (text !== undefined && Number(text) <= bucket) pending.set(id, null);
-  });
-  for (const id of ids) {
-    const current = pending.get(id);
-    if (current !== undefined && current !== null && current <= bucket) pending.set(id, null);
-  }
-}
-
-function writeIndex(levels: Levels, updates: ReadonlyMap<string, number | null>, local: LocalWrites): void {
-  for (const [id, bucket] of updates)
-    if (bucket === null) local.delLocal(levels.index, id);
-    else local.putLocal(levels.index, id, String(bucket));
+/** Writes the index entries of spilled ids of `bucket`. */
+function indexIds(levels: Levels, ids: Iterable<string>, bucket: number, local: LocalWrites): void {
+  const prefix = `${generationKey(Math.floor(bucket / BUCKETS_PER_GENERATION))}!`;
+  const bucketText = String(bucket);
+  for (const id of ids) local.putLocal(levels.index, prefix + id, bucketText);
 }
 
 /**
@@ -170,40 +165,50 @@ function idsOfReplayed(bytes: Uint8Array): string[] {
 }
 
 /**
- * Keeps the local entries (index, chunk list of the filter, counts) in step with replayed chunks, in
- * the batch that writes them (restore and standby): puts index their ids, tombstones forget them.
+ * Keeps the local entries in step with replayed chunks, in the batch that writes them (restore and
+ * standby): a replayed chunk is spilled at once (index entries, and `p` so the open adds its ids to
+ * the filter); a tombstone (an expired bucket) drops the chunk's markers. Index entries of an expired
+ * bucket are never read as live and go with their generation's range delete.
  */
 export function dedupeRestoreDeriver(db: StateDb, name: string, options: DedupeOptions): ChangelogDeriver {
   const levels = levelsOf(db, name);
   const bucketSize = bucketSizeOf(options);
   return async (changes: readonly ChangeRecord[], local: LocalWrites) => {
     const counts = await readCounts(levels);
-    const index = new Map<string, number | null>();
-    const written = new Map<string, Uint8Array>();
+    const written = new Map<string, number>();
     for (const { key, value } of changes) {
       const bucket = bucketOfChunk(key, bucketSize);
       if (value !== null) {
-        const bytes = typeof value === 'string' ? Buffer.from(value) : value;
-        const ids = idsOfReplayed(bytes);
-        for (const id of ids) index.set(id, bucket);
+        const ids = idsOfReplayed(typeof value === 'string' ? Buffer.from(value) : value);
+        indexIds(levels, ids, bucket, local);
         counts.set(bucket, (counts.get(bucket) ?? 0) + ids.length);
-        written.set(key, bytes);
+        written.set(key, ids.length);
         local.putLocal(levels.local, PENDING_PREFIX + key, EMPTY);
       } else {
-        const bytes = written.get(key) ?? (await levels.chunks.get(key));
+        let size = written.get(key);
         written.delete(key);
+        if (size === undefined) {
+          const bytes = await levels.chunks.get(key);
+          if (bytes === undefined) continue;
+          size = idsOfReplayed(bytes).length;
+        }
         local.delLocal(levels.local, PENDING_PREFIX + key);
-        if (bytes === undefined) continue;
-        const ids = idsOfReplayed(bytes);
-        await forgetChunkIds(levels, ids, bucket, index);
-        const left = (counts.get(bucket) ?? 0) - ids.length;
+        local.delLocal(levels.local, RECENT_PREFIX + key);
+        const left = (counts.get(bucket) ?? 0) - size;
         if (left > 0) counts.set(bucket, left);
         else counts.delete(bucket);
       }
     }
-    writeIndex(levels, index, local);
     local.putLocal(levels.local, COUNTS_KEY, countsBytes(counts));
   };
+}
+
+/** A chunk whose ids are recent (in memory). */
+interface RecentChunk {
+  readonly key: string;
+  readonly bucket: number;
+  readonly ids: readonly string[];
+  readonly bytes: number;
 }
 
 export class DedupeStore implements ManagedStore {
@@ -211,13 +216,21 @@ export class DedupeStore implements ManagedStore {
   readonly horizon: number;
   readonly bucketSize: number;
   private readonly levels: Levels;
+  private readonly share: CacheShare;
+  /** Spilled ids only. */
   private readonly filter = new IdFilter(BUCKETS_PER_GENERATION);
   /** Ids first seen since the last commit → their bucket. */
   private fresh = new Map<string, number>();
-  /** Index entries prefetched for the current batch (ABSENT: not in the index). */
+  /** Ids of the recent chunks → their bucket (an id re-remembered later keeps only its newer bucket). */
+  private readonly recent = new Map<string, number>();
+  /** The recent chunks, oldest first (the order they spill in). */
+  private recentChunks: RecentChunk[] = [];
+  private recentBytes = 0;
+  /** Spilled-id lookups prefetched for the current batch: id → bucket (ABSENT: not in the index). */
   private readonly known = new Map<string, number>();
-  /** Ids of the coming batch the filter cannot rule out. */
-  private candidates: string[] = [];
+  /** Index keys of the coming batch's ids the filter cannot rule out, and whose id each is. */
+  private candidateKeys: string[] = [];
+  private candidateIds: string[] = [];
   /**
    * The ids named for the batch in order, and whether the filter may hold each (1) or rules it out
    * (0): the per-record check meets them in the same order and skips hashing again. The verdict is a
@@ -226,9 +239,10 @@ export class DedupeStore implements ManagedStore {
   private named: string[] = [];
   private namedMaybe: number[] = [];
   private cursor = 0;
+  private readonly generations: number[] = [];
   /** Ids per bucket (what the store view shows), kept in a local entry. */
   private counts = new Map<number, number>();
-  /** Chunks not in the filter's persisted blobs (re-read at open) and how many ids they hold. */
+  /** Spilled chunks not in the filter's persisted blobs (re-read at open) and how many ids they hold. */
   private readonly unsnapshotted = new Set<string>();
   private unsnapshottedIds = 0;
   private droppedGenerations: number[] = [];
@@ -236,47 +250,59 @@ export class DedupeStore implements ManagedStore {
   /** Chunks the pending commit writes (nextChunk moves past them once it is durable). */
   private chunksWritten = 0;
   private expiredBefore = -Infinity;
-  /** Buckets below this have had every chunk cleaned up (index entries forgotten, deletes queued). */
+  /** Buckets below this have had their chunks and index entries cleaned up. */
   private cleanedBefore = -Infinity;
 
   constructor(
     private readonly db: StateDb,
     readonly name: string,
     options: DedupeOptions,
+    cache: CacheMemory = new CacheBudget(),
     private readonly tuning: DedupeTuning = {},
   ) {
     if (!(options.horizon > 0)) throw new Error(`dedupe "${name}": horizon must be positive`);
     this.horizon = options.horizon;
     this.bucketSize = bucketSizeOf(options);
     this.levels = levelsOf(db, name);
+    this.share = cache.join();
   }
 
   async load(): Promise<void> {
     const chunkText = await this.db.getMeta(this.chunkMetaKey());
     this.nextChunk = chunkText === undefined ? 0 : Number(chunkText);
     this.counts = await readCounts(this.levels);
-    for await (const [key, bytes] of this.levels.local.iterator({
-      gte: GENERATION_PREFIX,
-      lt: GENERATION_PREFIX + '~',
-    }))
+    const { chunks, local } = this.levels;
+    for await (const [key, bytes] of local.iterator({ gte: GENERATION_PREFIX, lt: GENERATION_PREFIX + '~' }))
       this.filter.load(Number(key.slice(GENERATION_PREFIX.length)), bytes);
-    // Chunks written since the last snapshot (few, or all of them after a restore).
-    for await (const key of this.levels.local.keys({ gte: PENDING_PREFIX, lt: PENDING_PREFIX + '~' })) {
+    // Spilled chunks written since the last snapshot (few, or all of them after a restore).
+    for await (const key of local.keys({ gte: PENDING_PREFIX, lt: PENDING_PREFIX + '~' })) {
       const chunkKey = key.slice(PENDING_PREFIX.length);
-      const bytes = await this.levels.chunks.get(chunkKey);
+      const bytes = await chunks.get(chunkKey);
       if (bytes === undefined) continue;
-      const bucket = bucketOfChunk(chunkKey, this.bucketSize);
       const ids = decodeIdChunk(bytes);
-      for (const id of ids) {
-        hashId(id);
-        this.filter.add(hashHigh, hashLow, bucket);
-      }
+      this.addToFilter(ids, bucketOfChunk(chunkKey, this.bucketSize));
       this.unsnapshotted.add(chunkKey);
       this.unsnapshottedIds += ids.length;
+    }
+    for await (const key of local.keys({ gte: RECENT_PREFIX, lt: RECENT_PREFIX + '~' })) {
+      const chunkKey = key.slice(RECENT_PREFIX.length);
+      const bytes = await chunks.get(chunkKey);
+      if (bytes !== undefined) this.addRecent(chunkKey, decodeIdChunk(bytes));
+    }
+    // The share may be smaller than when these were written (more partitions here now).
+    if (this.recentBytes > this.share.limitBytes) {
+      const batch = this.db.localBatch();
+      this.spill(batch);
+      await batch.write();
     }
   }
 
   // ---- the batch protocol: want() each id the batch may check, then await prefetch() ----
+
+  /** Whether a pre-pass can save lookups: false while no id has spilled to disk. */
+  get wantsPrefetch(): boolean {
+    return !this.filter.empty;
+  }
 
   /** Starts naming the ids of a new batch (forgets the previous batch's prefetched entries). */
   beginBatch(): void {
@@ -285,12 +311,15 @@ export class DedupeStore implements ManagedStore {
 
   /** An id the coming batch may check. */
   want(id: string): void {
-    // An id remembered since the last commit is not in the filter yet (it goes in at commit), but the
-    // check finds it in `fresh` before it looks at the verdict, so no lookup of `fresh` here.
+    // A fresh or recent id is answered from memory first, so its verdict is never looked at.
     this.named.push(id);
     hashId(id);
-    if (this.filter.mightContain(hashHigh, hashLow)) {
-      this.candidates.push(id);
+    const generations = this.generations;
+    if (this.filter.generationsMaybeHolding(hashHigh, hashLow, generations)) {
+      for (const generation of generations) {
+        this.candidateKeys.push(indexKey(generation, id));
+        this.candidateIds.push(id);
+      }
       this.namedMaybe.push(1);
     } else {
       this.namedMaybe.push(0);
@@ -300,20 +329,24 @@ export class DedupeStore implements ManagedStore {
   /** Reads the index entries of the wanted ids the filter could not rule out (plus `ids`, if given). */
   async prefetch(ids?: Iterable<string>): Promise<void> {
     if (ids !== undefined) for (const id of ids) this.want(id);
-    const candidates = this.candidates.filter((id) => !this.known.has(id));
-    this.candidates = [];
-    if (candidates.length === 0) return;
-    const stored = await this.levels.index.getMany(candidates);
-    candidates.forEach((id, i) => {
+    const keys = this.candidateKeys;
+    const owners = this.candidateIds;
+    this.candidateKeys = [];
+    this.candidateIds = [];
+    if (keys.length === 0) return;
+    const stored = await this.levels.index.getMany(keys);
+    for (let i = 0; i < keys.length; i++) {
+      const id = owners[i] as string;
       const text = stored[i];
-      this.known.set(id, text === undefined ? ABSENT : Number(text));
-    });
+      const bucket = text === undefined ? ABSENT : Number(text);
+      const known = this.known.get(id);
+      if (known === undefined || bucket > known) this.known.set(id, bucket);
+    }
   }
 
   /**
    * True when `id` was seen within the horizon (a duplicate); otherwise remembers it under the bucket of
    * `eventTime` and returns false. `streamTime` (max event time of the task) decides what has expired.
-   * An id named for this batch (want/prefetch) is answered from memory, another from a synchronous read.
    */
   checkAndRemember(id: string, eventTime: number, streamTime: number): boolean {
     const liveFrom = this.liveFromBucket(streamTime);
@@ -339,6 +372,12 @@ export class DedupeStore implements ManagedStore {
     this.expiredBefore = liveFrom;
     for (const [id, bucket] of this.fresh) if (bucket < liveFrom) this.fresh.delete(id);
     for (const bucket of this.counts.keys()) if (bucket < liveFrom) this.counts.delete(bucket);
+    const kept: RecentChunk[] = [];
+    for (const chunk of this.recentChunks) {
+      if (chunk.bucket >= liveFrom) kept.push(chunk);
+      else this.forgetRecent(chunk);
+    }
+    this.recentChunks = kept;
     this.droppedGenerations.push(...this.filter.dropBefore(liveFrom));
   }
 
@@ -359,57 +398,42 @@ export class DedupeStore implements ManagedStore {
     return this.filter.bytes;
   }
 
+  /** Estimated bytes of memory held by the recent ids (at most the store's cache share after a commit). */
+  get recentIdBytes(): number {
+    return this.recentBytes;
+  }
+
   collectWrites(batch: WriteBatch): void {
-    const { chunks, index, local } = this.levels;
-    // The filter changes below: what was named or prefetched against it goes.
+    const { chunks, local } = this.levels;
+    // The filter may change below: what was named or prefetched against it goes.
     this.forgetBatch();
     const byBucket = new Map<number, string[]>();
     let lastBucket = NaN;
     let lastIds: string[] = [];
-    let bucketText = '';
     for (const [id, bucket] of this.fresh) {
       if (bucket !== lastBucket) {
         let ids = byBucket.get(bucket);
         if (ids === undefined) byBucket.set(bucket, (ids = []));
         lastBucket = bucket;
         lastIds = ids;
-        bucketText = String(bucket);
       }
       lastIds.push(id);
-      batch.putLocal(index, id, bucketText);
-      hashId(id);
-      this.filter.add(hashHigh, hashLow, bucket);
     }
     let chunk = this.nextChunk;
-    const written: string[] = [];
     for (const [bucket, ids] of byBucket) {
       this.counts.set(bucket, (this.counts.get(bucket) ?? 0) + ids.length);
-      for (const bytes of encodeIdChunks(ids)) {
+      for (const encoded of encodeIdChunks(ids)) {
         const key = `${sortableTime(bucket * this.bucketSize)}!${sortableHex(chunk++, 8)}`;
-        batch.putBinary(chunks, this.name, key, bytes);
-        written.push(key);
+        batch.putBinary(chunks, this.name, key, encoded.bytes);
+        batch.putLocal(local, RECENT_PREFIX + key, EMPTY);
+        this.addRecent(key, encoded.ids);
       }
     }
     this.chunksWritten = chunk - this.nextChunk;
     if (this.chunksWritten > 0) this.db.putMeta(this.chunkMetaKey(), String(chunk));
+    if (this.recentBytes > this.share.limitBytes) this.spill(batch);
     for (const number of this.droppedGenerations) batch.delLocal(local, GENERATION_PREFIX + number);
     this.droppedGenerations = [];
-    this.unsnapshottedIds += this.fresh.size;
-    if (this.unsnapshottedIds >= (this.tuning.snapshotAfterIds ?? SNAPSHOT_AFTER_IDS)) {
-      // The filter as of this commit replaces the list of chunks an open would re-read.
-      for (const number of this.filter.takeDirty()) {
-        const bytes = this.filter.serialize(number);
-        if (bytes !== undefined) batch.putLocal(local, GENERATION_PREFIX + number, bytes);
-      }
-      for (const key of this.unsnapshotted) batch.delLocal(local, PENDING_PREFIX + key);
-      this.unsnapshotted.clear();
-      this.unsnapshottedIds = 0;
-    } else {
-      for (const key of written) {
-        batch.putLocal(local, PENDING_PREFIX + key, EMPTY);
-        this.unsnapshotted.add(key);
-      }
-    }
     if (this.fresh.size > 0 || this.expiredBefore > this.cleanedBefore)
       batch.putLocal(local, COUNTS_KEY, countsBytes(this.counts));
   }
@@ -419,6 +443,10 @@ export class DedupeStore implements ManagedStore {
     this.chunksWritten = 0;
     this.fresh = new Map();
     if (this.expiredBefore > this.cleanedBefore) await this.cleanUpExpired();
+  }
+
+  release(): void {
+    this.share.leave();
   }
 
   view(): StoreView {
@@ -442,9 +470,65 @@ export class DedupeStore implements ManagedStore {
     };
   }
 
+  private addRecent(key: string, ids: readonly string[]): void {
+    const bucket = bucketOfChunk(key, this.bucketSize);
+    let bytes = 0;
+    for (const id of ids) {
+      this.recent.set(id, bucket);
+      bytes += RECENT_ID_OVERHEAD_BYTES + id.length;
+    }
+    this.recentChunks.push({ key, bucket, ids, bytes });
+    this.recentBytes += bytes;
+  }
+
+  /** Drops a recent chunk's ids from memory (those not re-remembered in a newer chunk since). */
+  private forgetRecent(chunk: RecentChunk): void {
+    for (const id of chunk.ids) if (this.recent.get(id) === chunk.bucket) this.recent.delete(id);
+    this.recentBytes -= chunk.bytes;
+  }
+
+  /**
+   * Moves the oldest recent chunks to disk until the rest fits the share: index entries and filter
+   * for their ids, the chunk's marker from recent to pending (or a filter snapshot instead).
+   */
+  private spill(batch: LocalWrites): void {
+    const { local } = this.levels;
+    let spilled = 0;
+    while (this.recentBytes > this.share.limitBytes && spilled < this.recentChunks.length) {
+      const chunk = this.recentChunks[spilled++] as RecentChunk;
+      const ids = chunk.ids.filter((id) => this.recent.get(id) === chunk.bucket);
+      this.forgetRecent(chunk);
+      indexIds(this.levels, ids, chunk.bucket, batch);
+      this.addToFilter(ids, chunk.bucket);
+      batch.delLocal(local, RECENT_PREFIX + chunk.key);
+      batch.putLocal(local, PENDING_PREFIX + chunk.key, EMPTY);
+      this.unsnapshotted.add(chunk.key);
+      this.unsnapshottedIds += ids.length;
+    }
+    this.recentChunks = this.recentChunks.slice(spilled);
+    if (this.unsnapshottedIds >= (this.tuning.snapshotAfterIds ?? SNAPSHOT_AFTER_IDS)) {
+      // The filter as of this commit replaces the list of chunks an open would re-read.
+      for (const number of this.filter.takeDirty()) {
+        const bytes = this.filter.serialize(number);
+        if (bytes !== undefined) batch.putLocal(local, GENERATION_PREFIX + number, bytes);
+      }
+      for (const key of this.unsnapshotted) batch.delLocal(local, PENDING_PREFIX + key);
+      this.unsnapshotted.clear();
+      this.unsnapshottedIds = 0;
+    }
+  }
+
+  private addToFilter(ids: readonly string[], bucket: number): void {
+    for (const id of ids) {
+      hashId(id);
+      this.filter.add(hashHigh, hashLow, bucket);
+    }
+  }
+
   private forgetBatch(): void {
     this.known.clear();
-    this.candidates = [];
+    this.candidateKeys = [];
+    this.candidateIds = [];
     this.named = [];
     this.namedMaybe = [];
     this.cursor = 0;
@@ -454,6 +538,9 @@ export class DedupeStore implements ManagedStore {
   private seenBucket(id: string): number {
     const fresh = this.fresh.get(id);
     if (fresh !== undefined) return fresh;
+    const recent = this.recent.get(id);
+    if (recent !== undefined) return recent;
+    if (this.filter.empty) return ABSENT;
     const cursor = this.cursor;
     if (cursor < this.named.length && this.named[cursor] === id) {
       this.cursor = cursor + 1;
@@ -461,45 +548,41 @@ export class DedupeStore implements ManagedStore {
       const known = this.known.get(id);
       if (known !== undefined) return known;
     }
-    hashId(id);
-    if (!this.filter.mightContain(hashHigh, hashLow)) return ABSENT;
     const known = this.known.get(id);
     if (known !== undefined) return known;
+    hashId(id);
+    const generations = this.generations;
+    if (!this.filter.generationsMaybeHolding(hashHigh, hashLow, generations)) return ABSENT;
     // Not named ahead: read it now (blocks this record only; the answer is exact all the same).
-    const text = this.levels.index.getSync(id);
-    return text === undefined ? ABSENT : Number(text);
+    let seen = ABSENT;
+    for (const generation of generations) {
+      const text = this.levels.index.getSync(indexKey(generation, id));
+      if (text !== undefined) seen = Math.max(seen, Number(text));
+    }
+    return seen;
   }
 
   /**
-   * Removes what expired buckets left behind, a bounded amount per commit: the index entries of their
-   * ids (written at once: local, and stale anyway) and, with the next commit, their chunks (tombstones
-   * in the changelog). A chunk is deleted only after its index entries, so none is ever left pointing
-   * at a chunk that is gone while its bucket would still count.
+   * Removes what expired buckets left behind: their chunks with the next commit (tombstones in the
+   * changelog) and their markers now; the index entries of whole expired generations with one range
+   * delete (local, and never read again: the filter no longer names those generations).
    */
   private async cleanUpExpired(): Promise<void> {
-    const { chunks, local } = this.levels;
+    const { chunks, index, local } = this.levels;
     const before = this.expiredBefore;
     const cleanup = this.db.localBatch();
     const done: string[] = [];
-    let ids = 0;
-    let finished = true;
-    for await (const [key, bytes] of chunks.iterator({ lt: sortableTime(before * this.bucketSize) })) {
-      if (ids >= (this.tuning.cleanupIdsPerCommit ?? CLEANUP_IDS_PER_COMMIT)) {
-        finished = false;
-        break;
-      }
-      const chunkIds = decodeIdChunk(bytes);
-      const updates = new Map<string, number | null>();
-      await forgetChunkIds(this.levels, chunkIds, before - 1, updates);
-      writeIndex(this.levels, updates, cleanup);
+    for await (const key of chunks.keys({ lt: sortableTime(before * this.bucketSize) })) {
       cleanup.delLocal(local, PENDING_PREFIX + key);
-      this.unsnapshotted.delete(key);
+      cleanup.delLocal(local, RECENT_PREFIX + key);
+      if (this.unsnapshotted.delete(key)) this.unsnapshottedIds = Math.max(0, this.unsnapshottedIds - 1);
       done.push(key);
-      ids += chunkIds.length;
     }
     await cleanup.write();
     this.db.queueDeletes(chunks, this.name, done);
-    if (finished) this.cleanedBefore = before;
+    const liveGeneration = Math.floor(before / BUCKETS_PER_GENERATION);
+    await index.clear({ lt: generationKey(liveGeneration) });
+    this.cleanedBefore = before;
   }
 
   private liveFromBucket(streamTime: number): number {

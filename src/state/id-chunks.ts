@@ -8,9 +8,15 @@
 /** Upper bound of a chunk's size; an id longer than this gets a chunk of its own. */
 export const CHUNK_MAX_BYTES = 256 * 1024;
 
-/** Splits `ids` into encoded chunks of at most CHUNK_MAX_BYTES each. */
-export function encodeIdChunks(ids: readonly string[]): Uint8Array[] {
-  const chunks: Uint8Array[] = [];
+/** An encoded chunk and the ids it holds. */
+export interface IdChunk {
+  readonly bytes: Uint8Array;
+  readonly ids: readonly string[];
+}
+
+/** Splits `ids` into encoded chunks of at most CHUNK_MAX_BYTES each, in order. */
+export function encodeIdChunks(ids: readonly string[]): IdChunk[] {
+  const chunks: IdChunk[] = [];
   let from = 0;
   while (from < ids.length) {
     let bytes = 0;
@@ -35,7 +41,7 @@ export function encodeIdChunks(ids: readonly string[]): Uint8Array[] {
       chunk[at++] = length;
       at += chunk.write(ids[i] as string, at, 'utf8');
     }
-    chunks.push(chunk);
+    chunks.push({ bytes: chunk, ids: from === 0 && to === ids.length ? ids : ids.slice(from, to) });
     from = to;
   }
   return chunks;

@@ -114,6 +114,30 @@ export class IdFilter {
     return false;
   }
 
+  /**
+   * The generations that may hold the id hash, written into `out` (cleared first); false when none
+   * may (the id was certainly never added to a generation still held).
+   */
+  generationsMaybeHolding(high: number, low: number, out: number[]): boolean {
+    out.length = 0;
+    const list = this.list;
+    for (let g = 0; g < list.length; g++) {
+      const generation = list[g] as Generation;
+      const segments = generation.segments;
+      for (let s = 0; s < segments.length; s++)
+        if ((segments[s] as Segment).has(high, low)) {
+          out.push(generation.number);
+          break;
+        }
+    }
+    return out.length > 0;
+  }
+
+  /** Whether any id is held (an empty filter rules out everything without hashing). */
+  get empty(): boolean {
+    return this.list.length === 0;
+  }
+
   /** Drops the generations whose every bucket is below `liveFromBucket`; returns their numbers. */
   dropBefore(liveFromBucket: number): number[] {
     const dropped: number[] = [];

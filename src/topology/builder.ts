@@ -303,7 +303,7 @@ export class Stream<T> {
       name,
       kind: 'dedupe',
       format: DEDUPE_FORMAT,
-      create: (db) => new DedupeStore(db, name, dedupeOptions),
+      create: (db, { cache }) => new DedupeStore(db, name, dedupeOptions, cache),
       restoreDeriver: (db) => dedupeRestoreDeriver(db, name, dedupeOptions),
     });
     return this.append(

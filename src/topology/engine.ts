@@ -582,6 +582,8 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
     records: readonly RawRecord[],
     decoded: readonly unknown[],
   ): Promise<void> {
+    // Until ids spill to disk, every lookup is answered from memory: no pre-pass.
+    if (!this.prefetchStores.some((store) => store.wantsPrefetch)) return;
     for (const store of this.prefetchStores) store.beginBatch();
     let topic: string | undefined;
     let list: readonly Prefetcher[] | undefined;

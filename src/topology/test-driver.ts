@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Headers } from '../core/records.js';
 import type { DeadLetter, RawRecord } from '../core/records.js';
 import { SerialQueue } from '../core/serial-queue.js';
+import { CacheBudget } from '../core/cache-budget.js';
 import { DLQ_OUTBOX } from '../core/task.js';
 import type { PartitionTask, StoreView, TaskMetrics } from '../core/task.js';
 import type { Topology } from './topology.js';
@@ -22,6 +23,8 @@ export interface TestDriverOptions {
   wallClock?: number;
   /** Folder for the state; default: a fresh temporary folder, deleted by close(). */
   stateDir?: string;
+  /** state.cacheMaxBytes of the driver's tasks (tests set it small to reach what large state does). */
+  cacheMaxBytes?: number;
 }
 
 export interface PipeOptions {
@@ -76,6 +79,8 @@ export class TestDriver {
   /** Passed to the next open only (restart({ resetStores })). */
   private resetStores: readonly string[] = [];
 
+  private readonly cache: CacheBudget;
+
   constructor(
     private topology: Topology,
     options: TestDriverOptions = {},
@@ -84,6 +89,7 @@ export class TestDriver {
     this.wallClock = options.wallClock ?? 0;
     this.dir = options.stateDir;
     this.ownsDir = options.stateDir === undefined;
+    this.cache = new CacheBudget(options.cacheMaxBytes);
   }
 
   /** Pipes one record: `value` is serialized with the source's serde unless it is a Buffer (or null). */
@@ -258,6 +264,7 @@ export class TestDriver {
               dir: join(dir, `task-${partition}`),
               now: () => this.wallClock,
               resetStores: this.resetStores,
+              cache: this.cache,
             }),
           );
         }

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { DedupeStore, StateDb } from '../../../src/state/index.js';
+import { RECENT_ID_OVERHEAD_BYTES } from '../../../src/state/dedupe-store.js';
+import { CacheBudget } from '../../../src/core/cache-budget.js';
 import type { ChangeRecord } from '../../../src/state/index.js';
 import {
   CHUNK_MAX_BYTES,
@@ -12,17 +14,21 @@ import {
   encodeIdChunks,
 } from '../../../src/state/id-chunks.js';
 
-// Small work bounds, so that a few hundred ids take the paths of a store of millions: filter snapshots
-// (an open reads the snapshot, not every chunk) and expiry cleaned up over several commits.
-const tuning = { snapshotAfterIds: 50, cleanupIdsPerCommit: 30 };
+// Small bounds, so that a few hundred ids take the paths of a store of millions: a cache of about 40
+// recent ids (the rest spill to the index and the filter) and filter snapshots every 50 spilled ids
+// (an open reads the snapshot, not every chunk).
+const tuning = { snapshotAfterIds: 50 };
+const cacheBytes = 40 * (RECENT_ID_OVERHEAD_BYTES + 6);
 
 async function open(dir: string) {
   const db = await StateDb.open(dir);
-  const store = await db.attach(new DedupeStore(db, 'ids', { horizon: 1000, bucket: 100 }, tuning));
+  const store = await db.attach(
+    new DedupeStore(db, 'ids', { horizon: 1000, bucket: 100 }, new CacheBudget(cacheBytes), tuning),
+  );
   return { db, store };
 }
 
-test('dedupe store: exact ids survive a reopen from filter snapshots and chunks; expiry removes chunks and index entries over several commits', async () => {
+test('dedupe store: exact ids survive a reopen from recent chunks, filter snapshots and the index; the recent ids stay within the cache; expiry removes chunks and index entries', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'tributary-dedupe-store-'));
   try {
     const first = await open(dir);
@@ -33,6 +39,8 @@ test('dedupe store: exact ids survive a reopen from filter snapshots and chunks;
       if (i % 40 === 39) await first.db.commit({});
     }
     await first.db.commit({});
+    assert.ok(first.store.recentIdBytes <= cacheBytes, 'recent ids within the cache after a commit');
+    assert.ok(first.store.filterBytes > 0, 'older ids spilled to the filter and the index');
     const chunkRecords = changes.filter((c) => c.store === 'ids' && c.value !== null);
     assert.ok(chunkRecords.length <= 15, `200 ids in a few chunk records (${chunkRecords.length})`);
     await first.db.close();
@@ -46,7 +54,8 @@ test('dedupe store: exact ids survive a reopen from filter snapshots and chunks;
     assert.equal(second.store.checkAndRemember('id-200', 995, 995), false);
     // Stream time 2100: every bucket up to [1000, 1100) is past the horizon, id-200 (bucket 900) too.
     second.store.expire(2100);
-    for (let commit = 0; commit < 12; commit++) await second.db.commit({ commit });
+    await second.db.commit({ commit: 1 });
+    await second.db.commit({ commit: 2 });
     assert.equal(second.store.size, 0);
     assert.deepEqual(await second.db.binaryLevel('dedupe:ids').keys().all(), [], 'no chunk left');
     assert.deepEqual(await second.db.textLevel('dedupe-index:ids').keys().all(), [], 'no index entry left');
@@ -67,10 +76,15 @@ test('id chunks: ids of any length and script round-trip exactly, chunks stay be
   ];
   const chunks = encodeIdChunks(ids);
   assert.deepEqual(
-    chunks.flatMap((chunk) => decodeIdChunk(chunk)),
+    chunks.flatMap((chunk) => decodeIdChunk(chunk.bytes)),
     ids,
   );
-  assert.ok(chunks.length > 1 && chunks.every((chunk) => chunk.length <= CHUNK_MAX_BYTES));
+  assert.deepEqual(
+    chunks.flatMap((chunk) => chunk.ids),
+    ids,
+    'each chunk names the ids it holds',
+  );
+  assert.ok(chunks.length > 1 && chunks.every((chunk) => chunk.bytes.length <= CHUNK_MAX_BYTES));
   // A chunk of the previous format: packed 64-bit hashes.
   const hashes = new Uint8Array(new Uint32Array([0xffffffff, 0x12345678, 0x80808080, 0x81818181]).buffer);
   assert.throws(() => decodeIdChunk(hashes), MalformedIdChunkError);

@@ -7,11 +7,14 @@ import fc from 'fast-check';
 import { TestDriver, TopologyBuilder, memorySink, minutes, seconds } from '../../../src/index.js';
 import type { RawRecord } from '../../../src/index.js';
 import type { StateChange, TaskChangelog } from '../../../src/core/task.js';
+import { RECENT_ID_OVERHEAD_BYTES } from '../../../src/state/dedupe-store.js';
 import { T0, jsonSerde } from './helpers.js';
 import type { UsageEvent } from './helpers.js';
 
 const HORIZON = minutes(2);
 const BUCKET = seconds(20);
+/** A cache of about 4 recent ids: most remembered ids spill to the index and the filter on disk. */
+const SMALL_CACHE = 4 * (RECENT_ID_OVERHEAD_BYTES + 10);
 
 /**
  * The dedupe behind the steps a pre-pass can run ahead (filter, map, peek: the store prefetches from
@@ -60,10 +63,11 @@ function reference(events: readonly UsageEvent[]): { unique: string[]; duplicate
 
 /** Ids from a small pool (many repeats), times that mostly advance and sometimes jump past the horizon. */
 const stepArbitrary = fc.record({
-  id: fc.integer({ min: 0, max: 40 }).map((n) => `id-${n}`),
+  id: fc.integer({ min: 0, max: 60 }).map((n) => `id-${n}`),
   subject: fc.constantFrom('a', 'b', 'ignored'),
   advance: fc.oneof(
-    { weight: 8, arbitrary: fc.integer({ min: -seconds(30), max: seconds(15) }) },
+    // Mostly forward (out of order by up to 10 s), so that many ids stay live and spill to disk.
+    { weight: 8, arbitrary: fc.integer({ min: -seconds(10), max: seconds(15) }) },
     { weight: 1, arbitrary: fc.integer({ min: minutes(1), max: minutes(3) }) },
   ),
   after: fc.option(fc.constantFrom<'commit' | 'restart' | 'crash'>('commit', 'restart', 'crash'), {
@@ -74,8 +78,8 @@ const stepArbitrary = fc.record({
 for (const prefix of ['stateless', 'processor'] as const) {
   test(`dedupe (${prefix} steps before it) equals a reference of exact ids in a Map, through commits, restarts and crashes`, async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(stepArbitrary, { minLength: 1, maxLength: 120 }), async (steps) => {
-        const driver = new TestDriver(dedupeTopology(prefix));
+      fc.asyncProperty(fc.array(stepArbitrary, { minLength: 40, maxLength: 150 }), async (steps) => {
+        const driver = new TestDriver(dedupeTopology(prefix), { cacheMaxBytes: SMALL_CACHE });
         try {
           let time = T0 + minutes(10);
           const events: UsageEvent[] = [];
@@ -117,7 +121,8 @@ test('two ids with the same 64-bit hash of the previous scheme are two ids, befo
   const second = 'id-\u6dd7\u3ee8\u8c22';
   assert.notEqual(first, second);
   assert.deepEqual(oldHash(first), oldHash(second), 'the two ids collide in the old 64-bit hash');
-  const driver = new TestDriver(dedupeTopology('stateless'));
+  // A cache of 1 byte: every id spills to disk at its commit.
+  const driver = new TestDriver(dedupeTopology('stateless'), { cacheMaxBytes: 1 });
   try {
     await driver.pipe('usage', { id: first, subject: 'a', value: 1, time: T0 });
     await driver.pipe('usage', { id: second, subject: 'a', value: 1, time: T0 + 1 });
@@ -140,17 +145,23 @@ test('two ids with the same 64-bit hash of the previous scheme are two ids, befo
 
 test('the pre-pass that names a batch ids runs no peek action: each runs once per record', async () => {
   let peeks = 0;
-  const driver = new TestDriver(dedupeTopology('stateless', () => peeks++));
+  // A cache of 1 byte: the first batch's ids spill at its commit, so the second batch has a pre-pass.
+  const driver = new TestDriver(
+    dedupeTopology('stateless', () => peeks++),
+    { cacheMaxBytes: 1 },
+  );
   try {
     const task = await driver.task();
-    await task.process(
+    const batch = (from: number) =>
       Array.from({ length: 50 }, (_, i) =>
-        rawRecord(i, { id: `id-${i % 20}`, subject: 'a', value: 1, time: T0 }),
-      ),
-    );
+        rawRecord(from + i, { id: `id-${(from + i) % 30}`, subject: 'a', value: 1, time: T0 }),
+      );
+    await task.process(batch(0));
     await driver.commit();
-    assert.equal(peeks, 50);
-    assert.equal((await driver.output('unique')).length, 20);
+    await task.process(batch(50));
+    await driver.commit();
+    assert.equal(peeks, 100);
+    assert.equal((await driver.output('unique')).length, 30);
   } finally {
     await driver.close();
   }
