@@ -46,17 +46,16 @@ import { CacheBudget } from '../core/cache-budget.js';
 import { storeLevelName, storeLocalLevels, storeMetaKeys } from './store-manifest.js';
 import { MalformedIdChunkError, decodeIdChunk, encodeIdChunks } from './id-chunks.js';
 import { IdFilter } from './id-filter.js';
+import { hashId, idHash } from './id-hash.js';
+import { RECENT_ID_SLOT_BYTES, RecentIds } from './recent-ids.js';
 
 /** How entries are written (the store manifest compares it): chunks of exact ids per bucket. */
 export const DEDUPE_FORMAT = 'dedupe-id-chunks/1';
 
 /** Spilled ids after the last filter snapshot before the next one is taken (bounds the work of an open). */
 const SNAPSHOT_AFTER_IDS = 250_000;
-/**
- * Memory a recent id costs besides its characters: the Map entry, the string's header and the chunk
- * list's slot (measured with bench:state's recent tier: about 90 bytes per 20-character id).
- */
-export const RECENT_ID_OVERHEAD_BYTES = 70;
+/** Memory a recent id costs besides its UTF-8 bytes: its table slots and its length byte. */
+export const RECENT_ID_OVERHEAD_BYTES = RECENT_ID_SLOT_BYTES + 1;
 
 /** Work bounds (tests set them small to reach the paths that large stores take). */
 export interface DedupeTuning {
@@ -73,25 +72,6 @@ const RECENT_PREFIX = 'r';
 /** Marks a spilled chunk whose ids are not in a filter snapshot yet. */
 const PENDING_PREFIX = 'p';
 const GENERATION_PREFIX = 'g';
-
-/** 64-bit hash of a string in two 32-bit lanes (cyrb53's mixing, keeping all 64 bits); results in hashHigh/hashLow. */
-let hashHigh = 0;
-let hashLow = 0;
-function hashId(id: string): void {
-  let h1 = 0xdeadbeef;
-  let h2 = 0x41c6ce57;
-  for (let i = 0; i < id.length; i++) {
-    const ch = id.charCodeAt(i);
-    h1 = Math.imul(h1 ^ ch, 2654435761);
-    h2 = Math.imul(h2 ^ ch, 1597334677);
-  }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
-  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
-  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  hashHigh = h2 >>> 0;
-  hashLow = h1 >>> 0;
-}
 
 export interface DedupeOptions {
   /** How long (event time) an id is remembered. */
@@ -203,14 +183,6 @@ export function dedupeRestoreDeriver(db: StateDb, name: string, options: DedupeO
   };
 }
 
-/** A chunk whose ids are recent (in memory). */
-interface RecentChunk {
-  readonly key: string;
-  readonly bucket: number;
-  readonly ids: readonly string[];
-  readonly bytes: number;
-}
-
 export class DedupeStore implements ManagedStore {
   readonly kind = 'dedupe' as const;
   readonly horizon: number;
@@ -219,13 +191,8 @@ export class DedupeStore implements ManagedStore {
   private readonly share: CacheShare;
   /** Spilled ids only. */
   private readonly filter = new IdFilter(BUCKETS_PER_GENERATION);
-  /** Ids first seen since the last commit → their bucket. */
-  private fresh = new Map<string, number>();
-  /** Ids of the recent chunks → their bucket (an id re-remembered later keeps only its newer bucket). */
-  private readonly recent = new Map<string, number>();
-  /** The recent chunks, oldest first (the order they spill in). */
-  private recentChunks: RecentChunk[] = [];
-  private recentBytes = 0;
+  /** The recent ids (fresh ones included), exact, in memory. */
+  private readonly recent = new RecentIds();
   /** Spilled-id lookups prefetched for the current batch: id → bucket (ABSENT: not in the index). */
   private readonly known = new Map<string, number>();
   /** Index keys of the coming batch's ids the filter cannot rule out, and whose id each is. */
@@ -287,10 +254,11 @@ export class DedupeStore implements ManagedStore {
     for await (const key of local.keys({ gte: RECENT_PREFIX, lt: RECENT_PREFIX + '~' })) {
       const chunkKey = key.slice(RECENT_PREFIX.length);
       const bytes = await chunks.get(chunkKey);
-      if (bytes !== undefined) this.addRecent(chunkKey, decodeIdChunk(bytes));
+      if (bytes !== undefined)
+        this.recent.loadChunk(chunkKey, bucketOfChunk(chunkKey, this.bucketSize), bytes);
     }
     // The share may be smaller than when these were written (more partitions here now).
-    if (this.recentBytes > this.share.limitBytes) {
+    if (this.recent.bytes > this.share.limitBytes) {
       const batch = this.db.localBatch();
       this.spill(batch);
       await batch.write();
@@ -315,7 +283,7 @@ export class DedupeStore implements ManagedStore {
     this.named.push(id);
     hashId(id);
     const generations = this.generations;
-    if (this.filter.generationsMaybeHolding(hashHigh, hashLow, generations)) {
+    if (this.filter.generationsMaybeHolding(idHash.high, idHash.low, generations)) {
       for (const generation of generations) {
         this.candidateKeys.push(indexKey(generation, id));
         this.candidateIds.push(id);
@@ -350,19 +318,25 @@ export class DedupeStore implements ManagedStore {
    */
   checkAndRemember(id: string, eventTime: number, streamTime: number): boolean {
     const liveFrom = this.liveFromBucket(streamTime);
-    const seen = this.seenBucket(id);
-    if (seen !== ABSENT && seen >= liveFrom) return true;
+    hashId(id);
+    const { high, low } = idHash;
+    if (this.recent.lookup(id, high, low, liveFrom) !== ABSENT) return true;
+    const spilled = this.spilledBucket(id);
+    if (spilled !== ABSENT && spilled >= liveFrom) return true;
     const bucket = Math.floor(eventTime / this.bucketSize);
     if (bucket < liveFrom) return false; // already beyond the horizon: nothing to remember
-    this.fresh.set(id, bucket);
+    this.recent.insertFresh(id, high, low, bucket);
     return false;
   }
 
   /** Whether `id` counts as seen now (no side effects); for tests and inspection. */
   async contains(id: string, streamTime: number): Promise<boolean> {
     await this.prefetch([id]);
-    const seen = this.seenBucket(id);
-    return seen !== ABSENT && seen >= this.liveFromBucket(streamTime);
+    const liveFrom = this.liveFromBucket(streamTime);
+    hashId(id);
+    if (this.recent.lookup(id, idHash.high, idHash.low, liveFrom) !== ABSENT) return true;
+    const spilled = this.spilledBucket(id);
+    return spilled !== ABSENT && spilled >= liveFrom;
   }
 
   /** Drops expired ids from memory and schedules the deletes of their chunks for after the commit. */
@@ -370,14 +344,8 @@ export class DedupeStore implements ManagedStore {
     const liveFrom = this.liveFromBucket(streamTime);
     if (liveFrom <= this.expiredBefore) return;
     this.expiredBefore = liveFrom;
-    for (const [id, bucket] of this.fresh) if (bucket < liveFrom) this.fresh.delete(id);
     for (const bucket of this.counts.keys()) if (bucket < liveFrom) this.counts.delete(bucket);
-    const kept: RecentChunk[] = [];
-    for (const chunk of this.recentChunks) {
-      if (chunk.bucket >= liveFrom) kept.push(chunk);
-      else this.forgetRecent(chunk);
-    }
-    this.recentChunks = kept;
+    this.recent.expire(liveFrom);
     this.droppedGenerations.push(...this.filter.dropBefore(liveFrom));
   }
 
@@ -388,7 +356,7 @@ export class DedupeStore implements ManagedStore {
 
   /** Ids remembered within the horizon (as of the last expiry), committed or not. */
   get size(): number {
-    let size = this.fresh.size;
+    let size = this.recent.freshCount;
     for (const count of this.counts.values()) size += count;
     return size;
   }
@@ -400,48 +368,42 @@ export class DedupeStore implements ManagedStore {
 
   /** Estimated bytes of memory held by the recent ids (at most the store's cache share after a commit). */
   get recentIdBytes(): number {
-    return this.recentBytes;
+    return this.recent.bytes;
   }
 
   collectWrites(batch: WriteBatch): void {
     const { chunks, local } = this.levels;
     // The filter may change below: what was named or prefetched against it goes.
     this.forgetBatch();
-    const byBucket = new Map<number, string[]>();
-    let lastBucket = NaN;
-    let lastIds: string[] = [];
-    for (const [id, bucket] of this.fresh) {
-      if (bucket !== lastBucket) {
-        let ids = byBucket.get(bucket);
-        if (ids === undefined) byBucket.set(bucket, (ids = []));
-        lastBucket = bucket;
-        lastIds = ids;
-      }
-      lastIds.push(id);
-    }
+    const fresh = this.recent.freshByBucket();
+    let freshIds = 0;
     let chunk = this.nextChunk;
-    for (const [bucket, ids] of byBucket) {
-      this.counts.set(bucket, (this.counts.get(bucket) ?? 0) + ids.length);
-      for (const encoded of encodeIdChunks(ids)) {
+    for (const [bucket, indexes] of fresh) {
+      freshIds += indexes.length;
+      this.counts.set(bucket, (this.counts.get(bucket) ?? 0) + indexes.length);
+      let from = 0;
+      for (const encoded of encodeIdChunks(indexes.map((i) => this.recent.freshId(i)))) {
         const key = `${sortableTime(bucket * this.bucketSize)}!${sortableHex(chunk++, 8)}`;
         batch.putBinary(chunks, this.name, key, encoded.bytes);
         batch.putLocal(local, RECENT_PREFIX + key, EMPTY);
-        this.addRecent(key, encoded.ids);
+        const to = from + encoded.ids.length;
+        this.recent.commitChunk(key, bucket, encoded.bytes, indexes.slice(from, to), encoded.offsets);
+        from = to;
       }
     }
+    this.recent.clearFresh();
     this.chunksWritten = chunk - this.nextChunk;
     if (this.chunksWritten > 0) this.db.putMeta(this.chunkMetaKey(), String(chunk));
-    if (this.recentBytes > this.share.limitBytes) this.spill(batch);
+    if (this.recent.bytes > this.share.limitBytes) this.spill(batch);
     for (const number of this.droppedGenerations) batch.delLocal(local, GENERATION_PREFIX + number);
     this.droppedGenerations = [];
-    if (this.fresh.size > 0 || this.expiredBefore > this.cleanedBefore)
+    if (freshIds > 0 || this.expiredBefore > this.cleanedBefore)
       batch.putLocal(local, COUNTS_KEY, countsBytes(this.counts));
   }
 
   async committed(): Promise<void> {
     this.nextChunk += this.chunksWritten;
     this.chunksWritten = 0;
-    this.fresh = new Map();
     if (this.expiredBefore > this.cleanedBefore) await this.cleanUpExpired();
   }
 
@@ -455,7 +417,8 @@ export class DedupeStore implements ManagedStore {
       kind: this.kind,
       entries: async ({ limit = Infinity, after } = {}) => {
         const perBucket = new Map(this.counts);
-        for (const bucket of this.fresh.values()) perBucket.set(bucket, (perBucket.get(bucket) ?? 0) + 1);
+        for (const [bucket, fresh] of this.recent.freshByBucket())
+          perBucket.set(bucket, (perBucket.get(bucket) ?? 0) + fresh.length);
         return [...perBucket.entries()]
           .filter(([bucket]) => bucket >= this.expiredBefore)
           .sort((a, b) => a[0] - b[0])
@@ -470,34 +433,16 @@ export class DedupeStore implements ManagedStore {
     };
   }
 
-  private addRecent(key: string, ids: readonly string[]): void {
-    const bucket = bucketOfChunk(key, this.bucketSize);
-    let bytes = 0;
-    for (const id of ids) {
-      this.recent.set(id, bucket);
-      bytes += RECENT_ID_OVERHEAD_BYTES + id.length;
-    }
-    this.recentChunks.push({ key, bucket, ids, bytes });
-    this.recentBytes += bytes;
-  }
-
-  /** Drops a recent chunk's ids from memory (those not re-remembered in a newer chunk since). */
-  private forgetRecent(chunk: RecentChunk): void {
-    for (const id of chunk.ids) if (this.recent.get(id) === chunk.bucket) this.recent.delete(id);
-    this.recentBytes -= chunk.bytes;
-  }
-
   /**
    * Moves the oldest recent chunks to disk until the rest fits the share: index entries and filter
    * for their ids, the chunk's marker from recent to pending (or a filter snapshot instead).
    */
   private spill(batch: LocalWrites): void {
     const { local } = this.levels;
-    let spilled = 0;
-    while (this.recentBytes > this.share.limitBytes && spilled < this.recentChunks.length) {
-      const chunk = this.recentChunks[spilled++] as RecentChunk;
-      const ids = chunk.ids.filter((id) => this.recent.get(id) === chunk.bucket);
-      this.forgetRecent(chunk);
+    while (this.recent.bytes > this.share.limitBytes) {
+      const spilled = this.recent.spillOldest();
+      if (spilled === undefined) break;
+      const { chunk, ids } = spilled;
       indexIds(this.levels, ids, chunk.bucket, batch);
       this.addToFilter(ids, chunk.bucket);
       batch.delLocal(local, RECENT_PREFIX + chunk.key);
@@ -505,7 +450,6 @@ export class DedupeStore implements ManagedStore {
       this.unsnapshotted.add(chunk.key);
       this.unsnapshottedIds += ids.length;
     }
-    this.recentChunks = this.recentChunks.slice(spilled);
     if (this.unsnapshottedIds >= (this.tuning.snapshotAfterIds ?? SNAPSHOT_AFTER_IDS)) {
       // The filter as of this commit replaces the list of chunks an open would re-read.
       for (const number of this.filter.takeDirty()) {
@@ -521,7 +465,7 @@ export class DedupeStore implements ManagedStore {
   private addToFilter(ids: readonly string[], bucket: number): void {
     for (const id of ids) {
       hashId(id);
-      this.filter.add(hashHigh, hashLow, bucket);
+      this.filter.add(idHash.high, idHash.low, bucket);
     }
   }
 
@@ -534,25 +478,21 @@ export class DedupeStore implements ManagedStore {
     this.cursor = 0;
   }
 
-  /** The bucket `id` was last remembered in, or -Infinity when it was not (as far as the horizon goes). */
-  private seenBucket(id: string): number {
-    const fresh = this.fresh.get(id);
-    if (fresh !== undefined) return fresh;
-    const recent = this.recent.get(id);
-    if (recent !== undefined) return recent;
+  /**
+   * The bucket `id` was last spilled to disk in, or -Infinity when it was not (its hash is in idHash).
+   * An id named for this batch is answered from the prefetched entries, another from a synchronous read.
+   */
+  private spilledBucket(id: string): number {
     if (this.filter.empty) return ABSENT;
     const cursor = this.cursor;
     if (cursor < this.named.length && this.named[cursor] === id) {
       this.cursor = cursor + 1;
       if (this.namedMaybe[cursor] === 0) return ABSENT;
-      const known = this.known.get(id);
-      if (known !== undefined) return known;
     }
     const known = this.known.get(id);
     if (known !== undefined) return known;
-    hashId(id);
     const generations = this.generations;
-    if (!this.filter.generationsMaybeHolding(hashHigh, hashLow, generations)) return ABSENT;
+    if (!this.filter.generationsMaybeHolding(idHash.high, idHash.low, generations)) return ABSENT;
     // Not named ahead: read it now (blocks this record only; the answer is exact all the same).
     let seen = ABSENT;
     for (const generation of generations) {

@@ -12,6 +12,8 @@ export const CHUNK_MAX_BYTES = 256 * 1024;
 export interface IdChunk {
   readonly bytes: Uint8Array;
   readonly ids: readonly string[];
+  /** Where each id's entry (its length, then its bytes) starts in `bytes`. */
+  readonly offsets: readonly number[];
 }
 
 /** Splits `ids` into encoded chunks of at most CHUNK_MAX_BYTES each, in order. */
@@ -30,9 +32,12 @@ export function encodeIdChunks(ids: readonly string[]): IdChunk[] {
       bytes += size;
       to++;
     }
-    const chunk = Buffer.allocUnsafe(bytes);
+    // Its own allocation: the chunk may stay in memory (recent ids), so it must not pin a pool slab.
+    const chunk = Buffer.allocUnsafeSlow(bytes);
+    const offsets: number[] = new Array(to - from);
     let at = 0;
     for (let i = from; i < to; i++) {
+      offsets[i - from] = at;
       let length = lengths[i - from] as number;
       while (length >= 0x80) {
         chunk[at++] = (length & 0x7f) | 0x80;
@@ -41,7 +46,7 @@ export function encodeIdChunks(ids: readonly string[]): IdChunk[] {
       chunk[at++] = length;
       at += chunk.write(ids[i] as string, at, 'utf8');
     }
-    chunks.push({ bytes: chunk, ids: from === 0 && to === ids.length ? ids : ids.slice(from, to) });
+    chunks.push({ bytes: chunk, ids: from === 0 && to === ids.length ? ids : ids.slice(from, to), offsets });
     from = to;
   }
   return chunks;

@@ -46,9 +46,10 @@ function reference(events: readonly UsageEvent[]): { unique: string[]; duplicate
   let duplicates = 0;
   const unique: string[] = [];
   for (const e of events) {
+    // Stream time is the task's: every record's time counts, a filtered one too.
+    streamTime = Math.max(streamTime, e.time);
     if (e.subject === 'ignored') continue;
     const id = `src/${e.id}`;
-    streamTime = Math.max(streamTime, e.time);
     const liveFrom = Math.floor((streamTime - HORIZON) / BUCKET);
     const bucket = seen.get(id);
     if (bucket !== undefined && bucket >= liveFrom) {

@@ -1,0 +1,21 @@
+/**
+ * The 64-bit hash of a dedupe id (cyrb53's mixing, keeping all 64 bits) that the recent-id table and
+ * the filter share: computed once per check, read from `idHash` (no array allocated per id).
+ */
+export const idHash = { high: 0, low: 0 };
+
+export function hashId(id: string): void {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < id.length; i++) {
+    const ch = id.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
+  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
+  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  idHash.high = h2 >>> 0;
+  idHash.low = h1 >>> 0;
+}

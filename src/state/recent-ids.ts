@@ -1,0 +1,337 @@
+/**
+ * The dedupe store's memory tier: the exact ids remembered most recently, found without touching disk
+ * and without an object per id for the garbage collector to walk.
+ *
+ * An open-addressing table of typed arrays (24 bytes a slot, at most half full) maps an id's 64-bit
+ * hash to its bucket and to where the exact id is kept: in the encoded chunk the commit wrote (the
+ * chunk's bytes stay in memory while its ids are recent) or, until the commit, in the list of fresh
+ * ids. A hash match is confirmed against those exact bytes, so two ids sharing a hash are two entries.
+ *
+ * Entries are never moved out one by one: a spilled or expired chunk's slots are marked dead (or left
+ * to the bucket check) and the next resize drops them.
+ */
+import { decodeIdChunk } from './id-chunks.js';
+import { hashId, idHash } from './id-hash.js';
+
+const EMPTY = -Infinity;
+/** A slot whose id went to disk: never live, reusable, dropped by the next resize. */
+const DEAD = -Number.MAX_VALUE;
+/** chunkOf of an id not committed yet: offsetOf is its index in the fresh list. */
+const FRESH = -1;
+const INITIAL_CAPACITY = 1024;
+/** Below every real bucket, above DEAD: nothing has expired yet. */
+const LOWEST_LIVE = -Number.MAX_VALUE / 2;
+const SLOT_BYTES = 24;
+
+/** Memory per recent id besides its chunk bytes: two table slots (the table is at most half full). */
+export const RECENT_ID_SLOT_BYTES = 2 * SLOT_BYTES;
+
+export interface RecentChunk {
+  readonly key: string;
+  readonly bucket: number;
+  readonly bytes: Uint8Array;
+  /** Bytes this chunk costs in memory (its bytes and its ids' slots). */
+  readonly cost: number;
+}
+
+export class RecentIds {
+  private high = new Uint32Array(INITIAL_CAPACITY);
+  private low = new Uint32Array(INITIAL_CAPACITY);
+  private buckets = new Float64Array(INITIAL_CAPACITY).fill(EMPTY);
+  private chunkOf = new Int32Array(INITIAL_CAPACITY);
+  private offsetOf = new Uint32Array(INITIAL_CAPACITY);
+  /** Occupied slots, dead ones included (the resize trigger). */
+  private occupied = 0;
+  /** Chunks by number (numbers are reused once a chunk leaves). */
+  private chunks: Array<RecentChunk | undefined> = [];
+  private freeNumbers: number[] = [];
+  /** Chunk numbers in the order they came (spill order), from `head`. */
+  private order: number[] = [];
+  private head = 0;
+  private chunkCost = 0;
+  private freshIds: string[] = [];
+  private freshBuckets: number[] = [];
+  private freshSlots: number[] = [];
+  /** Buckets below this are expired: their slots are never live, their chunks may be gone. */
+  private liveFrom = LOWEST_LIVE;
+  /** Where the last lookup() that found nothing would insert the id. */
+  private insertAt = -1;
+
+  /** Memory the committed recent ids cost (chunks and slots); fresh ids come on top until the commit. */
+  get bytes(): number {
+    return this.chunkCost;
+  }
+
+  get chunkCount(): number {
+    return this.order.length - this.head;
+  }
+
+  /**
+   * The live bucket of `id` (hash `high`/`low`), or -Infinity when it is not a live recent id.
+   * Buckets below `liveFrom` count as absent.
+   */
+  lookup(id: string, high: number, low: number, liveFrom: number): number {
+    // The query's horizon, not remembered: only expire() moves the table's own.
+    const floor = liveFrom > this.liveFrom ? liveFrom : this.liveFrom;
+    const buckets = this.buckets;
+    const mask = buckets.length - 1;
+    let slot = (low ^ Math.imul(high, 0x9e3779b1)) & mask;
+    let reusable = -1;
+    for (;;) {
+      const bucket = buckets[slot] as number;
+      if (bucket === EMPTY) {
+        this.insertAt = reusable >= 0 ? reusable : slot;
+        return EMPTY;
+      }
+      if (bucket < floor) {
+        // Dead or expired: its chunk may be gone, so it is never compared; a new id may take it.
+        if (reusable < 0) reusable = slot;
+      } else if (this.low[slot] === low && this.high[slot] === high && this.holds(slot, id)) {
+        return bucket;
+      }
+      slot = (slot + 1) & mask;
+    }
+  }
+
+  /** Remembers a fresh id where the last lookup() of it (which found nothing) left off. */
+  insertFresh(id: string, high: number, low: number, bucket: number): void {
+    const slot = this.insertAt;
+    if (this.buckets[slot] === EMPTY) this.occupied++;
+    this.high[slot] = high;
+    this.low[slot] = low;
+    this.buckets[slot] = bucket;
+    this.chunkOf[slot] = FRESH;
+    this.offsetOf[slot] = this.freshIds.length;
+    this.freshIds.push(id);
+    this.freshBuckets.push(bucket);
+    this.freshSlots.push(slot);
+    if (this.occupied * 2 > this.buckets.length) this.resize();
+  }
+
+  get freshCount(): number {
+    return this.freshIds.length;
+  }
+
+  /** The fresh ids still live and still in their slot, grouped by bucket (what the commit writes). */
+  freshByBucket(): Map<number, number[]> {
+    const byBucket = new Map<number, number[]>();
+    let lastBucket = NaN;
+    let last: number[] = [];
+    for (let i = 0; i < this.freshIds.length; i++) {
+      const bucket = this.freshBuckets[i] as number;
+      const slot = this.freshSlots[i] as number;
+      if (bucket < this.liveFrom || this.chunkOf[slot] !== FRESH || this.offsetOf[slot] !== i) continue;
+      if (bucket !== lastBucket) {
+        let list = byBucket.get(bucket);
+        if (list === undefined) byBucket.set(bucket, (list = []));
+        lastBucket = bucket;
+        last = list;
+      }
+      last.push(i);
+    }
+    return byBucket;
+  }
+
+  freshId(index: number): string {
+    return this.freshIds[index] as string;
+  }
+
+  /**
+   * A committed chunk of fresh ids: `fresh` are their indexes in the fresh list, `offsets` where each
+   * id starts in `bytes`. Their slots now point into the chunk.
+   */
+  commitChunk(
+    key: string,
+    bucket: number,
+    bytes: Uint8Array,
+    fresh: readonly number[],
+    offsets: readonly number[],
+  ): void {
+    const number = this.addChunk(key, bucket, bytes, fresh.length);
+    for (let j = 0; j < fresh.length; j++) {
+      const slot = this.freshSlots[fresh[j] as number] as number;
+      this.chunkOf[slot] = number;
+      this.offsetOf[slot] = offsets[j] as number;
+    }
+  }
+
+  /** The fresh list is written: forget it (every live fresh id now points into a chunk). */
+  clearFresh(): void {
+    this.freshIds = [];
+    this.freshBuckets = [];
+    this.freshSlots = [];
+  }
+
+  /** Loads a chunk written before (open): its ids become recent. */
+  loadChunk(key: string, bucket: number, bytes: Uint8Array): void {
+    const ids = decodeIdChunk(bytes);
+    const number = this.addChunk(key, bucket, bytes, ids.length);
+    let offset = 0;
+    for (const id of ids) {
+      hashId(id);
+      const { high, low } = idHash;
+      const found = this.lookup(id, high, low, this.liveFrom);
+      if (found === EMPTY) {
+        const slot = this.insertAt;
+        if (this.buckets[slot] === EMPTY) this.occupied++;
+        this.high[slot] = high;
+        this.low[slot] = low;
+        this.buckets[slot] = bucket;
+        this.chunkOf[slot] = number;
+        this.offsetOf[slot] = offset;
+        if (this.occupied * 2 > this.buckets.length) this.resize();
+      }
+      offset += varintSize(Buffer.byteLength(id, 'utf8')) + Buffer.byteLength(id, 'utf8');
+    }
+  }
+
+  /** The oldest chunk, if any. */
+  oldest(): RecentChunk | undefined {
+    while (this.head < this.order.length) {
+      const chunk = this.chunks[this.order[this.head] as number];
+      if (chunk !== undefined) return chunk;
+      this.head++;
+    }
+    return undefined;
+  }
+
+  /**
+   * Takes the oldest chunk out of memory; returns its ids that were still live and recent (those to
+   * keep on disk).
+   */
+  spillOldest(): { chunk: RecentChunk; ids: string[] } | undefined {
+    const chunk = this.oldest();
+    if (chunk === undefined) return undefined;
+    const number = this.order[this.head++] as number;
+    const kept: string[] = [];
+    if (chunk.bucket >= this.liveFrom) {
+      const ids = decodeIdChunk(chunk.bytes);
+      let offset = 0;
+      for (const id of ids) {
+        const length = Buffer.byteLength(id, 'utf8');
+        hashId(id);
+        const slot = this.slotOf(idHash.high, idHash.low, number, offset);
+        if (slot >= 0) {
+          this.buckets[slot] = DEAD;
+          kept.push(id);
+        }
+        offset += varintSize(length) + length;
+      }
+    }
+    this.removeChunk(number);
+    return { chunk, ids: kept };
+  }
+
+  /** Drops the chunks of buckets below `liveFrom` (their slots are expired by the bucket check). */
+  expire(liveFrom: number): void {
+    if (liveFrom > this.liveFrom) this.liveFrom = liveFrom;
+    for (let i = this.head; i < this.order.length; i++) {
+      const number = this.order[i] as number;
+      const chunk = this.chunks[number];
+      if (chunk !== undefined && chunk.bucket < this.liveFrom) this.removeChunk(number);
+    }
+  }
+
+  private addChunk(key: string, bucket: number, bytes: Uint8Array, ids: number): number {
+    const number = this.freeNumbers.pop() ?? this.chunks.length;
+    const chunk: RecentChunk = { key, bucket, bytes, cost: bytes.byteLength + ids * RECENT_ID_SLOT_BYTES };
+    this.chunks[number] = chunk;
+    this.order.push(number);
+    this.chunkCost += chunk.cost;
+    return number;
+  }
+
+  private removeChunk(number: number): void {
+    const chunk = this.chunks[number];
+    if (chunk === undefined) return;
+    this.chunks[number] = undefined;
+    this.freeNumbers.push(number);
+    this.chunkCost -= chunk.cost;
+    if (this.head > 1024 && this.head * 2 > this.order.length) {
+      this.order = this.order.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** The slot of the id at `offset` of chunk `number`, or -1 (it was re-remembered or has expired). */
+  private slotOf(high: number, low: number, number: number, offset: number): number {
+    const buckets = this.buckets;
+    const mask = buckets.length - 1;
+    let slot = (low ^ Math.imul(high, 0x9e3779b1)) & mask;
+    for (;;) {
+      const bucket = buckets[slot] as number;
+      if (bucket === EMPTY) return -1;
+      if (
+        bucket >= this.liveFrom &&
+        this.chunkOf[slot] === number &&
+        this.offsetOf[slot] === offset &&
+        this.low[slot] === low &&
+        this.high[slot] === high
+      )
+        return slot;
+      slot = (slot + 1) & mask;
+    }
+  }
+
+  /** Whether the slot's exact id is `id` (its hash already matched). */
+  private holds(slot: number, id: string): boolean {
+    const chunkNumber = this.chunkOf[slot] as number;
+    const offset = this.offsetOf[slot] as number;
+    if (chunkNumber === FRESH) return this.freshIds[offset] === id;
+    const bytes = this.chunks[chunkNumber]?.bytes;
+    if (bytes === undefined) return false;
+    const buffer = Buffer.isBuffer(bytes)
+      ? bytes
+      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let at = offset;
+    let length = 0;
+    let shift = 0;
+    for (;;) {
+      const byte = buffer[at++] as number;
+      length |= (byte & 0x7f) << shift;
+      if (byte < 0x80) break;
+      shift += 7;
+    }
+    return buffer.toString('utf8', at, at + length) === id;
+  }
+
+  /** Rehashes the live entries into a table at most a quarter full. */
+  private resize(): void {
+    const { high, low, buckets, chunkOf, offsetOf } = this;
+    let live = 0;
+    for (let i = 0; i < buckets.length; i++) if ((buckets[i] as number) >= this.liveFrom) live++;
+    let capacity = INITIAL_CAPACITY;
+    while (capacity < live * 4) capacity *= 2;
+    this.high = new Uint32Array(capacity);
+    this.low = new Uint32Array(capacity);
+    this.buckets = new Float64Array(capacity).fill(EMPTY);
+    this.chunkOf = new Int32Array(capacity);
+    this.offsetOf = new Uint32Array(capacity);
+    this.occupied = 0;
+    const mask = capacity - 1;
+    for (let i = 0; i < buckets.length; i++) {
+      const bucket = buckets[i] as number;
+      if (bucket < this.liveFrom) continue;
+      const h = high[i] as number;
+      const l = low[i] as number;
+      let slot = (l ^ Math.imul(h, 0x9e3779b1)) & mask;
+      while (this.buckets[slot] !== EMPTY) slot = (slot + 1) & mask;
+      this.high[slot] = h;
+      this.low[slot] = l;
+      this.buckets[slot] = bucket;
+      this.chunkOf[slot] = chunkOf[i] as number;
+      this.offsetOf[slot] = offsetOf[i] as number;
+      this.occupied++;
+      if (chunkOf[i] === FRESH) this.freshSlots[offsetOf[i] as number] = slot;
+    }
+  }
+}
+
+function varintSize(value: number): number {
+  let size = 1;
+  while (value >= 0x80) {
+    value >>>= 7;
+    size++;
+  }
+  return size;
+}
