@@ -126,6 +126,7 @@ export class App {
       token,
       probesWithoutToken,
       describe: () => this.describe(),
+      shape: () => this.topology().describe({ dlqTopic: dlqTopicOf(this.config) }),
     });
     if (token === undefined && !isLoopback(host)) {
       this.logger.warn(

@@ -1,13 +1,17 @@
 /**
- * The admin HTTP endpoint of one instance: health, Prometheus metrics, tasks and their state stores.
- * Listens on loopback unless configured otherwise; with a token, every request must carry
- * `Authorization: Bearer <token>`, except the probes (/health/live, /health/ready) when
- * `probesWithoutToken` is set: Kubernetes httpGet probes cannot send one.
+ * The admin HTTP endpoint of one instance: health, Prometheus metrics, tasks and their state stores,
+ * and the web console at `/` (console-assets.ts). Listens on loopback unless configured otherwise;
+ * with a token, every request must carry `Authorization: Bearer <token>`, except the probes
+ * (/health/live, /health/ready) when `probesWithoutToken` is set (Kubernetes httpGet probes cannot
+ * send one) and the console's static files, which hold no data (the page sends the token itself).
  */
 import { timingSafeEqual } from 'node:crypto';
 import Fastify from 'fastify';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Instance } from '../runtime/instance.js';
+import { CONSOLE_PREFIX, isConsoleAssetPath, loadConsoleAssets } from './console-assets.js';
+import { topologyGraph } from './topology-graph.js';
+import type { TopologyShape } from './topology-graph.js';
 
 export interface AdminOptions {
   host: string;
@@ -17,6 +21,8 @@ export interface AdminOptions {
   probesWithoutToken?: boolean;
   /** Text rendering of the topology, served at /topology. */
   describe: () => string;
+  /** The topology as data (its `describe()`), drawn by the console from /topology.json. */
+  shape?: () => TopologyShape;
 }
 
 function tokenMatches(expected: string, header: string | undefined): boolean {
@@ -31,12 +37,15 @@ const PROBES = new Set(['/health/live', '/health/ready']);
 
 export async function startAdminServer(instance: Instance, options: AdminOptions): Promise<FastifyInstance> {
   const server = Fastify({ logger: false });
+  const consoleAssets = await loadConsoleAssets();
 
   if (options.token !== undefined) {
     const token = options.token;
     const probesOpen = options.probesWithoutToken === true;
     server.addHook('onRequest', async (request, reply) => {
-      if (probesOpen && PROBES.has(request.url.split('?')[0] ?? '')) return;
+      const path = request.url.split('?')[0] ?? '';
+      if (probesOpen && PROBES.has(path)) return;
+      if (request.method === 'GET' && isConsoleAssetPath(path)) return;
       if (!tokenMatches(token, request.headers.authorization)) {
         await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized' });
       }
@@ -75,7 +84,38 @@ export async function startAdminServer(instance: Instance, options: AdminOptions
 
   server.get('/topology', async (_request, reply) => reply.type('text/plain').send(options.describe()));
 
-  server.get('/tasks', async () => ({ tasks: instance.tasks() }));
+  server.get('/topology.json', async (_request, reply) => {
+    if (!options.shape)
+      return reply.code(404).send({ error: 'this endpoint was started without a topology' });
+    return topologyGraph(options.shape());
+  });
+
+  // The web console: its page and files (no data in them; the page fetches the routes here).
+  const sendAsset = async (name: string, reply: FastifyReply) => {
+    const asset = consoleAssets.get(name);
+    if (!asset)
+      return reply.code(404).send({
+        error: `no console file "${name}" (the console is in src/admin/console/; npm run build copies it)`,
+      });
+    return reply
+      .header('content-type', asset.contentType)
+      .header('cache-control', 'no-cache')
+      .send(asset.body);
+  };
+  server.get('/', async (_request, reply) => sendAsset('index.html', reply));
+  server.get('/index.html', async (_request, reply) => sendAsset('index.html', reply));
+  server.get<{ Params: { file: string } }>(`${CONSOLE_PREFIX}:file`, async (request, reply) =>
+    sendAsset(request.params.file, reply),
+  );
+
+  server.get('/dead-letters/recent', async () => ({
+    instance: instance.instanceId,
+    now: Date.now(),
+    deadLetters: instance.recentDeadLetters(),
+  }));
+
+  // `now`: the server's clock, against which the console shows watermark delay and commit age.
+  server.get('/tasks', async () => ({ tasks: instance.tasks(), now: Date.now() }));
 
   server.get<{ Params: { partition: string } }>('/tasks/:partition/stores', async (request, reply) => {
     const host = instance.task(Number(request.params.partition));

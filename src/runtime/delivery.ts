@@ -20,6 +20,7 @@ import { dlqTopicOf } from './config.js';
 import type { KafkaAdmin, KafkaClient, OutgoingMessage, TransactionalWriter } from './kafka/client.js';
 import { packDeadLetters } from './dlq-transactions.js';
 import type { RuntimeMetrics } from './metrics.js';
+import { RecentDeadLetters } from './recent-dead-letters.js';
 import type { TaskHost } from './task-host.js';
 
 interface OpenSink {
@@ -73,6 +74,8 @@ export class OutputDelivery {
   private readonly dlqProgress = new Map<string, bigint>();
   private readonly dlqTopic: string;
   private readonly progressGroup: string;
+  /** The last dead letters written to the DLQ, for the admin console. */
+  readonly recentDeadLetters = new RecentDeadLetters();
 
   constructor(
     private readonly topology: RunnableTopology,
@@ -229,7 +232,11 @@ export class OutputDelivery {
             offset: transaction.nextOffset,
           });
           this.dlqProgress.set(`${topic}:${host.partition}`, transaction.nextOffset);
-          for (const l of transaction.letters) this.metrics.deadLetters.inc({ reason: l.reason });
+          const deliveredAt = Date.now();
+          for (const l of transaction.letters) {
+            this.metrics.deadLetters.inc({ reason: l.reason });
+            this.recentDeadLetters.add(l, deliveredAt);
+          }
         }
       }
     } catch (error) {

@@ -25,6 +25,7 @@ import { Checkpoint, groupOffsetsOf } from './checkpoint.js';
 import type { GroupOffset } from './checkpoint.js';
 import { DropLog } from './drop-log.js';
 import { RuntimeMetrics } from './metrics.js';
+import type { RecentDeadLetter } from './recent-dead-letters.js';
 import { TaskHost, openTaskWaitingForLock } from './task-host.js';
 
 /** Holding a partition on a RetriableError: 100 ms, doubling, at most 5 s between attempts, while running. */
@@ -34,9 +35,15 @@ export type InstanceState = 'created' | 'starting' | 'running' | 'stopping' | 's
 
 export interface TaskStatus {
   partition: number;
+  /** The instance that owns the partition (this one: `instanceId`). */
+  instance: string;
   positions: Record<string, string>;
   paused: boolean;
   pendingOutputs: number;
+  /** Records behind the high watermark after the last batch; absent before the first batch. */
+  lag?: number;
+  /** When the task was last checkpointed (epoch ms); absent before its first commit. */
+  lastCommitAt?: number;
   metrics: ReturnType<TaskHost['task']['metrics']>;
 }
 
@@ -236,10 +243,8 @@ export class Instance {
       // The task skips the head of the batch it has already processed (redelivered after a crash or rebalance).
       await this.processHoldingOnRetriable(host, batch.records, control);
       control.markConsumed(last.offset);
-      this.metrics.lag.set(
-        { partition: String(batch.partition) },
-        Number(batch.highWatermark - last.offset - 1n),
-      );
+      host.lag = Number(batch.highWatermark - last.offset - 1n);
+      this.metrics.lag.set({ partition: String(batch.partition) }, host.lag);
     });
     this.applyBackpressure(host);
   }
@@ -310,14 +315,17 @@ export class Instance {
   private async commitOnce(reason: string): Promise<void> {
     const stopTimer = this.metrics.commitDuration.startTimer();
     let offsets: GroupOffset[];
+    const hosts = [...this.hosts.values()];
+    const now = Date.now();
     try {
-      offsets = await this.checkpoint.commit([...this.hosts.values()], Date.now());
+      offsets = await this.checkpoint.commit(hosts, now);
     } catch (error) {
       this.fail(asError(error));
       return;
     } finally {
       stopTimer();
     }
+    for (const host of hosts) host.lastCommitAt = now;
     this.logger.debug({ reason, tasks: this.hosts.size }, 'checkpointed');
     void this.checkpoint.commitGroupOffsets(this.consumer, offsets);
     void this.deliverAll();
@@ -346,11 +354,24 @@ export class Instance {
       .sort((a, b) => a.partition - b.partition)
       .map((host) => ({
         partition: host.partition,
+        instance: this.config.instanceId,
         positions: Object.fromEntries([...host.task.positions()].map(([t, o]) => [t, o.toString()])),
         paused: host.paused,
         pendingOutputs: host.pendingOutputs(),
+        ...(host.lag === undefined ? {} : { lag: host.lag }),
+        ...(host.lastCommitAt === undefined ? {} : { lastCommitAt: host.lastCommitAt }),
         metrics: host.task.metrics(),
       }));
+  }
+
+  /** The last dead letters this instance wrote to the DLQ, newest first (the admin console's list). */
+  recentDeadLetters(): RecentDeadLetter[] {
+    return this.delivery.recentDeadLetters.list();
+  }
+
+  /** This member's id (`instanceId`): the owner shown beside its partitions. */
+  get instanceId(): string {
+    return this.config.instanceId;
   }
 
   task(partition: number): TaskHost | undefined {
