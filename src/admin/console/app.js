@@ -1,5 +1,5 @@
 // The console's entry point: asks for the token when the instance wants one, draws the topology
-// once, then refreshes readiness, the partition table and the recent dead letters every
+// once, then refreshes readiness, the partition table, the sinks and the recent dead letters every
 // REFRESH_MS (polling: one request per panel, nothing held open on the instance).
 
 import { Unauthorized, errorMessage, forgetToken, getJson, storeToken, storedToken } from './api.js';
@@ -7,6 +7,7 @@ import { renderDeadLetters } from './dead-letters.js';
 import { formatTime } from './dom.js';
 import { renderGraph } from './graph.js';
 import { renderPartitions } from './partitions.js';
+import { renderSinks } from './sinks.js';
 import { setupStores, updateLookupStores, updatePartitions } from './stores.js';
 
 const REFRESH_MS = 1500;
@@ -16,6 +17,8 @@ const $ = (id) => document.getElementById(id);
 let paused = false;
 let timer;
 let graphDrawn = false;
+/** The topology's sinks (their names as the metrics label them), from the graph. */
+let sinkNames = [];
 
 function showTokenForm(message) {
   clearTimeout(timer);
@@ -41,14 +44,16 @@ async function drawTopology() {
     ),
   );
   updateLookupStores(answer.body);
+  sinkNames = answer.body.nodes.filter((node) => node.kind === 'sink').map((node) => node.detail);
   graphDrawn = true;
 }
 
 async function refresh() {
-  const [ready, tasks, deadLetters] = await Promise.all([
+  const [ready, tasks, deadLetters, metrics] = await Promise.all([
     getJson('/health/ready'),
     getJson('/tasks'),
     getJson('/dead-letters/recent'),
+    getJson('/metrics'),
   ]);
   if (!graphDrawn) await drawTopology();
   const readiness = ready.body ?? {};
@@ -64,6 +69,12 @@ async function refresh() {
   updatePartitions(tasks.body.tasks);
   if (deadLetters.status === 200)
     renderDeadLetters($('dead-letter-table').tBodies[0], $('no-dead-letters'), deadLetters.body);
+  if (metrics.status === 200 && typeof metrics.body === 'string')
+    renderSinks($('sink-table').tBodies[0], $('no-sinks'), {
+      metricsText: metrics.body,
+      failingSinks: readiness.failingSinks,
+      sinkNames,
+    });
   $('updated').textContent = `updated ${formatTime(tasks.body.now ?? Date.now())} UTC`;
 }
 

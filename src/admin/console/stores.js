@@ -5,7 +5,7 @@
 import { errorMessage, getJson } from './api.js';
 import { el, formatNumber, jsonText, setOptions } from './dom.js';
 
-const PAGE_SIZE = 20;
+const PAGE_SIZE = 10;
 /** The fallback lookup scans at most this many entries per partition. */
 const SCAN_PAGES = 10;
 const SCAN_PAGE_SIZE = 1000;

@@ -2,8 +2,8 @@
 // playwright-core) opens the admin endpoint of the reference job, running in a child process on the
 // real services with a token set and events (some malformed) flowing. It checks what an operator
 // would: the page asks for the token before showing any data; the graph shows every node of the
-// topology; the partition table has a row per partition with numbers and a records/s rate; recent
-// dead letters appear with their reasons; the store browser pages a store's entries; a key lookup
+// topology; the partition table has a row per partition with numbers and a records/s rate; the sink
+// is listed with its counters; recent dead letters appear with their reasons; the store browser pages a store's entries; a key lookup
 // finds a key. A screenshot goes to test-output/console.png (TEST_OUTPUT_DIR to change the folder).
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -153,6 +153,14 @@ test('the console asks for the token, then shows the topology, the partitions, d
     assert.match(await cellText(page, partition, 'watermark-delay'), /\d+(\.\d)? (s|min)/);
     assert.match(await cellText(page, partition, 'owner'), /\S/);
   }
+
+  // The sink, with its counters (rows come as windows close) and state.
+  const sinkRows = page.locator('#sink-table tbody tr');
+  await waitForCount(page, '#sink-table tbody tr', 1, 'sink rows');
+  assert.equal(await sinkRows.count(), 1);
+  assert.match(await sinkRows.locator('td').first().innerText(), /^clickhouse:/);
+  assert.match(await sinkRows.locator('td[data-field="rows"]').innerText(), /^[\d,]+$/);
+  assert.equal(await sinkRows.locator('td[data-field="state"]').innerText(), 'ok');
 
   // Malformed events become dead letters, listed with their reasons.
   await waitForCount(page, '#dead-letter-table tbody tr', 1, 'recent dead letters');
