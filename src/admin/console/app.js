@@ -36,7 +36,14 @@ function showConsole() {
 
 async function drawTopology() {
   const answer = await getJson('/topology.json');
-  if (answer.status !== 200) throw new Error(`topology: ${errorMessage(answer)}`);
+  graphDrawn = true;
+  if (answer.status !== 200) {
+    // The rest of the console works without the graph (an endpoint started without a topology).
+    $('topology-warnings').replaceChildren(
+      Object.assign(document.createElement('li'), { textContent: `no graph: ${errorMessage(answer)}` }),
+    );
+    return;
+  }
   renderGraph($('graph'), answer.body);
   $('topology-warnings').replaceChildren(
     ...answer.body.warnings.map((warning) =>
@@ -45,7 +52,6 @@ async function drawTopology() {
   );
   updateLookupStores(answer.body);
   sinkNames = answer.body.nodes.filter((node) => node.kind === 'sink').map((node) => node.detail);
-  graphDrawn = true;
 }
 
 async function refresh() {
