@@ -1,8 +1,9 @@
 // The console's entry point: asks for the token when the instance wants one, draws the topology
-// once, then refreshes readiness, the partition table, the sinks and the recent dead letters every
-// REFRESH_MS (polling: one request per panel, nothing held open on the instance).
+// once, then refreshes readiness, the partition table, the group, the sinks and the recent dead
+// letters every REFRESH_MS (polling: one request per panel, nothing held open on the instance).
 
 import { Unauthorized, errorMessage, forgetToken, getJson, storeToken, storedToken } from './api.js';
+import { renderCluster } from './cluster.js';
 import { renderDeadLetters } from './dead-letters.js';
 import { formatTime } from './dom.js';
 import { renderGraph } from './graph.js';
@@ -55,11 +56,12 @@ async function drawTopology() {
 }
 
 async function refresh() {
-  const [ready, tasks, deadLetters, metrics] = await Promise.all([
+  const [ready, tasks, deadLetters, metrics, cluster] = await Promise.all([
     getJson('/health/ready'),
     getJson('/tasks'),
     getJson('/dead-letters/recent'),
     getJson('/metrics'),
+    getJson('/cluster'),
   ]);
   if (!graphDrawn) await drawTopology();
   const readiness = ready.body ?? {};
@@ -81,6 +83,7 @@ async function refresh() {
       failingSinks: readiness.failingSinks,
       sinkNames,
     });
+  renderCluster($('cluster-table').tBodies[0], $('cluster-info'), cluster);
   $('updated').textContent = `updated ${formatTime(tasks.body.now ?? Date.now())} UTC`;
 }
 

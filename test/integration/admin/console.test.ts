@@ -2,8 +2,8 @@
 // playwright-core) opens the admin endpoint of the reference job, running in a child process on the
 // real services with a token set and events (some malformed) flowing. It checks what an operator
 // would: the page asks for the token before showing any data; the graph shows every node of the
-// topology; the partition table has a row per partition with numbers and a records/s rate; the sink
-// is listed with its counters; recent dead letters appear with their reasons; the store browser pages a store's entries; a key lookup
+// topology; the partition table has a row per partition with numbers and a records/s rate; the group
+// lists this instance with its partitions; the sink is listed with its counters; recent dead letters appear with their reasons; the store browser pages a store's entries; a key lookup
 // finds a key. A screenshot goes to test-output/console.png (TEST_OUTPUT_DIR to change the folder).
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -153,6 +153,16 @@ test('the console asks for the token, then shows the topology, the partitions, d
     assert.match(await cellText(page, partition, 'watermark-delay'), /\d+(\.\d)? (s|min)/);
     assert.match(await cellText(page, partition, 'owner'), /\S/);
   }
+
+  // The group: this instance, the one member, runs every partition.
+  const member = page.locator('#cluster-table tbody tr.this-instance');
+  await member.waitFor({ state: 'attached' });
+  assert.equal(await page.locator('#cluster-table tbody tr').count(), 1);
+  assert.equal(
+    await member.locator('td[data-field="active"]').innerText(),
+    [...Array(PARTITIONS).keys()].join(', '),
+  );
+  assert.match((await member.locator('a').getAttribute('href')) ?? '', /^http:\/\/127\.0\.0\.1:\d+\/$/);
 
   // The sink, with its counters (rows come as windows close) and state.
   const sinkRows = page.locator('#sink-table tbody tr');
