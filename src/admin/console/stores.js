@@ -107,14 +107,23 @@ async function showPage() {
       ),
     ),
   );
-  // The next page starts after the last key shown, unless the endpoint names its own cursor.
+  // The next page starts at the endpoint's `next` cursor (absent on the last page); raw entries
+  // (`{ key, value }` with a text key) page on from their last key.
   const last = entries[entries.length - 1];
-  browsing.next = answer.body.next ?? (last === undefined ? undefined : keyText(last.key));
+  browsing.next = answer.body.next ?? (isRawEntry(last) ? last.key : undefined);
   $('next-page').disabled = entries.length < PAGE_SIZE || browsing.next === undefined;
   $('first-page').disabled = pages.length <= 1;
   $('browse-info').textContent =
     `${store} on partition ${partition}: page ${pages.length}, ${entries.length} entries` +
     (answer.body.kind ? ` (${answer.body.kind} store)` : '');
+}
+
+function isRawEntry(entry) {
+  return (
+    entry !== undefined &&
+    typeof entry.key === 'string' &&
+    Object.keys(entry).every((field) => field === 'key' || field === 'value')
+  );
 }
 
 function withoutKey(entry) {
@@ -136,10 +145,17 @@ async function lookUp(store, key) {
     $('lookup-info').textContent = `Not found: ${errorMessage(answer)}`;
     return;
   }
-  const results = answer.body.results ?? [];
+  const { results = [], searched, unreachable } = answer.body;
   showResults(results);
+  const where = Array.isArray(searched)
+    ? `; searched ${searched.map((s) => `${s.instance} [${(s.partitions ?? []).join(', ')}]`).join(', ')}`
+    : '';
+  const missing =
+    Array.isArray(unreachable) && unreachable.length > 0
+      ? `; not reached: ${unreachable.map((u) => `${u.adminUrl} (${u.error})`).join(', ')}`
+      : '';
   $('lookup-info').textContent =
-    `${results.length} result${results.length === 1 ? '' : 's'} for ${key} in ${store}`;
+    `${results.length} result${results.length === 1 ? '' : 's'} for ${key} in ${store}${where}${missing}`;
 }
 
 /** fastify's own 404 (`Route GET:/... not found`): this instance has no lookup route. */
