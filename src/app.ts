@@ -126,6 +126,9 @@ export class App {
       token,
       probesWithoutToken,
       describe: () => this.describe(),
+      instanceId: this.config.instanceId,
+      // Key lookups answer from this instance until the group membership advertises the members' admin URLs.
+      peers: undefined,
     });
     if (token === undefined && !isLoopback(host)) {
       this.logger.warn(
