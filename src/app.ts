@@ -11,6 +11,8 @@ import type { Serde } from './serde/types.js';
 import { TopologyBuilder } from './topology/builder.js';
 import type { Stream, StreamOptions } from './topology/builder.js';
 import type { Topology } from './topology/topology.js';
+import { renderTopologyGraph } from './topology/graph-render.js';
+import type { GraphFormat } from './topology/graph-render.js';
 import { dlqTopicOf, resolveConfig, serviceDefaultsOf } from './runtime/config.js';
 import type { TributaryConfig, TributaryConfigInput } from './runtime/config.js';
 import { Instance } from './runtime/instance.js';
@@ -80,6 +82,11 @@ export class App {
 
   describe(): string {
     return this.topology().describeText({ dlqTopic: dlqTopicOf(this.config) });
+  }
+
+  /** The topology as a Mermaid or Graphviz DOT graph (`tributary describe --format mermaid|dot`). */
+  describeGraph(format: GraphFormat): string {
+    return renderTopologyGraph(this.topology().describe({ dlqTopic: dlqTopicOf(this.config) }), format);
   }
 
   /**

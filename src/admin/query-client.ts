@@ -4,7 +4,7 @@
  * and nothing of the instance behind it.
  */
 import type { StoreLookup, StorePage, StoreReadOptions } from '../core/store-reads.js';
-import type { StoreView } from '../core/task.js';
+import type { StoreView, TaskMetrics } from '../core/task.js';
 
 export type StoreKind = StoreView['kind'];
 
@@ -33,6 +33,23 @@ export interface StorePageResponse extends StorePage {
   store: string;
   kind: StoreKind;
   partition: number;
+}
+
+/** A task as `GET /tasks` shows it (the fields the client reads). */
+export interface TaskSummary {
+  partition: number;
+  /** Next offset per source topic, as of the last commit. */
+  positions: Record<string, string>;
+  paused: boolean;
+  pendingOutputs: number;
+  metrics: TaskMetrics;
+}
+
+/** A store of a task as `GET /tasks/:partition/stores` lists it. */
+export interface StoreSummary {
+  name: string;
+  kind: StoreKind;
+  approximateSize: number;
 }
 
 export interface AdminRequestOptions {
@@ -129,4 +146,18 @@ export function readStore(
     `/tasks/${partition}/stores/${encodeURIComponent(store)}${search}`,
     options,
   );
+}
+
+/** The tasks (partitions) of the instance at `adminUrl`. */
+export async function listTasks(adminUrl: string, options: AdminRequestOptions = {}): Promise<TaskSummary[]> {
+  return (await adminGet<{ tasks: TaskSummary[] }>(adminUrl, '/tasks', options)).tasks;
+}
+
+/** The stores of one task. */
+export async function listStores(
+  adminUrl: string,
+  partition: number,
+  options: AdminRequestOptions = {},
+): Promise<StoreSummary[]> {
+  return (await adminGet<{ stores: StoreSummary[] }>(adminUrl, `/tasks/${partition}/stores`, options)).stores;
 }

@@ -6,71 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { FastifyInstance } from 'fastify';
-import { startAdminServer } from '../../../src/admin/server.js';
 import type { PeerProvider } from '../../../src/admin/store-lookup.js';
-import { AdminRequestError, queryStore, readStore } from '../../../src/index.js';
+import { AdminRequestError, minutes, queryStore, readStore } from '../../../src/index.js';
 import type { WindowEntryView } from '../../../src/index.js';
-import { TopologyBuilder, count, minutes, sum, tumbling } from '../../../src/topology/index.js';
-import { FakeKafka } from '../../helpers/fake-kafka.js';
-import { instanceHarness, startInstance, switchableSink, testConfig } from '../runtime/instance-fixtures.js';
-import { jsonSerde } from '../topology/helpers.js';
+import { T0, adminOf, urlOf, usageHarness } from './usage-fixtures.js';
 
 const TOKEN = 'secret';
-const T0 = Date.UTC(2026, 0, 1, 10, 0, 0);
-
-interface Usage {
-  id: string;
-  customer: string;
-  amount: number;
-}
-
-function usageTopology() {
-  const builder = new TopologyBuilder();
-  builder
-    .stream('events', jsonSerde<Usage>())
-    .dedupe((usage) => usage.id, { horizon: minutes(60), name: 'seen-ids' })
-    .groupBy((usage) => ({ customer: usage.customer }))
-    .window(tumbling(minutes(1)), { grace: minutes(60), name: 'usage-1m' })
-    .aggregate({ count: count(), total: sum((usage: Usage) => usage.amount) })
-    .map((result) => JSON.stringify(result))
-    .to(switchableSink());
-  return builder.build();
-}
-
-const harness = instanceHarness();
-
-/** An instance holding one partition, with `usages` (seconds after T0, id, customer, amount) processed. */
-async function instanceWith(
-  instanceId: string,
-  partition: number,
-  usages: ReadonlyArray<[number, string, string, number]>,
-) {
-  const kafka = new FakeKafka();
-  kafka.createTopic('events', 2);
-  kafka.produce(
-    'events',
-    partition,
-    usages.map(([seconds, id, customer, amount]) => ({
-      value: JSON.stringify({ id, customer, amount }),
-      timestamp: T0 + seconds * 1000,
-    })),
-  );
-  const instance = harness.track(
-    await startInstance(kafka, usageTopology(), testConfig(`${harness.dir}/${instanceId}`, { instanceId })),
-  );
-  const consumer = kafka.consumer('app');
-  consumer.assign([partition]);
-  await consumer.pollUntilIdle();
-  await instance.commitAll('test');
-  return instance;
-}
-
-const urlOf = (server: FastifyInstance): string => {
-  const address = server.server.address();
-  assert.ok(address && typeof address !== 'string');
-  return `http://127.0.0.1:${address.port}`;
-};
+const { instanceWith } = usageHarness();
 
 test('decoded pages, lookups across two instances, local scope, an unreachable peer, queryStore()', async () => {
   const a = await instanceWith('a', 0, [
@@ -88,11 +30,10 @@ test('decoded pages, lookups across two instances, local scope, an unreachable p
     (self: { url: string }): PeerProvider =>
     async () =>
       members.map((adminUrl) => ({ adminUrl, self: adminUrl === self.url }));
-  const options = { host: '127.0.0.1', port: 0, token: TOKEN, describe: () => '' };
   const selfA = { url: '' };
   const selfB = { url: '' };
-  const adminA = await startAdminServer(a, { ...options, instanceId: 'a', peers: peersOf(selfA) });
-  const adminB = await startAdminServer(b, { ...options, instanceId: 'b', peers: peersOf(selfB) });
+  const adminA = await adminOf(a, { instanceId: 'a', token: TOKEN, peers: peersOf(selfA) });
+  const adminB = await adminOf(b, { instanceId: 'b', token: TOKEN, peers: peersOf(selfB) });
   const urlA = (selfA.url = urlOf(adminA));
   const urlB = (selfB.url = urlOf(adminB));
   members = [urlA, urlB];
