@@ -143,8 +143,12 @@ export async function startAdminServer(instance: Instance, options: AdminOptions
   // A page of decoded entries: `limit`, `after` (the previous page's `next`), `from`/`to` (window start).
   server.get<{
     Params: { partition: string; store: string };
-    Querystring: { limit?: string; after?: string; from?: string; to?: string };
+    Querystring: { limit?: string; after?: string; from?: string; to?: string; key?: string };
   }>('/tasks/:partition/stores/:store', async (request, reply) => {
+    if (request.query.key !== undefined)
+      return reply.code(400).send({
+        error: `look keys up at /stores/${encodeURIComponent(request.params.store)}/keys/${encodeURIComponent(request.query.key)} (every partition holding the key answers)`,
+      });
     const partition = Number(request.params.partition);
     const host = instance.task(partition);
     if (!host)

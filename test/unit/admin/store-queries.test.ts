@@ -120,6 +120,11 @@ test('decoded pages, lookups across two instances, local scope, an unreachable p
       readStore(urlA, 0, 'usage-1m', { after: '!!' }, { token: TOKEN }),
       /400 .*not a cursor/,
     );
+    const keyParam = await fetch(`${urlA}/tasks/0/stores/usage-1m?key=c1`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    assert.equal(keyParam.status, 400, 'a key parameter is not silently ignored');
+    assert.match(await keyParam.text(), /look keys up at \/stores\/usage-1m\/keys\/c1/);
 
     // A member that does not answer is reported, and the answer is partial.
     members = [...members, 'http://127.0.0.1:9'];
