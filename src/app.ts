@@ -4,9 +4,11 @@
  * (`app.stream(...)`), and `start()` joins the consumer group and serves the admin endpoint. The App
  * is what hands the configured ClickHouse and schema registry to the topology's sinks and serdes.
  */
+import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { startAdminServer } from './admin/server.js';
+import { groupPeers } from './admin/store-lookup.js';
 import type { Serde } from './serde/types.js';
 import { TopologyBuilder } from './topology/builder.js';
 import type { Stream, StreamOptions } from './topology/builder.js';
@@ -114,7 +116,7 @@ export class App {
       void this.stop();
     });
     try {
-      await instance.start();
+      await instance.start({ adminUrl: this.advertisedAdminUrl });
     } catch (error) {
       await this.admin?.close().catch(() => undefined);
       this.admin = undefined;
@@ -134,8 +136,8 @@ export class App {
       probesWithoutToken,
       describe: () => this.describe(),
       instanceId: this.config.instanceId,
-      // Key lookups answer from this instance until the group membership advertises the members' admin URLs.
-      peers: undefined,
+      // Key lookups ask the other members at the admin URLs they advertise in the group.
+      peers: groupPeers(instance),
     });
     if (token === undefined && !isLoopback(host)) {
       this.logger.warn(
@@ -159,6 +161,20 @@ export class App {
       { brokers: this.config.brokers, serdes: serdes.map((serde) => serde?.name) },
       'start-up checks passed: Kafka and what the source serdes depend on answer',
     );
+  }
+
+  /**
+   * The admin URL this instance advertises to its group (the /cluster view, lookups across
+   * instances): `admin.advertisedUrl`, else `http://<admin.host>:<bound port>`, with the machine's
+   * hostname for a wildcard host (0.0.0.0, ::), which is no address a peer can use.
+   */
+  get advertisedAdminUrl(): string | undefined {
+    const address = this.admin?.server.address();
+    if (!address || typeof address === 'string') return undefined;
+    if (this.config.admin.advertisedUrl !== undefined) return this.config.admin.advertisedUrl;
+    const configured = this.config.admin.host;
+    const host = configured === '0.0.0.0' || configured === '::' ? hostname() : configured;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
   }
 
   /** `http://host:port` of the admin endpoint, once started. */

@@ -22,4 +22,4 @@ export type {
   QueryStoreOptions,
   StorePageResponse,
 } from './admin/query-client.js';
-export type { PeerProvider } from './admin/store-lookup.js';
+export type { Peer, PeerProvider } from './admin/store-lookup.js';

@@ -129,6 +129,14 @@ export async function startAdminServer(instance: Instance, options: AdminOptions
 
   server.get('/tasks', async () => ({ tasks: instance.tasks() }));
 
+  // The consumer group as of the last rebalance: members, their admin URLs, active and standby partitions.
+  server.get('/cluster', async (_request, reply) => {
+    const cluster = instance.cluster();
+    if (cluster === undefined)
+      return reply.code(503).send({ error: 'the group membership is not known yet (joining the group)' });
+    return cluster;
+  });
+
   server.get<{ Params: { partition: string } }>('/tasks/:partition/stores', async (request, reply) => {
     const host = instance.task(Number(request.params.partition));
     if (!host)

@@ -9,8 +9,34 @@ import { StoreQueryError } from '../core/store-reads.js';
 import { queryStore } from './query-client.js';
 import type { KeyLookupResponse, KeyLookupResult, StoreKind } from './query-client.js';
 
-/** The members of the group and their admin URLs; `self` marks this instance (not asked again). */
-export type PeerProvider = () => Promise<Array<{ adminUrl: string; self: boolean }>>;
+/** A member of the group as a lookup sees it. */
+export interface Peer {
+  /** Its admin endpoint; absent when it advertises none (it is then reported, not asked). */
+  adminUrl: string | undefined;
+  /** This instance (answered locally, not asked again). */
+  self: boolean;
+  /** How to name it when it advertises no admin URL. Default: "a member". */
+  name?: string;
+}
+
+/** The members of the group and their admin URLs. */
+export type PeerProvider = () => Promise<Peer[]>;
+
+/**
+ * The members of `instance`'s consumer group as of its last rebalance (each advertises its admin URL
+ * in the group's metadata); members running no partition are left out. Before the group is first
+ * joined: none, so lookups answer locally.
+ */
+export function groupPeers(instance: Instance): PeerProvider {
+  return async () =>
+    (instance.cluster()?.members ?? [])
+      .filter((member) => member.thisInstance || member.active.length > 0)
+      .map((member) => ({
+        adminUrl: member.adminUrl,
+        self: member.thisInstance,
+        name: `member ${member.clientId} (${member.host}, partitions ${member.active.join(', ')})`,
+      }));
+}
 
 /** No partition of this instance has a store of that name (its tasks would, if the topology did). */
 export class NoSuchStoreError extends Error {
@@ -69,7 +95,7 @@ export async function lookupAcrossPeers(
   options: { token?: string | undefined; timeoutMs?: number },
 ): Promise<KeyLookupResponse> {
   if (peers === undefined) return local;
-  let members: Array<{ adminUrl: string; self: boolean }>;
+  let members: Peer[];
   try {
     members = await peers();
   } catch (error) {
@@ -80,7 +106,9 @@ export async function lookupAcrossPeers(
   }
   const others = members.filter((member) => !member.self);
   const answers = await Promise.all(
-    others.map(async ({ adminUrl }) => {
+    others.map(async ({ adminUrl, name }) => {
+      if (adminUrl === undefined)
+        return { adminUrl: `(${name ?? 'a member'})`, error: 'it advertises no admin URL (admin disabled?)' };
       try {
         return {
           adminUrl,

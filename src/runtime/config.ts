@@ -100,8 +100,19 @@ export const configSchema = z.strictObject({
        * they tell whether the instance works and why not, never the state it holds.
        */
       probesWithoutToken: z.boolean().default(true),
+      /**
+       * This instance's admin endpoint as its peers reach it, advertised in the consumer group
+       * (/cluster). Default `http://<host>:<bound port>` (the machine's hostname for a wildcard
+       * host): with a bind beyond loopback, set the address the other instances can reach.
+       */
+      advertisedUrl: z.url().optional(),
     })
     .prefault({}),
+  /**
+   * Standby copies of each partition the group assigns to instances other than its owner, each
+   * instance at most one copy of a partition (so at most instances - 1 copies take effect).
+   */
+  standbyReplicas: z.number().int().min(0).default(0),
   /** Waiting for another process to release a partition's LevelDB lock after a rebalance. */
   stateLockTimeoutMs: positiveMs.default(60_000),
   /**
@@ -299,6 +310,19 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
     path: ['admin', 'probesWithoutToken'],
     kind: 'bool',
     note: '/health/live and /health/ready answer without the token (Kubernetes probes)',
+  },
+  {
+    env: 'TRIBUTARY_ADMIN_ADVERTISED_URL',
+    path: ['admin', 'advertisedUrl'],
+    kind: 'string',
+    defaultText: 'http://<admin.host>:<port>',
+    note: 'admin URL the other instances reach (set it when binding beyond loopback)',
+  },
+  {
+    env: 'TRIBUTARY_STANDBY_REPLICAS',
+    path: ['standbyReplicas'],
+    kind: 'int',
+    note: 'standby copies per partition on other instances (at most instances - 1)',
   },
   {
     env: 'TRIBUTARY_STATE_LOCK_TIMEOUT_MS',

@@ -104,6 +104,7 @@ export class OutputDelivery {
         },
       });
       this.sinks.push(Object.assign(sink, { writer }));
+      this.metrics.registerSink(spec.name);
     }
   }
 

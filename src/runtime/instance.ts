@@ -17,6 +17,8 @@ import type {
   BatchControl,
   FetchedBatch,
   GroupConsumer,
+  GroupMember,
+  GroupMembership,
   KafkaAdmin,
   KafkaClient,
   TopicPartition,
@@ -53,6 +55,22 @@ export interface Readiness {
   openingPartitions: number[];
 }
 
+/** The consumer group as this instance learnt it after the last rebalance (the admin's /cluster). */
+export interface ClusterView {
+  groupId: string;
+  /** This instance's member id. */
+  self: string;
+  /** When the view was learnt, epoch ms. */
+  updatedAt: number;
+  /** Ordered by member id; `thisInstance` marks this one. */
+  members: Array<GroupMember & { thisInstance: boolean }>;
+}
+
+export interface InstanceStartOptions {
+  /** This instance's admin endpoint as its peers reach it, advertised in the consumer group. */
+  adminUrl?: string | undefined;
+}
+
 export class Instance {
   state: InstanceState = 'created';
   readonly metrics: RuntimeMetrics;
@@ -63,6 +81,9 @@ export class Instance {
   /** Partitions held on a RetriableError, with its message, until the batch goes through. */
   private readonly held = new Map<number, string>();
   private assignment: TopicPartition[] = [];
+  /** The group's view after the last rebalance, and this instance's standby partitions in it. */
+  private membership: ClusterView | undefined;
+  private standbys: number[] = [];
   private consumer: GroupConsumer | undefined;
   private admin: KafkaAdmin | undefined;
   private readonly delivery: OutputDelivery;
@@ -97,18 +118,22 @@ export class Instance {
     if (this.crash) listener(this.crash);
   }
 
-  async start(): Promise<void> {
+  async start(options: InstanceStartOptions = {}): Promise<void> {
     if (this.state !== 'created') throw new Error(`instance already ${this.state}`);
     this.state = 'starting';
     try {
       this.admin = await this.kafka.admin();
       await this.delivery.open(this.admin);
-      this.consumer = this.kafka.groupConsumer(this.config.appId);
+      this.consumer = this.kafka.groupConsumer(this.config.appId, {
+        standbyReplicas: this.config.standbyReplicas,
+        adminUrl: options.adminUrl,
+      });
       // Running before the first fetch: a batch may arrive before start() below returns.
       this.state = 'running';
       await this.consumer.start(this.topology.sourceTopics, {
         onBatch: (batch, control) => this.handleBatch(batch, control),
         onAssignment: (assigned) => this.handleAssignment(assigned),
+        onMembership: (membership) => this.handleMembership(membership),
         onCrash: (error) => this.fail(error),
       });
     } catch (error) {
@@ -142,6 +167,31 @@ export class Instance {
     // Open eagerly so a handover starts while the group settles; batches wait for the open.
     for (const partition of partitions)
       void this.hostFor(partition).catch((error: unknown) => this.fail(asError(error)));
+  }
+
+  /** The group's view after a rebalance: kept for /cluster, and this instance's standbys taken from it. */
+  private handleMembership(membership: GroupMembership): void {
+    this.membership = {
+      groupId: membership.groupId,
+      self: membership.self,
+      updatedAt: Date.now(),
+      members: membership.members.map((member) => ({
+        ...member,
+        thisInstance: member.memberId === membership.self,
+      })),
+    };
+    const mine = membership.members.find((member) => member.memberId === membership.self);
+    this.handleStandbys(mine?.standby ?? []);
+  }
+
+  /**
+   * This instance's standby partitions after a rebalance. Only recorded for now: the standby tasks
+   * that keep a warm copy by tailing the changelogs are built on top of this.
+   */
+  private handleStandbys(partitions: number[]): void {
+    const changed = partitions.join() !== this.standbys.join();
+    this.standbys = [...partitions];
+    if (changed) this.logger.info({ standbys: this.standbys }, 'standby partitions assigned');
   }
 
   private hostFor(partition: number): Promise<TaskHost> {
@@ -351,6 +401,16 @@ export class Instance {
         pendingOutputs: host.pendingOutputs(),
         metrics: host.task.metrics(),
       }));
+  }
+
+  /** The consumer group after the last rebalance; undefined until it is first learnt. */
+  cluster(): ClusterView | undefined {
+    return this.membership;
+  }
+
+  /** The partitions this instance keeps a standby copy of (ascending), as of the last rebalance. */
+  standbyPartitions(): number[] {
+    return [...this.standbys];
   }
 
   task(partition: number): TaskHost | undefined {

@@ -96,6 +96,14 @@ export class RuntimeMetrics {
     return new Counter({ name, help, labelNames, registers: [this.registry] });
   }
 
+  /**
+   * A sink's counters exist from its opening, at zero: a dashboard shows no failures as 0, not as
+   * missing data.
+   */
+  registerSink(sink: string): void {
+    for (const counter of [this.sinkRows, this.sinkWrites, this.sinkFailures]) counter.inc({ sink }, 0);
+  }
+
   /** Folds a task's cumulative counters into the instance counters. */
   observeTask(partition: number, current: TaskMetrics): void {
     const previous = this.lastSeen.get(partition);

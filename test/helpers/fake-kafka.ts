@@ -15,6 +15,8 @@ import type {
   BatchControl,
   GroupConsumer,
   GroupHandlers,
+  GroupMembership,
+  GroupOptions,
   KafkaAdmin,
   KafkaClient,
   OutgoingMessage,
@@ -142,8 +144,8 @@ export class FakeKafka implements KafkaClient {
 
   // ---- KafkaClient ---------------------------------------------------------------------------------
 
-  groupConsumer(groupId: string): GroupConsumer {
-    const consumer = new FakeGroupConsumer(this, groupId);
+  groupConsumer(groupId: string, options?: GroupOptions): GroupConsumer {
+    const consumer = new FakeGroupConsumer(this, groupId, options);
     this.consumers.push(consumer);
     return consumer;
   }
@@ -275,10 +277,15 @@ export class FakeGroupConsumer implements GroupConsumer {
   stopped = false;
   /** Records per fetched batch at most. */
   maxBatchRecords = 100;
+  /** This member's id in the views the fake makes up. */
+  readonly memberId = 'fake-member';
+  private view: GroupMembership | undefined;
 
   constructor(
     private readonly kafka: FakeKafka,
     readonly groupId: string,
+    /** How the runtime asked to take part in the group (standbys, advertised admin URL). */
+    readonly options?: GroupOptions,
   ) {}
 
   async start(topics: readonly string[], handlers: GroupHandlers): Promise<void> {
@@ -286,6 +293,14 @@ export class FakeGroupConsumer implements GroupConsumer {
     this.topics = topics;
     this.handlers = handlers;
     this.running = true;
+  }
+
+  /** The view the test announced last, else this member alone with its partitions. */
+  async membership(): Promise<GroupMembership> {
+    if (this.view) return this.view;
+    const active = [...new Set(this.assigned.map((tp) => tp.partition))].sort((a, b) => a - b);
+    const member = { memberId: this.memberId, clientId: 'fake', host: '127.0.0.1', adminUrl: undefined };
+    return { groupId: this.groupId, self: this.memberId, members: [{ ...member, active, standby: [] }] };
   }
 
   pause(partitions: readonly TopicPartition[]): void {
@@ -334,6 +349,13 @@ export class FakeGroupConsumer implements GroupConsumer {
     for (const key of [...this.positions.keys()]) if (!kept.has(key)) this.positions.delete(key);
     this.assigned = assigned;
     this.handlers.onAssignment(assigned.map((tp) => ({ ...tp })));
+  }
+
+  /** The group's view after a join, handed to the runtime as the real consumer learns it. */
+  announce(membership: GroupMembership): void {
+    if (!this.handlers) throw new Error('consumer not started');
+    this.view = membership;
+    this.handlers.onMembership?.(membership);
   }
 
   /** Whether the runtime has paused this partition (a paused partition is not fetched). */

@@ -38,12 +38,51 @@ export interface GroupHandlers {
   onBatch(batch: FetchedBatch, control: BatchControl): Promise<void>;
   /** Called after every (re)join with this member's complete assignment. */
   onAssignment(assigned: TopicPartition[]): void;
+  /**
+   * Called after a (re)join once the group's view is known (who the members are, their admin URLs,
+   * active and standby partitions); this member's standbys are its entry's `standby`. Later than
+   * onAssignment, and skipped when a newer join overtakes it.
+   */
+  onMembership?(membership: GroupMembership): void;
   /** The consumer stopped with an error it could not recover from. */
   onCrash(error: Error): void;
 }
 
+/** One member of the consumer group, as the group's assignment sees it. */
+export interface GroupMember {
+  memberId: string;
+  clientId: string;
+  /** The address the broker saw the member connect from. */
+  host: string;
+  /** The member's admin endpoint as it advertises it (`admin.advertisedUrl`); absent when it has none. */
+  adminUrl: string | undefined;
+  /** Partition numbers it runs (partition p of every source topic), ascending. */
+  active: number[];
+  /** Partition numbers it keeps a standby copy of, ascending. */
+  standby: number[];
+}
+
+/** The consumer group as of the last rebalance. */
+export interface GroupMembership {
+  groupId: string;
+  /** This member's id. */
+  self: string;
+  /** Ordered by member id. */
+  members: GroupMember[];
+}
+
+/** How this member takes part in the group's assignment. */
+export interface GroupOptions {
+  /** Standby copies of each partition the assignment gives out (on other members); 0 for none. */
+  standbyReplicas: number;
+  /** This member's admin endpoint as peers reach it, carried in its group metadata. */
+  adminUrl?: string | undefined;
+}
+
 export interface GroupConsumer {
   start(topics: readonly string[], handlers: GroupHandlers): Promise<void>;
+  /** The group's view now (asks the broker); rejects when this member has not joined. */
+  membership(): Promise<GroupMembership>;
   pause(partitions: readonly TopicPartition[]): void;
   resume(partitions: readonly TopicPartition[]): void;
   commit(offsets: readonly TopicPartitionOffset[]): Promise<void>;
@@ -95,7 +134,7 @@ export interface KafkaClient {
    * that is down while another answered. Optional for other implementations.
    */
   probe?(): Promise<string[]>;
-  groupConsumer(groupId: string): GroupConsumer;
+  groupConsumer(groupId: string, options?: GroupOptions): GroupConsumer;
   transactionalWriter(transactionalId: string): Promise<TransactionalWriter>;
   admin(): Promise<KafkaAdmin>;
 }

@@ -1,6 +1,6 @@
 /** The KafkaClient of client.ts on kafkajs. */
 import { randomUUID } from 'node:crypto';
-import { Kafka, Partitioners, logLevel as KafkaLogLevel } from 'kafkajs';
+import { Kafka, PartitionAssigners, Partitioners, logLevel as KafkaLogLevel } from 'kafkajs';
 import type {
   Consumer,
   IHeaders,
@@ -14,10 +14,14 @@ import type {
 import type { Logger } from 'pino';
 import type { Headers } from '../../core/records.js';
 import type { RawRecord } from '../../core/records.js';
+import { retry } from '../../core/retry.js';
 import type { TributaryConfig } from '../config.js';
+import { membershipOf, tributaryAssigner } from './assigner.js';
 import type {
   GroupConsumer,
   GroupHandlers,
+  GroupMembership,
+  GroupOptions,
   KafkaAdmin,
   KafkaClient,
   OutgoingMessage,
@@ -98,7 +102,8 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
 
   return {
     probe: () => probeBrokers(config, kafkaConfig),
-    groupConsumer: (groupId) => new KafkajsGroupConsumer(kafka, groupId, config),
+    groupConsumer: (groupId, options) =>
+      new KafkajsGroupConsumer(kafka, groupId, config, logger, options ?? { standbyReplicas: 0 }),
     transactionalWriter: async (transactionalId) => {
       const producer = kafka.producer({
         transactionalId,
@@ -343,16 +348,41 @@ function explainProbeFailure(broker: string, error: unknown, timeoutMs: number):
   return `Kafka at ${broker}: ${message.trim()} (TLS or SASL settings that do not match the listener?); ${fixBrokers}`;
 }
 
+/** Asking the group for its view after a join: it answers with assignments only once it is stable again. */
+const MEMBERSHIP_RETRY = { initialDelayMs: 100, maxDelayMs: 2000, maxElapsedMs: 30_000 };
+
+class GroupNotStableError extends Error {
+  override readonly name = 'GroupNotStableError';
+}
+
 class KafkajsGroupConsumer implements GroupConsumer {
   private readonly consumer: Consumer;
+  private memberId: string | undefined;
+  /** What this member runs, reported at every join so that the assignment can stay sticky. */
+  private active: number[] = [];
+  private standby: number[] = [];
+  /** Counts joins: the view learnt after an older join is not handed on once a newer one happened. */
+  private joins = 0;
+  private stopped = false;
 
   constructor(
     kafka: Kafka,
-    groupId: string,
+    private readonly groupId: string,
     private readonly config: TributaryConfig,
+    private readonly logger: Logger,
+    options: GroupOptions,
   ) {
     this.consumer = kafka.consumer({
       groupId,
+      // The sticky, co-partitioned assigner; round-robin only while a member of an older release
+      // (which offers nothing else) is still in the group, so that a rolling upgrade can join.
+      partitionAssigners: [
+        tributaryAssigner({
+          standbyReplicas: options.standbyReplicas,
+          self: () => ({ adminUrl: options.adminUrl, active: this.active, standby: this.standby }),
+        }),
+        PartitionAssigners.roundRobin,
+      ],
       sessionTimeout: config.kafka.sessionTimeoutMs,
       heartbeatInterval: Math.max(500, Math.floor(config.kafka.sessionTimeoutMs / 10)),
       maxBytesPerPartition: config.kafka.maxBytesPerPartition,
@@ -367,11 +397,14 @@ class KafkajsGroupConsumer implements GroupConsumer {
     const { consumer } = this;
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       const assignment = event.payload.memberAssignment;
-      handlers.onAssignment(
-        Object.entries(assignment).flatMap(([topic, partitions]) =>
-          partitions.map((partition) => ({ topic, partition })),
-        ),
+      const assigned = Object.entries(assignment).flatMap(([topic, partitions]) =>
+        partitions.map((partition) => ({ topic, partition })),
       );
+      this.memberId = event.payload.memberId;
+      this.active = [...new Set(assigned.map((tp) => tp.partition))].sort((a, b) => a - b);
+      const join = ++this.joins;
+      handlers.onAssignment(assigned);
+      void this.learnMembership(join, handlers);
     });
     consumer.on(consumer.events.CRASH, (event) => {
       if (!event.payload.restart) handlers.onCrash(event.payload.error);
@@ -411,6 +444,41 @@ class KafkajsGroupConsumer implements GroupConsumer {
     });
   }
 
+  /**
+   * kafkajs keeps only this member's topic-partitions from the assignment (not its user data, where
+   * the standbys are), so the group's view is read back from the coordinator after every join.
+   */
+  private async learnMembership(join: number, handlers: GroupHandlers): Promise<void> {
+    try {
+      const membership = await this.membership();
+      if (join !== this.joins || this.stopped) return; // a newer join will report its own view
+      this.standby = membership.members.find((m) => m.memberId === membership.self)?.standby ?? [];
+      handlers.onMembership?.(membership);
+    } catch (error) {
+      if (join === this.joins && !this.stopped)
+        this.logger.warn({ err: error, group: this.groupId }, 'could not read the consumer group membership');
+    }
+  }
+
+  async membership(): Promise<GroupMembership> {
+    const self = this.memberId;
+    if (self === undefined) throw new Error(`not a member of group ${this.groupId} yet`);
+    return retry(
+      async () => {
+        const group = await this.consumer.describeGroup();
+        // Outside Stable the coordinator leaves assignments out; this member must be in the view.
+        if (group.state !== 'Stable' || !group.members.some((m) => m.memberId === self))
+          throw new GroupNotStableError(`group ${this.groupId} is ${group.state}`);
+        return membershipOf(group, self);
+      },
+      MEMBERSHIP_RETRY,
+      {
+        isTransient: (error) => error instanceof GroupNotStableError,
+        shouldContinue: () => !this.stopped,
+      },
+    );
+  }
+
   pause(partitions: readonly TopicPartition[]): void {
     for (const { topic, partition } of partitions) this.consumer.pause([{ topic, partitions: [partition] }]);
   }
@@ -427,6 +495,7 @@ class KafkajsGroupConsumer implements GroupConsumer {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     await this.consumer.stop();
     await this.consumer.disconnect();
   }

@@ -3,7 +3,8 @@
  * child process; known usage events are produced to two partitions (one id twice); then its admin
  * endpoint shows the open windows in the user's terms (equal to what was produced), a group key is
  * found in both partitions, a dedupe id is seen and another is not, and `tributary inspect` and
- * `tributary lag` print them.
+ * `tributary lag` print them. Then a second instance joins and a lookup through either one asks the
+ * other at the admin URL it advertises in the group.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -55,7 +56,7 @@ async function eventually<T>(
   }
 }
 
-test('decoded window entries equal what was produced; key lookups; dedupe ids; inspect and lag print them', async () => {
+test('decoded window entries equal what was produced; key lookups, across two instances too; dedupe ids; inspect and lag', async () => {
   const worker = new Worker(run, { TRIBUTARY_ADMIN_TOKEN: TOKEN });
   try {
     const url = await worker.ready();
@@ -183,6 +184,61 @@ test('decoded window entries equal what was produced; key lookups; dedupe ids; i
         [run.topic, '1', '2', '2', '0'],
       ],
     );
+
+    // A second instance joins: each runs one partition, and a lookup through either asks the other at
+    // the admin URL it advertises in the group.
+    const second = new Worker(run, { TRIBUTARY_ADMIN_TOKEN: TOKEN });
+    try {
+      const secondUrl = await second.ready();
+      await eventually('the two instances to run one partition each', async () => {
+        const [a, b] = await Promise.all([
+          worker.admin<{ partitions?: number[] }>('/health', TOKEN),
+          second.admin<{ partitions?: number[] }>('/health', TOKEN),
+        ]);
+        return a.body.partitions?.length === 1 && b.body.partitions?.length === 1 ? true : undefined;
+      });
+      for (const through of [url, secondUrl]) {
+        const across = await eventually('both members in the lookup', async () => {
+          const answer = await queryStore(
+            through,
+            'usage-1m',
+            { subject: 'c1', meter: 'requests' },
+            { token: TOKEN },
+          );
+          return answer.searched.length === 2 && answer.results.length === 2 ? answer : undefined;
+        });
+        assert.deepEqual(across.unreachable, []);
+        assert.equal(
+          new Set(across.results.map((result) => result.instance)).size,
+          2,
+          'two instances answered',
+        );
+        assert.deepEqual(
+          across.results
+            .map((result) => [
+              result.partition,
+              result.kind === 'window' ? result.windows[0]?.aggregates.total : -1,
+            ])
+            .sort(),
+          [
+            [0, 7],
+            [1, 10],
+          ],
+        );
+      }
+      const local = await queryStore(
+        secondUrl,
+        'usage-1m',
+        { subject: 'c1', meter: 'requests' },
+        {
+          token: TOKEN,
+          scope: 'local',
+        },
+      );
+      assert.equal(local.results.length, 1, 'scope=local: this instance only');
+    } finally {
+      second.kill('SIGKILL');
+    }
   } finally {
     worker.kill('SIGKILL');
   }

@@ -68,6 +68,7 @@ test('every environment override names a setting that exists', () => {
     TRIBUTARY_SCHEMA_REGISTRY_URL: 'http://registry.example:8081',
     TRIBUTARY_CLICKHOUSE_URL: 'http://clickhouse.example:8123',
     TRIBUTARY_DLQ_MAX_BATCH_BYTES: '500000',
+    TRIBUTARY_ADMIN_ADVERTISED_URL: 'http://instance-1.example:7400',
   };
   const kindSample = { string: 'x', int: '7', bool: 'false', list: 'a:1,b:2' };
   const env = Object.fromEntries(
