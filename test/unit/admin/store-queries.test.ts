@@ -6,9 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { lookupAcrossPeers } from '../../../src/admin/store-lookup.js';
 import type { PeerProvider } from '../../../src/admin/store-lookup.js';
 import { AdminRequestError, minutes, queryStore, readStore } from '../../../src/index.js';
-import type { WindowEntryView } from '../../../src/index.js';
+import type { KeyLookupResponse, WindowEntryView } from '../../../src/index.js';
 import { T0, adminOf, urlOf, usageHarness } from './usage-fixtures.js';
 
 const TOKEN = 'secret';
@@ -142,4 +143,39 @@ test('decoded pages, lookups across two instances, local scope, an unreachable p
     await adminA.close();
     await adminB.close();
   }
+});
+
+test('a member that advertises no admin URL, or a membership that cannot be read, makes the answer partial, not silent', async () => {
+  const local: KeyLookupResponse = {
+    store: 'usage-1m',
+    key: 'c1',
+    kind: 'window',
+    found: false,
+    results: [],
+    searched: [{ instance: 'a', partitions: [0] }],
+    unreachable: [],
+  };
+  const noUrl = await lookupAcrossPeers(
+    local,
+    async () => [
+      { adminUrl: 'http://ignored.invalid', self: true },
+      { adminUrl: undefined, self: false, name: 'member worker-2 (10.0.0.2, partitions 1)' },
+    ],
+    {},
+  );
+  assert.deepEqual(noUrl.unreachable, [
+    {
+      adminUrl: '(member worker-2 (10.0.0.2, partitions 1))',
+      error: 'it advertises no admin URL (admin disabled?)',
+    },
+  ]);
+  assert.deepEqual(noUrl.searched, local.searched, 'this instance is not asked again');
+  const noMembership = await lookupAcrossPeers(
+    local,
+    async () => {
+      throw new Error('not joined');
+    },
+    {},
+  );
+  assert.deepEqual(noMembership.unreachable, [{ adminUrl: '(group membership)', error: 'not joined' }]);
 });
