@@ -104,26 +104,29 @@ export async function lookupAcrossPeers(
       unreachable: [{ adminUrl: '(group membership)', error: errorText(error) }],
     };
   }
+  type PeerReply = { adminUrl: string; answer: KeyLookupResponse } | { adminUrl: string; error: string };
   const others = members.filter((member) => !member.self);
-  const answers = await Promise.all(
-    others.map(async ({ adminUrl, name }) => {
+  const replies = await Promise.all(
+    others.map(async ({ adminUrl, name }): Promise<PeerReply> => {
       if (adminUrl === undefined)
         return { adminUrl: `(${name ?? 'a member'})`, error: 'it advertises no admin URL (admin disabled?)' };
       try {
-        return {
-          adminUrl,
-          answer: await queryStore(adminUrl, local.store, local.key, { ...options, scope: 'local' }),
-        };
+        const answer = await queryStore(adminUrl, local.store, local.key, { ...options, scope: 'local' });
+        return { adminUrl, answer };
       } catch (error) {
         return { adminUrl, error: errorText(error) };
       }
     }),
   );
-  const merged: KeyLookupResponse = { ...local, results: [...local.results], searched: [...local.searched] };
-  merged.unreachable = [...local.unreachable];
-  for (const reply of answers) {
+  const merged: KeyLookupResponse = {
+    ...local,
+    results: [...local.results],
+    searched: [...local.searched],
+    unreachable: [...local.unreachable],
+  };
+  for (const reply of replies) {
     if ('error' in reply) {
-      merged.unreachable.push({ adminUrl: reply.adminUrl, error: reply.error as string });
+      merged.unreachable.push({ adminUrl: reply.adminUrl, error: reply.error });
       continue;
     }
     const { answer } = reply;
