@@ -113,6 +113,10 @@ export interface KafkaAdmin {
   ensureTopic(topic: string, partitions: number): Promise<void>;
   /** The committed offsets of a group for one topic (partitions without a commit are absent). */
   groupOffsets(groupId: string, topic: string): Promise<Map<number, bigint>>;
+  /** The topics a group has committed offsets for (what it consumes), sorted. */
+  groupTopics(groupId: string): Promise<string[]>;
+  /** Per partition of a topic: its earliest offset and its end (the offset the next record gets). */
+  topicOffsets(topic: string): Promise<Map<number, { earliest: bigint; end: bigint }>>;
   close(): Promise<void>;
 }
 
