@@ -1,19 +1,13 @@
-// The store browser (a partition's stores, page by page) and the key lookup. Entries and lookup
-// results are rendered as generic JSON, whatever shape the endpoint gives them (raw `{ key, value }`
-// today, decoded window and key-value entries as they come).
+// The store browser (a partition's stores, page by page) and the key lookup across the group.
+// Entries and lookup results are rendered as generic JSON, whatever the store's kind (windows with
+// their aggregates by name, key-value pairs, dedupe buckets, outbox entries).
 
 import { errorMessage, getJson } from './api.js';
 import { el, formatNumber, jsonText, setOptions } from './dom.js';
 
 const PAGE_SIZE = 10;
-/** The fallback lookup scans at most this many entries per partition. */
-const SCAN_PAGES = 10;
-const SCAN_PAGE_SIZE = 1000;
-const MAX_RESULTS = 50;
 
 const $ = (id) => document.getElementById(id);
-
-const keyText = (key) => (typeof key === 'string' ? key : JSON.stringify(key));
 
 /** Where the browser is: the partition and store shown, and the `after` cursor of each page seen. */
 const browsing = { partition: undefined, store: undefined, pages: [undefined], next: undefined };
@@ -107,23 +101,13 @@ async function showPage() {
       ),
     ),
   );
-  // The next page starts at the endpoint's `next` cursor (absent on the last page); raw entries
-  // (`{ key, value }` with a text key) page on from their last key.
-  const last = entries[entries.length - 1];
-  browsing.next = answer.body.next ?? (isRawEntry(last) ? last.key : undefined);
-  $('next-page').disabled = entries.length < PAGE_SIZE || browsing.next === undefined;
+  // The endpoint's cursor for the next page; absent on the last page.
+  browsing.next = answer.body.next;
+  $('next-page').disabled = browsing.next === undefined;
   $('first-page').disabled = pages.length <= 1;
   $('browse-info').textContent =
     `${store} on partition ${partition}: page ${pages.length}, ${entries.length} entries` +
     (answer.body.kind ? ` (${answer.body.kind} store)` : '');
-}
-
-function isRawEntry(entry) {
-  return (
-    entry !== undefined &&
-    typeof entry.key === 'string' &&
-    Object.keys(entry).every((field) => field === 'key' || field === 'value')
-  );
 }
 
 function withoutKey(entry) {
@@ -140,9 +124,9 @@ async function lookUp(store, key) {
   }
   $('lookup-info').textContent = `Looking up ${key} in ${store}…`;
   const answer = await getJson(`/stores/${encodeURIComponent(store)}/keys/${encodeURIComponent(key)}`);
-  if (answer.status === 404 && isMissingRoute(answer.body)) return scanForKey(store, key);
   if (answer.status !== 200) {
-    $('lookup-info').textContent = `Not found: ${errorMessage(answer)}`;
+    $('lookup-info').textContent =
+      `${answer.status === 404 ? 'Not found' : 'Cannot look it up'}: ${errorMessage(answer)}`;
     return;
   }
   const { results = [], searched, unreachable } = answer.body;
@@ -156,42 +140,6 @@ async function lookUp(store, key) {
       : '';
   $('lookup-info').textContent =
     `${results.length} result${results.length === 1 ? '' : 's'} for ${key} in ${store}${where}${missing}`;
-}
-
-/** fastify's own 404 (`Route GET:/... not found`): this instance has no lookup route. */
-function isMissingRoute(body) {
-  return (
-    body && typeof body === 'object' && typeof body.message === 'string' && body.message.startsWith('Route ')
-  );
-}
-
-/**
- * An instance without `/stores/:store/keys/:key`: scan the store's entries on the partitions this
- * instance owns, for keys containing the text typed.
- */
-async function scanForKey(store, key) {
-  const results = [];
-  for (const partition of knownPartitions) {
-    let after;
-    for (let page = 0; page < SCAN_PAGES && results.length < MAX_RESULTS; page++) {
-      const query = new URLSearchParams({ limit: String(SCAN_PAGE_SIZE) });
-      if (after !== undefined) query.set('after', after);
-      const answer = await getJson(
-        `/tasks/${encodeURIComponent(partition)}/stores/${encodeURIComponent(store)}?${query}`,
-      );
-      const entries = answer.status === 200 ? (answer.body.entries ?? []) : [];
-      for (const entry of entries) {
-        if (keyText(entry.key).includes(key))
-          results.push({ partition: Number(partition), instance: '', ...entry });
-      }
-      if (entries.length < SCAN_PAGE_SIZE) break;
-      after = keyText(entries[entries.length - 1].key);
-    }
-  }
-  showResults(results.slice(0, MAX_RESULTS));
-  $('lookup-info').textContent =
-    `${results.length === 0 ? 'Not found' : `${results.length} result${results.length === 1 ? '' : 's'}`}: ` +
-    `this instance has no key lookup route, so its partitions' entries of ${store} were scanned for keys containing ${key}`;
 }
 
 function showResults(results) {

@@ -190,6 +190,19 @@ test('the console asks for the token, then shows the topology, the partitions, d
   await page.click('#store-browser button[type=submit]');
   await waitForCount(page, '#store-entries tbody tr', 1, 'window store entries');
   assert.match(await page.locator('#browse-info').innerText(), /usage-1m on partition 0: page 1/);
+  // Entries in the user's terms: the group key, the window and the aggregates by name.
+  const firstEntry = page.locator('#store-entries tbody tr').first();
+  assert.match(
+    await firstEntry.locator('td').first().innerText(),
+    /^\{"subject":"customer-\d+","meter":"[\w.]+"\}$/,
+  );
+  assert.match(
+    await firstEntry.locator('td').nth(1).innerText(),
+    /"aggregates":\{"count":\d+,"total":\d+,"max":\d+\}/,
+  );
+  await page.click('#next-page');
+  await page.locator('#browse-info', { hasText: 'page 2' }).waitFor();
+  await waitForCount(page, '#store-entries tbody tr', 1, 'the second page of entries');
 
   // A key lookup: a group key of an open window, as the user writes it (the JSON of the key).
   const entries = await worker.admin<{ entries: Array<{ key: unknown }> }>(
@@ -197,13 +210,16 @@ test('the console asks for the token, then shows the topology, the partitions, d
     TOKEN,
   );
   const key = entries.body.entries[0]?.key;
-  assert.ok(key !== undefined, 'partition 0 has an open window');
-  const typed = typeof key === 'string' ? key.slice(key.indexOf('!') + 1) : JSON.stringify(key);
+  assert.ok(typeof key === 'object' && key !== null, 'partition 0 has an open window, with its group key');
+  const typed = JSON.stringify(key);
   await page.selectOption('#lookup-store', 'usage-1m');
   await page.fill('#lookup-key', typed);
   await page.click('#key-lookup button[type=submit]');
   await waitForCount(page, '#lookup-results tbody tr', 1, `lookup of ${typed}`);
-  assert.match(await page.locator('#lookup-info').innerText(), /^\d+ results?\b/);
+  assert.match(
+    await page.locator('#lookup-info').innerText(),
+    /^\d+ results? for .* in usage-1m; searched \S+ \[0, 1, 2\]$/,
+  );
   assert.match(await page.locator('#lookup-results tbody tr td').first().innerText(), /^\d+$/);
 
   mkdirSync(OUTPUT_DIR, { recursive: true });
