@@ -25,9 +25,27 @@ function setAttributes(element, attributes) {
   }
 }
 
-/** Any JSON value as one line of text: strings as they are, the rest as JSON (the cell wraps it). */
+/** A store time as the reads give it (`{ iso, ms }`): shown as its ISO text. */
+const isStoreTime = (value) =>
+  value !== null &&
+  typeof value === 'object' &&
+  typeof value.iso === 'string' &&
+  Object.keys(value).every((field) => field === 'iso' || field === 'ms');
+
+/** Any JSON value as one line of text: strings as they are, times as ISO text, the rest as JSON. */
 export function jsonText(value) {
-  return typeof value === 'string' ? value : JSON.stringify(value);
+  if (typeof value === 'string') return value;
+  if (isStoreTime(value)) return value.iso;
+  return JSON.stringify(value, (_key, inner) => (isStoreTime(inner) ? inner.iso : inner));
+}
+
+/** An object as one `field: value` line per field (other values as jsonText), for table cells. */
+export function fieldsText(value) {
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || isStoreTime(value))
+    return jsonText(value);
+  return Object.entries(value)
+    .map(([field, inner]) => `${field}: ${jsonText(inner)}`)
+    .join('\n');
 }
 
 export function formatNumber(value) {

@@ -3,7 +3,7 @@
 // their aggregates by name, key-value pairs, dedupe buckets, outbox entries).
 
 import { errorMessage, getJson } from './api.js';
-import { el, formatNumber, jsonText, setOptions } from './dom.js';
+import { el, fieldsText, formatNumber, jsonText, setOptions } from './dom.js';
 
 const PAGE_SIZE = 10;
 
@@ -97,7 +97,7 @@ async function showPage() {
         'tr',
         {},
         el('td', {}, el('pre', {}, jsonText(entry.key))),
-        el('td', {}, el('pre', {}, jsonText(entry.value ?? withoutKey(entry)))),
+        el('td', {}, el('pre', {}, fieldsText(entry.value ?? withoutKey(entry)))),
       ),
     ),
   );
@@ -151,7 +151,7 @@ function showResults(results) {
         { 'data-partition': partition },
         el('td', {}, String(partition ?? '—')),
         el('td', {}, instance || 'this instance'),
-        el('td', {}, el('pre', {}, jsonText(rest))),
+        el('td', {}, el('pre', {}, fieldsText(rest))),
       );
     }),
   );
