@@ -47,6 +47,32 @@ export function changelogTopics(appId: string, storeNames: readonly string[]): M
   return topics;
 }
 
+/**
+ * Compacted; records up to 64 MiB: one record carries one stored value, and some are large by nature
+ * (an outbox segment holds all the outputs of a commit interval, a dead letter its whole record).
+ */
+const CHANGELOG_TOPIC_CONFIG = { 'cleanup.policy': 'compact', 'max.message.bytes': String(64 * 1024 * 1024) };
+
+/** Kafka refusals that no retry or reopen can fix: the instance stops and says why. */
+const PERMANENT_KAFKA_ERRORS = new Set([
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_RECORD',
+  'TOPIC_AUTHORIZATION_FAILED',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+  'CLUSTER_AUTHORIZATION_FAILED',
+  'GROUP_AUTHORIZATION_FAILED',
+]);
+
+/** Whether a changelog commit failed for a reason that reopening the task cannot fix. */
+export function isPermanentChangelogFailure(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    const type = (e as { type?: string }).type;
+    if (type !== undefined && PERMANENT_KAFKA_ERRORS.has(type)) return true;
+  }
+  return false;
+}
+
 export class ChangelogTopicError extends Error {
   override readonly name = 'ChangelogTopicError';
 }
@@ -66,7 +92,7 @@ export async function prepareChangelogTopics(
   for (const topic of new Set(topics.values())) {
     const existing = await admin.describeTopic(topic);
     if (existing === undefined) {
-      await admin.createTopic(topic, partitions, { 'cleanup.policy': 'compact' }, replicationFactor);
+      await admin.createTopic(topic, partitions, CHANGELOG_TOPIC_CONFIG, replicationFactor);
       continue;
     }
     if (existing.partitions !== partitions)

@@ -30,7 +30,12 @@ import { FencedError } from '../core/task.js';
 import { DropLog } from './drop-log.js';
 import { RuntimeMetrics } from './metrics.js';
 import { TaskHost, isLockError, openTaskWaitingForLock } from './task-host.js';
-import { TaskChangelogLink, changelogTopics, prepareChangelogTopics } from './changelog.js';
+import {
+  TaskChangelogLink,
+  changelogTopics,
+  isPermanentChangelogFailure,
+  prepareChangelogTopics,
+} from './changelog.js';
 import type { RestoreProgress } from './changelog.js';
 import type { PartitionReader } from './kafka/client.js';
 
@@ -384,6 +389,14 @@ export class Instance {
     await host.changelog?.close().catch(() => undefined);
     await this.delivery.releasePartition(host.partition);
     this.metrics.changelogCommitFailures.inc({ partition: String(host.partition) });
+    if (isPermanentChangelogFailure(error)) {
+      this.fail(
+        new Error(`partition ${host.partition}: Kafka refused its changelog transaction for good`, {
+          cause: error,
+        }),
+      );
+      return;
+    }
     this.logger.warn(
       { partition: host.partition, err: error },
       error instanceof FencedError
