@@ -225,12 +225,11 @@ export class TaskChangelogLink implements TaskChangelog {
     follow: boolean,
   ): Promise<{ reads: Array<{ read: PartitionRead; end: bigint }>; progress: Progress } | undefined> {
     const { admin, reader, partition, topics, logger } = this.options;
-    if (!admin.topicOffsets) throw new Error('this Kafka client cannot read changelog offsets');
     const ends = new Map<string, { low: bigint; high: bigint }>();
     for (const [store, topic] of topics) {
       const range = (await admin.topicOffsets(topic)).get(partition);
       if (range === undefined) throw new Error(`changelog topic ${topic} has no partition ${partition}`);
-      ends.set(store, range);
+      ends.set(store, { low: range.earliest, high: range.end });
     }
     const problem = this.localProblem(restore, ends);
     let local = restore.local;
