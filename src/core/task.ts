@@ -161,6 +161,11 @@ export interface ChangelogRestore {
   /** Whether the folder holds state at all (a folder without changelog offsets but with state). */
   localHasState: boolean;
   discardLocal(reason: string): Promise<void>;
+  /**
+   * The folder holds state its changelogs never received (written with changelogs off) and the
+   * changelogs are empty: the next commit sends all of it, so the changelog holds the whole state.
+   */
+  seedChangelog(): void;
   apply(store: string, changes: readonly StateChange[], lastOffset: bigint): Promise<void>;
 }
 

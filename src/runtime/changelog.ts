@@ -232,6 +232,11 @@ export class TaskChangelogLink implements TaskChangelog {
       ends.set(store, { low: range.earliest, high: range.end });
     }
     const problem = this.localProblem(restore, ends);
+    const changelogHasData = [...ends.values()].some(({ low, high }) => high > low);
+    if (restore.local.size === 0 && restore.localHasState && !changelogHasData) {
+      logger.info({ partition }, 'local state predates the changelog: its next commit sends all of it');
+      restore.seedChangelog();
+    }
     let local = restore.local;
     if (problem !== undefined) {
       logger.warn(

@@ -239,8 +239,8 @@ export class Instance {
   }
 
   /**
-   * This instance's standby partitions after a rebalance. Only recorded for now: the standby tasks
-   * that keep a warm copy by tailing the changelogs are built on top of this.
+   * This instance's standby partitions after a rebalance: each gets a folder kept warm from its
+   * changelogs (openStandby); a standby that moved away or became this instance's task is closed.
    */
   private handleStandbys(partitions: number[]): void {
     const changed = partitions.join() !== this.standbys.join();
