@@ -166,8 +166,14 @@ export async function startAdminServer(instance: Instance, options: AdminOptions
     deadLetters: instance.recentDeadLetters(),
   }));
 
-  // `now`: the server's clock, against which the console shows watermark delay and commit age.
-  server.get('/tasks', async () => ({ tasks: instance.tasks(), now: Date.now() }));
+  // `opening`: partitions whose task is being opened, with restore progress while restoring.
+  server.get('/tasks', async () => ({
+    tasks: instance.tasks(),
+    opening: instance.openingTasks(),
+    standbys: instance.standbyReplicas(),
+    // The server's clock, against which the console shows watermark delay and commit age.
+    now: Date.now(),
+  }));
 
   // The consumer group as of the last rebalance: members, their admin URLs, active and standby partitions.
   server.get('/cluster', async (_request, reply) => {

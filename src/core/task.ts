@@ -112,6 +112,73 @@ export interface PartitionTask {
   close(): Promise<void>;
 }
 
+/**
+ * One store write as a changelog topic carries it (`value` null: a tombstone). `store` is the store's
+ * name, or CHECKPOINT_STORE for the task's own metadata (input positions, watermarks, counters, the
+ * store manifest), which travels beside the stores so a restored task resumes where its state is.
+ */
+export interface StateChange {
+  store: string;
+  key: string;
+  value: string | Uint8Array | null;
+}
+
+/** The pseudo-store of a task's checkpoint metadata in its changelog (`<appId>-checkpoint-changelog`). */
+export const CHECKPOINT_STORE = 'checkpoint';
+
+/** Kafka refused a task's transaction because a newer owner of the partition fenced this one (a zombie). */
+export class FencedError extends Error {
+  override readonly name = 'FencedError';
+}
+
+/**
+ * The changelog of one task (exactly-once across instances): each local commit first goes to Kafka in
+ * one transaction (the state changes and the consumed input positions), and LevelDB is written only
+ * after that transaction committed, recording the changelog offsets it reflects.
+ */
+export interface TaskChangelog {
+  /**
+   * Writes one commit's changes with the input positions (next offset per source topic) in one Kafka
+   * transaction; resolves with the offset of the last record written per store. Rejects with
+   * FencedError when a newer owner took the partition; any rejection leaves the local commit unwritten
+   * (the changes stay pending and go with the next attempt: re-sending a change is harmless).
+   */
+  write(
+    changes: readonly StateChange[],
+    positions: ReadonlyMap<string, bigint>,
+  ): Promise<Map<string, bigint>>;
+  /**
+   * Replays into the local state what the changelog holds beyond it, before the task processes input.
+   * `local`: per store, the last changelog offset the folder reflects (empty for a new folder). Calls
+   * `discardLocal` first when the folder does not belong with the topics (ahead of them, or written
+   * before them), then `apply` in order, in batches, per store.
+   */
+  restore(restore: ChangelogRestore): Promise<void>;
+}
+
+export interface ChangelogRestore {
+  local: ReadonlyMap<string, bigint>;
+  /** Whether the folder holds state at all (a folder without changelog offsets but with state). */
+  localHasState: boolean;
+  discardLocal(reason: string): Promise<void>;
+  /**
+   * The folder holds state its changelogs never received (written with changelogs off) and the
+   * changelogs are empty: the next commit sends all of it, so the changelog holds the whole state.
+   */
+  seedChangelog(): void;
+  apply(store: string, changes: readonly StateChange[], lastOffset: bigint): Promise<void>;
+}
+
+/**
+ * A partition's state folder kept up to date from its changelog while another instance owns the
+ * partition (a standby replica): on takeover, the task opens this folder and restores only the tail.
+ */
+export interface StandbyState {
+  /** The restore target of the folder: what TaskChangelog.restore/follow apply changes to. */
+  readonly target: ChangelogRestore;
+  close(): Promise<void>;
+}
+
 export interface OpenTaskOptions {
   partition: number;
   /** Folder of this task's LevelDB, e.g. `<stateDir>/<appId>/task-<partition>`. */
@@ -124,6 +191,8 @@ export interface OpenTaskOptions {
    * a folder refuses to open, naming the store.
    */
   resetStores?: readonly string[];
+  /** Backs the state with changelog topics: restore before the first record, a transaction per commit. */
+  changelog?: TaskChangelog;
 }
 
 export interface RunnableTopology {
@@ -134,5 +203,9 @@ export interface RunnableTopology {
    * end-to-end latency from window end + grace).
    */
   readonly sinks: readonly { spec: SinkSpec<unknown>; schema?: ResultSchema; windowGraceMs?: number }[];
+  /** The name of every store a task holds (the topology's stores, DLQ_OUTBOX, each sink's outbox). */
+  readonly storeNames: readonly string[];
   openTask(options: OpenTaskOptions): Promise<PartitionTask>;
+  /** Opens a partition's folder as a standby (no stores loaded, nothing processed). */
+  openStandby?(options: { partition: number; dir: string }): Promise<StandbyState>;
 }

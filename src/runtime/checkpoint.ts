@@ -12,18 +12,29 @@
  *     positions; a failure is harmless (they only matter for a partition with no local state).
  *  4. Outputs are delivered only from committed outboxes, after the checkpoint that made them
  *     durable, and acked afterwards; the sinks make a replay harmless (delivery.ts).
+ *     With changelogs (changelog.ts), step 1 is preceded by a Kafka transaction of the task: its state
+ *     changes and input offsets; LevelDB is written only after it committed. A task whose transaction
+ *     fails (fenced by a newer owner, Kafka unreachable) is closed without writing and reopened from
+ *     its changelog: state in memory that Kafka has not accepted is never trusted again.
  *  5. A revoked task is committed then closed in one section of its queue, with no batch in between,
  *     releasing its LevelDB for the next owner. On shutdown: checkpoint (1), deliver within the
  *     shutdown timeout (4), commit group offsets and wait for it (3), then commit (the acks of what
  *     was delivered) and close each task (5).
  */
 import type { Logger } from 'pino';
+import { FencedError } from '../core/task.js';
 import type { GroupConsumer, TopicPartition } from './kafka/client.js';
 import type { DropLog } from './drop-log.js';
 import type { RuntimeMetrics } from './metrics.js';
 import type { TaskHost } from './task-host.js';
 
 export type GroupOffset = TopicPartition & { offset: bigint };
+
+/** A task whose changelog transaction failed: closed without writing, to be reopened from the changelog. */
+export interface LostTask {
+  host: TaskHost;
+  error: unknown;
+}
 
 export class Checkpoint {
   constructor(
@@ -33,21 +44,40 @@ export class Checkpoint {
     private readonly drops?: DropLog,
   ) {}
 
-  /** Step 1 for every open task; returns the group offsets of step 3. A failed task commit rejects. */
-  async commit(hosts: readonly TaskHost[], nowMs: number): Promise<GroupOffset[]> {
+  /**
+   * Step 1 for every open task; returns the group offsets of step 3 and the tasks lost to a failed
+   * changelog transaction (closed here). A failed commit of a task without changelog rejects.
+   */
+  async commit(
+    hosts: readonly TaskHost[],
+    nowMs: number,
+  ): Promise<{ offsets: GroupOffset[]; lost: LostTask[] }> {
     const offsets: GroupOffset[] = [];
-    for (const host of hosts) {
-      await host.queue.run(async () => {
+    const lost: LostTask[] = [];
+    // Tasks commit side by side: with changelogs each commit waits on a few Kafka round trips.
+    const commits = hosts.map((host) =>
+      host.queue.run(async () => {
         if (host.closed) return;
         await host.task.tick(nowMs);
-        await host.task.commit();
+        try {
+          await host.task.commit();
+        } catch (error) {
+          if (host.changelog === undefined) throw error;
+          host.closed = true;
+          await host.task.close().catch(() => undefined);
+          lost.push({ host, error });
+          return;
+        }
         const metrics = host.task.metrics();
         this.metrics.observeTask(host.partition, metrics);
         this.drops?.observe(host.partition, metrics, host.task.dropExamples?.());
         offsets.push(...groupOffsetsOf(host));
-      });
-    }
-    return offsets;
+      }),
+    );
+    // Every commit settles before a failure is reported: no task is left mid-commit.
+    const failed = (await Promise.allSettled(commits)).find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return { offsets, lost };
   }
 
   /** Step 3: group offsets trail the checkpoints; a failure (e.g. mid-rebalance) is only logged. */
@@ -62,9 +92,24 @@ export class Checkpoint {
     await host.queue.run(async () => {
       if (host.closed) return;
       host.closed = true;
-      await host.task.commit();
-      await host.task.close();
+      try {
+        await host.task.commit();
+      } catch (error) {
+        // A task with a changelog loses nothing: its next owner restores the last transaction (and
+        // reprocesses what came after it). Fenced: the new owner was quicker, as rebalances go.
+        if (host.changelog === undefined) throw error;
+        const fenced = error instanceof FencedError;
+        this.logger[fenced ? 'info' : 'warn'](
+          { partition: host.partition, err: error },
+          fenced
+            ? 'the new owner took over before the final commit'
+            : 'final commit of a revoked task failed',
+        );
+      } finally {
+        await host.task.close();
+      }
     });
+    await host.changelog?.close().catch(() => undefined);
   }
 }
 

@@ -108,6 +108,17 @@ export const configSchema = z.strictObject({
       advertisedUrl: z.url().optional(),
     })
     .prefault({}),
+  changelog: z
+    .strictObject({
+      /**
+       * Back every store with a compacted changelog topic `<appId>-<store>-changelog` and commit in
+       * Kafka transactions: state survives losing its machine. Off: state lives only in stateDir.
+       */
+      enabled: z.boolean().default(true),
+      /** Replication factor of the changelog topics tributary creates; -1: the broker's default. */
+      replicationFactor: z.number().int().min(-1).default(-1),
+    })
+    .prefault({}),
   /**
    * Standby copies of each partition the group assigns to instances other than its owner, each
    * instance at most one copy of a partition (so at most instances - 1 copies take effect).
@@ -310,6 +321,18 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
     path: ['admin', 'probesWithoutToken'],
     kind: 'bool',
     note: '/health/live and /health/ready answer without the token (Kubernetes probes)',
+  },
+  {
+    env: 'TRIBUTARY_CHANGELOG',
+    path: ['changelog', 'enabled'],
+    kind: 'bool',
+    note: 'changelog topics and Kafka transactions (state survives its machine)',
+  },
+  {
+    env: 'TRIBUTARY_CHANGELOG_REPLICATION_FACTOR',
+    path: ['changelog', 'replicationFactor'],
+    kind: 'int',
+    note: 'replication factor of created changelog topics (-1: broker default)',
   },
   {
     env: 'TRIBUTARY_ADMIN_ADVERTISED_URL',

@@ -4,12 +4,13 @@
  * sinks, and applies backpressure by pausing partitions whose outputs back up. The commit protocol,
  * with the exactly-once list, is checkpoint.ts.
  */
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { RetriableError } from '../serde/types.js';
 import { retry, sleep } from '../core/retry.js';
 import type { RetryPolicy } from '../core/retry.js';
-import type { RunnableTopology } from '../core/task.js';
+import type { RunnableTopology, StandbyState } from '../core/task.js';
 import type { TributaryConfig } from './config.js';
 import { OutputDelivery } from './delivery.js';
 import type { FailingSink } from './delivery.js';
@@ -24,11 +25,20 @@ import type {
   TopicPartition,
 } from './kafka/client.js';
 import { Checkpoint, groupOffsetsOf } from './checkpoint.js';
-import type { GroupOffset } from './checkpoint.js';
+import type { GroupOffset, LostTask } from './checkpoint.js';
+import { FencedError } from '../core/task.js';
 import { DropLog } from './drop-log.js';
 import { RuntimeMetrics } from './metrics.js';
 import type { RecentDeadLetter } from './recent-dead-letters.js';
-import { TaskHost, openTaskWaitingForLock } from './task-host.js';
+import { TaskHost, isLockError, openTaskWaitingForLock } from './task-host.js';
+import {
+  TaskChangelogLink,
+  changelogTopics,
+  isPermanentChangelogFailure,
+  prepareChangelogTopics,
+} from './changelog.js';
+import type { RestoreProgress } from './changelog.js';
+import type { PartitionReader } from './kafka/client.js';
 
 /** Holding a partition on a RetriableError: 100 ms, doubling, at most 5 s between attempts, while running. */
 const HOLD_ON_RETRIABLE: RetryPolicy = { initialDelayMs: 100, maxDelayMs: 5000 };
@@ -47,6 +57,19 @@ export interface TaskStatus {
   /** When the task was last checkpointed (epoch ms); absent before its first commit. */
   lastCommitAt?: number;
   metrics: ReturnType<TaskHost['task']['metrics']>;
+}
+
+/** A standby replica: its folder, the changelog reads feeding it, and its changelog link. */
+interface StandbyFolder {
+  state: StandbyState;
+  following: { stop(): Promise<void> };
+  link: TaskChangelogLink;
+}
+
+/** A partition whose task is being opened: restoring from its changelog, or waiting for its folder. */
+export interface OpeningStatus {
+  partition: number;
+  restore?: RestoreProgress;
 }
 
 /** Whether the instance does its work now, and if not, why (the admin's /health/ready). */
@@ -100,6 +123,14 @@ export class Instance {
   private delivering: Promise<void> | undefined;
   private crash: Error | undefined;
   private readonly crashListeners: Array<(error: Error) => void> = [];
+  /** Store name → changelog topic, when changelogs are on. */
+  private changelogTopics: Map<string, string> | undefined;
+  /** Reads changelogs for restores (a consumer group of its own), when changelogs are on. */
+  private changelogReader: PartitionReader | undefined;
+  /** The changelog link of each task being opened, for its restore progress. */
+  private readonly restoring = new Map<number, TaskChangelogLink>();
+  /** Standby replicas this instance keeps: each one's folder fed from its changelog. */
+  private readonly standbyFolders = new Map<number, Promise<StandbyFolder | undefined>>();
 
   constructor(
     private readonly topology: RunnableTopology,
@@ -131,6 +162,7 @@ export class Instance {
     try {
       this.admin = await this.kafka.admin();
       await this.delivery.open(this.admin);
+      if (this.config.changelog.enabled) await this.openChangelogs(this.admin);
       this.consumer = this.kafka.groupConsumer(this.config.appId, {
         standbyReplicas: this.config.standbyReplicas,
         adminUrl: options.adminUrl,
@@ -147,11 +179,33 @@ export class Instance {
       this.state = 'failed';
       await this.consumer?.stop().catch(() => undefined);
       await this.delivery.close();
+      await this.changelogReader?.stop().catch(() => undefined);
       await this.admin?.close().catch(() => undefined);
       throw error;
     }
     this.commitTimer = setInterval(() => void this.commitAll('interval'), this.config.commitIntervalMs);
     this.logger.info({ topics: this.topology.sourceTopics, group: this.config.appId }, 'instance started');
+  }
+
+  /** Creates or checks the changelog topics and starts the reader restores use. */
+  private async openChangelogs(admin: KafkaAdmin): Promise<void> {
+    if (!this.kafka.partitionReader || !this.kafka.taskTransactions || !admin.describeTopic)
+      throw new Error('changelog.enabled needs a Kafka client with transactions and a partition reader');
+    let partitions = 0;
+    for (const topic of this.topology.sourceTopics) {
+      const described = await admin.describeTopic(topic);
+      if (described === undefined)
+        throw new Error(
+          `input topic ${topic} does not exist (its partition count sizes the changelog topics)`,
+        );
+      partitions = Math.max(partitions, described.partitions);
+    }
+    const topics = changelogTopics(this.config.appId, this.topology.storeNames);
+    await prepareChangelogTopics(admin, topics, partitions, this.config.changelog.replicationFactor);
+    this.changelogTopics = topics;
+    // A group of its own per incarnation: a restarted instance never waits for its dead predecessor.
+    this.changelogReader = this.kafka.partitionReader(`${this.config.appId}.restore.${randomUUID()}`);
+    await this.changelogReader.start([...new Set(topics.values())]);
   }
 
   private fail(error: Error): void {
@@ -192,13 +246,68 @@ export class Instance {
   }
 
   /**
-   * This instance's standby partitions after a rebalance. Only recorded for now: the standby tasks
-   * that keep a warm copy by tailing the changelogs are built on top of this.
+   * This instance's standby partitions after a rebalance: each gets a folder kept warm from its
+   * changelogs (openStandby); a standby that moved away or became this instance's task is closed.
    */
   private handleStandbys(partitions: number[]): void {
     const changed = partitions.join() !== this.standbys.join();
     this.standbys = [...partitions];
     if (changed) this.logger.info({ standbys: this.standbys }, 'standby partitions assigned');
+    if (!this.changelogTopics || this.state !== 'running') return;
+    for (const partition of [...this.standbyFolders.keys()])
+      if (!partitions.includes(partition)) void this.closeStandby(partition);
+    for (const partition of partitions)
+      if (!this.hosts.has(partition) && !this.opening.has(partition) && !this.standbyFolders.has(partition))
+        this.openStandby(partition);
+  }
+
+  /**
+   * Keeps the partition's folder up to date from its changelog while another instance owns it. A
+   * standby that cannot open (Kafka unreachable, the folder locked) is only logged: it is an
+   * optimisation, and a takeover restores whatever it lacks.
+   */
+  private openStandby(partition: number): void {
+    const link = this.changelogLink(partition);
+    if (!link || !this.topology.openStandby) return;
+    const openStandby = this.topology.openStandby.bind(this.topology);
+    const dir = this.taskDir(partition);
+    const opening = (async (): Promise<StandbyFolder | undefined> => {
+      // The folder may still be closing after a revoke (this instance owned the partition until now).
+      const state = await retry(
+        () => openStandby({ partition, dir }),
+        { maxElapsedMs: this.config.stateLockTimeoutMs, initialDelayMs: 200, maxDelayMs: 1000 },
+        { isTransient: isLockError },
+      );
+      try {
+        const following = await link.follow(state.target);
+        this.logger.info({ partition }, 'standby replica following its changelog');
+        return { state, following, link };
+      } catch (error) {
+        await state.close();
+        throw error;
+      }
+    })().catch((error: unknown) => {
+      this.logger.warn({ partition, err: error }, 'standby replica could not start');
+      this.standbyFolders.delete(partition);
+      return undefined;
+    });
+    this.standbyFolders.set(partition, opening);
+  }
+
+  /** Stops a standby and releases its folder (before its task opens there, or when it moved away). */
+  private async closeStandby(partition: number): Promise<void> {
+    const opening = this.standbyFolders.get(partition);
+    if (!opening) return;
+    this.standbyFolders.delete(partition);
+    const standby = await opening;
+    if (!standby) return;
+    await standby.following.stop();
+    await standby.state.close();
+    await standby.link.close();
+  }
+
+  private taskDir(partition: number): string {
+    return join(this.config.stateDir, this.config.appId, `task-${partition}`);
   }
 
   private hostFor(partition: number): Promise<TaskHost> {
@@ -213,21 +322,96 @@ export class Instance {
   }
 
   private async openHost(partition: number): Promise<TaskHost> {
-    const dir = join(this.config.stateDir, this.config.appId, `task-${partition}`);
-    const task = await openTaskWaitingForLock(
-      this.topology,
-      { partition, dir, resetStores: this.config.resetStores },
-      this.config.stateLockTimeoutMs,
-      this.logger,
-    );
-    const host = new TaskHost(partition, task);
+    if (!this.changelogTopics) return this.openHostOnce(partition);
+    // Kafka unreachable while fencing or restoring: hold the partition and try again, like a batch
+    // held on a RetriableError; a state that does not match the topology is not worth retrying.
+    return retry(() => this.openHostOnce(partition), HOLD_ON_RETRIABLE, {
+      isTransient: isKafkaTrouble,
+      shouldContinue: () => this.state === 'running' && this.assigned(partition),
+      onRetry: ({ delayMs, error }) => {
+        this.held.set(partition, asError(error).message);
+        this.logger.warn({ partition, err: error, retryInMs: delayMs }, 'cannot open the task yet; retrying');
+      },
+    }).finally(() => this.held.delete(partition));
+  }
+
+  private assigned(partition: number): boolean {
+    return this.assignment.some((tp) => tp.partition === partition);
+  }
+
+  private async openHostOnce(partition: number): Promise<TaskHost> {
+    // A standby of this partition here becomes its task: it releases the folder it kept up to date.
+    await this.closeStandby(partition);
+    const dir = this.taskDir(partition);
+    const changelog = this.changelogLink(partition);
+    let task;
+    try {
+      if (changelog) {
+        // Before reading anything: a previous owner can commit nothing once this resolves.
+        await changelog.fence();
+        this.restoring.set(partition, changelog);
+      }
+      task = await openTaskWaitingForLock(
+        this.topology,
+        { partition, dir, resetStores: this.config.resetStores, ...(changelog ? { changelog } : {}) },
+        this.config.stateLockTimeoutMs,
+        this.logger,
+      );
+    } catch (error) {
+      await changelog?.close().catch(() => undefined);
+      throw error;
+    } finally {
+      this.restoring.delete(partition);
+    }
+    const host = new TaskHost(partition, task, changelog);
     this.drops.baseline(partition, task.metrics());
+    this.metrics.baselineTask(partition, task.metrics());
     this.hosts.set(partition, host);
     this.delivery.forgetPartition(partition);
     const positions = Object.fromEntries([...task.positions()].map(([t, o]) => [t, o.toString()]));
     this.logger.info({ partition, positions }, 'task opened');
-    if (task.positions().size === 0) await this.warnIfStateIsMissing(partition);
+    if (task.positions().size === 0 && !changelog) await this.warnIfStateIsMissing(partition);
     return host;
+  }
+
+  private changelogLink(partition: number): TaskChangelogLink | undefined {
+    if (!this.changelogTopics || !this.changelogReader || !this.admin || !this.kafka.taskTransactions)
+      return undefined;
+    return new TaskChangelogLink({
+      appId: this.config.appId,
+      partition,
+      topics: this.changelogTopics,
+      transactions: this.kafka.taskTransactions(`${this.config.appId}-task-${partition}`),
+      reader: this.changelogReader,
+      admin: this.admin,
+      logger: this.logger,
+      metrics: this.metrics,
+    });
+  }
+
+  /** A task closed after its transaction failed: forget it, and reopen it from its changelog if still ours. */
+  private async reopenLost(lost: LostTask): Promise<void> {
+    const { host, error } = lost;
+    if (this.hosts.get(host.partition) === host) this.hosts.delete(host.partition);
+    await host.changelog?.close().catch(() => undefined);
+    await this.delivery.releasePartition(host.partition);
+    this.metrics.changelogCommitFailures.inc({ partition: String(host.partition) });
+    if (isPermanentChangelogFailure(error)) {
+      this.fail(
+        new Error(`partition ${host.partition}: Kafka refused its changelog transaction for good`, {
+          cause: error,
+        }),
+      );
+      return;
+    }
+    this.logger.warn(
+      { partition: host.partition, err: error },
+      error instanceof FencedError
+        ? 'another instance took over this partition: its task closed without writing'
+        : 'changelog transaction failed: task closed without writing; reopening it from the changelog',
+    );
+    if (this.state === 'running' && this.assigned(host.partition))
+      void this.hostFor(host.partition).catch((e: unknown) => this.fail(asError(e)));
   }
 
   /**
@@ -367,17 +551,22 @@ export class Instance {
     let offsets: GroupOffset[];
     const hosts = [...this.hosts.values()];
     const now = Date.now();
+    let lost: TaskHost[] = [];
     try {
-      offsets = await this.checkpoint.commit(hosts, now);
+      const committed = await this.checkpoint.commit(hosts, now);
+      offsets = committed.offsets;
+      lost = committed.lost.map(({ host }) => host);
+      for (const task of committed.lost) await this.reopenLost(task);
     } catch (error) {
       this.fail(asError(error));
       return;
     } finally {
       stopTimer();
     }
-    for (const host of hosts) host.lastCommitAt = now;
+    for (const host of hosts) if (!lost.includes(host)) host.lastCommitAt = now;
     this.logger.debug({ reason, tasks: this.hosts.size }, 'checkpointed');
-    void this.checkpoint.commitGroupOffsets(this.consumer, offsets);
+    // With changelogs, each task's transaction committed its group offsets already.
+    if (!this.changelogTopics) void this.checkpoint.commitGroupOffsets(this.consumer, offsets);
     void this.deliverAll();
   }
 
@@ -414,6 +603,16 @@ export class Instance {
       }));
   }
 
+  /** Partitions whose task is being opened, with restore progress while a restore runs. */
+  openingTasks(): OpeningStatus[] {
+    return [...this.opening.keys()]
+      .sort((a, b) => a - b)
+      .map((partition) => {
+        const restore = this.restoring.get(partition)?.progress();
+        return restore ? { partition, restore } : { partition };
+      });
+  }
+
   /** The consumer group after the last rebalance; undefined until it is first learnt. */
   cluster(): ClusterView | undefined {
     return this.membership;
@@ -422,6 +621,11 @@ export class Instance {
   /** The partitions this instance keeps a standby copy of (ascending), as of the last rebalance. */
   standbyPartitions(): number[] {
     return [...this.standbys];
+  }
+
+  /** The standby replicas this instance keeps up to date now (ascending). */
+  standbyReplicas(): number[] {
+    return [...this.standbyFolders.keys()].sort((a, b) => a - b);
   }
 
   /** The last dead letters this instance wrote to the DLQ, newest first (the admin console's list). */
@@ -485,7 +689,11 @@ export class Instance {
     await Promise.allSettled([...this.opening.values()]);
     await this.commitOnce('shutdown');
     await Promise.race([this.drainOutputs(deadline), sleep(Math.max(0, deadline - Date.now()))]);
-    await this.checkpoint.commitGroupOffsets(this.consumer, [...this.hosts.values()].flatMap(groupOffsetsOf));
+    if (!this.changelogTopics)
+      await this.checkpoint.commitGroupOffsets(
+        this.consumer,
+        [...this.hosts.values()].flatMap(groupOffsetsOf),
+      );
     // Commit once more before closing: the acks of what the drain delivered become durable, so the
     // next owner does not write those outputs again.
     for (const host of [...this.hosts.values()]) await this.checkpoint.handOver(host);
@@ -494,6 +702,9 @@ export class Instance {
       ?.stop()
       .catch((error: unknown) => this.logger.warn({ err: error }, 'leaving the group failed'));
     await this.delivery.close();
+    for (const partition of [...this.standbyFolders.keys()])
+      await this.closeStandby(partition).catch(() => undefined);
+    await this.changelogReader?.stop().catch(() => undefined);
     await this.admin?.close().catch(() => undefined);
     this.state = 'stopped';
     this.logger.info('instance stopped');
@@ -507,6 +718,18 @@ export class Instance {
       await sleep(this.config.outputs.retryBackoffMs);
     }
   }
+}
+
+/**
+ * Whether opening a task failed on Kafka (fencing, reading the changelog), worth retrying, rather than
+ * on its state (a store that no longer matches the topology, a folder that cannot be opened).
+ */
+function isKafkaTrouble(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e.name === 'StoreMismatchError' || e.name === 'StateRoundTripError') return false;
+    if (e.name.startsWith('KafkaJS')) return true;
+  }
+  return false;
 }
 
 function asError(error: unknown): Error {

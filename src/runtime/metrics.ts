@@ -80,6 +80,34 @@ export class RuntimeMetrics {
     registers: [this.registry],
   });
 
+  readonly restoredRecords = this.counter(
+    'tributary_restore_records_total',
+    'Changelog records applied to local state while restoring, per partition',
+    ['partition'],
+  );
+  readonly restoreRemaining = new Gauge({
+    name: 'tributary_restore_remaining_records',
+    help: 'Changelog offsets left to restore, per partition restoring (0 when done)',
+    labelNames: ['partition'],
+    registers: [this.registry],
+  });
+  readonly restoreEta = new Gauge({
+    name: 'tributary_restore_eta_seconds',
+    help: 'Estimated seconds left of a running restore, per partition (0 when done)',
+    labelNames: ['partition'],
+    registers: [this.registry],
+  });
+  readonly changelogBytes = this.counter(
+    'tributary_changelog_bytes_total',
+    'Bytes of changelog records (keys and values) committed',
+    ['partition'],
+  );
+  readonly changelogCommitFailures = this.counter(
+    'tributary_changelog_commit_failures_total',
+    'Task commits whose Kafka transaction failed (the task reopens from its changelog)',
+    ['partition'],
+  );
+
   private readonly lastSeen = new Map<number, TaskMetrics>();
 
   /** Every series carries `instance` and, when given, `app` (the app id) as labels. */
@@ -114,6 +142,11 @@ export class RuntimeMetrics {
     this.lateEvents.inc(label, delta(current.lateEvents, previous?.lateEvents));
     this.windowsEmitted.inc(label, delta(current.windowsEmitted, previous?.windowsEmitted));
     if (Number.isFinite(current.watermark)) this.watermark.set(label, current.watermark);
+    this.lastSeen.set(partition, { ...current, deadLetters: { ...current.deadLetters } });
+  }
+
+  /** A task opened with counters from its checkpoint: they count from there (already reported before). */
+  baselineTask(partition: number, current: TaskMetrics): void {
     this.lastSeen.set(partition, { ...current, deadLetters: { ...current.deadLetters } });
   }
 

@@ -7,11 +7,12 @@ import type { Logger } from 'pino';
 import { RetriesExhaustedError, retry } from '../core/retry.js';
 import { SerialQueue } from '../core/serial-queue.js';
 import type { OpenTaskOptions, Outbox, PartitionTask, RunnableTopology } from '../core/task.js';
+import type { TaskChangelogLink } from './changelog.js';
 
 /** How often a new owner tries again to open a state its previous owner still locks. */
 const LOCK_POLL_MS = 200;
 
-function isLockError(error: unknown): boolean {
+export function isLockError(error: unknown): boolean {
   for (let e: unknown = error; e instanceof Error; e = e.cause) {
     if ((e as { code?: string }).code === 'LEVEL_LOCKED' || /lock/i.test(e.message)) return true;
   }
@@ -66,6 +67,8 @@ export class TaskHost {
   constructor(
     readonly partition: number,
     readonly task: PartitionTask,
+    /** The task's changelog link (transactions, restore), when changelogs are on. */
+    readonly changelog?: TaskChangelogLink,
   ) {}
 
   /** The outbox feeding `name` (a sink's name, or DLQ_OUTBOX). */

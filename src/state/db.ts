@@ -6,8 +6,15 @@
  */
 import { ClassicLevel } from 'classic-level';
 import type { AbstractSublevel } from 'abstract-level';
-import type { StoreView } from '../core/task.js';
-import { STORE_MANIFEST_KEY, storeLevelName, storeMetaKeys, storeOfLevel } from './store-manifest.js';
+import { CHECKPOINT_STORE } from '../core/task.js';
+import type { StateChange, StoreView } from '../core/task.js';
+import {
+  STORE_MANIFEST_KEY,
+  storeLevel,
+  storeLevelName,
+  storeMetaKeys,
+  storeOfLevel,
+} from './store-manifest.js';
 import type { StoreIdentity, StoreManifest } from './store-manifest.js';
 
 export type StoreKind = StoreView['kind'];
@@ -19,15 +26,17 @@ export type BinarySublevel = AbstractSublevel<Db, string | Buffer | Uint8Array, 
 export type AnySublevel = TextSublevel | BinarySublevel;
 
 /**
- * One store write as a changelog would carry it: `value` null is a tombstone. Emitted at commit time
- * for the entries that commit writes (the cache already collapsed repeated writes of one key), which is
+ * One store write as a changelog carries it: `value` null is a tombstone. Emitted at commit time for
+ * the entries that commit writes (the cache already collapsed repeated writes of one key), which is
  * what a compacted changelog topic needs.
  */
-export interface ChangeRecord {
-  store: string;
-  key: string;
-  value: string | Uint8Array | null;
-}
+export type ChangeRecord = StateChange;
+
+/**
+ * Writes a commit's changes to the changelog before LevelDB is written; resolves with the last
+ * changelog offset per store, recorded in the same LevelDB batch. A rejection leaves nothing written.
+ */
+export type ChangelogGate = (changes: readonly ChangeRecord[]) => Promise<ReadonlyMap<string, bigint>>;
 
 export type ChangeListener = (changes: readonly ChangeRecord[]) => void;
 
@@ -56,12 +65,21 @@ export interface ManagedStore {
 }
 
 const CHECKPOINT_KEY = 'checkpoint';
+/** Per store, the last changelog offset this folder reflects (local bookkeeping, never changelogged). */
+const CHANGELOG_OFFSETS_KEY = 'changelog-offsets';
 
 export class StateDb {
   private readonly stores = new Map<string, ManagedStore>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly meta: TextSublevel;
   private pendingMeta = new Map<string, string>();
+  /** Deletes queued for the next commit (e.g. expired dedupe chunks), as tombstones for the changelog too. */
+  private pendingDeletes: Array<{ level: AnySublevel; store: string; key: string }> = [];
+  /** The metadata the last commit wrote, to skip a changelog transaction that would change nothing. */
+  private lastCheckpointText: string | undefined;
+  private changelogOffsets = new Map<string, bigint>();
+  /** The next changelog commit carries the whole folder first (seedChangelog). */
+  private seedPending = false;
 
   private constructor(private readonly db: Db) {
     this.meta = db.sublevel<string, string>('meta', { valueEncoding: 'utf8' });
@@ -70,7 +88,86 @@ export class StateDb {
   static async open(dir: string): Promise<StateDb> {
     const db = new ClassicLevel<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     await db.open();
-    return new StateDb(db);
+    const state = new StateDb(db);
+    const offsets = await state.meta.get(CHANGELOG_OFFSETS_KEY);
+    if (offsets !== undefined)
+      for (const [store, offset] of Object.entries(JSON.parse(offsets) as Record<string, string>))
+        state.changelogOffsets.set(store, BigInt(offset));
+    return state;
+  }
+
+  /** Per store, the last changelog offset the folder reflects (empty: never written with a changelog). */
+  changelogPositions(): ReadonlyMap<string, bigint> {
+    return this.changelogOffsets;
+  }
+
+  /** Whether the folder holds anything at all (a checkpoint, or any store entry). */
+  async holdsState(): Promise<boolean> {
+    const keys = await this.db.keys({ limit: 1 }).all();
+    return keys.length > 0;
+  }
+
+  /** Deletes every entry of the folder (state discarded before a restore from the changelog). */
+  async clearAll(): Promise<void> {
+    await this.db.clear();
+    this.changelogOffsets = new Map();
+  }
+
+  /**
+   * Applies replayed changelog records of one store (or of CHECKPOINT_STORE, into the metadata) and
+   * the offset they reach, in one batch: a crash mid-restore resumes from there.
+   */
+  async applyChangelog(
+    target: { level: string; binary: boolean } | typeof CHECKPOINT_STORE,
+    store: string,
+    changes: readonly ChangeRecord[],
+    lastOffset: bigint,
+  ): Promise<void> {
+    const batch = this.db.batch();
+    const level: AnySublevel =
+      target === CHECKPOINT_STORE
+        ? this.meta
+        : target.binary
+          ? this.binaryLevel(target.level)
+          : this.textLevel(target.level);
+    for (const { key, value } of changes) {
+      if (value === null) batch.del(key, { sublevel: level });
+      else if (target !== CHECKPOINT_STORE && target.binary)
+        batch.put<string, Uint8Array>(key, typeof value === 'string' ? Buffer.from(value) : value, {
+          sublevel: level as BinarySublevel,
+        });
+      else
+        batch.put(key, typeof value === 'string' ? value : Buffer.from(value).toString('utf8'), {
+          sublevel: level as TextSublevel,
+        });
+    }
+    this.changelogOffsets.set(store, lastOffset);
+    batch.put(CHANGELOG_OFFSETS_KEY, offsetsText(this.changelogOffsets), { sublevel: this.meta });
+    await batch.write();
+  }
+
+  /** Sends every entry of the folder (stores and metadata) with the next changelog commit. */
+  seedChangelog(): void {
+    this.seedPending = true;
+  }
+
+  /** Every entry of every attached store and of the metadata, as changes (the seed of an empty changelog). */
+  private async everything(): Promise<ChangeRecord[]> {
+    const changes: ChangeRecord[] = [];
+    for (const store of this.stores.values()) {
+      const { level, binary } = storeLevel(store);
+      const sublevel = binary ? this.binaryLevel(level) : this.textLevel(level);
+      for await (const [key, value] of sublevel.iterator()) changes.push({ store: store.name, key, value });
+    }
+    for await (const [key, value] of this.meta.iterator())
+      if (key !== CHANGELOG_OFFSETS_KEY && key !== CHECKPOINT_KEY)
+        changes.push({ store: CHECKPOINT_STORE, key, value });
+    return changes;
+  }
+
+  /** Deletes `keys` of a store with the next commit (tombstones in its changelog). */
+  queueDeletes(level: AnySublevel, store: string, keys: readonly string[]): void {
+    for (const key of keys) this.pendingDeletes.push({ level, store, key });
   }
 
   textLevel(name: string): TextSublevel {
@@ -93,7 +190,7 @@ export class StateDb {
     return [...this.stores.values()];
   }
 
-  /** Subscribes to change records (the future changelog hook); returns an unsubscribe function. */
+  /** Subscribes to change records (tests and tools; the changelog goes through commit()); returns an unsubscribe function. */
   onChange(listener: ChangeListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -152,8 +249,15 @@ export class StateDb {
     const batch = this.db.batch();
     for (const store of reset) {
       const level = this.textLevel(storeLevelName(store.kind, store.name));
-      for await (const key of level.keys()) batch.del(key, { sublevel: level });
-      for (const key of storeMetaKeys(store.kind, store.name)) batch.del(key, { sublevel: this.meta });
+      for await (const key of level.keys()) {
+        batch.del(key, { sublevel: level });
+        // The store's changelog forgets it too, with the next commit (deleting a deleted key is harmless).
+        this.pendingDeletes.push({ level, store: store.name, key });
+      }
+      for (const key of storeMetaKeys(store.kind, store.name)) {
+        batch.del(key, { sublevel: this.meta });
+        this.pendingDeletes.push({ level: this.meta, store: CHECKPOINT_STORE, key });
+      }
     }
     batch.put(STORE_MANIFEST_KEY, JSON.stringify({ version: 1, stores: manifest } satisfies StoreManifest), {
       sublevel: this.meta,
@@ -166,10 +270,14 @@ export class StateDb {
     return text === undefined ? undefined : (JSON.parse(text) as M);
   }
 
-  /** Writes all dirty store entries plus `checkpoint` in one atomic batch. */
-  async commit(checkpoint: unknown): Promise<void> {
+  /**
+   * Writes all dirty store entries plus `checkpoint` in one atomic batch. With a changelog gate, the
+   * changes (store entries and metadata) go to the changelog first and the batch records the offsets
+   * the gate returns; when nothing changed at all, neither is written.
+   */
+  async commit(checkpoint: unknown, changelog?: ChangelogGate): Promise<void> {
     const batch = this.db.batch();
-    const changes: ChangeRecord[] | undefined = this.listeners.size > 0 ? [] : undefined;
+    const changes: ChangeRecord[] | undefined = this.listeners.size > 0 || changelog ? [] : undefined;
     const collector: WriteBatch = {
       put(level, store, key, value) {
         batch.put(key, value, { sublevel: level });
@@ -184,16 +292,40 @@ export class StateDb {
         changes?.push({ store, key, value: null });
       },
     };
+    // The seed goes first: the commit's own changes, later in the same transaction, overwrite it.
+    if (changelog && this.seedPending) changes?.push(...(await this.everything()));
+    for (const { level, store, key } of this.pendingDeletes) collector.del(level, store, key);
     for (const store of this.stores.values()) store.collectWrites(collector);
-    for (const [key, value] of this.pendingMeta) batch.put(key, value, { sublevel: this.meta });
-    batch.put(CHECKPOINT_KEY, JSON.stringify(checkpoint), { sublevel: this.meta });
+    const checkpointText = JSON.stringify(checkpoint);
+    for (const [key, value] of this.pendingMeta) {
+      batch.put(key, value, { sublevel: this.meta });
+      changes?.push({ store: CHECKPOINT_STORE, key, value });
+    }
+    if (changelog) {
+      if (changes?.length === 0 && checkpointText === this.lastCheckpointText) return;
+      changes?.push({ store: CHECKPOINT_STORE, key: CHECKPOINT_KEY, value: checkpointText });
+      for (const [store, offset] of await changelog(changes ?? [])) this.changelogOffsets.set(store, offset);
+      batch.put(CHANGELOG_OFFSETS_KEY, offsetsText(this.changelogOffsets), { sublevel: this.meta });
+    }
+    batch.put(CHECKPOINT_KEY, checkpointText, { sublevel: this.meta });
     await batch.write();
+    this.lastCheckpointText = checkpointText;
+    if (changelog) this.seedPending = false;
     this.pendingMeta = new Map();
+    this.pendingDeletes = [];
     for (const store of this.stores.values()) await store.committed();
-    if (changes && changes.length > 0) for (const listener of this.listeners) listener(changes);
+    const storeChanges = changes?.filter((change) => change.store !== CHECKPOINT_STORE);
+    if (storeChanges && storeChanges.length > 0)
+      for (const listener of this.listeners) listener(storeChanges);
   }
 
   async close(): Promise<void> {
     await this.db.close();
   }
+}
+
+function offsetsText(offsets: ReadonlyMap<string, bigint>): string {
+  return JSON.stringify(
+    Object.fromEntries([...offsets].map(([store, offset]) => [store, offset.toString()])),
+  );
 }

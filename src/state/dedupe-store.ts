@@ -23,6 +23,8 @@ import { storeLevelName, storeMetaKeys } from './store-manifest.js';
 export const DEDUPE_FORMAT = 'dedupe-hash-chunks/1';
 
 const EMPTY = -Infinity;
+/** At most 32768 ids (256 KiB) per stored chunk. */
+const CHUNK_WORDS = 65536;
 const INITIAL_CAPACITY = 1024;
 
 /** 64-bit hash of a string in two 32-bit lanes (cyrb53's mixing, keeping all 64 bits); results in hashHigh/hashLow. */
@@ -68,6 +70,8 @@ export class DedupeStore implements ManagedStore {
   private freshBucket = NaN;
   private freshList: number[] | undefined;
   private nextChunk = 0;
+  /** Chunks the pending commit writes (nextChunk moves past them once it is durable). */
+  private chunksWritten = 0;
   private expiredBefore = -Infinity;
   private clearedBefore = -Infinity;
 
@@ -156,22 +160,30 @@ export class DedupeStore implements ManagedStore {
   }
 
   collectWrites(batch: WriteBatch): void {
+    let chunk = this.nextChunk;
     for (const [bucket, hashes] of this.fresh) {
-      const words = Uint32Array.from(hashes);
-      const key = `${sortableTime(bucket * this.bucketSize)}!${sortableHex(this.nextChunk, 8)}`;
-      batch.putBinary(this.level, this.name, key, new Uint8Array(words.buffer));
+      // Chunks stay small enough to be one changelog record each (a Kafka record is at most ~1 MB).
+      for (let from = 0; from < hashes.length; from += CHUNK_WORDS) {
+        const words = Uint32Array.from(hashes.slice(from, from + CHUNK_WORDS));
+        const key = `${sortableTime(bucket * this.bucketSize)}!${sortableHex(chunk++, 8)}`;
+        batch.putBinary(this.level, this.name, key, new Uint8Array(words.buffer));
+      }
     }
-    if (this.fresh.size > 0) this.db.putMeta(this.chunkMetaKey(), String(this.nextChunk + 1));
+    this.chunksWritten = chunk - this.nextChunk;
+    if (this.chunksWritten > 0) this.db.putMeta(this.chunkMetaKey(), String(chunk));
   }
 
   async committed(): Promise<void> {
-    if (this.fresh.size > 0) this.nextChunk++;
+    this.nextChunk += this.chunksWritten;
+    this.chunksWritten = 0;
     this.fresh = new Map();
     this.freshBucket = NaN;
     this.freshList = undefined;
     if (this.expiredBefore > this.clearedBefore) {
-      // After the batch, not in it: a crash in between only leaves chunks that lookups already ignore.
-      await this.level.clear({ lt: sortableTime(this.expiredBefore * this.bucketSize) });
+      // Deleted with the next commit, each chunk a tombstone in the changelog; until then lookups
+      // already ignore them, so results never depend on when they go.
+      const expired = await this.level.keys({ lt: sortableTime(this.expiredBefore * this.bucketSize) }).all();
+      this.db.queueDeletes(this.level, this.name, expired);
       this.clearedBefore = this.expiredBefore;
     }
   }

@@ -43,6 +43,11 @@ export function storeLevelName(kind: StoreKind, name: string): string {
   return `${LEVEL_PREFIX[kind]}:${name}`;
 }
 
+/** Where a store's entries live and how its values are encoded (only key-value stores hold text). */
+export function storeLevel(store: { kind: StoreKind; name: string }): { level: string; binary: boolean } {
+  return { level: storeLevelName(store.kind, store.name), binary: store.kind !== 'key-value' };
+}
+
 /** The store a sublevel name belongs to, or undefined for a sublevel that is not a store's (`meta`). */
 export function storeOfLevel(level: string): { kind: StoreKind; name: string } | undefined {
   const colon = level.indexOf(':');

@@ -27,19 +27,22 @@ import type {
   TimeListener,
 } from './graph.js';
 import type { DeadLetter, RawRecord } from '../core/records.js';
-import { DLQ_OUTBOX } from '../core/task.js';
+import { CHECKPOINT_STORE, DLQ_OUTBOX } from '../core/task.js';
 import type {
   OpenTaskOptions,
   Outbox,
   PartitionTask,
   ResumeDecision,
   StoreView,
+  StandbyState,
+  ChangelogRestore,
+  TaskChangelog,
   TaskMetrics,
   DropExamples,
 } from '../core/task.js';
 import { RecordContext } from './record-context.js';
 import { StateRoundTripError } from './accumulator-check.js';
-import { compareStores, storeMismatchError } from '../state/store-manifest.js';
+import { compareStores, storeLevel, storeMismatchError } from '../state/store-manifest.js';
 import type { StoreIdentity } from '../state/store-manifest.js';
 import { outboxFormat } from '../state/outbox-store.js';
 import { PunctuationScheduler } from './punctuation-scheduler.js';
@@ -114,6 +117,7 @@ export async function openPartitionTask(
   await mkdir(options.dir, { recursive: true });
   const db = await StateDb.open(options.dir);
   try {
+    if (options.changelog) await restoreFromChangelog(db, topology, options.changelog);
     await reconcileStores(db, topology, options);
     const stores = new Map<string, ManagedStore>();
     for (const spec of topology.storeSpecs) stores.set(spec.name, await db.attach(spec.create(db)));
@@ -126,7 +130,7 @@ export async function openPartitionTask(
       outboxes.set(name, await db.attach(new OutboxStore(db, name, codec)));
     }
     const checkpoint = await db.readCheckpoint<Checkpoint>();
-    const task = new PartitionTaskImpl(options, db, stores, outboxes, checkpoint);
+    const task = new PartitionTaskImpl(options, db, stores, outboxes, checkpoint, options.changelog);
     task.wire(topology.nodes, topology.sources);
     return task;
   } catch (error) {
@@ -135,13 +139,9 @@ export async function openPartitionTask(
   }
 }
 
-/**
- * Compares the stores the folder holds with the topology's before any is loaded (store-manifest.ts):
- * refuses a folder whose stores the topology lost or changed, discards those listed in
- * `options.resetStores`, and records the topology's stores as the folder's manifest.
- */
-async function reconcileStores(db: StateDb, topology: TaskPlan, options: OpenTaskOptions): Promise<void> {
-  const expected: StoreIdentity[] = [
+/** Every store of a task, as the manifest names them: the topology's stores, the DLQ and sink outboxes. */
+function expectedStores(topology: TaskPlan): StoreIdentity[] {
+  return [
     ...topology.storeSpecs.map(({ name, kind, format }) => ({ name, kind, format })),
     { name: DLQ_OUTBOX, kind: 'outbox', format: outboxFormat(undefined) },
     ...topology.sinks.map((sink) => ({
@@ -150,6 +150,55 @@ async function reconcileStores(db: StateDb, topology: TaskPlan, options: OpenTas
       format: outboxFormat(sink.outboxCodec),
     })),
   ];
+}
+
+/**
+ * Brings the folder up to its changelog before any store loads: replays, per store, what the topics
+ * hold beyond the offsets the folder reflects (everything, for a new or discarded folder).
+ */
+async function restoreFromChangelog(
+  db: StateDb,
+  topology: TaskPlan,
+  changelog: TaskChangelog,
+): Promise<void> {
+  await changelog.restore(await restoreTarget(db, topology));
+}
+
+/** The folder as a changelog replay writes it: raw entries into each store's sublevel. */
+async function restoreTarget(db: StateDb, topology: TaskPlan): Promise<ChangelogRestore> {
+  const targets = new Map<string, { level: string; binary: boolean }>(
+    expectedStores(topology).map((store) => [store.name, storeLevel(store)]),
+  );
+  return {
+    local: db.changelogPositions(),
+    localHasState: await db.holdsState(),
+    discardLocal: () => db.clearAll(),
+    seedChangelog: () => db.seedChangelog(),
+    apply: async (store, changes, lastOffset) => {
+      const target = store === CHECKPOINT_STORE ? CHECKPOINT_STORE : targets.get(store);
+      if (target === undefined) throw new Error(`changelog of unknown store "${store}"`);
+      await db.applyChangelog(target, store, changes, lastOffset);
+    },
+  };
+}
+
+/** A standby: the partition's folder, fed from its changelog, with no store loaded. */
+export async function openStandbyState(
+  topology: TaskPlan,
+  options: { partition: number; dir: string },
+): Promise<StandbyState> {
+  await mkdir(options.dir, { recursive: true });
+  const db = await StateDb.open(options.dir);
+  return { target: await restoreTarget(db, topology), close: () => db.close() };
+}
+
+/**
+ * Compares the stores the folder holds with the topology's before any is loaded (store-manifest.ts):
+ * refuses a folder whose stores the topology lost or changed, discards those listed in
+ * `options.resetStores`, and records the topology's stores as the folder's manifest.
+ */
+async function reconcileStores(db: StateDb, topology: TaskPlan, options: OpenTaskOptions): Promise<void> {
+  const expected = expectedStores(topology);
   const held = await db.heldStores();
   // The outbox of a sink the topology no longer has loses nothing when every output in it was
   // delivered: it is discarded without being named in resetStores. One still holding outputs is not.
@@ -188,6 +237,7 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
     private readonly storesByName: Map<string, ManagedStore>,
     private readonly outboxesByName: Map<string, OutboxStore>,
     private readonly restored: Checkpoint | undefined,
+    private readonly changelog: TaskChangelog | undefined,
   ) {
     super(options.partition);
     this.now = options.now ?? Date.now;
@@ -306,7 +356,16 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
       timeListeners,
       metrics: { ...this.counters, deadLetters: { ...this.counters.deadLetters } },
     };
-    await this.db.commit(checkpoint);
+    const changelog = this.changelog;
+    await this.db.commit(
+      checkpoint,
+      changelog &&
+        ((changes) =>
+          changelog.write(
+            changes,
+            new Map([...next].map(([source, offset]) => [source.spec.topic, offset])),
+          )),
+    );
     for (const [source, offset] of next) source.committed = offset;
   }
 

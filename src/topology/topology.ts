@@ -4,10 +4,11 @@
  */
 import type { Serde } from '../serde/types.js';
 import type { StoreKind } from '../state/db.js';
-import { openPartitionTask } from './engine.js';
+import { openPartitionTask, openStandbyState } from './engine.js';
 import type { NodeSpec, SinkPlan, SourceSpec, StoreSpec, TaskPlan } from './graph.js';
 import { planSinks } from './sink-plan.js';
-import type { OpenTaskOptions, PartitionTask, RunnableTopology } from '../core/task.js';
+import { DLQ_OUTBOX } from '../core/task.js';
+import type { OpenTaskOptions, PartitionTask, RunnableTopology, StandbyState } from '../core/task.js';
 
 export interface TopologyDescription {
   sources: Array<{ name: string; topic: string }>;
@@ -29,6 +30,7 @@ export interface DescribeOptions {
 export class Topology implements RunnableTopology, TaskPlan {
   readonly sourceTopics: readonly string[];
   readonly sinks: readonly SinkPlan[];
+  readonly storeNames: readonly string[];
 
   constructor(
     /** @internal */ readonly nodes: readonly NodeSpec[],
@@ -38,10 +40,19 @@ export class Topology implements RunnableTopology, TaskPlan {
     if (sources.length === 0) throw new Error('a topology needs at least one stream()');
     this.sourceTopics = sources.map((source) => source.topic);
     this.sinks = planSinks(nodes);
+    this.storeNames = [
+      ...storeSpecs.map((store) => store.name),
+      DLQ_OUTBOX,
+      ...this.sinks.map((s) => s.spec.name),
+    ];
   }
 
   openTask(options: OpenTaskOptions): Promise<PartitionTask> {
     return openPartitionTask(this, options);
+  }
+
+  openStandby(options: { partition: number; dir: string }): Promise<StandbyState> {
+    return openStandbyState(this, options);
   }
 
   /** The serde of a source topic (the test driver serializes test input with it). */

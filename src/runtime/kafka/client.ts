@@ -109,8 +109,86 @@ export interface TransactionalWriter {
   close(): Promise<void>;
 }
 
+/** A message for one partition of a topic (changelog records go to the task's own partition). */
+export interface PartitionedMessage {
+  topic: string;
+  partition: number;
+  key: Buffer;
+  /** null: a tombstone. */
+  value: Buffer | null;
+}
+
+/**
+ * The transactional producer of one task (transactional id `<appId>-task-<partition>`): the newest
+ * one to fence() owns the partition's changelog; an older one can write nothing more.
+ */
+export interface TaskTransactions {
+  /** Claims the transactional id: a previous owner is fenced and its open transaction aborted. */
+  fence(): Promise<void>;
+  /**
+   * Writes the messages and the group offsets in one transaction; resolves with the offset of the last
+   * message written per topic. Rejects with KafkaFencedError when a newer owner fenced this producer.
+   */
+  commit(
+    messages: readonly PartitionedMessage[],
+    offsets: { groupId: string; offsets: readonly TopicPartitionOffset[] },
+  ): Promise<Map<string, bigint>>;
+  close(): Promise<void>;
+}
+
+/** A transaction refused because a newer producer with the same transactional id exists. */
+export class KafkaFencedError extends Error {
+  override readonly name = 'KafkaFencedError';
+}
+
+/** A batch of committed records read from one partition, and the offset reading reached. */
+export interface ReadBatch {
+  records: RawRecord[];
+  /** The last offset this batch covers (transaction markers included). */
+  lastOffset: bigint;
+}
+
+/** Reading a topic partition from an offset on, as long as the reader wants it. */
+export interface PartitionRead {
+  /** Resolves once reading has covered every offset below `end` (e.g. the end when reading began). */
+  reached(end: bigint): Promise<void>;
+  /** Stops reading; resolves once no batch of this read is being handled. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Reads (committed records only) chosen partitions of a fixed set of topics from chosen offsets, e.g.
+ * changelogs for a restore or a standby; partitions not being read are not fetched.
+ */
+export interface PartitionReader {
+  start(topics: readonly string[]): Promise<void>;
+  /** Reads `tp` from `from` on, handing each batch to `onBatch` in order (one at a time per partition). */
+  read(tp: TopicPartition, from: bigint, onBatch: (batch: ReadBatch) => Promise<void>): PartitionRead;
+  stop(): Promise<void>;
+}
+
+/** A topic as Kafka describes it, for checking the topics tributary manages. */
+export interface TopicDescription {
+  partitions: number;
+  /** The topic's `cleanup.policy`. */
+  cleanupPolicy: string;
+}
+
 export interface KafkaAdmin {
   ensureTopic(topic: string, partitions: number): Promise<void>;
+  /** Creates a topic with `config` (e.g. cleanup.policy) when it does not exist; replication -1: broker default. */
+  createTopic?(
+    topic: string,
+    partitions: number,
+    config: Record<string, string>,
+    replicationFactor?: number,
+  ): Promise<void>;
+  /** Partition count and cleanup policy, or undefined for a topic that does not exist. */
+  describeTopic?(topic: string): Promise<TopicDescription | undefined>;
+  /** Topics whose names start with `prefix`. */
+  listTopics?(prefix: string): Promise<string[]>;
+  deleteTopics?(topics: readonly string[]): Promise<void>;
+  deleteGroups?(groupIds: readonly string[]): Promise<void>;
   /** The committed offsets of a group for one topic (partitions without a commit are absent). */
   groupOffsets(groupId: string, topic: string): Promise<Map<number, bigint>>;
   /** The topics a group has committed offsets for (what it consumes), sorted. */
@@ -137,6 +215,10 @@ export interface KafkaClient {
   groupConsumer(groupId: string, options?: GroupOptions): GroupConsumer;
   transactionalWriter(transactionalId: string): Promise<TransactionalWriter>;
   admin(): Promise<KafkaAdmin>;
+  /** The producer of a task's changelog transactions (see TaskTransactions); created disconnected. */
+  taskTransactions?(transactionalId: string): TaskTransactions;
+  /** A reader of its own (a consumer group of one, committing nothing). */
+  partitionReader?(groupId: string): PartitionReader;
 }
 
 /** TopicTools.readTopic of a topic that does not exist. */

@@ -33,6 +33,7 @@ import type {
 } from './client.js';
 import { KafkaProbeError, TopicNotFoundError } from './client.js';
 import { kafkajsLogCreator } from './kafkajs-log.js';
+import { kafkajsPartitionReader, kafkajsTaskTransactions, kafkajsTopicAdmin } from './kafkajs-changelog.js';
 
 function toHeaders(headers: IHeaders | undefined): Headers {
   const out: Headers = {};
@@ -137,10 +138,13 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
       };
       return writer;
     },
+    taskTransactions: (transactionalId) => kafkajsTaskTransactions(kafka, transactionalId),
+    partitionReader: (groupId) => kafkajsPartitionReader(kafka, groupId),
     admin: async () => {
       const admin = kafka.admin();
       await admin.connect();
       const api: KafkaAdmin = {
+        ...kafkajsTopicAdmin(admin),
         async ensureTopic(topic, partitions) {
           const existing = await admin.listTopics();
           if (existing.includes(topic)) return;

@@ -15,7 +15,14 @@ async function startedWith(admin: TributaryConfigInput['admin']) {
   const kafka = new FakeKafka();
   kafka.createTopic('events', 1);
   const app = tributary(
-    { appId: 'app', stateDir, handleSignals: false, standbyReplicas: 2, admin },
+    {
+      appId: 'app',
+      stateDir,
+      handleSignals: false,
+      standbyReplicas: 2,
+      admin,
+      changelog: { enabled: false },
+    },
     { kafkaClient: kafka, logger: pino({ level: 'silent' }) },
   );
   app.stream('events', string()).to(memorySink<string>('seen'));

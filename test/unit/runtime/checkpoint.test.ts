@@ -48,7 +48,7 @@ test('commit ticks and commits every open task in its queue and returns their co
   const hosts = [new TaskHost(0, a.task), new TaskHost(1, b.task), new TaskHost(2, closed.task)];
   (hosts[2] as TaskHost).closed = true;
 
-  const offsets = await checkpoint.commit(hosts, 1_000);
+  const { offsets } = await checkpoint.commit(hosts, 1_000);
 
   assert.deepEqual(offsets, [
     { topic: 'in', partition: 0, offset: 5n },
@@ -89,6 +89,7 @@ function lockedTopology(failures: number, task: PartitionTask): RunnableTopology
     attempts: 0,
     sourceTopics: ['in'],
     sinks: [],
+    storeNames: [],
     openTask: async () => {
       topology.attempts++;
       if (topology.attempts <= failures)
@@ -128,6 +129,7 @@ test('any other failure to open is not waited for', async () => {
   const topology: RunnableTopology = {
     sourceTopics: ['in'],
     sinks: [],
+    storeNames: [],
     openTask: async () => {
       throw new Error('corrupt manifest');
     },

@@ -139,6 +139,8 @@ export function testConfig(stateDir: string, overrides: Partial<TributaryConfigI
       shutdownTimeoutMs: 2_000,
       handleSignals: false,
       admin: { enabled: false },
+      // The in-memory Kafka has no changelog transactions; the changelog protocol runs on real Kafka.
+      changelog: { enabled: false },
       ...overrides,
     },
     {},
