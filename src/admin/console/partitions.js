@@ -1,6 +1,8 @@
-// The live table of partitions from /tasks. Records per second come from the growth of each task's
-// processed counter between two refreshes; delays and ages are measured against the server's clock
-// (`now` in the answer), so a browser on another machine shows the same numbers.
+// The live table of partitions from /tasks: the open tasks with their numbers, and the tasks still
+// opening (restoring their state from a changelog) with their restore progress. Records per second
+// come from the growth of each task's processed counter between two refreshes; delays and ages are
+// measured against the server's clock (`now` in the answer), so a browser on another machine shows
+// the same numbers.
 
 import { el, formatDuration, formatNumber, formatTime } from './dom.js';
 
@@ -28,8 +30,9 @@ function deadLetterCell(deadLetters) {
 }
 
 /** `restore: { restored, remaining, etaSeconds }` while the task restores its state from a changelog. */
-function restoreCell(restore) {
-  if (!restore || typeof restore !== 'object') return el('span', { class: 'muted' }, '—');
+function restoreCell(restore, opening = false) {
+  if (!restore || typeof restore !== 'object')
+    return el('span', { class: 'muted' }, opening ? 'opening its state' : '—');
   const restored = Number(restore.restored ?? 0);
   const remaining = Number(restore.remaining ?? 0);
   const total = restored + remaining;
@@ -74,13 +77,31 @@ function row(task, now) {
   );
 }
 
-/** Renders `{ tasks, now }` (the /tasks answer) into the table body. */
+/** A partition whose task is being opened (restoring from its changelog): no numbers yet. */
+function openingRow(opening) {
+  const blank = (field) => cell(field, el('span', { class: 'muted' }, '—'));
+  return el(
+    'tr',
+    { 'data-partition': opening.partition, class: 'opening' },
+    cell('partition', String(opening.partition)),
+    ...['owner', 'lag', 'watermark', 'watermark-delay', 'records-per-second', 'processed'].map(blank),
+    ...['duplicates', 'late', 'dead-letters', 'pending-outputs', 'paused', 'last-commit'].map(blank),
+    cell('restore', restoreCell(opening.restore, true)),
+  );
+}
+
+/** Renders `{ tasks, opening, now }` (the /tasks answer) into the table body, by partition. */
 export function renderPartitions(tbody, empty, answer) {
   const now = typeof answer.now === 'number' ? answer.now : Date.now();
   const tasks = answer.tasks ?? [];
+  const opening = (answer.opening ?? []).filter((o) => !tasks.some((task) => task.partition === o.partition));
   for (const partition of [...previous.keys()]) {
     if (!tasks.some((task) => task.partition === partition)) previous.delete(partition);
   }
-  tbody.replaceChildren(...tasks.map((task) => row(task, now)));
-  empty.hidden = tasks.length > 0;
+  const rows = [
+    ...tasks.map((task) => ({ partition: task.partition, element: row(task, now) })),
+    ...opening.map((o) => ({ partition: o.partition, element: openingRow(o) })),
+  ].sort((a, b) => a.partition - b.partition);
+  tbody.replaceChildren(...rows.map(({ element }) => element));
+  empty.hidden = rows.length > 0;
 }
