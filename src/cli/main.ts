@@ -7,6 +7,7 @@
  *   tributary --version          the installed package's version
  *   tributary dlq <appId>        list dead letters; --replay re-publishes them (see cli/dlq.ts)
  *   tributary init <dir>         start a new project from templates/app (see init.ts)
+ *   tributary reset <appId>      delete its group offsets, changelogs and DLQ progress (see reset.ts)
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -16,6 +17,7 @@ import { App } from '../app.js';
 import { environmentTable, type EnvTableRow } from '../runtime/config.js';
 import { registerDlqCommand } from './dlq.js';
 import { registerInit } from './init.js';
+import { registerResetCommand } from './reset.js';
 
 /**
  * The version in the package.json this file ships in, read at run time so it cannot drift. Searched
@@ -104,6 +106,7 @@ program
 
 registerDlqCommand(program);
 registerInit(program);
+registerResetCommand(program);
 
 program.parseAsync().catch((error: unknown) => {
   process.stderr.write(`tributary: ${error instanceof Error ? error.message : String(error)}\n`);
