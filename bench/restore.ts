@@ -91,6 +91,11 @@ async function main(): Promise<number> {
   }
   const fillMs = Date.now() - fillStart;
   await stopInstance(filler);
+  const failedCommit = filler.messages.find((m) => m.type === 'commitFailed');
+  if (failedCommit?.type === 'commitFailed') {
+    say(`restore: failed: a changelog commit of the fill failed: ${failedCommit.error.slice(0, 300)}`);
+    return 1;
+  }
   const changelog = await changelogRecords(kafka);
   say(
     `  done in ${secs(fillMs)} (${fmt(IDS / (fillMs / 1000))} ids/s, from the instance's start); the changelog ` +
@@ -123,6 +128,15 @@ async function main(): Promise<number> {
       `${secs(restoreMs)} after the restore began (stores loaded into memory): ${fmt(opened.ids)} ids ` +
       `(${fmt(opened.ids / (restoreMs / 1000))} ids/s) and ${fmt(opened.keys)} keys`,
   );
+  // The input was all processed before: a restored task processes none of it again.
+  const reprocessed = active.messages.find((m) => m.type === 'processed' && m.records > 0);
+  if (reprocessed !== undefined || restored.records === 0) {
+    say(
+      'restore: failed: the new instance replayed no state from the changelog and processed the input again ' +
+        '(did the fill commit its changelog?)',
+    );
+    return 1;
+  }
   if (opened.ids !== IDS || opened.keys !== KEYS) {
     say(
       `restore: failed: the restored state holds ${opened.ids} ids and ${opened.keys} keys, not ${IDS} and ${KEYS}`,
