@@ -128,12 +128,11 @@ async function main(): Promise<number> {
       `${secs(restoreMs)} after the restore began (stores loaded into memory): ${fmt(opened.ids)} ids ` +
       `(${fmt(opened.ids / (restoreMs / 1000))} ids/s) and ${fmt(opened.keys)} keys`,
   );
-  // The input was all processed before: a restored task processes none of it again.
-  const reprocessed = active.messages.find((m) => m.type === 'processed' && m.records > 0);
-  if (reprocessed !== undefined || restored.records === 0) {
+  // A restored task resumes after the input the fill processed; one that starts over resumes at 0.
+  if (restored.records === 0 || opened.position !== records) {
     say(
-      'restore: failed: the new instance replayed no state from the changelog and processed the input again ' +
-        '(did the fill commit its changelog?)',
+      `restore: failed: the new instance replayed ${restored.records} changelog records and resumes at input ` +
+        `offset ${opened.position}, not ${records} (did the fill commit its changelog?)`,
     );
     return 1;
   }

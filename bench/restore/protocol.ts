@@ -27,6 +27,8 @@ export const runnerMessage = z.discriminatedUnion('type', [
     partition: z.number(),
     ids: z.number(),
     keys: z.number(),
+    /** The input offset the task resumes from (0 for a task that starts over). */
+    position: z.number(),
   }),
   /** Input records through the topology so far (live counters of the open tasks), on every change. */
   z.object({ type: z.literal('processed'), at: z.number(), records: z.number() }),

@@ -103,12 +103,14 @@ const checker = setInterval(() => {
     const host = runtime.task(task.partition);
     const sizeOf = (kind: string) =>
       (host?.task.stores() ?? []).filter((s) => s.kind === kind).reduce((n, s) => n + s.approximateSize(), 0);
+    const position = Object.values(task.positions).reduce((n, offset) => n + Number(offset), 0);
     emit({
       type: 'opened',
       at: Date.now(),
       partition: task.partition,
       ids: sizeOf('dedupe'),
       keys: sizeOf('window'),
+      position,
     });
   }
   for (const partition of [...opened])
