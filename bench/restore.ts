@@ -173,7 +173,8 @@ async function main(): Promise<number> {
   const activeGoneMs = Date.now() - stopAt;
   await produceInput(kafka, IDS, 1);
   const next = await survivor.next(
-    (m) => (m.type === 'processed' && m.records >= 1 ? m : undefined),
+    // The next record carries one new id.
+    (m) => (m.type === 'processed' && m.ids > IDS ? m : undefined),
     RESTORE_TIMEOUT_MS,
     "the survivor to process the partition's next record",
   );

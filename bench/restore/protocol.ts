@@ -30,8 +30,11 @@ export const runnerMessage = z.discriminatedUnion('type', [
     /** The input offset the task resumes from (0 for a task that starts over). */
     position: z.number(),
   }),
-  /** Input records through the topology so far (live counters of the open tasks), on every change. */
-  z.object({ type: z.literal('processed'), at: z.number(), records: z.number() }),
+  /**
+   * Input records through the topology (live counters of the open tasks, restored with their state)
+   * and ids held by the dedupe stores, on every change.
+   */
+  z.object({ type: z.literal('processed'), at: z.number(), records: z.number(), ids: z.number() }),
   z.object({ type: z.literal('stopped'), at: z.number(), maxRssBytes: z.number() }),
   /** A commit's changelog transaction failed (the runtime's warning; the task reopens from its changelog). */
   z.object({ type: z.literal('commitFailed'), at: z.number(), error: z.string() }),

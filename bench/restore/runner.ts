@@ -93,6 +93,7 @@ emit({ type: 'started', at: Date.now() });
 const runtime = app.runtime as Instance;
 
 let processed = -1;
+let idsHeld = -1;
 let standbys = '';
 const opened = new Set<number>();
 const checker = setInterval(() => {
@@ -100,25 +101,24 @@ const checker = setInterval(() => {
   for (const task of tasks) {
     if (opened.has(task.partition)) continue;
     opened.add(task.partition);
-    const host = runtime.task(task.partition);
-    const sizeOf = (kind: string) =>
-      (host?.task.stores() ?? []).filter((s) => s.kind === kind).reduce((n, s) => n + s.approximateSize(), 0);
     const position = Object.values(task.positions).reduce((n, offset) => n + Number(offset), 0);
     emit({
       type: 'opened',
       at: Date.now(),
       partition: task.partition,
-      ids: sizeOf('dedupe'),
-      keys: sizeOf('window'),
+      ids: storeSize(task.partition, 'dedupe'),
+      keys: storeSize(task.partition, 'window'),
       position,
     });
   }
   for (const partition of [...opened])
     if (!tasks.some((t) => t.partition === partition)) opened.delete(partition);
   const now = tasks.reduce((n, task) => n + task.metrics.recordsProcessed, 0);
-  if (now !== processed) {
+  const ids = tasks.reduce((n, task) => n + storeSize(task.partition, 'dedupe'), 0);
+  if (now !== processed || ids !== idsHeld) {
     processed = now;
-    emit({ type: 'processed', at: Date.now(), records: now });
+    idsHeld = ids;
+    emit({ type: 'processed', at: Date.now(), records: now, ids });
   }
   const mine = runtime.standbyPartitions().join(',');
   if (mine !== standbys) {
@@ -126,6 +126,12 @@ const checker = setInterval(() => {
     emit({ type: 'standbys', at: Date.now(), partitions: runtime.standbyPartitions() });
   }
 }, CHECK_EVERY_MS);
+
+/** Entries of a task's stores of one kind (dedupe: ids; window: (window, key) entries). */
+function storeSize(partition: number, kind: string): number {
+  const stores = runtime.task(partition)?.task.stores() ?? [];
+  return stores.filter((store) => store.kind === kind).reduce((n, store) => n + store.approximateSize(), 0);
+}
 
 process.once('SIGTERM', () => {
   clearInterval(checker);
