@@ -180,9 +180,12 @@ async function main(): Promise<number> {
   );
   const takeoverMs = next.at - stopAt;
   const coldRestore = survivor.messages.find((m) => m.type === 'restored' && m.at >= stopAt);
+  const survivorOpened = survivor.messages.find((m) => m.type === 'opened' && m.at >= stopAt);
   say(
     `  takeover ${secs(takeoverMs)} from SIGTERM to the next record processed (the active instance took ` +
-      `${secs(activeGoneMs)} to stop cleanly)`,
+      `${secs(activeGoneMs)} to stop cleanly` +
+      (survivorOpened ? `; the survivor's task was open after ${secs(survivorOpened.at - stopAt)}` : '') +
+      ')',
   );
   if (coldRestore?.type === 'restored' && coldRestore.records > 0) {
     // A warm standby replays the last seconds at most; half the changelog or more is a restore from scratch.
