@@ -9,6 +9,7 @@
  *   tributary init <dir>         start a new project from templates/app (see init.ts)
  *   tributary inspect <url>      tasks, store entries and key lookups of a running instance (inspect.ts)
  *   tributary lag <appId>        per-partition committed offset, end offset and lag (lag.ts)
+ *   tributary reset <appId>      delete its group offsets, changelogs and DLQ progress (see reset.ts)
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -20,6 +21,7 @@ import { registerDlqCommand } from './dlq.js';
 import { registerInit } from './init.js';
 import { registerInspect } from './inspect.js';
 import { registerLag } from './lag.js';
+import { registerResetCommand } from './reset.js';
 
 /**
  * The version in the package.json this file ships in, read at run time so it cannot drift. Searched
@@ -116,6 +118,7 @@ registerDlqCommand(program);
 registerInit(program);
 registerInspect(program);
 registerLag(program);
+registerResetCommand(program);
 
 program.parseAsync().catch((error: unknown) => {
   process.stderr.write(`tributary: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -84,7 +84,7 @@ function saslOf(config: TributaryConfig): SASLOptions | undefined {
   return { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password } as SASLOptions;
 }
 
-function kafkajsConfigOf(config: TributaryConfig, logger: Logger): KafkaConfig {
+export function kafkajsConfigOf(config: TributaryConfig, logger: Logger): KafkaConfig {
   return {
     clientId: config.kafka.clientId ?? `${config.appId}-${config.instanceId}`,
     brokers: config.brokers,
