@@ -388,7 +388,9 @@ class KafkajsGroupConsumer implements GroupConsumer {
         PartitionAssigners.roundRobin,
       ],
       sessionTimeout: config.kafka.sessionTimeoutMs,
-      heartbeatInterval: Math.max(500, Math.floor(config.kafka.sessionTimeoutMs / 10)),
+      // At most a second: a member notices a rebalance at its next heartbeat, so this bounds how long
+      // a leaving member's partitions (and a standby's takeover) wait.
+      heartbeatInterval: Math.max(500, Math.min(1000, Math.floor(config.kafka.sessionTimeoutMs / 10))),
       maxBytesPerPartition: config.kafka.maxBytesPerPartition,
       maxWaitTimeInMs: config.kafka.maxWaitTimeMs,
       allowAutoTopicCreation: false,
