@@ -225,12 +225,15 @@ export class TaskChangelogLink implements TaskChangelog {
     follow: boolean,
   ): Promise<{ reads: Array<{ read: PartitionRead; end: bigint }>; progress: Progress } | undefined> {
     const { admin, reader, partition, topics, logger } = this.options;
-    const ends = new Map<string, { low: bigint; high: bigint }>();
-    for (const [store, topic] of topics) {
-      const range = (await admin.topicOffsets(topic)).get(partition);
-      if (range === undefined) throw new Error(`changelog topic ${topic} has no partition ${partition}`);
-      ends.set(store, { low: range.earliest, high: range.end });
-    }
+    // Side by side: a takeover waits for these before anything else.
+    const ranges = await Promise.all(
+      [...topics].map(async ([store, topic]) => {
+        const range = (await admin.topicOffsets(topic)).get(partition);
+        if (range === undefined) throw new Error(`changelog topic ${topic} has no partition ${partition}`);
+        return [store, { low: range.earliest, high: range.end }] as const;
+      }),
+    );
+    const ends = new Map<string, { low: bigint; high: bigint }>(ranges);
     const problem = this.localProblem(restore, ends);
     const changelogHasData = [...ends.values()].some(({ low, high }) => high > low);
     if (restore.local.size === 0 && restore.localHasState && !changelogHasData) {
