@@ -16,6 +16,8 @@ import type {
 } from './client.js';
 import { KafkaFencedError } from './client.js';
 import { toRawRecord } from './kafkajs.js';
+import { retry } from '../../core/retry.js';
+import type { RetryPolicy } from '../../core/retry.js';
 
 /** Bytes of messages per produce request of one transaction: a record batch stays below ~1 MB. */
 const MAX_SEND_BYTES = 512 * 1024;
@@ -248,6 +250,33 @@ export function kafkajsPartitionReader(kafka: Kafka, groupId: string): Partition
   };
 }
 
+/**
+ * A topic another instance created a moment ago (instances starting together) is listed before the
+ * broker serves its metadata and elects its leaders: wait for them, up to 30 s.
+ */
+const NEW_TOPIC_WAIT: RetryPolicy = { initialDelayMs: 100, maxDelayMs: 1000, maxElapsedMs: 30_000 };
+
+class TopicNotReadyError extends Error {
+  override readonly name = 'TopicNotReadyError';
+}
+
+async function metadataWithLeaders(admin: Admin, topic: string) {
+  return retry(
+    async () => {
+      const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+      const partitions = metadata.topics[0]?.partitions ?? [];
+      if (partitions.length === 0 || partitions.some((p) => p.leader < 0))
+        throw new TopicNotReadyError(`topic ${topic} has no leaders yet`);
+      return metadata;
+    },
+    NEW_TOPIC_WAIT,
+    {
+      isTransient: (error) =>
+        error instanceof TopicNotReadyError || (error as { retriable?: boolean }).retriable === true,
+    },
+  );
+}
+
 /** The changelog-related admin calls of KafkaAdmin on a kafkajs admin client. */
 export function kafkajsTopicAdmin(admin: Admin) {
   return {
@@ -258,8 +287,11 @@ export function kafkajsTopicAdmin(admin: Admin) {
       replicationFactor = -1,
     ): Promise<void> {
       const existing = await admin.listTopics();
-      if (existing.includes(topic)) return;
-      await admin.createTopics({
+      if (existing.includes(topic)) {
+        await metadataWithLeaders(admin, topic);
+        return;
+      }
+      const created = await admin.createTopics({
         topics: [
           {
             topic,
@@ -270,10 +302,12 @@ export function kafkajsTopicAdmin(admin: Admin) {
         ],
         waitForLeaders: true,
       });
+      // false: another instance created it meanwhile, without waiting for its leaders on our behalf.
+      if (!created) await metadataWithLeaders(admin, topic);
     },
     async describeTopic(topic: string): Promise<TopicDescription | undefined> {
       if (!(await admin.listTopics()).includes(topic)) return undefined;
-      const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+      const metadata = await metadataWithLeaders(admin, topic);
       const partitions = metadata.topics[0]?.partitions.length ?? 0;
       const configs = await admin.describeConfigs({
         resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['cleanup.policy'] }],
