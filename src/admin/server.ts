@@ -76,7 +76,11 @@ export async function startAdminServer(instance: Instance, options: AdminOptions
   server.get('/topology', async (_request, reply) => reply.type('text/plain').send(options.describe()));
 
   // `opening`: partitions whose task is being opened, with restore progress while restoring.
-  server.get('/tasks', async () => ({ tasks: instance.tasks(), opening: instance.openingTasks() }));
+  server.get('/tasks', async () => ({
+    tasks: instance.tasks(),
+    opening: instance.openingTasks(),
+    standbys: instance.standbyReplicas(),
+  }));
 
   // The consumer group as of the last rebalance: members, their admin URLs, active and standby partitions.
   server.get('/cluster', async (_request, reply) => {

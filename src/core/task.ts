@@ -155,6 +155,16 @@ export interface ChangelogRestore {
   apply(store: string, changes: readonly StateChange[], lastOffset: bigint): Promise<void>;
 }
 
+/**
+ * A partition's state folder kept up to date from its changelog while another instance owns the
+ * partition (a standby replica): on takeover, the task opens this folder and restores only the tail.
+ */
+export interface StandbyState {
+  /** The restore target of the folder: what TaskChangelog.restore/follow apply changes to. */
+  readonly target: ChangelogRestore;
+  close(): Promise<void>;
+}
+
 export interface OpenTaskOptions {
   partition: number;
   /** Folder of this task's LevelDB, e.g. `<stateDir>/<appId>/task-<partition>`. */
@@ -182,4 +192,6 @@ export interface RunnableTopology {
   /** The name of every store a task holds (the topology's stores, DLQ_OUTBOX, each sink's outbox). */
   readonly storeNames: readonly string[];
   openTask(options: OpenTaskOptions): Promise<PartitionTask>;
+  /** Opens a partition's folder as a standby (no stores loaded, nothing processed). */
+  openStandby?(options: { partition: number; dir: string }): Promise<StandbyState>;
 }

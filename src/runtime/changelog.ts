@@ -13,7 +13,13 @@
 import type { Logger } from 'pino';
 import { CHECKPOINT_STORE, FencedError } from '../core/task.js';
 import type { ChangelogRestore, StateChange, TaskChangelog } from '../core/task.js';
-import type { KafkaAdmin, PartitionReader, PartitionedMessage, TaskTransactions } from './kafka/client.js';
+import type {
+  KafkaAdmin,
+  PartitionRead,
+  PartitionReader,
+  PartitionedMessage,
+  TaskTransactions,
+} from './kafka/client.js';
 import { KafkaFencedError } from './kafka/client.js';
 import type { RuntimeMetrics } from './metrics.js';
 
@@ -107,10 +113,17 @@ function toMessage(topic: string, partition: number, change: StateChange): Parti
   return { topic, partition, key: Buffer.from(change.key, 'utf8'), value };
 }
 
+interface Progress {
+  restored: number;
+  /** Per store, the end to reach (the topic's end when the replay began). */
+  ends: Map<string, bigint>;
+  next: Map<string, bigint>;
+  startedAt: number;
+}
+
 /** The Kafka side of one task's changelog: its transactions and its restore. */
 export class TaskChangelogLink implements TaskChangelog {
-  private progressNow:
-    { restored: number; ends: Map<string, bigint>; next: Map<string, bigint>; startedAt: number } | undefined;
+  private progressNow: Progress | undefined;
   private readonly now: () => number;
   private readonly storeOfTopic: Map<string, string>;
 
@@ -153,6 +166,38 @@ export class TaskChangelogLink implements TaskChangelog {
   }
 
   async restore(restore: ChangelogRestore): Promise<void> {
+    const { partition, logger } = this.options;
+    const replay = await this.replay(restore, false);
+    if (replay === undefined) return;
+    const { reads, progress } = replay;
+    this.progressNow = progress;
+    logger.info({ partition, records: this.remaining(progress) }, 'restoring state from the changelog');
+    try {
+      await Promise.all(reads.map(({ read, end }) => read.reached(end)));
+    } finally {
+      await Promise.all(reads.map(({ read }) => read.stop()));
+      this.progressNow = undefined;
+      this.reportProgress(0);
+    }
+    const seconds = (this.now() - progress.startedAt) / 1000;
+    logger.info({ partition, records: progress.restored, seconds }, 'state restored from the changelog');
+  }
+
+  /**
+   * Keeps `target` (a standby's folder) up to date: replays the changelog beyond it and goes on
+   * applying what the partition's owner commits, until stopped.
+   */
+  async follow(target: ChangelogRestore): Promise<{ stop(): Promise<void> }> {
+    const replay = await this.replay(target, true);
+    const reads = replay?.reads ?? [];
+    return { stop: async () => void (await Promise.all(reads.map(({ read }) => read.stop()))) };
+  }
+
+  /** Starts reading every changelog the folder is behind on (`follow`: every changelog, to its end and on). */
+  private async replay(
+    restore: ChangelogRestore,
+    follow: boolean,
+  ): Promise<{ reads: Array<{ read: PartitionRead; end: bigint }>; progress: Progress } | undefined> {
     const { admin, reader, partition, topics, logger } = this.options;
     if (!admin.topicOffsets) throw new Error('this Kafka client cannot read changelog offsets');
     const ends = new Map<string, { low: bigint; high: bigint }>();
@@ -174,17 +219,15 @@ export class TaskChangelogLink implements TaskChangelog {
     const from = new Map<string, bigint>();
     for (const [store, { low, high }] of ends) {
       const start = local.has(store) ? (local.get(store) as bigint) + 1n : low;
-      if (start < high) from.set(store, start);
+      if (start < high || follow) from.set(store, start);
     }
-    if (from.size === 0) return;
-    const progress = {
+    if (from.size === 0) return undefined;
+    const progress: Progress = {
       restored: 0,
       ends: new Map([...from.keys()].map((store) => [store, ends.get(store)?.high ?? 0n])),
       next: new Map(from),
       startedAt: this.now(),
     };
-    this.progressNow = progress;
-    logger.info({ partition, records: this.remaining(progress) }, 'restoring state from the changelog');
     const reads = [...from].map(([store, start]) => {
       const topic = topics.get(store) as string;
       const read = reader.read({ topic, partition }, start, async ({ records, lastOffset }) => {
@@ -196,19 +239,11 @@ export class TaskChangelogLink implements TaskChangelog {
         await restore.apply(store, changes, lastOffset);
         progress.restored += changes.length;
         progress.next.set(store, lastOffset + 1n);
-        this.reportProgress(changes.length);
+        if (!follow) this.reportProgress(changes.length);
       });
       return { read, end: progress.ends.get(store) as bigint };
     });
-    try {
-      await Promise.all(reads.map(({ read, end }) => read.reached(end)));
-    } finally {
-      await Promise.all(reads.map(({ read }) => read.stop()));
-      this.progressNow = undefined;
-      this.reportProgress(0);
-    }
-    const seconds = (this.now() - progress.startedAt) / 1000;
-    logger.info({ partition, records: progress.restored, seconds }, 'state restored from the changelog');
+    return { reads, progress };
   }
 
   /** Restore progress while a restore runs, else undefined. */

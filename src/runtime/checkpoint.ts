@@ -22,6 +22,7 @@
  *     was delivered) and close each task (5).
  */
 import type { Logger } from 'pino';
+import { FencedError } from '../core/task.js';
 import type { GroupConsumer, TopicPartition } from './kafka/client.js';
 import type { DropLog } from './drop-log.js';
 import type { RuntimeMetrics } from './metrics.js';
@@ -90,9 +91,16 @@ export class Checkpoint {
       try {
         await host.task.commit();
       } catch (error) {
-        // A task with a changelog loses nothing: its next owner restores the last transaction.
+        // A task with a changelog loses nothing: its next owner restores the last transaction (and
+        // reprocesses what came after it). Fenced: the new owner was quicker, as rebalances go.
         if (host.changelog === undefined) throw error;
-        this.logger.warn({ partition: host.partition, err: error }, 'final commit of a revoked task failed');
+        const fenced = error instanceof FencedError;
+        this.logger[fenced ? 'info' : 'warn'](
+          { partition: host.partition, err: error },
+          fenced
+            ? 'the new owner took over before the final commit'
+            : 'final commit of a revoked task failed',
+        );
       } finally {
         await host.task.close();
       }

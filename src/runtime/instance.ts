@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { RetriableError } from '../serde/types.js';
 import { retry, sleep } from '../core/retry.js';
 import type { RetryPolicy } from '../core/retry.js';
-import type { RunnableTopology } from '../core/task.js';
+import type { RunnableTopology, StandbyState } from '../core/task.js';
 import type { TributaryConfig } from './config.js';
 import { OutputDelivery } from './delivery.js';
 import type { FailingSink } from './delivery.js';
@@ -29,7 +29,7 @@ import type { GroupOffset, LostTask } from './checkpoint.js';
 import { FencedError } from '../core/task.js';
 import { DropLog } from './drop-log.js';
 import { RuntimeMetrics } from './metrics.js';
-import { TaskHost, openTaskWaitingForLock } from './task-host.js';
+import { TaskHost, isLockError, openTaskWaitingForLock } from './task-host.js';
 import { TaskChangelogLink, changelogTopics, prepareChangelogTopics } from './changelog.js';
 import type { RestoreProgress } from './changelog.js';
 import type { PartitionReader } from './kafka/client.js';
@@ -45,6 +45,13 @@ export interface TaskStatus {
   paused: boolean;
   pendingOutputs: number;
   metrics: ReturnType<TaskHost['task']['metrics']>;
+}
+
+/** A standby replica: its folder, the changelog reads feeding it, and its changelog link. */
+interface StandbyFolder {
+  state: StandbyState;
+  following: { stop(): Promise<void> };
+  link: TaskChangelogLink;
 }
 
 /** A partition whose task is being opened: restoring from its changelog, or waiting for its folder. */
@@ -110,6 +117,8 @@ export class Instance {
   private changelogReader: PartitionReader | undefined;
   /** The changelog link of each task being opened, for its restore progress. */
   private readonly restoring = new Map<number, TaskChangelogLink>();
+  /** Standby replicas this instance keeps: each one's folder fed from its changelog. */
+  private readonly standbyFolders = new Map<number, Promise<StandbyFolder | undefined>>();
 
   constructor(
     private readonly topology: RunnableTopology,
@@ -232,6 +241,61 @@ export class Instance {
     const changed = partitions.join() !== this.standbys.join();
     this.standbys = [...partitions];
     if (changed) this.logger.info({ standbys: this.standbys }, 'standby partitions assigned');
+    if (!this.changelogTopics || this.state !== 'running') return;
+    for (const partition of [...this.standbyFolders.keys()])
+      if (!partitions.includes(partition)) void this.closeStandby(partition);
+    for (const partition of partitions)
+      if (!this.hosts.has(partition) && !this.opening.has(partition) && !this.standbyFolders.has(partition))
+        this.openStandby(partition);
+  }
+
+  /**
+   * Keeps the partition's folder up to date from its changelog while another instance owns it. A
+   * standby that cannot open (Kafka unreachable, the folder locked) is only logged: it is an
+   * optimisation, and a takeover restores whatever it lacks.
+   */
+  private openStandby(partition: number): void {
+    const link = this.changelogLink(partition);
+    if (!link || !this.topology.openStandby) return;
+    const openStandby = this.topology.openStandby.bind(this.topology);
+    const dir = this.taskDir(partition);
+    const opening = (async (): Promise<StandbyFolder | undefined> => {
+      // The folder may still be closing after a revoke (this instance owned the partition until now).
+      const state = await retry(
+        () => openStandby({ partition, dir }),
+        { maxElapsedMs: this.config.stateLockTimeoutMs, initialDelayMs: 200, maxDelayMs: 1000 },
+        { isTransient: isLockError },
+      );
+      try {
+        const following = await link.follow(state.target);
+        this.logger.info({ partition }, 'standby replica following its changelog');
+        return { state, following, link };
+      } catch (error) {
+        await state.close();
+        throw error;
+      }
+    })().catch((error: unknown) => {
+      this.logger.warn({ partition, err: error }, 'standby replica could not start');
+      this.standbyFolders.delete(partition);
+      return undefined;
+    });
+    this.standbyFolders.set(partition, opening);
+  }
+
+  /** Stops a standby and releases its folder (before its task opens there, or when it moved away). */
+  private async closeStandby(partition: number): Promise<void> {
+    const opening = this.standbyFolders.get(partition);
+    if (!opening) return;
+    this.standbyFolders.delete(partition);
+    const standby = await opening;
+    if (!standby) return;
+    await standby.following.stop();
+    await standby.state.close();
+    await standby.link.close();
+  }
+
+  private taskDir(partition: number): string {
+    return join(this.config.stateDir, this.config.appId, `task-${partition}`);
   }
 
   private hostFor(partition: number): Promise<TaskHost> {
@@ -264,7 +328,9 @@ export class Instance {
   }
 
   private async openHostOnce(partition: number): Promise<TaskHost> {
-    const dir = join(this.config.stateDir, this.config.appId, `task-${partition}`);
+    // A standby of this partition here becomes its task: it releases the folder it kept up to date.
+    await this.closeStandby(partition);
+    const dir = this.taskDir(partition);
     const changelog = this.changelogLink(partition);
     let task;
     try {
@@ -531,6 +597,11 @@ export class Instance {
     return [...this.standbys];
   }
 
+  /** The standby replicas this instance keeps up to date now (ascending). */
+  standbyReplicas(): number[] {
+    return [...this.standbyFolders.keys()].sort((a, b) => a - b);
+  }
+
   task(partition: number): TaskHost | undefined {
     return this.hosts.get(partition);
   }
@@ -595,6 +666,8 @@ export class Instance {
       ?.stop()
       .catch((error: unknown) => this.logger.warn({ err: error }, 'leaving the group failed'));
     await this.delivery.close();
+    for (const partition of [...this.standbyFolders.keys()])
+      await this.closeStandby(partition).catch(() => undefined);
     await this.changelogReader?.stop().catch(() => undefined);
     await this.admin?.close().catch(() => undefined);
     this.state = 'stopped';

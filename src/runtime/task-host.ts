@@ -12,7 +12,7 @@ import type { TaskChangelogLink } from './changelog.js';
 /** How often a new owner tries again to open a state its previous owner still locks. */
 const LOCK_POLL_MS = 200;
 
-function isLockError(error: unknown): boolean {
+export function isLockError(error: unknown): boolean {
   for (let e: unknown = error; e instanceof Error; e = e.cause) {
     if ((e as { code?: string }).code === 'LEVEL_LOCKED' || /lock/i.test(e.message)) return true;
   }

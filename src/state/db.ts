@@ -163,7 +163,7 @@ export class StateDb {
     return [...this.stores.values()];
   }
 
-  /** Subscribes to change records (the future changelog hook); returns an unsubscribe function. */
+  /** Subscribes to change records (tests and tools; the changelog goes through commit()); returns an unsubscribe function. */
   onChange(listener: ChangeListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

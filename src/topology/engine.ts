@@ -34,6 +34,8 @@ import type {
   PartitionTask,
   ResumeDecision,
   StoreView,
+  StandbyState,
+  ChangelogRestore,
   TaskChangelog,
   TaskMetrics,
   DropExamples,
@@ -159,10 +161,15 @@ async function restoreFromChangelog(
   topology: TaskPlan,
   changelog: TaskChangelog,
 ): Promise<void> {
+  await changelog.restore(await restoreTarget(db, topology));
+}
+
+/** The folder as a changelog replay writes it: raw entries into each store's sublevel. */
+async function restoreTarget(db: StateDb, topology: TaskPlan): Promise<ChangelogRestore> {
   const targets = new Map<string, { level: string; binary: boolean }>(
     expectedStores(topology).map((store) => [store.name, storeLevel(store)]),
   );
-  await changelog.restore({
+  return {
     local: db.changelogPositions(),
     localHasState: await db.holdsState(),
     discardLocal: () => db.clearAll(),
@@ -171,7 +178,17 @@ async function restoreFromChangelog(
       if (target === undefined) throw new Error(`changelog of unknown store "${store}"`);
       await db.applyChangelog(target, store, changes, lastOffset);
     },
-  });
+  };
+}
+
+/** A standby: the partition's folder, fed from its changelog, with no store loaded. */
+export async function openStandbyState(
+  topology: TaskPlan,
+  options: { partition: number; dir: string },
+): Promise<StandbyState> {
+  await mkdir(options.dir, { recursive: true });
+  const db = await StateDb.open(options.dir);
+  return { target: await restoreTarget(db, topology), close: () => db.close() };
 }
 
 /**

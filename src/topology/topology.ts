@@ -4,11 +4,11 @@
  */
 import type { Serde } from '../serde/types.js';
 import type { StoreKind } from '../state/db.js';
-import { openPartitionTask } from './engine.js';
+import { openPartitionTask, openStandbyState } from './engine.js';
 import type { NodeSpec, SinkPlan, SourceSpec, StoreSpec, TaskPlan } from './graph.js';
 import { planSinks } from './sink-plan.js';
 import { DLQ_OUTBOX } from '../core/task.js';
-import type { OpenTaskOptions, PartitionTask, RunnableTopology } from '../core/task.js';
+import type { OpenTaskOptions, PartitionTask, RunnableTopology, StandbyState } from '../core/task.js';
 
 export interface TopologyDescription {
   sources: Array<{ name: string; topic: string }>;
@@ -49,6 +49,10 @@ export class Topology implements RunnableTopology, TaskPlan {
 
   openTask(options: OpenTaskOptions): Promise<PartitionTask> {
     return openPartitionTask(this, options);
+  }
+
+  openStandby(options: { partition: number; dir: string }): Promise<StandbyState> {
+    return openStandbyState(this, options);
   }
 
   /** The serde of a source topic (the test driver serializes test input with it). */
