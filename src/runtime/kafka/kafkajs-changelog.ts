@@ -3,7 +3,7 @@
  * (kafkajs has no manual assignment, so the reader is a consumer group of one that pauses every
  * partition it is not asked to read).
  */
-import type { Admin, Consumer, Kafka, Message, Producer } from 'kafkajs';
+import type { Admin, Consumer, ITopicConfig, Kafka, Message, Producer } from 'kafkajs';
 import kafkajs from 'kafkajs';
 import type {
   PartitionRead,
@@ -156,10 +156,15 @@ export function kafkajsPartitionReader(kafka: Kafka, groupId: string): Partition
   const apply = (tp: TopicPartition) => {
     if (!consumer) return;
     const read = reads.get(key(tp.topic, tp.partition));
-    if (read && !read.stopped) {
-      consumer.seek({ topic: tp.topic, partition: tp.partition, offset: read.next.toString() });
-      consumer.resume([{ topic: tp.topic, partitions: [tp.partition] }]);
-    } else consumer.pause([{ topic: tp.topic, partitions: [tp.partition] }]);
+    try {
+      if (read && !read.stopped) {
+        consumer.seek({ topic: tp.topic, partition: tp.partition, offset: read.next.toString() });
+        consumer.resume([{ topic: tp.topic, partitions: [tp.partition] }]);
+      } else consumer.pause([{ topic: tp.topic, partitions: [tp.partition] }]);
+    } catch {
+      // kafkajs throws while the consumer restarts after a crash (Kafka unreachable): its next join
+      // applies every read again (GROUP_JOIN above), so a read started meanwhile just waits for it.
+    }
   };
 
   return {
@@ -277,6 +282,20 @@ async function metadataWithLeaders(admin: Admin, topic: string) {
   );
 }
 
+/**
+ * Creates a topic and waits until the broker serves its metadata with leaders: kafkajs' own wait
+ * fails on a topic the broker does not know yet a moment after creating it, and does not wait at all
+ * when another instance created it meanwhile (instances starting together).
+ */
+export async function createTopicWaiting(admin: Admin, topic: ITopicConfig): Promise<void> {
+  try {
+    await admin.createTopics({ topics: [topic], waitForLeaders: true });
+  } catch (error) {
+    if ((error as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw error;
+  }
+  await metadataWithLeaders(admin, topic.topic);
+}
+
 /** The changelog-related admin calls of KafkaAdmin on a kafkajs admin client. */
 export function kafkajsTopicAdmin(admin: Admin) {
   return {
@@ -291,19 +310,12 @@ export function kafkajsTopicAdmin(admin: Admin) {
         await metadataWithLeaders(admin, topic);
         return;
       }
-      const created = await admin.createTopics({
-        topics: [
-          {
-            topic,
-            numPartitions: partitions,
-            replicationFactor,
-            configEntries: Object.entries(config).map(([name, value]) => ({ name, value })),
-          },
-        ],
-        waitForLeaders: true,
+      await createTopicWaiting(admin, {
+        topic,
+        numPartitions: partitions,
+        replicationFactor,
+        configEntries: Object.entries(config).map(([name, value]) => ({ name, value })),
       });
-      // false: another instance created it meanwhile, without waiting for its leaders on our behalf.
-      if (!created) await metadataWithLeaders(admin, topic);
     },
     async describeTopic(topic: string): Promise<TopicDescription | undefined> {
       if (!(await admin.listTopics()).includes(topic)) return undefined;
