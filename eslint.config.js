@@ -16,7 +16,8 @@ const MAY_IMPORT = {
   topology: ['core', 'state', 'serde/types'],
   runtime: ['core', 'serde'],
   admin: ['core', 'runtime'],
-  cli: ['core', 'runtime', 'app'],
+  // admin: its HTTP client (query-client.ts), for `tributary inspect`.
+  cli: ['core', 'runtime', 'admin', 'app'],
 };
 
 function boundaryRule(folder) {

@@ -47,6 +47,32 @@ export function changelogTopics(appId: string, storeNames: readonly string[]): M
   return topics;
 }
 
+/**
+ * Compacted; records up to 64 MiB: one record carries one stored value, and some are large by nature
+ * (an outbox segment holds all the outputs of a commit interval, a dead letter its whole record).
+ */
+const CHANGELOG_TOPIC_CONFIG = { 'cleanup.policy': 'compact', 'max.message.bytes': String(64 * 1024 * 1024) };
+
+/** Kafka refusals that no retry or reopen can fix: the instance stops and says why. */
+const PERMANENT_KAFKA_ERRORS = new Set([
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_RECORD',
+  'TOPIC_AUTHORIZATION_FAILED',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+  'CLUSTER_AUTHORIZATION_FAILED',
+  'GROUP_AUTHORIZATION_FAILED',
+]);
+
+/** Whether a changelog commit failed for a reason that reopening the task cannot fix. */
+export function isPermanentChangelogFailure(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    const type = (e as { type?: string }).type;
+    if (type !== undefined && PERMANENT_KAFKA_ERRORS.has(type)) return true;
+  }
+  return false;
+}
+
 export class ChangelogTopicError extends Error {
   override readonly name = 'ChangelogTopicError';
 }
@@ -66,7 +92,7 @@ export async function prepareChangelogTopics(
   for (const topic of new Set(topics.values())) {
     const existing = await admin.describeTopic(topic);
     if (existing === undefined) {
-      await admin.createTopic(topic, partitions, { 'cleanup.policy': 'compact' }, replicationFactor);
+      await admin.createTopic(topic, partitions, CHANGELOG_TOPIC_CONFIG, replicationFactor);
       continue;
     }
     if (existing.partitions !== partitions)
@@ -199,14 +225,18 @@ export class TaskChangelogLink implements TaskChangelog {
     follow: boolean,
   ): Promise<{ reads: Array<{ read: PartitionRead; end: bigint }>; progress: Progress } | undefined> {
     const { admin, reader, partition, topics, logger } = this.options;
-    if (!admin.topicOffsets) throw new Error('this Kafka client cannot read changelog offsets');
     const ends = new Map<string, { low: bigint; high: bigint }>();
     for (const [store, topic] of topics) {
       const range = (await admin.topicOffsets(topic)).get(partition);
       if (range === undefined) throw new Error(`changelog topic ${topic} has no partition ${partition}`);
-      ends.set(store, range);
+      ends.set(store, { low: range.earliest, high: range.end });
     }
     const problem = this.localProblem(restore, ends);
+    const changelogHasData = [...ends.values()].some(({ low, high }) => high > low);
+    if (restore.local.size === 0 && restore.localHasState && !changelogHasData) {
+      logger.info({ partition }, 'local state predates the changelog: its next commit sends all of it');
+      restore.seedChangelog();
+    }
     let local = restore.local;
     if (problem !== undefined) {
       logger.warn(

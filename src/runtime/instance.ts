@@ -30,7 +30,12 @@ import { FencedError } from '../core/task.js';
 import { DropLog } from './drop-log.js';
 import { RuntimeMetrics } from './metrics.js';
 import { TaskHost, isLockError, openTaskWaitingForLock } from './task-host.js';
-import { TaskChangelogLink, changelogTopics, prepareChangelogTopics } from './changelog.js';
+import {
+  TaskChangelogLink,
+  changelogTopics,
+  isPermanentChangelogFailure,
+  prepareChangelogTopics,
+} from './changelog.js';
 import type { RestoreProgress } from './changelog.js';
 import type { PartitionReader } from './kafka/client.js';
 
@@ -234,8 +239,8 @@ export class Instance {
   }
 
   /**
-   * This instance's standby partitions after a rebalance. Only recorded for now: the standby tasks
-   * that keep a warm copy by tailing the changelogs are built on top of this.
+   * This instance's standby partitions after a rebalance: each gets a folder kept warm from its
+   * changelogs (openStandby); a standby that moved away or became this instance's task is closed.
    */
   private handleStandbys(partitions: number[]): void {
     const changed = partitions.join() !== this.standbys.join();
@@ -384,6 +389,14 @@ export class Instance {
     await host.changelog?.close().catch(() => undefined);
     await this.delivery.releasePartition(host.partition);
     this.metrics.changelogCommitFailures.inc({ partition: String(host.partition) });
+    if (isPermanentChangelogFailure(error)) {
+      this.fail(
+        new Error(`partition ${host.partition}: Kafka refused its changelog transaction for good`, {
+          cause: error,
+        }),
+      );
+      return;
+    }
     this.logger.warn(
       { partition: host.partition, err: error },
       error instanceof FencedError

@@ -16,6 +16,7 @@
 import { parseSortableTime, sortableHex, sortableTime } from './codec.js';
 import type { BinarySublevel, ManagedStore, StateDb, WriteBatch } from './db.js';
 import type { StoreView } from '../core/task.js';
+import { StoreQueryError, decodeCursor, pageOf, storeTime } from '../core/store-reads.js';
 import { storeLevelName, storeMetaKeys } from './store-manifest.js';
 
 /** How entries are written (the store manifest compares it): packed 64-bit hash chunks per bucket. */
@@ -204,8 +205,47 @@ export class DedupeStore implements ManagedStore {
           .filter((row) => after === undefined || row.key > after)
           .slice(0, limit);
       },
+      read: async ({ limit = Infinity, after } = {}) => {
+        const from = after === undefined ? undefined : decodeCursor(after);
+        if (from !== undefined && typeof from !== 'number')
+          throw new StoreQueryError(`"${after}" is not a cursor of a dedupe store`);
+        const perBucket = new Map<number, number>();
+        for (const bucket of this.buckets)
+          if (bucket !== EMPTY && bucket >= this.expiredBefore && (from === undefined || bucket > from))
+            perBucket.set(bucket, (perBucket.get(bucket) ?? 0) + 1);
+        const rows = [...perBucket.entries()].sort((a, b) => a[0] - b[0]);
+        return pageOf(
+          rows,
+          limit,
+          ([bucket]) => bucket,
+          ([bucket, ids]) => ({
+            bucketStart: storeTime(bucket * this.bucketSize),
+            bucketEnd: storeTime((bucket + 1) * this.bucketSize),
+            ids,
+            expiresAt: storeTime(this.expiryOf(bucket)),
+          }),
+        );
+      },
+      // Hashed the way checkAndRemember hashes, so the id is found by the same 64 bits.
+      lookup: async (id) => {
+        hashId(id);
+        const bucket = this.buckets[this.findSlot(hashHigh, hashLow)] as number;
+        // Expiry as of the last commit: the bucket of a remembered id is live from there on.
+        if (bucket === EMPTY || bucket < this.expiredBefore) return undefined;
+        return {
+          kind: 'dedupe',
+          seen: true,
+          bucketStart: storeTime(bucket * this.bucketSize),
+          expiresAt: storeTime(this.expiryOf(bucket)),
+        };
+      },
       approximateSize: () => this.count,
     };
+  }
+
+  /** The stream time from which a bucket's ids no longer count (see liveFromBucket). */
+  private expiryOf(bucket: number): number {
+    return (bucket + 1) * this.bucketSize + this.horizon;
   }
 
   private liveFromBucket(streamTime: number): number {

@@ -328,12 +328,6 @@ export function kafkajsTopicAdmin(admin: Admin) {
       const policy = configs.resources[0]?.configEntries.find((e) => e.configName === 'cleanup.policy');
       return { partitions, cleanupPolicy: policy?.configValue ?? 'delete' };
     },
-    async topicOffsets(topic: string): Promise<Map<number, { low: bigint; high: bigint }>> {
-      const offsets = new Map<number, { low: bigint; high: bigint }>();
-      for (const { partition, low, high } of await admin.fetchTopicOffsets(topic))
-        offsets.set(partition, { low: BigInt(low), high: BigInt(high) });
-      return offsets;
-    },
     async listTopics(prefix: string): Promise<string[]> {
       return (await admin.listTopics()).filter((topic) => topic.startsWith(prefix));
     },

@@ -164,6 +164,20 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
           }
           return offsets;
         },
+        async groupTopics(groupId) {
+          const result = await admin.fetchOffsets({ groupId });
+          return result
+            .filter(({ partitions }) => partitions.some(({ offset }) => offset !== '-1'))
+            .map(({ topic }) => topic)
+            .sort();
+        },
+        async topicOffsets(topic) {
+          if (!(await admin.listTopics()).includes(topic)) throw new TopicNotFoundError(topic);
+          const offsets = new Map<number, { earliest: bigint; end: bigint }>();
+          for (const { partition, low, high } of await admin.fetchTopicOffsets(topic))
+            offsets.set(partition, { earliest: BigInt(low), end: BigInt(high) });
+          return offsets;
+        },
         close: () => admin.disconnect(),
       };
       return api;
