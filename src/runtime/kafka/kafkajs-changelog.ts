@@ -3,7 +3,7 @@
  * (kafkajs has no manual assignment, so the reader is a consumer group of one that pauses every
  * partition it is not asked to read).
  */
-import type { Admin, Consumer, Kafka, Message, Producer } from 'kafkajs';
+import type { Admin, Consumer, ITopicConfig, Kafka, Message, Producer } from 'kafkajs';
 import kafkajs from 'kafkajs';
 import type {
   PartitionRead,
@@ -16,6 +16,8 @@ import type {
 } from './client.js';
 import { KafkaFencedError } from './client.js';
 import { toRawRecord } from './kafkajs.js';
+import { retry } from '../../core/retry.js';
+import type { RetryPolicy } from '../../core/retry.js';
 
 /** Bytes of messages per produce request of one transaction: a record batch stays below ~1 MB. */
 const MAX_SEND_BYTES = 512 * 1024;
@@ -154,10 +156,15 @@ export function kafkajsPartitionReader(kafka: Kafka, groupId: string): Partition
   const apply = (tp: TopicPartition) => {
     if (!consumer) return;
     const read = reads.get(key(tp.topic, tp.partition));
-    if (read && !read.stopped) {
-      consumer.seek({ topic: tp.topic, partition: tp.partition, offset: read.next.toString() });
-      consumer.resume([{ topic: tp.topic, partitions: [tp.partition] }]);
-    } else consumer.pause([{ topic: tp.topic, partitions: [tp.partition] }]);
+    try {
+      if (read && !read.stopped) {
+        consumer.seek({ topic: tp.topic, partition: tp.partition, offset: read.next.toString() });
+        consumer.resume([{ topic: tp.topic, partitions: [tp.partition] }]);
+      } else consumer.pause([{ topic: tp.topic, partitions: [tp.partition] }]);
+    } catch {
+      // kafkajs throws while the consumer restarts after a crash (Kafka unreachable): its next join
+      // applies every read again (GROUP_JOIN above), so a read started meanwhile just waits for it.
+    }
   };
 
   return {
@@ -248,6 +255,47 @@ export function kafkajsPartitionReader(kafka: Kafka, groupId: string): Partition
   };
 }
 
+/**
+ * A topic another instance created a moment ago (instances starting together) is listed before the
+ * broker serves its metadata and elects its leaders: wait for them, up to 30 s.
+ */
+const NEW_TOPIC_WAIT: RetryPolicy = { initialDelayMs: 100, maxDelayMs: 1000, maxElapsedMs: 30_000 };
+
+class TopicNotReadyError extends Error {
+  override readonly name = 'TopicNotReadyError';
+}
+
+async function metadataWithLeaders(admin: Admin, topic: string) {
+  return retry(
+    async () => {
+      const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+      const partitions = metadata.topics[0]?.partitions ?? [];
+      if (partitions.length === 0 || partitions.some((p) => p.leader < 0))
+        throw new TopicNotReadyError(`topic ${topic} has no leaders yet`);
+      return metadata;
+    },
+    NEW_TOPIC_WAIT,
+    {
+      isTransient: (error) =>
+        error instanceof TopicNotReadyError || (error as { retriable?: boolean }).retriable === true,
+    },
+  );
+}
+
+/**
+ * Creates a topic and waits until the broker serves its metadata with leaders: kafkajs' own wait
+ * fails on a topic the broker does not know yet a moment after creating it, and does not wait at all
+ * when another instance created it meanwhile (instances starting together).
+ */
+export async function createTopicWaiting(admin: Admin, topic: ITopicConfig): Promise<void> {
+  try {
+    await admin.createTopics({ topics: [topic], waitForLeaders: true });
+  } catch (error) {
+    if ((error as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw error;
+  }
+  await metadataWithLeaders(admin, topic.topic);
+}
+
 /** The changelog-related admin calls of KafkaAdmin on a kafkajs admin client. */
 export function kafkajsTopicAdmin(admin: Admin) {
   return {
@@ -258,22 +306,20 @@ export function kafkajsTopicAdmin(admin: Admin) {
       replicationFactor = -1,
     ): Promise<void> {
       const existing = await admin.listTopics();
-      if (existing.includes(topic)) return;
-      await admin.createTopics({
-        topics: [
-          {
-            topic,
-            numPartitions: partitions,
-            replicationFactor,
-            configEntries: Object.entries(config).map(([name, value]) => ({ name, value })),
-          },
-        ],
-        waitForLeaders: true,
+      if (existing.includes(topic)) {
+        await metadataWithLeaders(admin, topic);
+        return;
+      }
+      await createTopicWaiting(admin, {
+        topic,
+        numPartitions: partitions,
+        replicationFactor,
+        configEntries: Object.entries(config).map(([name, value]) => ({ name, value })),
       });
     },
     async describeTopic(topic: string): Promise<TopicDescription | undefined> {
       if (!(await admin.listTopics()).includes(topic)) return undefined;
-      const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+      const metadata = await metadataWithLeaders(admin, topic);
       const partitions = metadata.topics[0]?.partitions.length ?? 0;
       const configs = await admin.describeConfigs({
         resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['cleanup.policy'] }],

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, PartitionAssigners, Partitioners, logLevel as KafkaLogLevel } from 'kafkajs';
 import type {
   Consumer,
+  ConsumerRunConfig,
   IHeaders,
   KafkaConfig,
   KafkaMessage,
@@ -33,7 +34,12 @@ import type {
 } from './client.js';
 import { KafkaProbeError, TopicNotFoundError } from './client.js';
 import { kafkajsLogCreator } from './kafkajs-log.js';
-import { kafkajsPartitionReader, kafkajsTaskTransactions, kafkajsTopicAdmin } from './kafkajs-changelog.js';
+import {
+  createTopicWaiting,
+  kafkajsPartitionReader,
+  kafkajsTaskTransactions,
+  kafkajsTopicAdmin,
+} from './kafkajs-changelog.js';
 
 function toHeaders(headers: IHeaders | undefined): Headers {
   const out: Headers = {};
@@ -148,7 +154,7 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
         async ensureTopic(topic, partitions) {
           const existing = await admin.listTopics();
           if (existing.includes(topic)) return;
-          await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+          await createTopicWaiting(admin, { topic, numPartitions: partitions });
         },
         async groupOffsets(groupId, topic) {
           const result = await admin.fetchOffsets({ groupId, topics: [topic] });
@@ -355,6 +361,28 @@ function explainProbeFailure(broker: string, error: unknown, timeoutMs: number):
 /** Asking the group for its view after a join: it answers with assignments only once it is stable again. */
 const MEMBERSHIP_RETRY = { initialDelayMs: 100, maxDelayMs: 2000, maxElapsedMs: 30_000 };
 
+/** Rejoining the group after kafkajs gave up on it: 1 s, doubling, at most 10 s between attempts. */
+const REJOIN_AFTER_CRASH = { initialDelayMs: 1000, maxDelayMs: 10_000 };
+
+/** Errors of an unreachable broker or coordinator (worth waiting for), through their causes. */
+function isKafkaUnreachable(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (
+      [
+        'KafkaJSGroupCoordinatorNotFound',
+        'KafkaJSConnectionError',
+        'KafkaJSConnectionClosedError',
+        'KafkaJSRequestTimeoutError',
+        'KafkaJSBrokerNotFound',
+        'KafkaJSNumberOfRetriesExceeded',
+      ].includes(e.name) ||
+      (e as { retriable?: boolean }).retriable === true
+    )
+      return true;
+  }
+  return false;
+}
+
 class GroupNotStableError extends Error {
   override readonly name = 'GroupNotStableError';
 }
@@ -368,6 +396,10 @@ class KafkajsGroupConsumer implements GroupConsumer {
   /** Counts joins: the view learnt after an older join is not handed on once a newer one happened. */
   private joins = 0;
   private stopped = false;
+  /** What `consumer.run` was given, to run it again after a crash kafkajs does not recover from. */
+  private runConfig: ConsumerRunConfig | undefined;
+  /** Between a crash and the next join, when kafkajs has no group to pause or resume partitions of. */
+  private crashed = false;
 
   constructor(
     kafka: Kafka,
@@ -407,20 +439,25 @@ class KafkajsGroupConsumer implements GroupConsumer {
         partitions.map((partition) => ({ topic, partition })),
       );
       this.memberId = event.payload.memberId;
+      this.crashed = false;
       this.active = [...new Set(assigned.map((tp) => tp.partition))].sort((a, b) => a - b);
       const join = ++this.joins;
       handlers.onAssignment(assigned);
       void this.learnMembership(join, handlers);
     });
     consumer.on(consumer.events.CRASH, (event) => {
-      if (!event.payload.restart) handlers.onCrash(event.payload.error);
+      this.crashed = true; // until the next join: kafkajs has dropped the group (pause would throw)
+      if (event.payload.restart) return; // kafkajs restarts the consumer itself
+      const { error } = event.payload;
+      if (!this.stopped && isKafkaUnreachable(error)) void this.rejoinAfterCrash(error, handlers);
+      else handlers.onCrash(error);
     });
     await consumer.connect();
     await consumer.subscribe({
       topics: [...topics],
       fromBeginning: this.config.kafka.autoOffsetReset === 'earliest',
     });
-    await consumer.run({
+    this.runConfig = {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
@@ -447,7 +484,32 @@ class KafkajsGroupConsumer implements GroupConsumer {
           },
         );
       },
-    });
+    };
+    await consumer.run(this.runConfig);
+  }
+
+  /**
+   * kafkajs gives up on the group, without restarting, when it cannot find the group coordinator for
+   * a while (the broker down for more than its retries): connect and run again until the broker is
+   * back, instead of failing the instance. Its tasks stay open and resume after the rejoin.
+   */
+  private async rejoinAfterCrash(error: Error, handlers: GroupHandlers): Promise<void> {
+    this.logger.warn(
+      { err: error, group: this.groupId },
+      'lost the consumer group (Kafka unreachable); rejoining',
+    );
+    try {
+      await retry(
+        async () => {
+          await this.consumer.connect();
+          await this.consumer.run(this.runConfig);
+        },
+        REJOIN_AFTER_CRASH,
+        { isTransient: isKafkaUnreachable, shouldContinue: () => !this.stopped },
+      );
+    } catch (failure) {
+      if (!this.stopped) handlers.onCrash(failure instanceof Error ? failure : error);
+    }
   }
 
   /**
@@ -486,10 +548,13 @@ class KafkajsGroupConsumer implements GroupConsumer {
   }
 
   pause(partitions: readonly TopicPartition[]): void {
+    // A consumer that crashed (the instance stopping after it) has nothing to pause: kafkajs throws.
+    if (this.crashed) return;
     for (const { topic, partition } of partitions) this.consumer.pause([{ topic, partitions: [partition] }]);
   }
 
   resume(partitions: readonly TopicPartition[]): void {
+    if (this.crashed) return;
     for (const { topic, partition } of partitions) this.consumer.resume([{ topic, partitions: [partition] }]);
   }
 
