@@ -3,7 +3,7 @@
  * (kafkajs has no manual assignment, so the reader is a consumer group of one that pauses every
  * partition it is not asked to read).
  */
-import type { Admin, Consumer, ITopicConfig, Kafka, Message, Producer } from 'kafkajs';
+import type { Admin, Consumer, ConsumerRunConfig, ITopicConfig, Kafka, Message, Producer } from 'kafkajs';
 import kafkajs from 'kafkajs';
 import type {
   PartitionRead,
@@ -128,7 +128,9 @@ interface ActiveRead {
   onBatch: (batch: ReadBatch) => Promise<void>;
   /** Next offset to read. */
   next: bigint;
-  waiters: Array<{ end: bigint; resolve: () => void }>;
+  waiters: Array<{ end: bigint; resolve: () => void; reject: (error: Error) => void }>;
+  /** Applying a batch failed: the read stops and its waiters learn why. */
+  failed?: Error;
   handling: Promise<void>;
   stopped: boolean;
 }
@@ -145,6 +147,7 @@ export function kafkajsPartitionReader(kafka: Kafka, groupId: string): Partition
   let consumer: Consumer | undefined;
   let assigned: TopicPartition[] = [];
   let topicsRead: readonly string[] = [];
+  let stopped = false;
 
   const settle = (read: ActiveRead) => {
     read.waiters = read.waiters.filter((waiter) => {
@@ -195,9 +198,23 @@ export function kafkajsPartitionReader(kafka: Kafka, groupId: string): Partition
         if (after > read.next) read.next = after;
         settle(read);
       });
+      // kafkajs gives up without restarting when it cannot find the group coordinator for a while
+      // (Kafka away): run again until it is back, or every restore and standby would wait forever.
+      consumer.on(consumer.events.CRASH, (event) => {
+        if (event.payload.restart || stopped) return;
+        void retry(
+          async () => {
+            if (stopped || !consumer) return;
+            await consumer.connect();
+            await consumer.run(runConfig);
+          },
+          { initialDelayMs: 1000, maxDelayMs: 10_000 },
+          { isTransient: () => true, shouldContinue: () => !stopped },
+        ).catch(() => undefined);
+      });
       await consumer.connect();
       await consumer.subscribe({ topics: [...topicsRead], fromBeginning: true });
-      await consumer.run({
+      const runConfig: ConsumerRunConfig = {
         autoCommit: false,
         partitionsConsumedConcurrently: 4,
         eachBatch: async ({ batch }) => {
@@ -210,11 +227,21 @@ export function kafkajsPartitionReader(kafka: Kafka, groupId: string): Partition
           if (lastOffset < read.next) return;
           const handling = read.onBatch({ records, lastOffset });
           read.handling = handling.catch(() => undefined);
-          await handling;
+          try {
+            await handling;
+          } catch (error) {
+            // The reader goes on for the other reads; this one stops, and whoever waits on it fails.
+            read.failed = error instanceof Error ? error : new Error(String(error));
+            read.stopped = true;
+            for (const waiter of read.waiters) waiter.reject(read.failed);
+            read.waiters = [];
+            return;
+          }
           read.next = lastOffset + 1n;
           settle(read);
         },
-      });
+      };
+      await consumer.run(runConfig);
       await joined;
     },
     read(tp, from, onBatch) {
@@ -231,8 +258,9 @@ export function kafkajsPartitionReader(kafka: Kafka, groupId: string): Partition
       if (assigned.some((a) => a.topic === tp.topic && a.partition === tp.partition)) apply(tp);
       const handle: PartitionRead = {
         reached: (end) =>
-          new Promise<void>((resolve) => {
-            read.waiters.push({ end, resolve });
+          new Promise<void>((resolve, reject) => {
+            if (read.failed) return reject(read.failed);
+            read.waiters.push({ end, resolve, reject });
             settle(read);
           }),
         async stop() {
@@ -247,6 +275,7 @@ export function kafkajsPartitionReader(kafka: Kafka, groupId: string): Partition
       return handle;
     },
     async stop() {
+      stopped = true;
       for (const read of reads.values()) read.stopped = true;
       reads.clear();
       await consumer?.disconnect();
