@@ -73,6 +73,30 @@ export function isPermanentChangelogFailure(error: unknown): boolean {
   return false;
 }
 
+/**
+ * How long one Kafka-bound step of a task may take before it counts as failed: a transaction (the
+ * task then reopens from its changelog, fencing the stuck producer), the fence itself, or a restore
+ * read that makes no progress. Without it, one request kafkajs never settles (seen across a broker
+ * restart) would hold the task's queue, and with it the instance's consumer, forever.
+ */
+const KAFKA_STEP_TIMEOUT_MS = 60_000;
+
+/** A changelog step took longer than KAFKA_STEP_TIMEOUT_MS; retried like Kafka being away. */
+export class ChangelogTimeoutError extends Error {
+  override readonly name = 'ChangelogTimeoutError';
+}
+
+function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new ChangelogTimeoutError(`${what} did not finish within ${KAFKA_STEP_TIMEOUT_MS} ms`)),
+      KAFKA_STEP_TIMEOUT_MS,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 export class ChangelogTopicError extends Error {
   override readonly name = 'ChangelogTopicError';
 }
@@ -160,7 +184,7 @@ export class TaskChangelogLink implements TaskChangelog {
 
   /** Claims the partition's changelog: a previous owner can commit nothing after this resolves. */
   fence(): Promise<void> {
-    return this.options.transactions.fence();
+    return withTimeout(this.options.transactions.fence(), `fencing partition ${this.options.partition}`);
   }
 
   async write(
@@ -175,7 +199,10 @@ export class TaskChangelogLink implements TaskChangelog {
     });
     const offsets = [...positions].map(([topic, offset]) => ({ topic, partition, offset }));
     try {
-      const last = await this.options.transactions.commit(messages, { groupId: appId, offsets });
+      const last = await withTimeout(
+        this.options.transactions.commit(messages, { groupId: appId, offsets }),
+        `the changelog transaction of partition ${partition}`,
+      );
       let bytes = 0;
       for (const message of messages) bytes += message.key.length + (message.value?.length ?? 0);
       this.options.metrics.changelogBytes.inc({ partition: String(partition) }, bytes);
@@ -199,7 +226,10 @@ export class TaskChangelogLink implements TaskChangelog {
     this.progressNow = progress;
     logger.info({ partition, records: this.remaining(progress) }, 'restoring state from the changelog');
     try {
-      await Promise.all(reads.map(({ read, end }) => read.reached(end)));
+      await Promise.race([
+        Promise.all(reads.map(({ read, end }) => read.reached(end))),
+        this.stalled(progress),
+      ]);
     } finally {
       await Promise.all(reads.map(({ read }) => read.stop()));
       this.progressNow = undefined;
@@ -277,6 +307,21 @@ export class TaskChangelogLink implements TaskChangelog {
       return { read, end: progress.ends.get(store) as bigint };
     });
     return { reads, progress };
+  }
+
+  /** Rejects once a restore has applied nothing for KAFKA_STEP_TIMEOUT_MS (the open is retried). */
+  private async stalled(progress: Progress): Promise<never> {
+    let seen = -1;
+    for (;;) {
+      // Unref'd: a finished restore leaves this check asleep, which must not keep the process up.
+      await new Promise<void>((resolve) => setTimeout(resolve, KAFKA_STEP_TIMEOUT_MS).unref());
+      if (this.progressNow !== progress) return new Promise<never>(() => undefined);
+      if (progress.restored === seen)
+        throw new ChangelogTimeoutError(
+          `restoring partition ${this.options.partition} made no progress for ${KAFKA_STEP_TIMEOUT_MS} ms`,
+        );
+      seen = progress.restored;
+    }
   }
 
   /** Restore progress while a restore runs, else undefined. */

@@ -129,8 +129,6 @@ export class Instance {
   private changelogReader: PartitionReader | undefined;
   /** The changelog link of each task being opened, for its restore progress. */
   private readonly restoring = new Map<number, TaskChangelogLink>();
-  /** Partitions whose task was fenced, held (paused, no task) until the next rebalance (holdFenced). */
-  private readonly fenced = new Map<number, NodeJS.Timeout>();
   /** Standby replicas this instance keeps: each one's folder fed from its changelog. */
   private readonly standbyFolders = new Map<number, Promise<StandbyFolder | undefined>>();
 
@@ -227,8 +225,6 @@ export class Instance {
     for (const partition of [...this.hosts.keys()]) {
       if (!partitions.has(partition)) void this.revoke(partition);
     }
-    // The rebalance a fenced task waited for: what is still ours reopens below.
-    for (const partition of [...this.fenced.keys()]) this.releaseFenced(partition);
     // Open eagerly so a handover starts while the group settles; batches wait for the open.
     for (const partition of partitions)
       void this.hostFor(partition).catch((error: unknown) => this.fail(asError(error)));
@@ -408,44 +404,17 @@ export class Instance {
       );
       return;
     }
-    if (error instanceof FencedError) {
-      this.logger.warn(
-        { partition: host.partition, err: error },
-        'another instance took over this partition: its task closed without writing; waiting for the rebalance',
-      );
-      this.holdFenced(host.partition);
-      return;
-    }
     this.logger.warn(
       { partition: host.partition, err: error },
-      'changelog transaction failed: task closed without writing; reopening it from the changelog',
+      error instanceof FencedError
+        ? 'another instance took over this partition: its task closed without writing'
+        : 'changelog transaction failed: task closed without writing; reopening it from the changelog',
     );
+    // Reopened through fence + restore if the group still gives it to us: after a fence, ownership may
+    // bounce until the rebalance reaches both instances, but each opening restores the whole changelog
+    // first, so state never forks (ARCHITECTURE.md, Exactly-once item 6).
     if (this.state === 'running' && this.assigned(host.partition))
       void this.hostFor(host.partition).catch((e: unknown) => this.fail(asError(e)));
-  }
-
-  /**
-   * A fenced partition belongs to another instance now, as the next rebalance will tell: reopening it
-   * at once would fence that owner back (state stays exact, but both redo work). Pause it until the
-   * next assignment, or a session timeout if none comes (a transaction that expired on its own).
-   */
-  private holdFenced(partition: number): void {
-    if (this.fenced.has(partition)) return;
-    this.consumer?.pause(this.assignment.filter((tp) => tp.partition === partition));
-    const timer = setTimeout(() => this.releaseFenced(partition), this.config.kafka.sessionTimeoutMs);
-    timer.unref();
-    this.fenced.set(partition, timer);
-  }
-
-  /** Ends holdFenced: the partition, if still ours, is fetched and its task reopened from the changelog. */
-  private releaseFenced(partition: number): void {
-    const timer = this.fenced.get(partition);
-    if (timer === undefined) return;
-    clearTimeout(timer);
-    this.fenced.delete(partition);
-    if (this.state !== 'running' || !this.assigned(partition)) return;
-    this.consumer?.resume(this.assignment.filter((tp) => tp.partition === partition));
-    void this.hostFor(partition).catch((e: unknown) => this.fail(asError(e)));
   }
 
   /**
@@ -483,7 +452,6 @@ export class Instance {
 
   private async handleBatch(batch: FetchedBatch, control: BatchControl): Promise<void> {
     if (this.state !== 'running') return; // stopping: leave the rest for the next owner, unconsumed
-    if (this.fenced.has(batch.partition)) return; // fetched before the pause; refetched if still ours
     const host = await this.hostFor(batch.partition);
     await host.queue.run(async () => {
       if (host.closed) return;
@@ -717,8 +685,6 @@ export class Instance {
     if (this.state === 'stopped' || this.state === 'stopping') return;
     this.state = 'stopping';
     if (this.commitTimer) clearInterval(this.commitTimer);
-    for (const timer of this.fenced.values()) clearTimeout(timer);
-    this.fenced.clear();
     // No new fetches while we wind down; what is not processed now belongs to the next owner.
     this.consumer?.pause(this.assignment);
     const deadline = Date.now() + this.config.shutdownTimeoutMs;
@@ -764,7 +730,7 @@ export class Instance {
 function isKafkaTrouble(error: unknown): boolean {
   for (let e: unknown = error; e instanceof Error; e = e.cause) {
     if (e.name === 'StoreMismatchError' || e.name === 'StateRoundTripError') return false;
-    if (e.name.startsWith('KafkaJS')) return true;
+    if (e.name.startsWith('KafkaJS') || e.name === 'ChangelogTimeoutError') return true;
   }
   return false;
 }
