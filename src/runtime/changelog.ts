@@ -21,6 +21,7 @@ import type {
   TaskTransactions,
 } from './kafka/client.js';
 import { KafkaFencedError } from './kafka/client.js';
+import { settleWithin } from '../core/retry.js';
 import type { RuntimeMetrics } from './metrics.js';
 
 /** Kafka topic names allow letters, digits, `.`, `_` and `-`; anything else in a store name becomes `_`. */
@@ -80,6 +81,7 @@ export function isPermanentChangelogFailure(error: unknown): boolean {
  * restart) would hold the task's queue, and with it the instance's consumer, forever.
  */
 const KAFKA_STEP_TIMEOUT_MS = 60_000;
+const CLOSE_TIMEOUT_MS = 5_000;
 
 /** A changelog step took longer than KAFKA_STEP_TIMEOUT_MS; retried like Kafka being away. */
 export class ChangelogTimeoutError extends Error {
@@ -338,8 +340,9 @@ export class TaskChangelogLink implements TaskChangelog {
     };
   }
 
+  /** Disconnects the producer; at most a few seconds (a disconnect can hang on an unanswered request). */
   close(): Promise<void> {
-    return this.options.transactions.close();
+    return settleWithin(this.options.transactions.close(), CLOSE_TIMEOUT_MS);
   }
 
   private reportProgress(restored: number): void {

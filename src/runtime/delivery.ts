@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { PermanentSinkError } from '../core/sink.js';
 import type { SinkSpec, SinkWriter } from '../core/sink.js';
 import type { DeadLetter, WindowResult } from '../core/records.js';
+import { settleWithin } from '../core/retry.js';
 import { DLQ_OUTBOX } from '../core/task.js';
 import type { Outbox, OutboxEntry, RunnableTopology } from '../core/task.js';
 import type { TributaryConfig } from './config.js';
@@ -289,7 +290,8 @@ export class OutputDelivery {
     const writer = this.dlqWriters.get(partition);
     this.dlqWriters.delete(partition);
     this.forgetPartition(partition);
-    await writer?.close().catch(() => undefined);
+    // Bounded: a producer's disconnect can hang on a request the broker never answers (a restart).
+    if (writer) await settleWithin(writer.close(), 5_000);
   }
 
   async close(): Promise<void> {

@@ -559,7 +559,9 @@ export class Instance {
       const committed = await this.checkpoint.commit(hosts, now);
       offsets = committed.offsets;
       lost = committed.lost.map(({ host }) => host);
-      for (const task of committed.lost) await this.reopenLost(task);
+      // Not awaited: closing a lost task's clients must not hold the commit loop.
+      for (const task of committed.lost)
+        void this.reopenLost(task).catch((error: unknown) => this.fail(asError(error)));
     } catch (error) {
       this.fail(asError(error));
       return;
