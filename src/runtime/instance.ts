@@ -414,7 +414,20 @@ export class Instance {
     // bounce until the rebalance reaches both instances, but each opening restores the whole changelog
     // first, so state never forks (ARCHITECTURE.md, Exactly-once item 6).
     if (this.state === 'running' && this.assigned(host.partition))
-      void this.hostFor(host.partition).catch((e: unknown) => this.fail(asError(e)));
+      void this.hostFor(host.partition)
+        .then((reopened) => this.fetchFromTask(reopened))
+        .catch((e: unknown) => this.fail(asError(e)));
+  }
+
+  /**
+   * The consumer fetched on for the lost incarnation, possibly to the end of the partition: no batch
+   * would ever come to show the reopened task is behind (resumeFrom acts on batches). Send it back to
+   * where the task's restored state is.
+   */
+  private fetchFromTask(host: TaskHost): void {
+    for (const [topic, offset] of host.task.positions())
+      if (this.topology.sourceTopics.includes(topic))
+        this.consumer?.seek({ topic, partition: host.partition, offset });
   }
 
   /**

@@ -308,6 +308,12 @@ export class FakeGroupConsumer implements GroupConsumer {
     for (const { topic, partition } of partitions) this.pausedPartitions.add(keyOf(topic, partition));
   }
 
+  seek({ topic, partition, offset }: TopicPartitionOffset): void {
+    this.calls.push({ op: 'seek', topic, partition, offset });
+    const key = keyOf(topic, partition);
+    if (this.positions.has(key)) this.positions.set(key, offset);
+  }
+
   resume(partitions: readonly TopicPartition[]): void {
     this.calls.push({ op: 'resume', partitions: [...partitions] });
     for (const { topic, partition } of partitions) this.pausedPartitions.delete(keyOf(topic, partition));

@@ -85,6 +85,11 @@ export interface GroupConsumer {
   membership(): Promise<GroupMembership>;
   pause(partitions: readonly TopicPartition[]): void;
   resume(partitions: readonly TopicPartition[]): void;
+  /**
+   * Moves the next fetch of an assigned partition (outside a batch): a task reopened from its changelog
+   * resumes where its restored state is, behind what this consumer fetched for its lost incarnation.
+   */
+  seek(position: TopicPartitionOffset): void;
   commit(offsets: readonly TopicPartitionOffset[]): Promise<void>;
   /** Stops fetching, waits for the batch in hand, leaves the group and disconnects. */
   stop(): Promise<void>;

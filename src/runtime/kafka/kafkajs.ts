@@ -553,6 +553,15 @@ class KafkajsGroupConsumer implements GroupConsumer {
     for (const { topic, partition } of partitions) this.consumer.pause([{ topic, partitions: [partition] }]);
   }
 
+  seek({ topic, partition, offset }: TopicPartitionOffset): void {
+    if (this.crashed) return; // the next join starts from the committed offsets, which the task checks
+    try {
+      this.consumer.seek({ topic, partition, offset: offset.toString() });
+    } catch {
+      // Not assigned here any more (a rebalance in between): the new owner starts where its state is.
+    }
+  }
+
   resume(partitions: readonly TopicPartition[]): void {
     if (this.crashed) return;
     for (const { topic, partition } of partitions) this.consumer.resume([{ topic, partitions: [partition] }]);
