@@ -113,13 +113,14 @@ export async function prepareChangelogTopics(
   partitions: number,
   replicationFactor: number,
 ): Promise<void> {
-  if (!admin.describeTopic || !admin.createTopic)
-    throw new Error('this Kafka client cannot manage changelog topics');
-  for (const topic of new Set(topics.values())) {
-    const existing = await admin.describeTopic(topic);
+  const { describeTopic, createTopic } = admin;
+  if (!describeTopic || !createTopic) throw new Error('this Kafka client cannot manage changelog topics');
+  // Side by side: each check or creation is a few round trips, and start-up waits for all of them.
+  const prepare = async (topic: string): Promise<void> => {
+    const existing = await describeTopic.call(admin, topic);
     if (existing === undefined) {
-      await admin.createTopic(topic, partitions, CHANGELOG_TOPIC_CONFIG, replicationFactor);
-      continue;
+      await createTopic.call(admin, topic, partitions, CHANGELOG_TOPIC_CONFIG, replicationFactor);
+      return;
     }
     if (existing.partitions !== partitions)
       throw new ChangelogTopicError(
@@ -132,7 +133,8 @@ export async function prepareChangelogTopics(
         `changelog topic ${topic} has cleanup.policy=${existing.cleanupPolicy}: it must be compact ` +
           `(kafka-configs --alter --entity-type topics --entity-name ${topic} --add-config cleanup.policy=compact)`,
       );
-  }
+  };
+  await Promise.all([...new Set(topics.values())].map(prepare));
 }
 
 /** How far a restore is: records applied, offsets left (an upper bound: markers and aborted records count). */

@@ -205,7 +205,10 @@ export class Instance {
     this.changelogTopics = topics;
     // A group of its own per incarnation: a restarted instance never waits for its dead predecessor.
     this.changelogReader = this.kafka.partitionReader(`${this.config.appId}.restore.${randomUUID()}`);
-    await this.changelogReader.start([...new Set(topics.values())]);
+    // Joins its group while the instance joins its own: reads asked for meanwhile start at its join.
+    void this.changelogReader.start([...new Set(topics.values())]).catch((error: unknown) => {
+      if (this.state === 'starting' || this.state === 'running') this.fail(asError(error));
+    });
   }
 
   private fail(error: Error): void {
