@@ -436,7 +436,7 @@ export class Instance {
   /**
    * A partition the group has consumed before but that has no local state here (another machine owned
    * it, or the state folder was lost) resumes from the group offset with empty state: windows open at
-   * that offset lose what came before it. Restoring from a changelog topic is not built yet; say so.
+   * that offset lose what came before it. Only with changelogs off (with them, the task restores); say so.
    */
   private async warnIfStateIsMissing(partition: number): Promise<void> {
     for (const topic of this.topology.sourceTopics) {
@@ -446,7 +446,7 @@ export class Instance {
         this.logger.warn(
           { topic, partition, groupOffset: offset.toString(), stateDir: this.config.stateDir },
           'no local state for a partition the group has consumed before: resuming from the group offset with ' +
-            'empty state (windows still open there lose earlier events; changelog restore is not built yet)',
+            'empty state (windows still open there lose earlier events; changelog.enabled is false, so nothing restores it)',
         );
       }
     }
