@@ -190,10 +190,6 @@ export interface KafkaAdmin {
   ): Promise<void>;
   /** Partition count and cleanup policy, or undefined for a topic that does not exist. */
   describeTopic?(topic: string): Promise<TopicDescription | undefined>;
-  /** Topics whose names start with `prefix`. */
-  listTopics?(prefix: string): Promise<string[]>;
-  deleteTopics?(topics: readonly string[]): Promise<void>;
-  deleteGroups?(groupIds: readonly string[]): Promise<void>;
   /** The committed offsets of a group for one topic (partitions without a commit are absent). */
   groupOffsets(groupId: string, topic: string): Promise<Map<number, bigint>>;
   /** The topics a group has committed offsets for (what it consumes), sorted. */

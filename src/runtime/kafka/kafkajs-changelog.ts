@@ -357,16 +357,5 @@ export function kafkajsTopicAdmin(admin: Admin) {
       const policy = configs.resources[0]?.configEntries.find((e) => e.configName === 'cleanup.policy');
       return { partitions, cleanupPolicy: policy?.configValue ?? 'delete' };
     },
-    async listTopics(prefix: string): Promise<string[]> {
-      return (await admin.listTopics()).filter((topic) => topic.startsWith(prefix));
-    },
-    async deleteTopics(topics: readonly string[]): Promise<void> {
-      if (topics.length > 0) await admin.deleteTopics({ topics: [...topics] });
-    },
-    async deleteGroups(groupIds: readonly string[]): Promise<void> {
-      const existing = new Set((await admin.listGroups()).groups.map((g) => g.groupId));
-      const present = groupIds.filter((id) => existing.has(id));
-      if (present.length > 0) await admin.deleteGroups(present);
-    },
   };
 }
