@@ -16,6 +16,7 @@ import type {
 } from './client.js';
 import { KafkaFencedError } from './client.js';
 import { toRawRecord } from './kafkajs.js';
+import { slicesOf } from './slices.js';
 import { retry } from '../../core/retry.js';
 import type { RetryPolicy } from '../../core/retry.js';
 
@@ -44,20 +45,8 @@ function kafkaMessageOf(message: PartitionedMessage): Message {
 }
 
 /** Splits messages into sends of at most MAX_SEND_BYTES (one message alone may exceed it). */
-function* sendsOf(messages: readonly PartitionedMessage[]): Generator<PartitionedMessage[]> {
-  let slice: PartitionedMessage[] = [];
-  let bytes = 0;
-  for (const message of messages) {
-    const size = message.key.length + (message.value?.length ?? 0) + 32;
-    if (slice.length > 0 && bytes + size > MAX_SEND_BYTES) {
-      yield slice;
-      slice = [];
-      bytes = 0;
-    }
-    slice.push(message);
-    bytes += size;
-  }
-  if (slice.length > 0) yield slice;
+function sendsOf(messages: readonly PartitionedMessage[]): Generator<PartitionedMessage[]> {
+  return slicesOf(messages, (m) => m.key.length + (m.value?.length ?? 0) + 32, { maxBytes: MAX_SEND_BYTES });
 }
 
 export function kafkajsTaskTransactions(kafka: Kafka, transactionalId: string): TaskTransactions {

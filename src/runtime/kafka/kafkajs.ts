@@ -34,6 +34,7 @@ import type {
 } from './client.js';
 import { KafkaProbeError, TopicNotFoundError } from './client.js';
 import { kafkajsLogCreator } from './kafkajs-log.js';
+import { slicesOf } from './slices.js';
 import {
   createTopicWaiting,
   kafkajsPartitionReader,
@@ -190,21 +191,14 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
  * (a single larger message goes alone): a replay of many large dead letters never builds a request
  * beyond the broker's limits.
  */
-function* publishSlices(messages: readonly PublishedMessage[]): Generator<PublishedMessage[]> {
-  let slice: PublishedMessage[] = [];
-  let bytes = 0;
-  for (const message of messages) {
-    let size = (message.key?.length ?? 0) + (message.value?.length ?? 0);
-    for (const [name, value] of Object.entries(message.headers)) size += name.length + (value?.length ?? 0);
-    if (slice.length > 0 && (slice.length >= 100 || bytes + size > 1_000_000)) {
-      yield slice;
-      slice = [];
-      bytes = 0;
-    }
-    slice.push(message);
-    bytes += size;
-  }
-  if (slice.length > 0) yield slice;
+function publishSlices(messages: readonly PublishedMessage[]): Generator<PublishedMessage[]> {
+  return slicesOf(messages, publishedSize, { maxBytes: 1_000_000, maxCount: 100 });
+}
+
+function publishedSize(message: PublishedMessage): number {
+  let size = (message.key?.length ?? 0) + (message.value?.length ?? 0);
+  for (const [name, value] of Object.entries(message.headers)) size += name.length + (value?.length ?? 0);
+  return size;
 }
 
 /** The TopicTools of client.ts on kafkajs (same connection settings as the client). */
