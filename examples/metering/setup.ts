@@ -13,7 +13,7 @@ export async function ensureInputTopic(brokers: string[], topic: string, partiti
     if (!existing.includes(topic)) {
       // kafkajs' own wait for leaders gives up on "unknown topic" while a broker that just started
       // has not served the new topic's metadata yet: wait for it here instead.
-      await admin.createTopics({ topics: [{ topic, numPartitions: partitions }] });
+      await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: false });
       await waitForLeaders(admin, topic);
     }
   } finally {
