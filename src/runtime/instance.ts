@@ -407,9 +407,12 @@ export class Instance {
       );
       return;
     }
-    this.logger.warn(
+    // Fenced: another instance opened the partition, as rebalances go (info); anything else is Kafka
+    // trouble worth a warning.
+    const fenced = error instanceof FencedError;
+    this.logger[fenced ? 'info' : 'warn'](
       { partition: host.partition, err: error },
-      error instanceof FencedError
+      fenced
         ? 'another instance took over this partition: its task closed without writing'
         : 'changelog transaction failed: task closed without writing; reopening it from the changelog',
     );
