@@ -40,6 +40,8 @@ export const BENIGN_KAFKAJS_MESSAGES: readonly BenignMessage[] = [
     error: /old epoch/i,
   },
   { message: /^Producer attempted an operation with an old epoch/ },
+  // The new owner's fence while the old owner's transaction is still being aborted: kafkajs retries.
+  { message: /^Response InitProducerId/, error: /concurrent operation on the same transaction/i },
 ];
 
 /** kafkajs' level, one step down: it reports as errors what it retries itself (and warns of routine). */
