@@ -16,7 +16,8 @@ const MAY_IMPORT = {
   topology: ['core', 'state', 'serde/types'],
   runtime: ['core', 'serde'],
   admin: ['core', 'runtime'],
-  cli: ['core', 'runtime', 'app'],
+  // admin: its HTTP client (query-client.ts), for `tributary inspect`.
+  cli: ['core', 'runtime', 'admin', 'app'],
 };
 
 function boundaryRule(folder) {
@@ -55,4 +56,15 @@ export default tseslint.config(
     },
   },
   ...FOLDERS.map(boundaryRule),
+  {
+    // The admin web console: browser modules served as they are (no build step).
+    files: ['src/admin/console/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        ['document', 'fetch', 'sessionStorage', 'setTimeout', 'clearTimeout', 'URLSearchParams'].map(
+          (name) => [name, 'readonly'],
+        ),
+      ),
+    },
+  },
 );

@@ -9,14 +9,20 @@
  *  3. Pipeline: the reference topology in a child process (fresh app id, state in a temp folder, fresh
  *     ClickHouse table in the `bench` database), timed from `app.start()` until its tasks have processed
  *     every record; then the ClickHouse rollup must equal the ground truth exactly (exit 1 if not).
+ *     It runs twice over the same topic: with changelog topics and Kafka transactions (the default,
+ *     the main figures) and then without them (`changelog.enabled` false), so that the cost of the
+ *     changelogs is measured in the same run on the same machine.
  *
- * Both readers start after production finished, one after the other: they measure catch-up throughput
- * over a topic that is already full, and neither competes with the generator or the other for the
+ * The readers start after production finished, one after the other: they measure catch-up throughput
+ * over a topic that is already full, and none competes with the generator or another for the
  * machine's cores. The last line is
- *   e2e: <N> events/s, ceiling <C> events/s, ratio <N/C>, rows/event <R>, inserts/s <I>, peak RSS <M> MB
+ *   e2e: <N> events/s, ceiling <C> events/s, ratio <N/C>, rows/event <R>, inserts/s <I>, peak RSS <M> MB,
+ *   changelog <L> MB/s, without changelogs <N0> events/s, with/without <N/N0>
+ * (one line), where L is the changelog bytes committed over the run divided by its processing time.
  *
- * Cleanup: the topics, consumer groups, schema subject and temp state are always removed; the rollup
- * table (and its totals view) is dropped after a matching run and kept for inspection after a mismatch.
+ * Cleanup: the topics (changelogs included), consumer groups, schema subject and temp state are always
+ * removed; a rollup table (and its totals view) is dropped after a matching run and kept for inspection
+ * after a mismatch.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -53,9 +59,29 @@ const registryUrl = env.TRIBUTARY_SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/
 const clickhouseUrl = env.TRIBUTARY_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123';
 const runId = `${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '')}_${randomBytes(3).toString('hex')}`;
 const topic = `bench-e2e.${runId}`;
-const appId = `bench-e2e-${runId}`;
 const ceilingGroup = `bench-e2e-ceiling-${runId}`;
-const table = `e2e_${runId}`;
+
+/** One run of the pipeline: its own app id (group, changelogs, DLQ), state folder and rollup table. */
+interface PipelineVariant {
+  label: string;
+  appId: string;
+  table: string;
+  changelog: boolean;
+}
+
+// Neither app id is a prefix of the other, so their changelog topics cannot be confused.
+const withChangelogs: PipelineVariant = {
+  label: 'with changelogs',
+  appId: `bench-e2e-${runId}-cl`,
+  table: `e2e_${runId}_cl`,
+  changelog: true,
+};
+const withoutChangelogs: PipelineVariant = {
+  label: 'without changelogs',
+  appId: `bench-e2e-${runId}-nocl`,
+  table: `e2e_${runId}_nocl`,
+  changelog: false,
+};
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const warn = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -68,8 +94,9 @@ const pct = (share: number): string => `${Math.round(share * 100)}%`;
 const pipelineTimeoutMs = 60_000 + (events / 2000) * 1000;
 
 const children: Array<BenchChild<unknown>> = [];
-let stateDir: string | undefined;
-let keepTable = true;
+const stateDirs: string[] = [];
+/** Tables of runs that matched the ground truth; the others are kept for inspection. */
+const matchedTables = new Set<string>();
 let cleanedUp: Promise<void> | undefined;
 
 interface ProduceResult {
@@ -98,6 +125,7 @@ interface PipelineResult {
   insertsWhileProcessing: number;
   sinkFailures: number;
   deadLetters: number;
+  changelogBytes: number;
   maxPausedPartitions: number;
   peakRssBytes: number;
   machineBusy: number;
@@ -108,14 +136,20 @@ interface PipelineResult {
 async function main(): Promise<number> {
   say(
     `tributary e2e benchmark: ${fmt(events)} events, topic ${topic} (${PARTITIONS} partitions), ` +
-      `rollup ${DATABASE}.${table}, ${coreCount()} CPUs`,
+      `rollups ${DATABASE}.${withChangelogs.table} and ${DATABASE}.${withoutChangelogs.table}, ${coreCount()} CPUs`,
   );
   const produced = await produce();
   const ceiling = await measureCeiling(produced.records);
-  const pipeline = await measurePipeline(produced);
+  const pipeline = await measurePipeline(produced, withChangelogs);
   if (pipeline === undefined) return 1;
+  const plain = await measurePipeline(produced, withoutChangelogs);
+  if (plain === undefined) return 1;
 
   const pipelineRate = produced.records / (pipeline.elapsedMs / 1000);
+  const plainRate = produced.records / (plain.elapsedMs / 1000);
+  const changelogMBps = mb(pipeline.changelogBytes) / (pipeline.elapsedMs / 1000);
+  const fromFirstRecord = (run: PipelineResult) =>
+    produced.records / ((run.elapsedMs - run.firstRecordMs) / 1000);
   const ceilingRate = ceiling.records / (ceiling.elapsedMs / 1000);
   const rowsPerEvent = pipeline.rowsWritten / produced.records;
   const insertsPerSecond = pipeline.inserts / (pipeline.elapsedMs / 1000);
@@ -152,13 +186,24 @@ async function main(): Promise<number> {
       `(generator sent ${produced.truth.malformed.length} malformed)`,
   );
   say(
+    `  changelog ${fmt(mb(pipeline.changelogBytes))} MB committed (${changelogMBps.toFixed(2)} MB/s over the ` +
+      `processing time, ${(pipeline.changelogBytes / produced.records).toFixed(1)} bytes/event); without ` +
+      `changelogs the same pipeline ran at ${fmt(plainRate)} events/s (${fmt(produced.records)} records in ` +
+      `${secs(plain.elapsedMs)}, CPU ${secs(plain.cpuMs)}, peak RSS ${fmt(mb(plain.peakRssBytes))} MB): ` +
+      `with/without ${(pipelineRate / plainRate).toFixed(2)}; from each run's first record ` +
+      `${(fromFirstRecord(pipeline) / fromFirstRecord(plain)).toFixed(2)} (start-up: first record after ` +
+      `${secs(pipeline.firstRecordMs)} with, ${secs(plain.firstRecordMs)} without)`,
+  );
+  say(
     `  ratio     pipeline/ceiling ${(pipelineRate / ceilingRate).toFixed(2)}; producing took ${secs(produced.elapsedMs)} ` +
-      `(${fmt(produced.records / (produced.elapsedMs / 1000))} events/s, not part of either figure)`,
+      `(${fmt(produced.records / (produced.elapsedMs / 1000))} events/s, not part of any figure)`,
   );
   say(
     `e2e: ${Math.round(pipelineRate)} events/s, ceiling ${Math.round(ceilingRate)} events/s, ` +
       `ratio ${(pipelineRate / ceilingRate).toFixed(2)}, rows/event ${rowsPerEvent.toFixed(4)}, ` +
-      `inserts/s ${insertsPerSecond.toFixed(2)}, peak RSS ${Math.round(mb(pipeline.peakRssBytes))} MB`,
+      `inserts/s ${insertsPerSecond.toFixed(2)}, peak RSS ${Math.round(mb(pipeline.peakRssBytes))} MB, ` +
+      `changelog ${changelogMBps.toFixed(2)} MB/s, without changelogs ${Math.round(plainRate)} events/s, ` +
+      `with/without ${(pipelineRate / plainRate).toFixed(2)}`,
   );
   return 0;
 }
@@ -250,9 +295,14 @@ async function measureCeiling(records: number): Promise<CeilingResult> {
 }
 
 /** Step 3: the reference pipeline, then the exact rollup check. Undefined when the rollup is wrong. */
-async function measurePipeline(produced: ProduceResult): Promise<PipelineResult | undefined> {
-  say('pipeline: reference metering topology...');
-  stateDir = await mkdtemp(join(tmpdir(), 'tributary-bench-e2e-'));
+async function measurePipeline(
+  produced: ProduceResult,
+  variant: PipelineVariant,
+): Promise<PipelineResult | undefined> {
+  const { appId, table } = variant;
+  say(`pipeline: reference metering topology, ${variant.label}...`);
+  const stateDir = await mkdtemp(join(tmpdir(), 'tributary-bench-e2e-'));
+  stateDirs.push(stateDir);
   let startCpu: CpuSnapshot | undefined;
   let processedCpu: CpuSnapshot | undefined;
   let lastReportAt = 0;
@@ -267,6 +317,7 @@ async function measurePipeline(produced: ProduceResult): Promise<PipelineResult 
       // Set here rather than only in the runner's code: environment overrides win in the runtime's config.
       TRIBUTARY_APP_ID: appId,
       TRIBUTARY_STATE_DIR: stateDir,
+      TRIBUTARY_CHANGELOG: String(variant.changelog),
       TRIBUTARY_ADMIN_ENABLED: 'false',
       // The ClickHouse sink logs through its own pino logger on stdout (info by default), not the app's.
       TRIBUTARY_LOG_LEVEL: env.TRIBUTARY_LOG_LEVEL ?? 'warn',
@@ -313,10 +364,10 @@ async function measurePipeline(produced: ProduceResult): Promise<PipelineResult 
   if (!comparison.matches) {
     say(`rollup does NOT match the ground truth: ${describeMismatch(comparison)}`);
     say(`the table ${DATABASE}.${table} is kept for inspection`);
-    say(`e2e: failed: the rollup does not match the ground truth`);
+    say(`e2e: failed: the rollup (${variant.label}) does not match the ground truth`);
     return undefined;
   }
-  keepTable = false;
+  matchedTables.add(table);
   return {
     elapsedMs,
     firstRecordMs: processed.firstProcessedAt - starting.at,
@@ -326,6 +377,7 @@ async function measurePipeline(produced: ProduceResult): Promise<PipelineResult 
     insertsWhileProcessing: processed.inserts,
     sinkFailures: stopped.sinkFailures,
     deadLetters: stopped.deadLetters,
+    changelogBytes: stopped.changelogBytes,
     maxPausedPartitions: stopped.maxPausedPartitions,
     peakRssBytes: stopped.usage.maxRssBytes,
     machineBusy: startCpu && processedCpu ? busyShare(startCpu, processedCpu) : 0,
@@ -348,16 +400,18 @@ function cleanUp(): Promise<void> {
       if (child.process.exitCode === null && child.process.signalCode === null) child.process.kill('SIGKILL');
     }
     await Promise.all(children.map((child) => child.exited));
+    const apps = [withChangelogs.appId, withoutChangelogs.appId];
     const resources: RunResources = {
       brokers,
-      topics: [topic, `${appId}.dlq`],
-      consumerGroups: [ceilingGroup, appId],
+      topics: [topic, ...apps.map((appId) => `${appId}.dlq`)],
+      changelogsOf: apps,
+      consumerGroups: [ceilingGroup, ...apps, ...apps.map((appId) => `${appId}.dlq-progress`)],
       registryUrl,
       registrySubject: `${topic}-value`,
-      clickhouse: keepTable ? undefined : { url: clickhouseUrl, database: DATABASE, table },
+      clickhouse: { url: clickhouseUrl, database: DATABASE, tables: [...matchedTables] },
     };
     await removeRunResources(resources, warn);
-    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+    for (const dir of stateDirs) await rm(dir, { recursive: true, force: true });
   })();
   return cleanedUp;
 }

@@ -53,7 +53,11 @@ async function main(): Promise<number> {
     },
   });
   await app.start();
-  say(`admin endpoint: ${app.adminAddress ?? 'disabled'}  (try /tasks, /metrics, /topology)`);
+  say(
+    app.adminAddress === undefined
+      ? 'admin endpoint: disabled'
+      : `web console: ${app.adminAddress}/  (JSON: /tasks, /metrics, /topology.json)`,
+  );
   say(app.describe());
 
   const generator = new UsageGenerator({

@@ -10,6 +10,8 @@ const suites = {
   all: ['test/unit', 'test/integration'],
   // Needs the replicated ClickHouse cluster (`npm run stack:up -- --cluster`); run by `npm run test:cluster`.
   cluster: ['test/cluster'],
+  // Instances in child processes killed, frozen, moved; one file stops the broker: run by `npm run test:chaos`.
+  chaos: ['test/chaos'],
 };
 const suite = (process.argv[2] ?? 'all') as keyof typeof suites;
 const roots = suites[suite];

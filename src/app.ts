@@ -8,10 +8,13 @@ import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { startAdminServer } from './admin/server.js';
+import { groupPeers } from './admin/store-lookup.js';
 import type { Serde } from './serde/types.js';
 import { TopologyBuilder } from './topology/builder.js';
 import type { Stream, StreamOptions } from './topology/builder.js';
 import type { Topology } from './topology/topology.js';
+import { renderTopologyGraph } from './topology/graph-render.js';
+import type { GraphFormat } from './topology/graph-render.js';
 import { dlqTopicOf, resolveConfig, serviceDefaultsOf } from './runtime/config.js';
 import type { TributaryConfig, TributaryConfigInput } from './runtime/config.js';
 import { Instance } from './runtime/instance.js';
@@ -83,6 +86,11 @@ export class App {
     return this.topology().describeText({ dlqTopic: dlqTopicOf(this.config) });
   }
 
+  /** The topology as a Mermaid or Graphviz DOT graph (`tributary describe --format mermaid|dot`). */
+  describeGraph(format: GraphFormat): string {
+    return renderTopologyGraph(this.topology().describe({ dlqTopic: dlqTopicOf(this.config) }), format);
+  }
+
   /**
    * Binds the admin endpoint, then joins the consumer group and starts processing; resolves once the
    * group is joined. The admin port is bound first: a clashing port fails the start before this
@@ -127,6 +135,10 @@ export class App {
       token,
       probesWithoutToken,
       describe: () => this.describe(),
+      shape: () => this.topology().describe({ dlqTopic: dlqTopicOf(this.config) }),
+      instanceId: this.config.instanceId,
+      // Key lookups ask the other members at the admin URLs they advertise in the group.
+      peers: groupPeers(instance),
     });
     if (token === undefined && !isLoopback(host)) {
       this.logger.warn(

@@ -14,3 +14,12 @@ export * from './serde/index.js';
 export * from './sinks/index.js';
 export { startAdminServer } from './admin/server.js';
 export type { AdminOptions } from './admin/server.js';
+export { AdminRequestError, queryStore, readStore } from './admin/query-client.js';
+export type {
+  AdminRequestOptions,
+  KeyLookupResponse,
+  KeyLookupResult,
+  QueryStoreOptions,
+  StorePageResponse,
+} from './admin/query-client.js';
+export type { Peer, PeerProvider } from './admin/store-lookup.js';

@@ -9,12 +9,15 @@ import { totalsViewName } from '../../src/index.js';
 
 export interface RunResources {
   brokers: string[];
-  /** The input topic and the pipeline's DLQ topic; those that were never created are skipped. */
+  /** The input topic and the pipelines' DLQ topics; those that were never created are skipped. */
   topics: string[];
+  /** App ids whose changelog topics (`<appId>-<store>-changelog`) and reader groups go too. */
+  changelogsOf: string[];
   consumerGroups: string[];
   registryUrl: string;
   registrySubject: string;
-  clickhouse: { url: string; database: string; table: string } | undefined;
+  /** The rollup tables to drop (with their totals views). */
+  clickhouse: { url: string; database: string; tables: string[] };
 }
 
 export async function removeRunResources(
@@ -23,7 +26,8 @@ export async function removeRunResources(
 ): Promise<void> {
   await removeKafkaResources(resources, warn);
   await removeRegistrySubject(resources, warn);
-  if (resources.clickhouse) await dropRollupTable(resources.clickhouse, warn);
+  const { url, database, tables } = resources.clickhouse;
+  for (const table of tables) await dropRollupTable({ url, database, table }, warn);
 }
 
 async function removeKafkaResources(resources: RunResources, warn: (line: string) => void): Promise<void> {
@@ -36,11 +40,19 @@ async function removeKafkaResources(resources: RunResources, warn: (line: string
   try {
     await admin.connect();
     const existing = new Set(await admin.listTopics());
-    const topics = resources.topics.filter((topic) => existing.has(topic));
+    const isChangelogOf = (topic: string) =>
+      topic.endsWith('-changelog') && resources.changelogsOf.some((appId) => topic.startsWith(`${appId}-`));
+    const topics = [
+      ...resources.topics.filter((topic) => existing.has(topic)),
+      ...[...existing].filter(isChangelogOf),
+    ];
     if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 30_000 });
     // Groups outlive their members; without this, every run would leave two behind.
     const groups = new Set((await admin.listGroups()).groups.map((g) => g.groupId));
-    for (const group of resources.consumerGroups.filter((g) => groups.has(g))) {
+    const readerGroups = [...groups].filter((g) =>
+      resources.changelogsOf.some((appId) => g.startsWith(`${appId}.restore.`)),
+    );
+    for (const group of [...resources.consumerGroups, ...readerGroups].filter((g) => groups.has(g))) {
       try {
         await admin.deleteGroups([group]);
       } catch (error) {

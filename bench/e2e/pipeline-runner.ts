@@ -5,9 +5,9 @@
  * counters only move at commits (every second).
  *
  * Environment: BENCH_TOPIC, BENCH_CLICKHOUSE_DATABASE, BENCH_CLICKHOUSE_TABLE, BENCH_EXPECTED_RECORDS,
- * and the runtime's own TRIBUTARY_APP_ID and TRIBUTARY_STATE_DIR (set by the parent, so that an
- * override inherited from the caller's shell cannot point the run at old state), plus the usual
- * TRIBUTARY_* endpoints.
+ * and the runtime's own TRIBUTARY_APP_ID, TRIBUTARY_STATE_DIR and TRIBUTARY_CHANGELOG (set by the
+ * parent, so that an override inherited from the caller's shell cannot point the run at old state or
+ * change what it measures), plus the usual TRIBUTARY_* endpoints.
  * SIGTERM stops the app cleanly and reports the final counters.
  */
 import { pino } from 'pino';
@@ -73,6 +73,7 @@ const checker = setInterval(() => {
       processed,
       rowsWritten: await metrics.total(metrics.sinkRows),
       inserts: await metrics.total(metrics.sinkWrites),
+      changelogBytes: await metrics.total(metrics.changelogBytes),
     });
   })();
 }, CHECK_EVERY_MS);
@@ -107,6 +108,7 @@ process.once('SIGTERM', () => {
       inserts: await metrics.total(metrics.sinkWrites),
       sinkFailures: await metrics.total(metrics.sinkFailures),
       deadLetters: await metrics.total(metrics.deadLetters),
+      changelogBytes: await metrics.total(metrics.changelogBytes),
       maxPausedPartitions,
       usage: usageOfThisProcess(),
     });

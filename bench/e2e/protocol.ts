@@ -59,6 +59,8 @@ export const pipelineMessage = z.discriminatedUnion('type', [
     processed: z.number(),
     rowsWritten: z.number(),
     inserts: z.number(),
+    /** Bytes of changelog records committed so far (0 without changelogs). */
+    changelogBytes: z.number(),
   }),
   /** After a clean `app.stop()`: everything committed was delivered, the counters are final. */
   z.object({
@@ -68,6 +70,8 @@ export const pipelineMessage = z.discriminatedUnion('type', [
     inserts: z.number(),
     sinkFailures: z.number(),
     deadLetters: z.number(),
+    /** Bytes of changelog records committed over the whole run (0 without changelogs). */
+    changelogBytes: z.number(),
     maxPausedPartitions: z.number(),
     usage: processUsage,
   }),
@@ -108,9 +112,11 @@ export function startChild<M>(
   schema: z.ZodType<M>,
   env: Record<string, string>,
   onMessage?: (message: M) => void,
+  /** Extra options for node, e.g. `--cpu-prof`. */
+  nodeOptions: readonly string[] = [],
 ): BenchChild<M> {
   const path = fileURLToPath(new URL(script, import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', path], {
+  const child = spawn(process.execPath, [...nodeOptions, '--import', 'tsx', path], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

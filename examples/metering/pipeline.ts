@@ -29,6 +29,11 @@ export interface MeteringOptions {
   /** Runtime settings (appId, brokers, stateDir, ...); environment variables still override them. */
   config: Partial<TributaryConfigInput>;
   logger?: Logger;
+  /**
+   * A later version of the job, for the topology-evolution tests: `extraStep` adds a stateless
+   * `.peek()` before the dedupe; `dedupeStoreName` renames the dedupe store (default dedupe-source-id).
+   */
+  evolution?: { extraStep?: boolean; dedupeStoreName?: string };
 }
 
 /** Window settings of the reference job; the generator's ground truth and the tests rely on them. */
@@ -42,7 +47,7 @@ export const METERING_WINDOW = {
 
 export function meteringApp(options: MeteringOptions): App {
   const app = tributary(options.config, options.logger ? { logger: options.logger } : {});
-  app
+  const validated = app
     .stream(
       options.topic,
       avro<UsageEvent>({
@@ -51,8 +56,12 @@ export function meteringApp(options: MeteringOptions): App {
       }),
       { timestamp: (event) => event.time },
     )
-    .validate(validateUsageEvent)
-    .dedupe((event) => `${event.source}/${event.id}`, { horizon: days(32), name: 'dedupe-source-id' })
+    .validate(validateUsageEvent);
+  (options.evolution?.extraStep ? validated.peek(() => {}) : validated)
+    .dedupe((event) => `${event.source}/${event.id}`, {
+      horizon: days(32),
+      name: options.evolution?.dedupeStoreName ?? 'dedupe-source-id',
+    })
     .groupBy((event) => ({ subject: event.subject, meter: event.meter }))
     .window(tumbling(METERING_WINDOW.size), {
       grace: METERING_WINDOW.grace,

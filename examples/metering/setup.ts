@@ -1,5 +1,6 @@
 /** Creates what the reference job needs before it runs: the input topic and its registered schema. */
 import { Kafka, logLevel } from 'kafkajs';
+import type { Admin } from 'kafkajs';
 import { createSchemaRegistryClient } from '../../src/index.js';
 import { usageEventSchema } from './usage-event.js';
 
@@ -10,10 +11,28 @@ export async function ensureInputTopic(brokers: string[], topic: string, partiti
   try {
     const existing = await admin.listTopics();
     if (!existing.includes(topic)) {
-      await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+      // kafkajs' own wait for leaders gives up on "unknown topic" while a broker that just started
+      // has not served the new topic's metadata yet: wait for it here instead.
+      await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: false });
+      await waitForLeaders(admin, topic);
     }
   } finally {
     await admin.disconnect();
+  }
+}
+
+async function waitForLeaders(admin: Admin, topic: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+      const partitions = topics[0]?.partitions ?? [];
+      if (partitions.length > 0 && partitions.every((p) => p.leader >= 0)) return;
+    } catch (error) {
+      if ((error as { retriable?: boolean }).retriable !== true || Date.now() > deadline) throw error;
+    }
+    if (Date.now() > deadline) throw new Error(`topic ${topic} has no leaders after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
 

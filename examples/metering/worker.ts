@@ -4,7 +4,8 @@
  * hands the registry and ClickHouse settings to the serde and the sink), plus
  *   METERING_TOPIC (default usage-events), METERING_CLICKHOUSE_DATABASE (default metering),
  *   METERING_CLICKHOUSE_TABLE (default usage_1m), METERING_CLICKHOUSE_CLUSTER (replicated tables on
- *   that cluster; default none: one server).
+ *   that cluster; default none: one server), and for the topology-evolution tests METERING_EXTRA_STEP=1
+ *   (a stateless step more) and METERING_DEDUPE_STORE (another name for the dedupe store).
  * The tests start it as a child process and kill it with SIGKILL to prove the exactly-once protocol.
  */
 import { ConfigError } from '../../src/index.js';
@@ -19,6 +20,10 @@ function build() {
       cluster: process.env.METERING_CLICKHOUSE_CLUSTER || undefined,
     },
     config: { appId: process.env.TRIBUTARY_APP_ID ?? 'metering' },
+    evolution: {
+      extraStep: process.env.METERING_EXTRA_STEP === '1',
+      ...(process.env.METERING_DEDUPE_STORE ? { dedupeStoreName: process.env.METERING_DEDUPE_STORE } : {}),
+    },
   });
 }
 

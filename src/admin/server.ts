@@ -1,13 +1,21 @@
 /**
- * The admin HTTP endpoint of one instance: health, Prometheus metrics, tasks and their state stores.
- * Listens on loopback unless configured otherwise; with a token, every request must carry
- * `Authorization: Bearer <token>`, except the probes (/health/live, /health/ready) when
- * `probesWithoutToken` is set: Kubernetes httpGet probes cannot send one.
+ * The admin HTTP endpoint of one instance: health, Prometheus metrics, tasks and their state stores,
+ * and the web console at `/` (console-assets.ts). Listens on loopback unless configured otherwise;
+ * with a token, every request must carry `Authorization: Bearer <token>`, except the probes
+ * (/health/live, /health/ready) when `probesWithoutToken` is set (Kubernetes httpGet probes cannot
+ * send one) and the console's static files, which hold no data (the page sends the token itself).
  */
 import { timingSafeEqual } from 'node:crypto';
 import Fastify from 'fastify';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Instance } from '../runtime/instance.js';
+import { CONSOLE_PREFIX, isConsoleAssetPath, loadConsoleAssets } from './console-assets.js';
+import { topologyGraph } from './topology-graph.js';
+import type { TopologyShape } from './topology-graph.js';
+import { StoreQueryError } from '../core/store-reads.js';
+import type { StoreReadOptions } from '../core/store-reads.js';
+import { NoSuchStoreError, lookupAcrossPeers, lookupLocally } from './store-lookup.js';
+import type { PeerProvider } from './store-lookup.js';
 
 export interface AdminOptions {
   host: string;
@@ -17,6 +25,17 @@ export interface AdminOptions {
   probesWithoutToken?: boolean;
   /** Text rendering of the topology, served at /topology. */
   describe: () => string;
+  /** The topology as data (its `describe()`), drawn by the console from /topology.json. */
+  shape?: () => TopologyShape;
+  /** Names this instance in key lookups (`config.instanceId`). */
+  instanceId?: string;
+  /**
+   * The group's members and their admin URLs, for key lookups in the `cluster` scope; without it a
+   * lookup answers from this instance only.
+   */
+  peers?: PeerProvider;
+  /** How long a key lookup waits for a peer. Default 5000 ms. */
+  peerTimeoutMs?: number;
 }
 
 function tokenMatches(expected: string, header: string | undefined): boolean {
@@ -26,17 +45,59 @@ function tokenMatches(expected: string, header: string | undefined): boolean {
 }
 
 const MAX_ENTRIES = 1000;
+const DEFAULT_ENTRIES = 100;
+
+/** A time in a query: epoch ms, or an ISO date. */
+function queryTime(name: string, raw: string | undefined): number | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const ms = /^-?\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+  if (Number.isNaN(ms)) throw new StoreQueryError(`${name}: "${raw}" is neither epoch ms nor an ISO time`);
+  return ms;
+}
+
+function readOptions(query: {
+  limit?: string;
+  after?: string;
+  from?: string;
+  to?: string;
+}): StoreReadOptions {
+  const limit = query.limit === undefined ? DEFAULT_ENTRIES : Number(query.limit);
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new StoreQueryError(`limit: "${query.limit}" is not a positive whole number`);
+  const from = queryTime('from', query.from);
+  const to = queryTime('to', query.to);
+  return {
+    limit: Math.min(limit, MAX_ENTRIES),
+    ...(query.after ? { after: query.after } : {}),
+    ...(from === undefined ? {} : { from }),
+    ...(to === undefined ? {} : { to }),
+  };
+}
+
+/** Runs a store query: a query the store cannot answer is a 400, an unknown store a 404. */
+async function answering<T>(reply: FastifyReply, query: () => Promise<T>): Promise<T | FastifyReply> {
+  try {
+    return await query();
+  } catch (error) {
+    if (error instanceof StoreQueryError) return reply.code(400).send({ error: error.message });
+    if (error instanceof NoSuchStoreError) return reply.code(404).send({ error: error.message });
+    throw error;
+  }
+}
 
 const PROBES = new Set(['/health/live', '/health/ready']);
 
 export async function startAdminServer(instance: Instance, options: AdminOptions): Promise<FastifyInstance> {
   const server = Fastify({ logger: false });
+  const consoleAssets = await loadConsoleAssets();
 
   if (options.token !== undefined) {
     const token = options.token;
     const probesOpen = options.probesWithoutToken === true;
     server.addHook('onRequest', async (request, reply) => {
-      if (probesOpen && PROBES.has(request.url.split('?')[0] ?? '')) return;
+      const path = request.url.split('?')[0] ?? '';
+      if (probesOpen && PROBES.has(path)) return;
+      if (request.method === 'GET' && isConsoleAssetPath(path)) return;
       if (!tokenMatches(token, request.headers.authorization)) {
         await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized' });
       }
@@ -75,11 +136,43 @@ export async function startAdminServer(instance: Instance, options: AdminOptions
 
   server.get('/topology', async (_request, reply) => reply.type('text/plain').send(options.describe()));
 
+  server.get('/topology.json', async (_request, reply) => {
+    if (!options.shape)
+      return reply.code(404).send({ error: 'this endpoint was started without a topology' });
+    return topologyGraph(options.shape());
+  });
+
+  // The web console: its page and files (no data in them; the page fetches the routes here).
+  const sendAsset = async (name: string, reply: FastifyReply) => {
+    const asset = consoleAssets.get(name);
+    if (!asset)
+      return reply.code(404).send({
+        error: `no console file "${name}" (the console is in src/admin/console/; npm run build copies it)`,
+      });
+    return reply
+      .header('content-type', asset.contentType)
+      .header('cache-control', 'no-cache')
+      .send(asset.body);
+  };
+  server.get('/', async (_request, reply) => sendAsset('index.html', reply));
+  server.get('/index.html', async (_request, reply) => sendAsset('index.html', reply));
+  server.get<{ Params: { file: string } }>(`${CONSOLE_PREFIX}:file`, async (request, reply) =>
+    sendAsset(request.params.file, reply),
+  );
+
+  server.get('/dead-letters/recent', async () => ({
+    instance: instance.instanceId,
+    now: Date.now(),
+    deadLetters: instance.recentDeadLetters(),
+  }));
+
   // `opening`: partitions whose task is being opened, with restore progress while restoring.
   server.get('/tasks', async () => ({
     tasks: instance.tasks(),
     opening: instance.openingTasks(),
     standbys: instance.standbyReplicas(),
+    // The server's clock, against which the console shows watermark delay and commit age.
+    now: Date.now(),
   }));
 
   // The consumer group as of the last rebalance: members, their admin URLs, active and standby partitions.
@@ -101,20 +194,45 @@ export async function startAdminServer(instance: Instance, options: AdminOptions
     };
   });
 
+  // A page of decoded entries: `limit`, `after` (the previous page's `next`), `from`/`to` (window start).
   server.get<{
     Params: { partition: string; store: string };
-    Querystring: { limit?: string; after?: string };
+    Querystring: { limit?: string; after?: string; from?: string; to?: string; key?: string };
   }>('/tasks/:partition/stores/:store', async (request, reply) => {
-    const host = instance.task(Number(request.params.partition));
+    if (request.query.key !== undefined)
+      return reply.code(400).send({
+        error: `look keys up at /stores/${encodeURIComponent(request.params.store)}/keys/${encodeURIComponent(request.query.key)} (every partition holding the key answers)`,
+      });
+    const partition = Number(request.params.partition);
+    const host = instance.task(partition);
     if (!host)
       return reply.code(404).send({ error: `partition ${request.params.partition} is not assigned here` });
     const store = host.task.stores().find((s) => s.name === request.params.store);
     if (!store) return reply.code(404).send({ error: `no store "${request.params.store}"` });
-    const limit = Math.min(Number(request.query.limit ?? 100) || 100, MAX_ENTRIES);
-    const entries = await host.queue.run(() =>
-      store.entries({ limit, ...(request.query.after !== undefined ? { after: request.query.after } : {}) }),
-    );
-    return { store: store.name, kind: store.kind, entries };
+    return answering(reply, async () => {
+      const read = readOptions(request.query);
+      const page = await host.queue.run(() => store.read(read));
+      return { store: store.name, kind: store.kind, partition, ...page };
+    });
+  });
+
+  // A key as the user writes it, from every partition holding it: here (`scope=local`) or in the group.
+  server.get<{
+    Params: { store: string; key: string };
+    Querystring: { scope?: string };
+  }>('/stores/:store/keys/:key', async (request, reply) => {
+    const scope = request.query.scope ?? 'cluster';
+    if (scope !== 'cluster' && scope !== 'local')
+      return reply.code(400).send({ error: `scope: "${scope}" is neither cluster nor local` });
+    const { store, key } = request.params;
+    return answering(reply, async () => {
+      const local = await lookupLocally(instance, options.instanceId ?? 'local', store, key);
+      if (scope === 'local') return local;
+      return lookupAcrossPeers(local, options.peers, {
+        token: options.token,
+        ...(options.peerTimeoutMs === undefined ? {} : { timeoutMs: options.peerTimeoutMs }),
+      });
+    });
   });
 
   // Values may hold bigints (offsets); JSON has no bigint, so they travel as strings.

@@ -2,11 +2,14 @@
 /**
  * The `tributary` command.
  *   tributary run <module>       start the App a module exports (default export, or `app`)
- *   tributary describe <module>  print its topology
+ *   tributary describe <module>  print its topology (--format mermaid|dot: as a graph)
  *   tributary env                every setting's environment variable, default and current value
  *   tributary --version          the installed package's version
  *   tributary dlq <appId>        list dead letters; --replay re-publishes them (see cli/dlq.ts)
  *   tributary init <dir>         start a new project from templates/app (see init.ts)
+ *   tributary inspect <url>      tasks, store entries and key lookups of a running instance (inspect.ts)
+ *   tributary lag <appId>        per-partition committed offset, end offset and lag (lag.ts)
+ *   tributary reset <appId>      delete its group offsets, changelogs and DLQ progress (see reset.ts)
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -16,6 +19,9 @@ import { App } from '../app.js';
 import { environmentTable, type EnvTableRow } from '../runtime/config.js';
 import { registerDlqCommand } from './dlq.js';
 import { registerInit } from './init.js';
+import { registerInspect } from './inspect.js';
+import { registerLag } from './lag.js';
+import { registerResetCommand } from './reset.js';
 
 /**
  * The version in the package.json this file ships in, read at run time so it cannot drift. Searched
@@ -83,13 +89,19 @@ program
     await app.start();
   });
 
+const DESCRIBE_FORMATS = ['text', 'mermaid', 'dot'] as const;
+
 program
   .command('describe')
   .argument('<module>', 'a module exporting the App')
   .description('print the topology: sources, processors, stores, sinks')
-  .action(async (modulePath: string) => {
+  .option('--format <format>', `${DESCRIBE_FORMATS.join(', ')} (a Mermaid or Graphviz graph)`, 'text')
+  .action(async (modulePath: string, options: { format: string }) => {
+    const format = DESCRIBE_FORMATS.find((known) => known === options.format);
+    if (format === undefined)
+      throw new Error(`--format ${options.format}: use one of ${DESCRIBE_FORMATS.join(', ')}`);
     const app = await loadApp(modulePath);
-    process.stdout.write(`${app.describe()}\n`);
+    process.stdout.write(`${format === 'text' ? app.describe() : app.describeGraph(format)}\n`);
   });
 
 program
@@ -104,6 +116,9 @@ program
 
 registerDlqCommand(program);
 registerInit(program);
+registerInspect(program);
+registerLag(program);
+registerResetCommand(program);
 
 program.parseAsync().catch((error: unknown) => {
   process.stderr.write(`tributary: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -15,6 +15,19 @@ export type {
   TaskMetrics,
 } from './task.js';
 export * from './sink.js';
+export { StoreQueryError, storeTime } from './store-reads.js';
+export type {
+  DedupeBucketView,
+  DedupeLookup,
+  KeyValueEntryView,
+  OutboxEntryView,
+  StoreEntryView,
+  StoreLookup,
+  StorePage,
+  StoreReadOptions,
+  StoreTime,
+  WindowEntryView,
+} from './store-reads.js';
 export {
   DEFAULT_CLICKHOUSE_URL,
   DEFAULT_SCHEMA_REGISTRY_URL,

@@ -6,6 +6,23 @@
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Waits for `promise` to settle, but at most `ms`, never rejecting: for closing clients whose
+ * disconnect may hang on a request the broker never answers (nothing waits on it but the caller).
+ */
+export function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.then(
+      () => undefined,
+      () => undefined,
+    ),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
 export interface RetryPolicy {
   /** Stop retrying once this much time has passed since the first attempt (default: no limit). */
   maxElapsedMs?: number;

@@ -5,6 +5,7 @@
  */
 import type { RawRecord } from './records.js';
 import type { ResultSchema, SinkSpec } from './sink.js';
+import type { StoreLookup, StorePage, StoreReadOptions } from './store-reads.js';
 
 /** Name of the built-in outbox that collects dead letters (values are DeadLetter). */
 export const DLQ_OUTBOX = 'dlq';
@@ -52,8 +53,16 @@ export interface DropExamples {
 export interface StoreView {
   name: string;
   kind: 'key-value' | 'window' | 'dedupe' | 'outbox';
-  /** Entries in key order, at most `limit`, starting after `after` when given. */
+  /** Entries in their internal form (key texts, accumulator slots), in key order, at most `limit`, after `after`. */
   entries(options?: { limit?: number; after?: string }): Promise<Array<{ key: string; value: unknown }>>;
+  /** A page of entries in the user's terms (see store-reads.ts), in a stable order. */
+  read(options?: StoreReadOptions): Promise<StorePage>;
+  /**
+   * What the store holds for `key` as the user writes it (a window store: the group key's JSON or
+   * the plain string; key-value: the key; dedupe: the id). Undefined: nothing here. Throws a
+   * StoreQueryError for a store that has no keys to look up (an outbox).
+   */
+  lookup(key: string): Promise<StoreLookup | undefined>;
   approximateSize(): number;
 }
 
@@ -152,6 +161,11 @@ export interface ChangelogRestore {
   /** Whether the folder holds state at all (a folder without changelog offsets but with state). */
   localHasState: boolean;
   discardLocal(reason: string): Promise<void>;
+  /**
+   * The folder holds state its changelogs never received (written with changelogs off) and the
+   * changelogs are empty: the next commit sends all of it, so the changelog holds the whole state.
+   */
+  seedChangelog(): void;
   apply(store: string, changes: readonly StateChange[], lastOffset: bigint): Promise<void>;
 }
 

@@ -21,6 +21,7 @@ import type {
   TaskTransactions,
 } from './kafka/client.js';
 import { KafkaFencedError } from './kafka/client.js';
+import { settleWithin } from '../core/retry.js';
 import type { RuntimeMetrics } from './metrics.js';
 
 /** Kafka topic names allow letters, digits, `.`, `_` and `-`; anything else in a store name becomes `_`. */
@@ -47,6 +48,57 @@ export function changelogTopics(appId: string, storeNames: readonly string[]): M
   return topics;
 }
 
+/**
+ * Compacted; records up to 64 MiB: one record carries one stored value, and some are large by nature
+ * (an outbox segment holds all the outputs of a commit interval, a dead letter its whole record).
+ */
+const CHANGELOG_TOPIC_CONFIG = { 'cleanup.policy': 'compact', 'max.message.bytes': String(64 * 1024 * 1024) };
+
+/** Kafka refusals that no retry or reopen can fix: the instance stops and says why. */
+const PERMANENT_KAFKA_ERRORS = new Set([
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_RECORD',
+  'TOPIC_AUTHORIZATION_FAILED',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+  'CLUSTER_AUTHORIZATION_FAILED',
+  'GROUP_AUTHORIZATION_FAILED',
+]);
+
+/** Whether a changelog commit failed for a reason that reopening the task cannot fix. */
+export function isPermanentChangelogFailure(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    const type = (e as { type?: string }).type;
+    if (type !== undefined && PERMANENT_KAFKA_ERRORS.has(type)) return true;
+  }
+  return false;
+}
+
+/**
+ * How long one Kafka-bound step of a task may take before it counts as failed: a transaction (the
+ * task then reopens from its changelog, fencing the stuck producer), the fence itself, or a restore
+ * read that makes no progress. Without it, one request kafkajs never settles (seen across a broker
+ * restart) would hold the task's queue, and with it the instance's consumer, forever.
+ */
+const KAFKA_STEP_TIMEOUT_MS = 60_000;
+const CLOSE_TIMEOUT_MS = 5_000;
+
+/** A changelog step took longer than KAFKA_STEP_TIMEOUT_MS; retried like Kafka being away. */
+export class ChangelogTimeoutError extends Error {
+  override readonly name = 'ChangelogTimeoutError';
+}
+
+function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new ChangelogTimeoutError(`${what} did not finish within ${KAFKA_STEP_TIMEOUT_MS} ms`)),
+      KAFKA_STEP_TIMEOUT_MS,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 export class ChangelogTopicError extends Error {
   override readonly name = 'ChangelogTopicError';
 }
@@ -61,13 +113,14 @@ export async function prepareChangelogTopics(
   partitions: number,
   replicationFactor: number,
 ): Promise<void> {
-  if (!admin.describeTopic || !admin.createTopic)
-    throw new Error('this Kafka client cannot manage changelog topics');
-  for (const topic of new Set(topics.values())) {
-    const existing = await admin.describeTopic(topic);
+  const { describeTopic, createTopic } = admin;
+  if (!describeTopic || !createTopic) throw new Error('this Kafka client cannot manage changelog topics');
+  // Side by side: each check or creation is a few round trips, and start-up waits for all of them.
+  const prepare = async (topic: string): Promise<void> => {
+    const existing = await describeTopic.call(admin, topic);
     if (existing === undefined) {
-      await admin.createTopic(topic, partitions, { 'cleanup.policy': 'compact' }, replicationFactor);
-      continue;
+      await createTopic.call(admin, topic, partitions, CHANGELOG_TOPIC_CONFIG, replicationFactor);
+      return;
     }
     if (existing.partitions !== partitions)
       throw new ChangelogTopicError(
@@ -80,7 +133,8 @@ export async function prepareChangelogTopics(
         `changelog topic ${topic} has cleanup.policy=${existing.cleanupPolicy}: it must be compact ` +
           `(kafka-configs --alter --entity-type topics --entity-name ${topic} --add-config cleanup.policy=compact)`,
       );
-  }
+  };
+  await Promise.all([...new Set(topics.values())].map(prepare));
 }
 
 /** How far a restore is: records applied, offsets left (an upper bound: markers and aborted records count). */
@@ -134,7 +188,7 @@ export class TaskChangelogLink implements TaskChangelog {
 
   /** Claims the partition's changelog: a previous owner can commit nothing after this resolves. */
   fence(): Promise<void> {
-    return this.options.transactions.fence();
+    return withTimeout(this.options.transactions.fence(), `fencing partition ${this.options.partition}`);
   }
 
   async write(
@@ -149,7 +203,10 @@ export class TaskChangelogLink implements TaskChangelog {
     });
     const offsets = [...positions].map(([topic, offset]) => ({ topic, partition, offset }));
     try {
-      const last = await this.options.transactions.commit(messages, { groupId: appId, offsets });
+      const last = await withTimeout(
+        this.options.transactions.commit(messages, { groupId: appId, offsets }),
+        `the changelog transaction of partition ${partition}`,
+      );
       let bytes = 0;
       for (const message of messages) bytes += message.key.length + (message.value?.length ?? 0);
       this.options.metrics.changelogBytes.inc({ partition: String(partition) }, bytes);
@@ -173,7 +230,10 @@ export class TaskChangelogLink implements TaskChangelog {
     this.progressNow = progress;
     logger.info({ partition, records: this.remaining(progress) }, 'restoring state from the changelog');
     try {
-      await Promise.all(reads.map(({ read, end }) => read.reached(end)));
+      await Promise.race([
+        Promise.all(reads.map(({ read, end }) => read.reached(end))),
+        this.stalled(progress),
+      ]);
     } finally {
       await Promise.all(reads.map(({ read }) => read.stop()));
       this.progressNow = undefined;
@@ -199,14 +259,21 @@ export class TaskChangelogLink implements TaskChangelog {
     follow: boolean,
   ): Promise<{ reads: Array<{ read: PartitionRead; end: bigint }>; progress: Progress } | undefined> {
     const { admin, reader, partition, topics, logger } = this.options;
-    if (!admin.topicOffsets) throw new Error('this Kafka client cannot read changelog offsets');
-    const ends = new Map<string, { low: bigint; high: bigint }>();
-    for (const [store, topic] of topics) {
-      const range = (await admin.topicOffsets(topic)).get(partition);
-      if (range === undefined) throw new Error(`changelog topic ${topic} has no partition ${partition}`);
-      ends.set(store, range);
-    }
+    // Side by side: a takeover waits for these before anything else.
+    const ranges = await Promise.all(
+      [...topics].map(async ([store, topic]) => {
+        const range = (await admin.topicOffsets(topic)).get(partition);
+        if (range === undefined) throw new Error(`changelog topic ${topic} has no partition ${partition}`);
+        return [store, { low: range.earliest, high: range.end }] as const;
+      }),
+    );
+    const ends = new Map<string, { low: bigint; high: bigint }>(ranges);
     const problem = this.localProblem(restore, ends);
+    const changelogHasData = [...ends.values()].some(({ low, high }) => high > low);
+    if (restore.local.size === 0 && restore.localHasState && !changelogHasData) {
+      logger.info({ partition }, 'local state predates the changelog: its next commit sends all of it');
+      restore.seedChangelog();
+    }
     let local = restore.local;
     if (problem !== undefined) {
       logger.warn(
@@ -246,6 +313,21 @@ export class TaskChangelogLink implements TaskChangelog {
     return { reads, progress };
   }
 
+  /** Rejects once a restore has applied nothing for KAFKA_STEP_TIMEOUT_MS (the open is retried). */
+  private async stalled(progress: Progress): Promise<never> {
+    let seen = -1;
+    for (;;) {
+      // Unref'd: a finished restore leaves this check asleep, which must not keep the process up.
+      await new Promise<void>((resolve) => setTimeout(resolve, KAFKA_STEP_TIMEOUT_MS).unref());
+      if (this.progressNow !== progress) return new Promise<never>(() => undefined);
+      if (progress.restored === seen)
+        throw new ChangelogTimeoutError(
+          `restoring partition ${this.options.partition} made no progress for ${KAFKA_STEP_TIMEOUT_MS} ms`,
+        );
+      seen = progress.restored;
+    }
+  }
+
   /** Restore progress while a restore runs, else undefined. */
   progress(): RestoreProgress | undefined {
     const progress = this.progressNow;
@@ -260,8 +342,9 @@ export class TaskChangelogLink implements TaskChangelog {
     };
   }
 
+  /** Disconnects the producer; at most a few seconds (a disconnect can hang on an unanswered request). */
   close(): Promise<void> {
-    return this.options.transactions.close();
+    return settleWithin(this.options.transactions.close(), CLOSE_TIMEOUT_MS);
   }
 
   private reportProgress(restored: number): void {

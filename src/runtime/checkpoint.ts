@@ -54,8 +54,9 @@ export class Checkpoint {
   ): Promise<{ offsets: GroupOffset[]; lost: LostTask[] }> {
     const offsets: GroupOffset[] = [];
     const lost: LostTask[] = [];
-    for (const host of hosts) {
-      await host.queue.run(async () => {
+    // Tasks commit side by side: with changelogs each commit waits on a few Kafka round trips.
+    const commits = hosts.map((host) =>
+      host.queue.run(async () => {
         if (host.closed) return;
         await host.task.tick(nowMs);
         try {
@@ -71,8 +72,11 @@ export class Checkpoint {
         this.metrics.observeTask(host.partition, metrics);
         this.drops?.observe(host.partition, metrics, host.task.dropExamples?.());
         offsets.push(...groupOffsetsOf(host));
-      });
-    }
+      }),
+    );
+    // Every commit settles before a failure is reported: no task is left mid-commit.
+    const failed = (await Promise.allSettled(commits)).find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     return { offsets, lost };
   }
 

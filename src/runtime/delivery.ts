@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { PermanentSinkError } from '../core/sink.js';
 import type { SinkSpec, SinkWriter } from '../core/sink.js';
 import type { DeadLetter, WindowResult } from '../core/records.js';
+import { settleWithin } from '../core/retry.js';
 import { DLQ_OUTBOX } from '../core/task.js';
 import type { Outbox, OutboxEntry, RunnableTopology } from '../core/task.js';
 import type { TributaryConfig } from './config.js';
@@ -20,6 +21,7 @@ import { dlqTopicOf } from './config.js';
 import type { KafkaAdmin, KafkaClient, OutgoingMessage, TransactionalWriter } from './kafka/client.js';
 import { packDeadLetters } from './dlq-transactions.js';
 import type { RuntimeMetrics } from './metrics.js';
+import { RecentDeadLetters } from './recent-dead-letters.js';
 import type { TaskHost } from './task-host.js';
 
 interface OpenSink {
@@ -73,6 +75,8 @@ export class OutputDelivery {
   private readonly dlqProgress = new Map<string, bigint>();
   private readonly dlqTopic: string;
   private readonly progressGroup: string;
+  /** The last dead letters written to the DLQ, for the admin console. */
+  readonly recentDeadLetters = new RecentDeadLetters();
 
   constructor(
     private readonly topology: RunnableTopology,
@@ -230,7 +234,11 @@ export class OutputDelivery {
             offset: transaction.nextOffset,
           });
           this.dlqProgress.set(`${topic}:${host.partition}`, transaction.nextOffset);
-          for (const l of transaction.letters) this.metrics.deadLetters.inc({ reason: l.reason });
+          const deliveredAt = Date.now();
+          for (const l of transaction.letters) {
+            this.metrics.deadLetters.inc({ reason: l.reason });
+            this.recentDeadLetters.add(l, deliveredAt);
+          }
         }
       }
     } catch (error) {
@@ -282,7 +290,8 @@ export class OutputDelivery {
     const writer = this.dlqWriters.get(partition);
     this.dlqWriters.delete(partition);
     this.forgetPartition(partition);
-    await writer?.close().catch(() => undefined);
+    // Bounded: a producer's disconnect can hang on a request the broker never answers (a restart).
+    if (writer) await settleWithin(writer.close(), 5_000);
   }
 
   async close(): Promise<void> {

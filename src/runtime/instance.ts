@@ -30,8 +30,14 @@ import { FencedError } from '../core/task.js';
 import { DropLog } from './drop-log.js';
 import { RuntimeMetrics } from './metrics.js';
 import { CacheBudget } from '../core/cache-budget.js';
+import type { RecentDeadLetter } from './recent-dead-letters.js';
 import { TaskHost, isLockError, openTaskWaitingForLock } from './task-host.js';
-import { TaskChangelogLink, changelogTopics, prepareChangelogTopics } from './changelog.js';
+import {
+  TaskChangelogLink,
+  changelogTopics,
+  isPermanentChangelogFailure,
+  prepareChangelogTopics,
+} from './changelog.js';
 import type { RestoreProgress } from './changelog.js';
 import type { PartitionReader } from './kafka/client.js';
 
@@ -42,9 +48,15 @@ export type InstanceState = 'created' | 'starting' | 'running' | 'stopping' | 's
 
 export interface TaskStatus {
   partition: number;
+  /** The instance that owns the partition (this one: `instanceId`). */
+  instance: string;
   positions: Record<string, string>;
   paused: boolean;
   pendingOutputs: number;
+  /** Records behind the high watermark after the last batch; absent before the first batch. */
+  lag?: number;
+  /** When the task was last checkpointed (epoch ms); absent before its first commit. */
+  lastCommitAt?: number;
   metrics: ReturnType<TaskHost['task']['metrics']>;
 }
 
@@ -197,7 +209,10 @@ export class Instance {
     this.changelogTopics = topics;
     // A group of its own per incarnation: a restarted instance never waits for its dead predecessor.
     this.changelogReader = this.kafka.partitionReader(`${this.config.appId}.restore.${randomUUID()}`);
-    await this.changelogReader.start([...new Set(topics.values())]);
+    // Joins its group while the instance joins its own: reads asked for meanwhile start at its join.
+    void this.changelogReader.start([...new Set(topics.values())]).catch((error: unknown) => {
+      if (this.state === 'starting' || this.state === 'running') this.fail(asError(error));
+    });
   }
 
   private fail(error: Error): void {
@@ -238,8 +253,8 @@ export class Instance {
   }
 
   /**
-   * This instance's standby partitions after a rebalance. Only recorded for now: the standby tasks
-   * that keep a warm copy by tailing the changelogs are built on top of this.
+   * This instance's standby partitions after a rebalance: each gets a folder kept warm from its
+   * changelogs (openStandby); a standby that moved away or became this instance's task is closed.
    */
   private handleStandbys(partitions: number[]): void {
     const changed = partitions.join() !== this.standbys.join();
@@ -394,20 +409,47 @@ export class Instance {
     await host.changelog?.close().catch(() => undefined);
     await this.delivery.releasePartition(host.partition);
     this.metrics.changelogCommitFailures.inc({ partition: String(host.partition) });
-    this.logger.warn(
+    if (isPermanentChangelogFailure(error)) {
+      this.fail(
+        new Error(`partition ${host.partition}: Kafka refused its changelog transaction for good`, {
+          cause: error,
+        }),
+      );
+      return;
+    }
+    // Fenced: another instance opened the partition, as rebalances go (info); anything else is Kafka
+    // trouble worth a warning.
+    const fenced = error instanceof FencedError;
+    this.logger[fenced ? 'info' : 'warn'](
       { partition: host.partition, err: error },
-      error instanceof FencedError
+      fenced
         ? 'another instance took over this partition: its task closed without writing'
         : 'changelog transaction failed: task closed without writing; reopening it from the changelog',
     );
+    // Reopened through fence + restore if the group still gives it to us: after a fence, ownership may
+    // bounce until the rebalance reaches both instances, but each opening restores the whole changelog
+    // first, so state never forks (ARCHITECTURE.md, Exactly-once item 6).
     if (this.state === 'running' && this.assigned(host.partition))
-      void this.hostFor(host.partition).catch((e: unknown) => this.fail(asError(e)));
+      void this.hostFor(host.partition)
+        .then((reopened) => this.fetchFromTask(reopened))
+        .catch((e: unknown) => this.fail(asError(e)));
+  }
+
+  /**
+   * The consumer fetched on for the lost incarnation, possibly to the end of the partition: no batch
+   * would ever come to show the reopened task is behind (resumeFrom acts on batches). Send it back to
+   * where the task's restored state is.
+   */
+  private fetchFromTask(host: TaskHost): void {
+    for (const [topic, offset] of host.task.positions())
+      if (this.topology.sourceTopics.includes(topic))
+        this.consumer?.seek({ topic, partition: host.partition, offset });
   }
 
   /**
    * A partition the group has consumed before but that has no local state here (another machine owned
    * it, or the state folder was lost) resumes from the group offset with empty state: windows open at
-   * that offset lose what came before it. Restoring from a changelog topic is not built yet; say so.
+   * that offset lose what came before it. Only with changelogs off (with them, the task restores); say so.
    */
   private async warnIfStateIsMissing(partition: number): Promise<void> {
     for (const topic of this.topology.sourceTopics) {
@@ -417,7 +459,7 @@ export class Instance {
         this.logger.warn(
           { topic, partition, groupOffset: offset.toString(), stateDir: this.config.stateDir },
           'no local state for a partition the group has consumed before: resuming from the group offset with ' +
-            'empty state (windows still open there lose earlier events; changelog restore is not built yet)',
+            'empty state (windows still open there lose earlier events; changelog.enabled is false, so nothing restores it)',
         );
       }
     }
@@ -467,10 +509,8 @@ export class Instance {
       // The task skips the head of the batch it has already processed (redelivered after a crash or rebalance).
       await this.processHoldingOnRetriable(host, batch.records, control);
       control.markConsumed(last.offset);
-      this.metrics.lag.set(
-        { partition: String(batch.partition) },
-        Number(batch.highWatermark - last.offset - 1n),
-      );
+      host.lag = Number(batch.highWatermark - last.offset - 1n);
+      this.metrics.lag.set({ partition: String(batch.partition) }, host.lag);
     });
     this.applyBackpressure(host);
   }
@@ -541,16 +581,23 @@ export class Instance {
   private async commitOnce(reason: string): Promise<void> {
     const stopTimer = this.metrics.commitDuration.startTimer();
     let offsets: GroupOffset[];
+    const hosts = [...this.hosts.values()];
+    const now = Date.now();
+    let lost: TaskHost[] = [];
     try {
-      const committed = await this.checkpoint.commit([...this.hosts.values()], Date.now());
+      const committed = await this.checkpoint.commit(hosts, now);
       offsets = committed.offsets;
-      for (const lost of committed.lost) await this.reopenLost(lost);
+      lost = committed.lost.map(({ host }) => host);
+      // Not awaited: closing a lost task's clients must not hold the commit loop.
+      for (const task of committed.lost)
+        void this.reopenLost(task).catch((error: unknown) => this.fail(asError(error)));
     } catch (error) {
       this.fail(asError(error));
       return;
     } finally {
       stopTimer();
     }
+    for (const host of hosts) if (!lost.includes(host)) host.lastCommitAt = now;
     this.logger.debug({ reason, tasks: this.hosts.size }, 'checkpointed');
     // With changelogs, each task's transaction committed its group offsets already.
     if (!this.changelogTopics) void this.checkpoint.commitGroupOffsets(this.consumer, offsets);
@@ -580,9 +627,12 @@ export class Instance {
       .sort((a, b) => a.partition - b.partition)
       .map((host) => ({
         partition: host.partition,
+        instance: this.config.instanceId,
         positions: Object.fromEntries([...host.task.positions()].map(([t, o]) => [t, o.toString()])),
         paused: host.paused,
         pendingOutputs: host.pendingOutputs(),
+        ...(host.lag === undefined ? {} : { lag: host.lag }),
+        ...(host.lastCommitAt === undefined ? {} : { lastCommitAt: host.lastCommitAt }),
         metrics: host.task.metrics(),
       }));
   }
@@ -610,6 +660,16 @@ export class Instance {
   /** The standby replicas this instance keeps up to date now (ascending). */
   standbyReplicas(): number[] {
     return [...this.standbyFolders.keys()].sort((a, b) => a - b);
+  }
+
+  /** The last dead letters this instance wrote to the DLQ, newest first (the admin console's list). */
+  recentDeadLetters(): RecentDeadLetter[] {
+    return this.delivery.recentDeadLetters.list();
+  }
+
+  /** This member's id (`instanceId`): the owner shown beside its partitions. */
+  get instanceId(): string {
+    return this.config.instanceId;
   }
 
   task(partition: number): TaskHost | undefined {
@@ -701,7 +761,7 @@ export class Instance {
 function isKafkaTrouble(error: unknown): boolean {
   for (let e: unknown = error; e instanceof Error; e = e.cause) {
     if (e.name === 'StoreMismatchError' || e.name === 'StateRoundTripError') return false;
-    if (e.name.startsWith('KafkaJS')) return true;
+    if (e.name.startsWith('KafkaJS') || e.name === 'ChangelogTimeoutError') return true;
   }
   return false;
 }

@@ -59,6 +59,10 @@ export class TaskHost {
   paused = false;
   /** Set inside the queue by the section that closes the task; later sections skip the task. */
   closed = false;
+  /** Records behind the partition's high watermark after the last batch (undefined before one). */
+  lag: number | undefined;
+  /** When the last checkpoint of this task was written (epoch ms; undefined before the first). */
+  lastCommitAt: number | undefined;
 
   constructor(
     readonly partition: number,

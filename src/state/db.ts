@@ -10,6 +10,7 @@ import { CHECKPOINT_STORE } from '../core/task.js';
 import type { StateChange, StoreView } from '../core/task.js';
 import {
   STORE_MANIFEST_KEY,
+  storeLevel,
   storeLevelName,
   storeLocalLevels,
   storeMetaKeys,
@@ -100,6 +101,8 @@ export class StateDb {
   /** The metadata the last commit wrote, to skip a changelog transaction that would change nothing. */
   private lastCheckpointText: string | undefined;
   private changelogOffsets = new Map<string, bigint>();
+  /** The next changelog commit carries the whole folder first (seedChangelog). */
+  private seedPending = false;
 
   private constructor(private readonly db: Db) {
     this.meta = db.sublevel<string, string>('meta', { valueEncoding: 'utf8' });
@@ -172,6 +175,25 @@ export class StateDb {
   localBatch(): LocalBatch {
     const batch = this.db.batch();
     return { ...localWritesOf(batch), write: () => batch.write() };
+  }
+
+  /** Sends every entry of the folder (stores and metadata) with the next changelog commit. */
+  seedChangelog(): void {
+    this.seedPending = true;
+  }
+
+  /** Every entry of every attached store and of the metadata, as changes (the seed of an empty changelog). */
+  private async everything(): Promise<ChangeRecord[]> {
+    const changes: ChangeRecord[] = [];
+    for (const store of this.stores.values()) {
+      const { level, binary } = storeLevel(store);
+      const sublevel = binary ? this.binaryLevel(level) : this.textLevel(level);
+      for await (const [key, value] of sublevel.iterator()) changes.push({ store: store.name, key, value });
+    }
+    for await (const [key, value] of this.meta.iterator())
+      if (key !== CHANGELOG_OFFSETS_KEY && key !== CHECKPOINT_KEY)
+        changes.push({ store: CHECKPOINT_STORE, key, value });
+    return changes;
   }
 
   /** Deletes `keys` of a store with the next commit (tombstones in its changelog). */
@@ -307,6 +329,8 @@ export class StateDb {
         changes?.push({ store, key, value: null });
       },
     };
+    // The seed goes first: the commit's own changes, later in the same transaction, overwrite it.
+    if (changelog && this.seedPending) changes?.push(...(await this.everything()));
     for (const { level, store, key } of this.pendingDeletes) collector.del(level, store, key);
     for (const store of this.stores.values()) store.collectWrites(collector);
     const checkpointText = JSON.stringify(checkpoint);
@@ -323,6 +347,7 @@ export class StateDb {
     batch.put(CHECKPOINT_KEY, checkpointText, { sublevel: this.meta });
     await batch.write();
     this.lastCheckpointText = checkpointText;
+    if (changelog) this.seedPending = false;
     this.pendingMeta = new Map();
     this.pendingDeletes = [];
     for (const store of this.stores.values()) await store.committed();

@@ -43,6 +43,7 @@ import type {
 } from './db.js';
 import type { CacheMemory, CacheShare, StoreView } from '../core/task.js';
 import { CacheBudget } from '../core/cache-budget.js';
+import { StoreQueryError, decodeCursor, pageOf, storeTime } from '../core/store-reads.js';
 import { storeLevelName, storeLocalLevels, storeMetaKeys } from './store-manifest.js';
 import { MalformedIdChunkError, decodeIdChunk, encodeIdChunks } from './id-chunks.js';
 import { IdFilter } from './id-filter.js';
@@ -331,12 +332,7 @@ export class DedupeStore implements ManagedStore {
 
   /** Whether `id` counts as seen now (no side effects); for tests and inspection. */
   async contains(id: string, streamTime: number): Promise<boolean> {
-    await this.prefetch([id]);
-    const liveFrom = this.liveFromBucket(streamTime);
-    hashId(id);
-    if (this.recent.lookup(id, idHash.high, idHash.low, liveFrom) !== ABSENT) return true;
-    const spilled = this.spilledBucket(id);
-    return spilled !== ABSENT && spilled >= liveFrom;
+    return (await this.bucketOf(id, this.liveFromBucket(streamTime))) !== ABSENT;
   }
 
   /** Drops expired ids from memory and schedules the deletes of their chunks for after the commit. */
@@ -429,8 +425,63 @@ export class DedupeStore implements ManagedStore {
           .filter((row) => after === undefined || row.key > after)
           .slice(0, limit);
       },
+      read: async ({ limit = Infinity, after } = {}) => {
+        const from = after === undefined ? undefined : decodeCursor(after);
+        if (from !== undefined && typeof from !== 'number')
+          throw new StoreQueryError(`"${after}" is not a cursor of a dedupe store`);
+        const perBucket = new Map(this.counts);
+        for (const [bucket, fresh] of this.recent.freshByBucket())
+          perBucket.set(bucket, (perBucket.get(bucket) ?? 0) + fresh.length);
+        const rows = [...perBucket.entries()]
+          .filter(([bucket]) => bucket >= this.expiredBefore && (from === undefined || bucket > from))
+          .sort((a, b) => a[0] - b[0]);
+        return pageOf(
+          rows,
+          limit,
+          ([bucket]) => bucket,
+          ([bucket, ids]) => ({
+            bucketStart: storeTime(bucket * this.bucketSize),
+            bucketEnd: storeTime((bucket + 1) * this.bucketSize),
+            ids,
+            expiresAt: storeTime(this.expiryOf(bucket)),
+          }),
+        );
+      },
+      lookup: async (id) => {
+        // Expiry as of the last commit: the bucket of a remembered id is live from there on.
+        const bucket = await this.bucketOf(id, this.expiredBefore);
+        if (bucket === ABSENT) return undefined;
+        return {
+          kind: 'dedupe',
+          seen: true,
+          bucketStart: storeTime(bucket * this.bucketSize),
+          expiresAt: storeTime(this.expiryOf(bucket)),
+        };
+      },
       approximateSize: () => this.size,
     };
+  }
+
+  /**
+   * The live bucket of `id` (memory, then disk), or -Infinity; for lookups from outside the batch
+   * protocol (the admin endpoint, tests): it shares no per-batch state with the processing.
+   */
+  private async bucketOf(id: string, liveFrom: number): Promise<number> {
+    hashId(id);
+    const { high, low } = idHash;
+    const recent = this.recent.lookup(id, high, low, liveFrom);
+    if (recent !== ABSENT) return recent;
+    const generations: number[] = [];
+    if (!this.filter.generationsMaybeHolding(high, low, generations)) return ABSENT;
+    const stored = await this.levels.index.getMany(generations.map((generation) => indexKey(generation, id)));
+    let seen = ABSENT;
+    for (const text of stored) if (text !== undefined) seen = Math.max(seen, Number(text));
+    return seen >= liveFrom ? seen : ABSENT;
+  }
+
+  /** The stream time from which a bucket's ids no longer count (see liveFromBucket). */
+  private expiryOf(bucket: number): number {
+    return (bucket + 1) * this.bucketSize + this.horizon;
   }
 
   /**

@@ -3,7 +3,7 @@ export type { ChangeListener, ChangeRecord, ManagedStore, StoreKind, WriteBatch 
 export { KeyValueStoreImpl } from './kv-store.js';
 export type { KeyValueStore } from './kv-store.js';
 export { WindowStore } from './window-store.js';
-export type { WindowEntry, WindowStateCodec } from './window-store.js';
+export type { WindowEntry, WindowEntryReader, WindowStateCodec } from './window-store.js';
 export { DedupeStore } from './dedupe-store.js';
 export type { DedupeOptions } from './dedupe-store.js';
 export { OutboxStore } from './outbox-store.js';

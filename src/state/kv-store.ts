@@ -5,6 +5,7 @@
 import { decodeValue, encodeValue } from './codec.js';
 import type { ManagedStore, StateDb, TextSublevel, WriteBatch } from './db.js';
 import type { StoreView } from '../core/task.js';
+import { StoreQueryError, decodeCursor, pageOf } from '../core/store-reads.js';
 import { storeLevelName } from './store-manifest.js';
 
 /** How entries are written (the store manifest compares it): JSON text per key. */
@@ -86,6 +87,20 @@ export class KeyValueStoreImpl<V> implements KeyValueStore<V>, ManagedStore {
           .filter((key) => after === undefined || key > after)
           .slice(0, limit)
           .map((key) => ({ key, value: this.data.get(key) })),
+      read: async ({ limit = Infinity, after } = {}) => {
+        const from = after === undefined ? undefined : decodeCursor(after);
+        if (from !== undefined && typeof from !== 'string')
+          throw new StoreQueryError(`"${after}" is not a cursor of a key-value store`);
+        const keys = [...this.data.keys()].filter((key) => from === undefined || key > from).sort();
+        return pageOf(
+          keys,
+          limit,
+          (key) => key,
+          (key) => ({ key, value: this.data.get(key) }),
+        );
+      },
+      lookup: async (key) =>
+        this.data.has(key) ? { kind: 'key-value', value: this.data.get(key) } : undefined,
       approximateSize: () => this.data.size,
     };
   }

@@ -15,6 +15,7 @@
 import { decodeValue, encodeValue, sortableHex } from './codec.js';
 import type { BinarySublevel, ManagedStore, StateDb, WriteBatch } from './db.js';
 import type { Outbox, OutboxEntry, StoreView } from '../core/task.js';
+import { StoreQueryError, decodeCursor, pageOf } from '../core/store-reads.js';
 import { storeLevelName, storeMetaKeys } from './store-manifest.js';
 
 const JSON_SEGMENT = 0x01;
@@ -149,6 +150,26 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
           .map((entry) => ({ key: sortableHex(entry.seq), value: entry.value }))
           .filter((row) => after === undefined || row.key > after)
           .slice(0, limit),
+      read: async ({ limit = Infinity, after } = {}) => {
+        const from = after === undefined ? undefined : decodeCursor(after);
+        if (from !== undefined && (typeof from !== 'string' || !/^\d+$/.test(from)))
+          throw new StoreQueryError(`"${after}" is not a cursor of an outbox`);
+        const fromSeq = from === undefined ? -1n : BigInt(from);
+        const rows = this.committedEntries
+          .slice(this.head)
+          .map((entry) => ({ entry, committed: true }))
+          .concat(this.appended.map((entry) => ({ entry, committed: false })))
+          .filter(({ entry }) => entry.seq > fromSeq);
+        return pageOf(
+          rows,
+          limit,
+          ({ entry }) => entry.seq.toString(),
+          ({ entry, committed }) => ({ seq: entry.seq.toString(), committed, value: entry.value }),
+        );
+      },
+      lookup: async () => {
+        throw new StoreQueryError(`"${this.name}" is an outbox: it has no keys to look up, read its entries`);
+      },
       approximateSize: () => this.pending() + this.appended.length,
     };
   }

@@ -16,6 +16,8 @@
 import { parseSortableTime, sortableHex, sortableTime } from './codec.js';
 import type { BinarySublevel, ManagedStore, StateDb, WriteBatch } from './db.js';
 import type { StoreView } from '../core/task.js';
+import { StoreQueryError, decodeCursor, pageOf, storeTime } from '../core/store-reads.js';
+import type { StoreLookup, WindowEntryView } from '../core/store-reads.js';
 import { storeLevelName, storeMetaKeys } from './store-manifest.js';
 
 export interface WindowEntry<S> {
@@ -65,6 +67,18 @@ export function jsonBlobCodec<S>(codec: WindowStateCodec<S>): WindowBlobCodec<S>
   };
 }
 
+/**
+ * How the store view shows entries in the user's terms: the window operator that owns the store knows
+ * its window size, its group keys and its aggregates by name; the store only knows key texts and states.
+ */
+export interface WindowEntryReader<S> {
+  readonly windowSize: number;
+  /** The group key as the user's groupBy() returned it, each aggregate's result by name, the version. */
+  read(entry: WindowEntry<S>): { key: unknown; aggregates: Record<string, unknown>; version: number };
+  /** The key texts a key, as the user writes it, may stand for (a JSON text may also be a plain string key). */
+  keyTextsOf(userKey: string): string[];
+}
+
 interface Window<S> {
   readonly start: number;
   readonly entries: Map<string, WindowEntry<S>>;
@@ -96,6 +110,7 @@ export class WindowStore<S> implements ManagedStore {
     private readonly db: StateDb,
     readonly name: string,
     codec: WindowStateCodec<S> | WindowBlobCodec<S>,
+    private readonly reader?: WindowEntryReader<S>,
   ) {
     this.codec = 'encodeBlob' in codec ? codec : jsonBlobCodec(codec);
     this.level = db.binaryLevel(storeLevelName('window', name));
@@ -227,7 +242,65 @@ export class WindowStore<S> implements ManagedStore {
         rows.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
         return rows.slice(0, limit);
       },
+      // By window start, then key text; `from`/`to` bound the window starts.
+      read: async ({ limit = Infinity, after, from = -Infinity, to = Infinity } = {}) => {
+        const reader = this.requireReader();
+        const position = after === undefined ? undefined : decodeCursor(after);
+        if (
+          position !== undefined &&
+          !(Array.isArray(position) && typeof position[0] === 'number' && typeof position[1] === 'string')
+        )
+          throw new StoreQueryError(`"${after}" is not a cursor of a window store`);
+        const [afterStart, afterKey] = (position ?? [-Infinity, '']) as [number, string];
+        const rows: WindowEntry<S>[] = [];
+        for (const start of this.starts) {
+          if (start < from || start >= to || start < afterStart) continue;
+          const entries = [...this.entriesOf(start)].filter(
+            (entry) => start > afterStart || entry.keyText > afterKey,
+          );
+          entries.sort((a, b) => (a.keyText < b.keyText ? -1 : a.keyText > b.keyText ? 1 : 0));
+          for (const entry of entries) rows.push(entry);
+          // One row past the page tells that there is a next one.
+          if (rows.length > limit) break;
+        }
+        return pageOf(
+          rows,
+          limit,
+          (entry) => [entry.start, entry.keyText],
+          (entry) => this.entryView(entry, reader),
+        );
+      },
+      lookup: async (userKey): Promise<StoreLookup | undefined> => {
+        const reader = this.requireReader();
+        const texts = reader.keyTextsOf(userKey);
+        const windows: WindowEntryView[] = [];
+        for (const start of this.starts) {
+          const entries = this.windows.get(start)?.entries;
+          for (const text of texts) {
+            const entry = entries?.get(text);
+            if (entry !== undefined) windows.push(this.entryView(entry, reader));
+          }
+        }
+        return windows.length > 0 ? { kind: 'window', windows } : undefined;
+      },
       approximateSize: () => this.entryCount,
+    };
+  }
+
+  private requireReader(): WindowEntryReader<S> {
+    if (this.reader === undefined)
+      throw new StoreQueryError(`window store "${this.name}" has no reader for its entries`);
+    return this.reader;
+  }
+
+  private entryView(entry: WindowEntry<S>, reader: WindowEntryReader<S>): WindowEntryView {
+    const { key, aggregates, version } = reader.read(entry);
+    return {
+      windowStart: storeTime(entry.start),
+      windowEnd: storeTime(entry.start + reader.windowSize),
+      key,
+      aggregates,
+      version,
     };
   }
 

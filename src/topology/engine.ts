@@ -185,6 +185,7 @@ async function restoreTarget(db: StateDb, topology: TaskPlan): Promise<Changelog
     local: db.changelogPositions(),
     localHasState: await db.holdsState(),
     discardLocal: () => db.clearAll(),
+    seedChangelog: () => db.seedChangelog(),
     apply: async (store, changes, lastOffset) => {
       const target = store === CHECKPOINT_STORE ? CHECKPOINT_STORE : targets.get(store);
       if (target === undefined) throw new Error(`changelog of unknown store "${store}"`);

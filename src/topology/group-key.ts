@@ -58,6 +58,16 @@ export class GroupKeyText {
     return text ?? this.ofJson(JSON.stringify(key) ?? 'null');
   }
 
+  /**
+   * The map key of `key` for a lookup: what of() gives, except that it never learns a shape (a lookup
+   * must not change how the store's keys are written). Before a shape exists no entry has a compact text.
+   */
+  textOf(key: unknown): string {
+    if (typeof key === 'string') return key;
+    if (this.shape === undefined) return JSON.stringify(key) ?? 'null';
+    return this.of(key);
+  }
+
   /** The key of a compact text made by this instance. */
   keyOf(text: string): Record<string, unknown> {
     return GroupKeyText.parse(text, this.shape ?? []);

@@ -16,6 +16,8 @@ export { Topology } from './topology.js';
 export { StateRoundTripError } from './accumulator-check.js';
 export { StoreMismatchError } from '../state/store-manifest.js';
 export type { TopologyDescription } from './topology.js';
+export { GRAPH_FORMATS, renderTopologyGraph } from './graph-render.js';
+export type { GraphFormat } from './graph-render.js';
 export { count, sum, min, max, avg, quantiles, quantileName, custom } from './aggregators.js';
 export type {
   Aggregator,

@@ -1,13 +1,13 @@
 /** The window store of an aggregate node: its spec, and the store with the key texts of its entries. */
 import { WindowStore } from '../state/window-store.js';
 import type { StateDb } from '../state/db.js';
-import type { WindowBlobCodec } from '../state/window-store.js';
-import type { AnyAggregator } from './aggregators.js';
+import type { WindowBlobCodec, WindowEntryReader } from '../state/window-store.js';
+import type { AnyAggregator, NumericKernel } from './aggregators.js';
 import type { StoreSpec } from './graph.js';
 import type { TumblingWindows } from './time.js';
 import { GroupKeyText } from './group-key.js';
 import { jsonWindowStateCodec, numericBlobCodec } from './window-state-codec.js';
-import { numericLayout } from './window-state.js';
+import { keyOfEntry, numericLayout } from './window-state.js';
 import type { WindowState } from './window-state.js';
 
 /** The window store of one aggregate node, with the canonical key texts its entries are indexed by. */
@@ -17,9 +17,56 @@ export class GroupWindowStore extends WindowStore<WindowState> {
     name: string,
     codec: WindowBlobCodec<WindowState>,
     readonly keys: GroupKeyText,
+    reader: WindowEntryReader<WindowState>,
   ) {
-    super(db, name, codec);
+    super(db, name, codec, reader);
   }
+}
+
+/**
+ * Shows a (window, key) as the user wrote it: the group key, and each aggregate's result by name
+ * (what the window's emission would carry now; an open window's results so far).
+ */
+export function windowEntryReader(
+  spec: Record<string, AnyAggregator<unknown>>,
+  windowSize: number,
+  keys: GroupKeyText,
+): WindowEntryReader<WindowState> {
+  const names = Object.keys(spec);
+  const aggregators = Object.values(spec);
+  const layout = numericLayout(spec);
+  return {
+    windowSize,
+    read(entry) {
+      const state = entry.state;
+      const aggregates: Record<string, unknown> = {};
+      names.forEach((name, i) => {
+        aggregates[name] = layout
+          ? (layout.kernels[i] as NumericKernel).result(state.slots, state.at + (layout.offsets[i] as number))
+          : (aggregators[i] as AnyAggregator<unknown>).result(state.accumulators[i]);
+      });
+      return { key: keyOfEntry(entry, keys), aggregates, version: state.version };
+    },
+    keyTextsOf(userKey) {
+      // `{"customer":"c1"}` is an object key; `c1` (not JSON) and `"c1"` a string key; `42` either.
+      const texts = new Set<string>([userKey]);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(userKey) as unknown;
+      } catch {
+        return [...texts]; // not JSON: only a string key
+      }
+      texts.add(keys.textOf(parsed));
+      // The fields in any order: `{"meter":"m","subject":"s"}` finds the key grouped as { subject, meter }.
+      const fields = keys.fields;
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) && fields !== undefined) {
+        const given = parsed as Record<string, unknown>;
+        if (Object.keys(given).length === fields.length && fields.every((field) => field in given))
+          texts.add(keys.textOf(Object.fromEntries(fields.map((field) => [field, given[field]]))));
+      }
+      return [...texts];
+    },
+  };
 }
 
 /**
@@ -49,7 +96,13 @@ export function windowStoreSpec(config: {
       const codec = layout
         ? numericBlobCodec(config.name, layout.width, keys)
         : jsonWindowStateCodec(aggregators, keys);
-      return new GroupWindowStore(db, config.name, codec, keys);
+      return new GroupWindowStore(
+        db,
+        config.name,
+        codec,
+        keys,
+        windowEntryReader(config.spec, config.windows.size, keys),
+      );
     },
   };
 }

@@ -24,6 +24,7 @@ import type {
   TopicPartitionOffset,
   TransactionalWriter,
 } from '../../src/runtime/kafka/client.js';
+import { TopicNotFoundError } from '../../src/runtime/kafka/client.js';
 
 /** The broker's default `message.max.bytes` (1 MiB + 12). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1_048_588;
@@ -179,6 +180,21 @@ export class FakeKafka implements KafkaClient {
     return {
       ensureTopic: async (topic, partitions) => this.createTopic(topic, partitions),
       groupOffsets: async (groupId, topic) => this.committed(groupId, topic),
+      groupTopics: async (groupId) =>
+        [
+          ...new Set(
+            [...(this.committedOffsets.get(groupId)?.keys() ?? [])].map((key) =>
+              key.slice(0, key.lastIndexOf(':')),
+            ),
+          ),
+        ].sort(),
+      topicOffsets: async (topic) => {
+        const partitions = this.logs.get(topic);
+        if (partitions === undefined) throw new TopicNotFoundError(topic);
+        return new Map(
+          partitions.map((log, partition) => [partition, { earliest: 0n, end: BigInt(log.length) }]),
+        );
+      },
       close: async () => undefined,
     };
   }
@@ -290,6 +306,12 @@ export class FakeGroupConsumer implements GroupConsumer {
   pause(partitions: readonly TopicPartition[]): void {
     this.calls.push({ op: 'pause', partitions: [...partitions] });
     for (const { topic, partition } of partitions) this.pausedPartitions.add(keyOf(topic, partition));
+  }
+
+  seek({ topic, partition, offset }: TopicPartitionOffset): void {
+    this.calls.push({ op: 'seek', topic, partition, offset });
+    const key = keyOf(topic, partition);
+    if (this.positions.has(key)) this.positions.set(key, offset);
   }
 
   resume(partitions: readonly TopicPartition[]): void {

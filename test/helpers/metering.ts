@@ -51,17 +51,29 @@ export async function setUpMeteringRun(label: string, partitions = 8): Promise<M
   return { db, run };
 }
 
+/** A state folder of its own, as on a machine of its own (under the system's temp folder). */
+export function newStateDir(label: string): string {
+  return mkdtempSync(join(tmpdir(), `tributary-${label}-state-`));
+}
+
+export interface WorkerOptions {
+  /** This worker's own state folder (another machine); default: the run's `stateDir`, shared by its workers. */
+  stateDir?: string;
+}
+
 let workerCount = 0;
 
 /** One metering worker process. Its log (pino JSON on stderr) goes to a file the test can show on failure. */
 export class Worker {
   readonly process: ChildProcess;
   readonly logFile: string;
+  readonly stateDir: string;
   private readonly exited: Promise<number | null>;
   adminAddress: string | undefined;
 
-  constructor(run: MeteringRun, extraEnv: Record<string, string> = {}) {
+  constructor(run: MeteringRun, extraEnv: Record<string, string> = {}, options: WorkerOptions = {}) {
     this.logFile = join(run.logDir, `worker-${++workerCount}.log`);
+    this.stateDir = options.stateDir ?? run.stateDir;
     const log = openSync(this.logFile, 'a');
     this.process = spawn(process.execPath, ['--import', 'tsx', 'examples/metering/worker.ts'], {
       env: {
@@ -70,7 +82,7 @@ export class Worker {
         TRIBUTARY_BROKERS: brokers.join(','),
         TRIBUTARY_SCHEMA_REGISTRY_URL: registryUrl,
         TRIBUTARY_CLICKHOUSE_URL: clickhouseUrl,
-        TRIBUTARY_STATE_DIR: run.stateDir,
+        TRIBUTARY_STATE_DIR: this.stateDir,
         TRIBUTARY_ADMIN_PORT: '0',
         // A killed member leaves the group after the session timeout: keep restarts quick.
         TRIBUTARY_KAFKA_SESSION_TIMEOUT_MS: '6000',
@@ -106,8 +118,24 @@ export class Worker {
     throw new Error(`worker not ready after ${timeoutMs} ms; log:\n${this.tail()}`);
   }
 
+  /** Sends a signal: SIGKILL, SIGTERM, or SIGSTOP/SIGCONT to freeze and wake it (a stopped worker is alive). */
   kill(signal: NodeJS.Signals): void {
     if (this.alive) this.process.kill(signal);
+  }
+
+  /** Whether the worker's log has a line with `text` (e.g. a log message). */
+  logged(text: string): boolean {
+    try {
+      return readFileSync(this.logFile, 'utf8').includes(text);
+    } catch {
+      return false;
+    }
+  }
+
+  /** The partitions whose task is open on this worker (its /health). */
+  async partitions(token?: string): Promise<number[]> {
+    const { body } = await this.admin<{ partitions?: number[] }>('/health', token);
+    return [...(body.partitions ?? [])].sort((a, b) => a - b);
   }
 
   /** Resolves with the exit code (null when killed by a signal). */
@@ -131,6 +159,8 @@ export class Worker {
     if (!this.adminAddress) throw new Error('worker not ready');
     const response = await fetch(`${this.adminAddress}${path}`, {
       headers: token ? { authorization: `Bearer ${token}` } : {},
+      // A frozen (SIGSTOPped) worker never answers.
+      signal: AbortSignal.timeout(10_000),
     });
     const text = await response.text();
     return { status: response.status, body: (text.startsWith('{') ? JSON.parse(text) : text) as T };
@@ -145,6 +175,20 @@ export class Worker {
         total += Number(line.slice(line.lastIndexOf(' ') + 1));
     }
     return total;
+  }
+
+  /** Value of one metric per `partition` label (summed over its other labels). */
+  async metricByPartition(name: string): Promise<Map<number, number>> {
+    const { body } = await this.admin<string>('/metrics');
+    const values = new Map<number, number>();
+    for (const line of String(body).split('\n')) {
+      if (!line.startsWith(`${name}{`)) continue;
+      const partition = /[{,]partition="(\d+)"/.exec(line)?.[1];
+      if (partition === undefined) continue;
+      const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+      values.set(Number(partition), (values.get(Number(partition)) ?? 0) + value);
+    }
+    return values;
   }
 
   tail(lines = 40): string {
@@ -219,6 +263,37 @@ export async function stopClickHouse(): Promise<() => Promise<void>> {
   return async () => {
     const result = spawnSync('bash', ['scripts/stack/stack.sh', 'up', '--quiet'], { stdio: 'inherit' });
     if (result.status !== 0) throw new Error('bringing ClickHouse back failed');
+  };
+}
+
+/**
+ * Stops the stack's Kafka broker (SIGTERM, as `stack.sh down` does, and waits until the process is
+ * gone) and returns a function that brings it back through the stack script, which waits until it
+ * answers. Only for the native stack. The broker is shared: never in a suite that runs by default.
+ */
+export async function stopKafka(): Promise<() => Promise<void>> {
+  const pidFile = join(process.env.TRIBUTARY_STACK_DIR ?? '.stack', 'run', 'kafka.pid');
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    throw new Error(`no ${pidFile}: this test stops the Kafka that 'npm run stack:up' started natively`);
+  }
+  const running = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 60_000;
+  while (running() && Date.now() < deadline) await sleep(200);
+  if (running()) process.kill(pid, 'SIGKILL');
+  return async () => {
+    const result = spawnSync('bash', ['scripts/stack/stack.sh', 'up', '--quiet'], { stdio: 'inherit' });
+    if (result.status !== 0) throw new Error('bringing Kafka back failed');
   };
 }
 

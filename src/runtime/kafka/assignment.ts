@@ -185,28 +185,73 @@ function rebalanceStandbys(standbys: Set<number>[], owners: readonly number[], p
   const indexes = standbys.map((_, index) => index);
   for (let moves = 0; moves < partitions * standbys.length; moves++) {
     const bySize = [...indexes].sort((a, b) => standbys[b]!.size - standbys[a]!.size || a - b);
-    const move = findMove(standbys, owners, bySize);
-    if (move === undefined) return;
-    standbys[move.from]!.delete(move.partition);
-    standbys[move.to]!.add(move.partition);
+    const chain = findMove(standbys, owners, bySize) ?? findChain(standbys, owners, bySize);
+    if (chain === undefined) return;
+    for (const move of chain) {
+      standbys[move.from]!.delete(move.partition);
+      standbys[move.to]!.add(move.partition);
+    }
   }
+}
+
+interface StandbyMove {
+  from: number;
+  to: number;
+  partition: number;
+}
+
+/** Whether member `to` may take a standby copy of `partition` (not its owner, not holding it yet). */
+function canTake(standbys: readonly Set<number>[], owners: readonly number[], to: number, partition: number) {
+  return owners[partition] !== to && !standbys[to]!.has(partition);
 }
 
 function findMove(
   standbys: readonly Set<number>[],
   owners: readonly number[],
   bySize: readonly number[],
-): { from: number; to: number; partition: number } | undefined {
-  let best: { from: number; to: number; partition: number; gap: number } | undefined;
+): StandbyMove[] | undefined {
+  let best: { move: StandbyMove; gap: number } | undefined;
   for (const from of bySize) {
     for (const to of [...bySize].reverse()) {
       const gap = standbys[from]!.size - standbys[to]!.size;
       if (gap < 2 || (best !== undefined && gap <= best.gap)) continue;
       const partition = [...standbys[from]!]
         .sort((a, b) => a - b)
-        .find((p) => owners[p] !== to && !standbys[to]!.has(p));
-      if (partition !== undefined) best = { from, to, partition, gap };
+        .find((p) => canTake(standbys, owners, to, p));
+      if (partition !== undefined) best = { move: { from, to, partition }, gap };
     }
   }
-  return best;
+  return best && [best.move];
+}
+
+/**
+ * When every copy the fullest member could give is one the emptiest may not take (it owns those
+ * partitions), a third member passes one on: `from` gives p to `via`, `via` gives q to `to`; `via`
+ * keeps its count, `from` and `to` move one closer.
+ */
+function findChain(
+  standbys: readonly Set<number>[],
+  owners: readonly number[],
+  bySize: readonly number[],
+): StandbyMove[] | undefined {
+  for (const from of bySize) {
+    for (const to of [...bySize].reverse()) {
+      if (standbys[from]!.size - standbys[to]!.size < 2) continue;
+      for (const via of bySize) {
+        if (via === from || via === to) continue;
+        for (const p of [...standbys[from]!].sort((a, b) => a - b)) {
+          if (!canTake(standbys, owners, via, p)) continue;
+          const q = [...standbys[via]!]
+            .sort((a, b) => a - b)
+            .find((candidate) => candidate !== p && canTake(standbys, owners, to, candidate));
+          if (q !== undefined)
+            return [
+              { from, to: via, partition: p },
+              { from: via, to, partition: q },
+            ];
+        }
+      }
+    }
+  }
+  return undefined;
 }

@@ -85,6 +85,11 @@ export interface GroupConsumer {
   membership(): Promise<GroupMembership>;
   pause(partitions: readonly TopicPartition[]): void;
   resume(partitions: readonly TopicPartition[]): void;
+  /**
+   * Moves the next fetch of an assigned partition (outside a batch): a task reopened from its changelog
+   * resumes where its restored state is, behind what this consumer fetched for its lost incarnation.
+   */
+  seek(position: TopicPartitionOffset): void;
   commit(offsets: readonly TopicPartitionOffset[]): Promise<void>;
   /** Stops fetching, waits for the batch in hand, leaves the group and disconnects. */
   stop(): Promise<void>;
@@ -185,14 +190,12 @@ export interface KafkaAdmin {
   ): Promise<void>;
   /** Partition count and cleanup policy, or undefined for a topic that does not exist. */
   describeTopic?(topic: string): Promise<TopicDescription | undefined>;
-  /** Per partition, the offset after the last record (transaction markers included) and the first offset. */
-  topicOffsets?(topic: string): Promise<Map<number, { low: bigint; high: bigint }>>;
-  /** Topics whose names start with `prefix`. */
-  listTopics?(prefix: string): Promise<string[]>;
-  deleteTopics?(topics: readonly string[]): Promise<void>;
-  deleteGroups?(groupIds: readonly string[]): Promise<void>;
   /** The committed offsets of a group for one topic (partitions without a commit are absent). */
   groupOffsets(groupId: string, topic: string): Promise<Map<number, bigint>>;
+  /** The topics a group has committed offsets for (what it consumes), sorted. */
+  groupTopics(groupId: string): Promise<string[]>;
+  /** Per partition of a topic: its earliest offset and its end (the offset the next record gets). */
+  topicOffsets(topic: string): Promise<Map<number, { earliest: bigint; end: bigint }>>;
   close(): Promise<void>;
 }
 

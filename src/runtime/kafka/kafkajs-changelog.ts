@@ -3,7 +3,7 @@
  * (kafkajs has no manual assignment, so the reader is a consumer group of one that pauses every
  * partition it is not asked to read).
  */
-import type { Admin, Consumer, Kafka, Message, Producer } from 'kafkajs';
+import type { Admin, Consumer, ConsumerRunConfig, ITopicConfig, Kafka, Message, Producer } from 'kafkajs';
 import kafkajs from 'kafkajs';
 import type {
   PartitionRead,
@@ -16,6 +16,9 @@ import type {
 } from './client.js';
 import { KafkaFencedError } from './client.js';
 import { toRawRecord } from './kafkajs.js';
+import { slicesOf } from './slices.js';
+import { retry } from '../../core/retry.js';
+import type { RetryPolicy } from '../../core/retry.js';
 
 /** Bytes of messages per produce request of one transaction: a record batch stays below ~1 MB. */
 const MAX_SEND_BYTES = 512 * 1024;
@@ -42,20 +45,8 @@ function kafkaMessageOf(message: PartitionedMessage): Message {
 }
 
 /** Splits messages into sends of at most MAX_SEND_BYTES (one message alone may exceed it). */
-function* sendsOf(messages: readonly PartitionedMessage[]): Generator<PartitionedMessage[]> {
-  let slice: PartitionedMessage[] = [];
-  let bytes = 0;
-  for (const message of messages) {
-    const size = message.key.length + (message.value?.length ?? 0) + 32;
-    if (slice.length > 0 && bytes + size > MAX_SEND_BYTES) {
-      yield slice;
-      slice = [];
-      bytes = 0;
-    }
-    slice.push(message);
-    bytes += size;
-  }
-  if (slice.length > 0) yield slice;
+function sendsOf(messages: readonly PartitionedMessage[]): Generator<PartitionedMessage[]> {
+  return slicesOf(messages, (m) => m.key.length + (m.value?.length ?? 0) + 32, { maxBytes: MAX_SEND_BYTES });
 }
 
 export function kafkajsTaskTransactions(kafka: Kafka, transactionalId: string): TaskTransactions {
@@ -126,7 +117,9 @@ interface ActiveRead {
   onBatch: (batch: ReadBatch) => Promise<void>;
   /** Next offset to read. */
   next: bigint;
-  waiters: Array<{ end: bigint; resolve: () => void }>;
+  waiters: Array<{ end: bigint; resolve: () => void; reject: (error: Error) => void }>;
+  /** Applying a batch failed: the read stops and its waiters learn why. */
+  failed?: Error;
   handling: Promise<void>;
   stopped: boolean;
 }
@@ -143,6 +136,7 @@ export function kafkajsPartitionReader(kafka: Kafka, groupId: string): Partition
   let consumer: Consumer | undefined;
   let assigned: TopicPartition[] = [];
   let topicsRead: readonly string[] = [];
+  let stopped = false;
 
   const settle = (read: ActiveRead) => {
     read.waiters = read.waiters.filter((waiter) => {
@@ -154,10 +148,15 @@ export function kafkajsPartitionReader(kafka: Kafka, groupId: string): Partition
   const apply = (tp: TopicPartition) => {
     if (!consumer) return;
     const read = reads.get(key(tp.topic, tp.partition));
-    if (read && !read.stopped) {
-      consumer.seek({ topic: tp.topic, partition: tp.partition, offset: read.next.toString() });
-      consumer.resume([{ topic: tp.topic, partitions: [tp.partition] }]);
-    } else consumer.pause([{ topic: tp.topic, partitions: [tp.partition] }]);
+    try {
+      if (read && !read.stopped) {
+        consumer.seek({ topic: tp.topic, partition: tp.partition, offset: read.next.toString() });
+        consumer.resume([{ topic: tp.topic, partitions: [tp.partition] }]);
+      } else consumer.pause([{ topic: tp.topic, partitions: [tp.partition] }]);
+    } catch {
+      // kafkajs throws while the consumer restarts after a crash (Kafka unreachable): its next join
+      // applies every read again (GROUP_JOIN above), so a read started meanwhile just waits for it.
+    }
   };
 
   return {
@@ -188,9 +187,23 @@ export function kafkajsPartitionReader(kafka: Kafka, groupId: string): Partition
         if (after > read.next) read.next = after;
         settle(read);
       });
+      // kafkajs gives up without restarting when it cannot find the group coordinator for a while
+      // (Kafka away): run again until it is back, or every restore and standby would wait forever.
+      consumer.on(consumer.events.CRASH, (event) => {
+        if (event.payload.restart || stopped) return;
+        void retry(
+          async () => {
+            if (stopped || !consumer) return;
+            await consumer.connect();
+            await consumer.run(runConfig);
+          },
+          { initialDelayMs: 1000, maxDelayMs: 10_000 },
+          { isTransient: () => true, shouldContinue: () => !stopped },
+        ).catch(() => undefined);
+      });
       await consumer.connect();
       await consumer.subscribe({ topics: [...topicsRead], fromBeginning: true });
-      await consumer.run({
+      const runConfig: ConsumerRunConfig = {
         autoCommit: false,
         partitionsConsumedConcurrently: 4,
         eachBatch: async ({ batch }) => {
@@ -203,11 +216,21 @@ export function kafkajsPartitionReader(kafka: Kafka, groupId: string): Partition
           if (lastOffset < read.next) return;
           const handling = read.onBatch({ records, lastOffset });
           read.handling = handling.catch(() => undefined);
-          await handling;
+          try {
+            await handling;
+          } catch (error) {
+            // The reader goes on for the other reads; this one stops, and whoever waits on it fails.
+            read.failed = error instanceof Error ? error : new Error(String(error));
+            read.stopped = true;
+            for (const waiter of read.waiters) waiter.reject(read.failed);
+            read.waiters = [];
+            return;
+          }
           read.next = lastOffset + 1n;
           settle(read);
         },
-      });
+      };
+      await consumer.run(runConfig);
       await joined;
     },
     read(tp, from, onBatch) {
@@ -224,8 +247,9 @@ export function kafkajsPartitionReader(kafka: Kafka, groupId: string): Partition
       if (assigned.some((a) => a.topic === tp.topic && a.partition === tp.partition)) apply(tp);
       const handle: PartitionRead = {
         reached: (end) =>
-          new Promise<void>((resolve) => {
-            read.waiters.push({ end, resolve });
+          new Promise<void>((resolve, reject) => {
+            if (read.failed) return reject(read.failed);
+            read.waiters.push({ end, resolve, reject });
             settle(read);
           }),
         async stop() {
@@ -240,12 +264,54 @@ export function kafkajsPartitionReader(kafka: Kafka, groupId: string): Partition
       return handle;
     },
     async stop() {
+      stopped = true;
       for (const read of reads.values()) read.stopped = true;
       reads.clear();
       await consumer?.disconnect();
       consumer = undefined;
     },
   };
+}
+
+/**
+ * A topic another instance created a moment ago (instances starting together) is listed before the
+ * broker serves its metadata and elects its leaders: wait for them, up to 30 s.
+ */
+const NEW_TOPIC_WAIT: RetryPolicy = { initialDelayMs: 100, maxDelayMs: 1000, maxElapsedMs: 30_000 };
+
+class TopicNotReadyError extends Error {
+  override readonly name = 'TopicNotReadyError';
+}
+
+async function metadataWithLeaders(admin: Admin, topic: string) {
+  return retry(
+    async () => {
+      const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+      const partitions = metadata.topics[0]?.partitions ?? [];
+      if (partitions.length === 0 || partitions.some((p) => p.leader < 0))
+        throw new TopicNotReadyError(`topic ${topic} has no leaders yet`);
+      return metadata;
+    },
+    NEW_TOPIC_WAIT,
+    {
+      isTransient: (error) =>
+        error instanceof TopicNotReadyError || (error as { retriable?: boolean }).retriable === true,
+    },
+  );
+}
+
+/**
+ * Creates a topic and waits until the broker serves its metadata with leaders: kafkajs' own wait
+ * fails on a topic the broker does not know yet a moment after creating it, and does not wait at all
+ * when another instance created it meanwhile (instances starting together).
+ */
+export async function createTopicWaiting(admin: Admin, topic: ITopicConfig): Promise<void> {
+  try {
+    await admin.createTopics({ topics: [topic], waitForLeaders: true });
+  } catch (error) {
+    if ((error as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw error;
+  }
+  await metadataWithLeaders(admin, topic.topic);
 }
 
 /** The changelog-related admin calls of KafkaAdmin on a kafkajs admin client. */
@@ -258,22 +324,20 @@ export function kafkajsTopicAdmin(admin: Admin) {
       replicationFactor = -1,
     ): Promise<void> {
       const existing = await admin.listTopics();
-      if (existing.includes(topic)) return;
-      await admin.createTopics({
-        topics: [
-          {
-            topic,
-            numPartitions: partitions,
-            replicationFactor,
-            configEntries: Object.entries(config).map(([name, value]) => ({ name, value })),
-          },
-        ],
-        waitForLeaders: true,
+      if (existing.includes(topic)) {
+        await metadataWithLeaders(admin, topic);
+        return;
+      }
+      await createTopicWaiting(admin, {
+        topic,
+        numPartitions: partitions,
+        replicationFactor,
+        configEntries: Object.entries(config).map(([name, value]) => ({ name, value })),
       });
     },
     async describeTopic(topic: string): Promise<TopicDescription | undefined> {
       if (!(await admin.listTopics()).includes(topic)) return undefined;
-      const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+      const metadata = await metadataWithLeaders(admin, topic);
       const partitions = metadata.topics[0]?.partitions.length ?? 0;
       const configs = await admin.describeConfigs({
         resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['cleanup.policy'] }],
@@ -281,23 +345,6 @@ export function kafkajsTopicAdmin(admin: Admin) {
       });
       const policy = configs.resources[0]?.configEntries.find((e) => e.configName === 'cleanup.policy');
       return { partitions, cleanupPolicy: policy?.configValue ?? 'delete' };
-    },
-    async topicOffsets(topic: string): Promise<Map<number, { low: bigint; high: bigint }>> {
-      const offsets = new Map<number, { low: bigint; high: bigint }>();
-      for (const { partition, low, high } of await admin.fetchTopicOffsets(topic))
-        offsets.set(partition, { low: BigInt(low), high: BigInt(high) });
-      return offsets;
-    },
-    async listTopics(prefix: string): Promise<string[]> {
-      return (await admin.listTopics()).filter((topic) => topic.startsWith(prefix));
-    },
-    async deleteTopics(topics: readonly string[]): Promise<void> {
-      if (topics.length > 0) await admin.deleteTopics({ topics: [...topics] });
-    },
-    async deleteGroups(groupIds: readonly string[]): Promise<void> {
-      const existing = new Set((await admin.listGroups()).groups.map((g) => g.groupId));
-      const present = groupIds.filter((id) => existing.has(id));
-      if (present.length > 0) await admin.deleteGroups(present);
     },
   };
 }

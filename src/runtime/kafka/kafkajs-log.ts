@@ -33,6 +33,15 @@ export const BENIGN_KAFKAJS_MESSAGES: readonly BenignMessage[] = [
     error: /coordinator/i,
   },
   { message: /coordinator/i, error: /(not available|is loading|not the correct coordinator)/i },
+  // A task's producer fenced by the partition's new owner, as a rebalance goes: the runtime closes the
+  // task and logs it with the partition (instance.ts reopenLost, checkpoint.ts handOver).
+  {
+    message: /^Response (AddPartitionsToTxn|AddOffsetsToTxn|TxnOffsetCommit|EndTxn|Produce)/,
+    error: /old epoch/i,
+  },
+  { message: /^Producer attempted an operation with an old epoch/ },
+  // The new owner's fence while the old owner's transaction is still being aborted: kafkajs retries.
+  { message: /^Response InitProducerId/, error: /concurrent operation on the same transaction/i },
 ];
 
 /** kafkajs' level, one step down: it reports as errors what it retries itself (and warns of routine). */

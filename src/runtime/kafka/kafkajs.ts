@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, PartitionAssigners, Partitioners, logLevel as KafkaLogLevel } from 'kafkajs';
 import type {
   Consumer,
+  ConsumerRunConfig,
   IHeaders,
   KafkaConfig,
   KafkaMessage,
@@ -33,7 +34,13 @@ import type {
 } from './client.js';
 import { KafkaProbeError, TopicNotFoundError } from './client.js';
 import { kafkajsLogCreator } from './kafkajs-log.js';
-import { kafkajsPartitionReader, kafkajsTaskTransactions, kafkajsTopicAdmin } from './kafkajs-changelog.js';
+import { slicesOf } from './slices.js';
+import {
+  createTopicWaiting,
+  kafkajsPartitionReader,
+  kafkajsTaskTransactions,
+  kafkajsTopicAdmin,
+} from './kafkajs-changelog.js';
 
 function toHeaders(headers: IHeaders | undefined): Headers {
   const out: Headers = {};
@@ -84,7 +91,7 @@ function saslOf(config: TributaryConfig): SASLOptions | undefined {
   return { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password } as SASLOptions;
 }
 
-function kafkajsConfigOf(config: TributaryConfig, logger: Logger): KafkaConfig {
+export function kafkajsConfigOf(config: TributaryConfig, logger: Logger): KafkaConfig {
   return {
     clientId: config.kafka.clientId ?? `${config.appId}-${config.instanceId}`,
     brokers: config.brokers,
@@ -148,7 +155,7 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
         async ensureTopic(topic, partitions) {
           const existing = await admin.listTopics();
           if (existing.includes(topic)) return;
-          await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+          await createTopicWaiting(admin, { topic, numPartitions: partitions });
         },
         async groupOffsets(groupId, topic) {
           const result = await admin.fetchOffsets({ groupId, topics: [topic] });
@@ -156,6 +163,20 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
           for (const { partition, offset } of result[0]?.partitions ?? []) {
             if (offset !== '-1') offsets.set(partition, BigInt(offset));
           }
+          return offsets;
+        },
+        async groupTopics(groupId) {
+          const result = await admin.fetchOffsets({ groupId });
+          return result
+            .filter(({ partitions }) => partitions.some(({ offset }) => offset !== '-1'))
+            .map(({ topic }) => topic)
+            .sort();
+        },
+        async topicOffsets(topic) {
+          if (!(await admin.listTopics()).includes(topic)) throw new TopicNotFoundError(topic);
+          const offsets = new Map<number, { earliest: bigint; end: bigint }>();
+          for (const { partition, low, high } of await admin.fetchTopicOffsets(topic))
+            offsets.set(partition, { earliest: BigInt(low), end: BigInt(high) });
           return offsets;
         },
         close: () => admin.disconnect(),
@@ -170,21 +191,14 @@ export function createKafkajsClient(config: TributaryConfig, logger: Logger): Ka
  * (a single larger message goes alone): a replay of many large dead letters never builds a request
  * beyond the broker's limits.
  */
-function* publishSlices(messages: readonly PublishedMessage[]): Generator<PublishedMessage[]> {
-  let slice: PublishedMessage[] = [];
-  let bytes = 0;
-  for (const message of messages) {
-    let size = (message.key?.length ?? 0) + (message.value?.length ?? 0);
-    for (const [name, value] of Object.entries(message.headers)) size += name.length + (value?.length ?? 0);
-    if (slice.length > 0 && (slice.length >= 100 || bytes + size > 1_000_000)) {
-      yield slice;
-      slice = [];
-      bytes = 0;
-    }
-    slice.push(message);
-    bytes += size;
-  }
-  if (slice.length > 0) yield slice;
+function publishSlices(messages: readonly PublishedMessage[]): Generator<PublishedMessage[]> {
+  return slicesOf(messages, publishedSize, { maxBytes: 1_000_000, maxCount: 100 });
+}
+
+function publishedSize(message: PublishedMessage): number {
+  let size = (message.key?.length ?? 0) + (message.value?.length ?? 0);
+  for (const [name, value] of Object.entries(message.headers)) size += name.length + (value?.length ?? 0);
+  return size;
 }
 
 /** The TopicTools of client.ts on kafkajs (same connection settings as the client). */
@@ -341,6 +355,28 @@ function explainProbeFailure(broker: string, error: unknown, timeoutMs: number):
 /** Asking the group for its view after a join: it answers with assignments only once it is stable again. */
 const MEMBERSHIP_RETRY = { initialDelayMs: 100, maxDelayMs: 2000, maxElapsedMs: 30_000 };
 
+/** Rejoining the group after kafkajs gave up on it: 1 s, doubling, at most 10 s between attempts. */
+const REJOIN_AFTER_CRASH = { initialDelayMs: 1000, maxDelayMs: 10_000 };
+
+/** Errors of an unreachable broker or coordinator (worth waiting for), through their causes. */
+function isKafkaUnreachable(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (
+      [
+        'KafkaJSGroupCoordinatorNotFound',
+        'KafkaJSConnectionError',
+        'KafkaJSConnectionClosedError',
+        'KafkaJSRequestTimeoutError',
+        'KafkaJSBrokerNotFound',
+        'KafkaJSNumberOfRetriesExceeded',
+      ].includes(e.name) ||
+      (e as { retriable?: boolean }).retriable === true
+    )
+      return true;
+  }
+  return false;
+}
+
 class GroupNotStableError extends Error {
   override readonly name = 'GroupNotStableError';
 }
@@ -354,6 +390,10 @@ class KafkajsGroupConsumer implements GroupConsumer {
   /** Counts joins: the view learnt after an older join is not handed on once a newer one happened. */
   private joins = 0;
   private stopped = false;
+  /** What `consumer.run` was given, to run it again after a crash kafkajs does not recover from. */
+  private runConfig: ConsumerRunConfig | undefined;
+  /** Between a crash and the next join, when kafkajs has no group to pause or resume partitions of. */
+  private crashed = false;
 
   constructor(
     kafka: Kafka,
@@ -374,7 +414,9 @@ class KafkajsGroupConsumer implements GroupConsumer {
         PartitionAssigners.roundRobin,
       ],
       sessionTimeout: config.kafka.sessionTimeoutMs,
-      heartbeatInterval: Math.max(500, Math.floor(config.kafka.sessionTimeoutMs / 10)),
+      // At most a second: a member notices a rebalance at its next heartbeat, so this bounds how long
+      // a leaving member's partitions (and a standby's takeover) wait.
+      heartbeatInterval: Math.max(500, Math.min(1000, Math.floor(config.kafka.sessionTimeoutMs / 10))),
       maxBytesPerPartition: config.kafka.maxBytesPerPartition,
       maxWaitTimeInMs: config.kafka.maxWaitTimeMs,
       allowAutoTopicCreation: false,
@@ -391,20 +433,25 @@ class KafkajsGroupConsumer implements GroupConsumer {
         partitions.map((partition) => ({ topic, partition })),
       );
       this.memberId = event.payload.memberId;
+      this.crashed = false;
       this.active = [...new Set(assigned.map((tp) => tp.partition))].sort((a, b) => a - b);
       const join = ++this.joins;
       handlers.onAssignment(assigned);
       void this.learnMembership(join, handlers);
     });
     consumer.on(consumer.events.CRASH, (event) => {
-      if (!event.payload.restart) handlers.onCrash(event.payload.error);
+      this.crashed = true; // until the next join: kafkajs has dropped the group (pause would throw)
+      if (event.payload.restart) return; // kafkajs restarts the consumer itself
+      const { error } = event.payload;
+      if (!this.stopped && isKafkaUnreachable(error)) void this.rejoinAfterCrash(error, handlers);
+      else handlers.onCrash(error);
     });
     await consumer.connect();
     await consumer.subscribe({
       topics: [...topics],
       fromBeginning: this.config.kafka.autoOffsetReset === 'earliest',
     });
-    await consumer.run({
+    this.runConfig = {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
@@ -431,7 +478,32 @@ class KafkajsGroupConsumer implements GroupConsumer {
           },
         );
       },
-    });
+    };
+    await consumer.run(this.runConfig);
+  }
+
+  /**
+   * kafkajs gives up on the group, without restarting, when it cannot find the group coordinator for
+   * a while (the broker down for more than its retries): connect and run again until the broker is
+   * back, instead of failing the instance. Its tasks stay open and resume after the rejoin.
+   */
+  private async rejoinAfterCrash(error: Error, handlers: GroupHandlers): Promise<void> {
+    this.logger.warn(
+      { err: error, group: this.groupId },
+      'lost the consumer group (Kafka unreachable); rejoining',
+    );
+    try {
+      await retry(
+        async () => {
+          await this.consumer.connect();
+          await this.consumer.run(this.runConfig);
+        },
+        REJOIN_AFTER_CRASH,
+        { isTransient: isKafkaUnreachable, shouldContinue: () => !this.stopped },
+      );
+    } catch (failure) {
+      if (!this.stopped) handlers.onCrash(failure instanceof Error ? failure : error);
+    }
   }
 
   /**
@@ -470,10 +542,22 @@ class KafkajsGroupConsumer implements GroupConsumer {
   }
 
   pause(partitions: readonly TopicPartition[]): void {
+    // A consumer that crashed (the instance stopping after it) has nothing to pause: kafkajs throws.
+    if (this.crashed) return;
     for (const { topic, partition } of partitions) this.consumer.pause([{ topic, partitions: [partition] }]);
   }
 
+  seek({ topic, partition, offset }: TopicPartitionOffset): void {
+    if (this.crashed) return; // the next join starts from the committed offsets, which the task checks
+    try {
+      this.consumer.seek({ topic, partition, offset: offset.toString() });
+    } catch {
+      // Not assigned here any more (a rebalance in between): the new owner starts where its state is.
+    }
+  }
+
   resume(partitions: readonly TopicPartition[]): void {
+    if (this.crashed) return;
     for (const { topic, partition } of partitions) this.consumer.resume([{ topic, partitions: [partition] }]);
   }
 

@@ -233,10 +233,10 @@ test("the image's CMD, `tributary run dist/app.js`, processes, stops on SIGTERM 
       `${secondAdmin}/tasks/${partition}/stores`,
     );
     for (const store of stores.stores.filter((s) => s.kind === 'window')) {
-      const { entries } = await getJson<{ entries: Array<{ value: { slots: number[] } }> }>(
+      const { entries } = await getJson<{ entries: Array<{ aggregates: { views: number } }> }>(
         `${secondAdmin}/tasks/${partition}/stores/${store.name}`,
       );
-      views += entries.reduce((sum, entry) => sum + (entry.value.slots[0] ?? 0), 0);
+      views += entries.reduce((sum, entry) => sum + entry.aggregates.views, 0);
     }
   }
   assert.equal(views, 40, 'the open windows count every view once after the restart');

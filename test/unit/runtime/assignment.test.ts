@@ -278,3 +278,14 @@ test('properties: a member joining or leaving moves only what balance requires',
     { numRuns: 300 },
   );
 });
+
+test('standby counts even out when the emptiest member owns every copy the fullest could give (a copy passes through a third member)', () => {
+  // Found by the property test: without passing a copy on, counts ended 5/7/6/6/6/6.
+  const members: MemberClaims[] = [
+    { memberId: 'm0', active: [], standby: [8] },
+    { memberId: 'm1', active: [0, 6], standby: [] },
+    ...fresh('m2', 'm3', 'm4', 'm5'),
+  ];
+  const result = assignPartitions({ members, partitions: 9, standbyReplicas: 4 });
+  assertValid(result, 9, 6, 4);
+});

@@ -160,3 +160,74 @@ test('the value codec round-trips bigints and Buffers inside JSON', () => {
   assert.deepEqual([...decoded.key], [0, 1, 255]);
   assert.deepEqual(decoded.nested, [{ n: 1 }]);
 });
+
+test('changelog gate: a commit sends its changes before LevelDB is written, records the offsets, and a failed send writes nothing', async () => {
+  await withDir(async (dir) => {
+    const first = await openAll(dir);
+    first.kv.put('a', { n: 1 });
+    const sent: ChangeRecord[][] = [];
+    await first.db.commit({ at: 1 }, async (changes) => {
+      sent.push([...changes]);
+      return new Map([['kv', 41n]]);
+    });
+    assert.deepEqual(
+      sent[0]?.filter((c) => c.store === 'kv').map((c) => c.key),
+      ['a'],
+    );
+    assert.ok(sent[0]?.some((c) => c.store === 'checkpoint' && c.key === 'checkpoint'));
+    first.kv.put('b', { n: 2 });
+    await assert.rejects(
+      first.db.commit({ at: 2 }, async () => {
+        throw new Error('broker away');
+      }),
+    );
+    await first.db.close();
+
+    const second = await openAll(dir);
+    assert.deepEqual(second.kv.get('a'), { n: 1 });
+    assert.equal(second.kv.get('b'), undefined, 'the failed commit wrote nothing');
+    assert.deepEqual(await second.db.readCheckpoint(), { at: 1 });
+    assert.deepEqual([...second.db.changelogPositions()], [['kv', 41n]]);
+    // Nothing changed since: no transaction at all.
+    let calls = 0;
+    await second.db.commit({ at: 1 }, async () => {
+      calls++;
+      return new Map();
+    });
+    await second.db.commit({ at: 1 }, async () => {
+      calls++;
+      return new Map();
+    });
+    assert.equal(calls, 1, 'the second identical commit sends nothing');
+    await second.db.close();
+  });
+});
+
+test('state written without a changelog is seeded whole into an empty changelog with the next commit', async () => {
+  await withDir(async (dir) => {
+    const first = await openAll(dir);
+    first.kv.put('a', { n: 1 });
+    first.outbox.append('row-1');
+    assert.equal(first.dedupe.checkAndRemember('id-1', 10, 10), false);
+    await first.db.commit({ at: 1 }); // changelogs off
+    await first.db.close();
+
+    const second = await openAll(dir);
+    second.db.seedChangelog();
+    second.kv.put('b', { n: 2 });
+    let sent: ChangeRecord[] = [];
+    await second.db.commit({ at: 2 }, async (changes) => {
+      sent = [...changes];
+      return new Map();
+    });
+    const stores = new Set(sent.map((c) => c.store));
+    for (const store of ['kv', 'out', 'ids', 'checkpoint'])
+      assert.ok(stores.has(store), `seed holds ${store}`);
+    assert.deepEqual(
+      sent.filter((c) => c.store === 'kv').map((c) => c.key),
+      ['a', 'b'],
+      'the old entry (seed) and the new one',
+    );
+    await second.db.close();
+  });
+});

@@ -1,0 +1,163 @@
+/**
+ * A typed client of an instance's admin endpoint, for code (`queryStore()`), the CLI (`tributary
+ * inspect`) and the admin endpoint itself (asking its peers). Knows the endpoint's answers as types
+ * and nothing of the instance behind it.
+ */
+import type { StoreLookup, StorePage, StoreReadOptions } from '../core/store-reads.js';
+import type { StoreView, TaskMetrics } from '../core/task.js';
+
+export type StoreKind = StoreView['kind'];
+
+/** What one partition holds for a looked-up key, and where that partition is. */
+export type KeyLookupResult = { partition: number; instance: string } & StoreLookup;
+
+/** The answer of `GET /stores/:store/keys/:key`, merged over the instances asked. */
+export interface KeyLookupResponse {
+  store: string;
+  /** The key as it was asked for. */
+  key: string;
+  /** The store's kind, when an instance asked holds it. */
+  kind?: StoreKind;
+  /** Whether any partition holds the key (for a dedupe store: whether the id counts as seen). */
+  found: boolean;
+  /** One entry per partition that holds the key, by instance and partition. */
+  results: KeyLookupResult[];
+  /** The instances that answered and the partitions each searched. */
+  searched: Array<{ instance: string; partitions: number[] }>;
+  /** Members that did not answer (the lookup is then partial), with why. */
+  unreachable: Array<{ adminUrl: string; error: string }>;
+}
+
+/** The answer of `GET /tasks/:partition/stores/:store`. */
+export interface StorePageResponse extends StorePage {
+  store: string;
+  kind: StoreKind;
+  partition: number;
+}
+
+/** A task as `GET /tasks` shows it (the fields the client reads). */
+export interface TaskSummary {
+  partition: number;
+  /** Next offset per source topic, as of the last commit. */
+  positions: Record<string, string>;
+  paused: boolean;
+  pendingOutputs: number;
+  metrics: TaskMetrics;
+}
+
+/** A store of a task as `GET /tasks/:partition/stores` lists it. */
+export interface StoreSummary {
+  name: string;
+  kind: StoreKind;
+  approximateSize: number;
+}
+
+export interface AdminRequestOptions {
+  /** The admin token (`admin.token`), sent as a bearer token. */
+  token?: string | undefined;
+  /** Give up after this long. Default 5000 ms. */
+  timeoutMs?: number;
+}
+
+export interface QueryStoreOptions extends AdminRequestOptions {
+  /** `cluster` (default): every member of the group; `local`: only the instance at adminUrl. */
+  scope?: 'cluster' | 'local';
+}
+
+/** The admin endpoint answered with an error status (or not as JSON). */
+export class AdminRequestError extends Error {
+  override readonly name = 'AdminRequestError';
+  constructor(
+    readonly url: string,
+    readonly status: number,
+    message: string,
+  ) {
+    super(`${url}: ${status} ${message}`);
+  }
+}
+
+const DEFAULT_TIMEOUT_MS = 5000;
+
+/** GETs `path` of an admin endpoint as JSON; an error status throws AdminRequestError with its message. */
+export async function adminGet<T>(
+  adminUrl: string,
+  path: string,
+  options: AdminRequestOptions = {},
+): Promise<T> {
+  const url = `${adminUrl.replace(/\/+$/, '')}${path}`;
+  const response = await fetch(url, {
+    headers: options.token === undefined ? {} : { authorization: `Bearer ${options.token}` },
+    signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+  });
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text) as unknown;
+  } catch {
+    throw new AdminRequestError(url, response.status, `not JSON: ${text.slice(0, 200)}`);
+  }
+  if (!response.ok) {
+    const error = (body as { error?: unknown } | null)?.error;
+    throw new AdminRequestError(url, response.status, typeof error === 'string' ? error : text.slice(0, 200));
+  }
+  return body as T;
+}
+
+/** The text of a key as the admin endpoint takes it: a string as it is, anything else as JSON. */
+export function keyText(key: unknown): string {
+  return typeof key === 'string' ? key : (JSON.stringify(key) ?? 'null');
+}
+
+/**
+ * Looks a key up in a store, across the group by default: the instance at `adminUrl` answers from its
+ * partitions and asks every other member. A window store's key is the group key (an object or a
+ * string, as groupBy() returned it), a key-value store's its key, a dedupe store's the id.
+ *
+ *   const { found, results } = await queryStore('http://127.0.0.1:9464', 'usage-1m', { subject: 'c1', meter: 'tokens' });
+ */
+export function queryStore(
+  adminUrl: string,
+  store: string,
+  key: unknown,
+  options: QueryStoreOptions = {},
+): Promise<KeyLookupResponse> {
+  const scope = options.scope === 'local' ? '?scope=local' : '';
+  return adminGet<KeyLookupResponse>(
+    adminUrl,
+    `/stores/${encodeURIComponent(store)}/keys/${encodeURIComponent(keyText(key))}${scope}`,
+    options,
+  );
+}
+
+/** One page of a store's decoded entries in one partition (`next` asks for the following page). */
+export function readStore(
+  adminUrl: string,
+  partition: number,
+  store: string,
+  read: StoreReadOptions = {},
+  options: AdminRequestOptions = {},
+): Promise<StorePageResponse> {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(read))
+    if (value !== undefined) query.set(name, String(value as string | number));
+  const search = query.size > 0 ? `?${query.toString()}` : '';
+  return adminGet<StorePageResponse>(
+    adminUrl,
+    `/tasks/${partition}/stores/${encodeURIComponent(store)}${search}`,
+    options,
+  );
+}
+
+/** The tasks (partitions) of the instance at `adminUrl`. */
+export async function listTasks(adminUrl: string, options: AdminRequestOptions = {}): Promise<TaskSummary[]> {
+  return (await adminGet<{ tasks: TaskSummary[] }>(adminUrl, '/tasks', options)).tasks;
+}
+
+/** The stores of one task. */
+export async function listStores(
+  adminUrl: string,
+  partition: number,
+  options: AdminRequestOptions = {},
+): Promise<StoreSummary[]> {
+  return (await adminGet<{ stores: StoreSummary[] }>(adminUrl, `/tasks/${partition}/stores`, options)).stores;
+}

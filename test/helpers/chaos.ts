@@ -1,0 +1,115 @@
+/**
+ * Shared steps of the reliability tests (test/chaos/): metering workers on machines of their own (a
+ * state folder each), the generator's run, who owns which partition, and the exactness check of
+ * ClickHouse and the DLQ against the ground truth.
+ */
+import assert from 'node:assert/strict';
+import { Kafka, logLevel } from 'kafkajs';
+import { UsageGenerator } from '../../examples/metering/generator.js';
+import type { GeneratorOptions, GroundTruth } from '../../examples/metering/generator.js';
+import { describeMismatch, readRollup, waitForMatch } from '../../examples/metering/verify.js';
+import { Worker, newStateDir, readDlq, sleep } from './metering.js';
+import type { MeteringRun } from './metering.js';
+import { brokers, clickhouseUrl, registryUrl } from './services.js';
+
+/** Partitions of the input topic in these tests. */
+export const PARTITIONS = 8;
+
+/** A metering worker with a state folder of its own, as on a separate machine. */
+export function machine(run: MeteringRun, env: Record<string, string> = {}): Worker {
+  return new Worker(run, env, { stateDir: newStateDir(run.appId) });
+}
+
+/** A generator into the run's topic; the options override a short, mixed run (about 20 s). */
+export function generatorFor(run: MeteringRun, options: Partial<GeneratorOptions> = {}): UsageGenerator {
+  return new UsageGenerator({
+    brokers,
+    registryUrl,
+    topic: run.topic,
+    totalEvents: 50_000,
+    rate: 2500,
+    subjects: 200,
+    eventTimeSpanMs: 4 * 60_000,
+    seed: 1,
+    ...options,
+  });
+}
+
+/** Starts producing; the promise is awaited by the test (an early failure is not left unhandled). */
+export function produce(generator: UsageGenerator): Promise<GroundTruth> {
+  const production = generator.run();
+  production.catch(() => undefined);
+  return production;
+}
+
+/**
+ * Waits until `workers` together run every partition exactly once, each of them at least one, and
+ * returns each worker's partitions.
+ */
+export async function waitForOwners(workers: readonly Worker[], timeoutMs = 90_000): Promise<number[][]> {
+  const deadline = Date.now() + timeoutMs;
+  let last: number[][] = [];
+  while (Date.now() < deadline) {
+    last = await Promise.all(workers.map((w) => w.partitions().catch(() => [] as number[])));
+    const all = last.flat().sort((a, b) => a - b);
+    const everyOnce = all.join() === [...Array(PARTITIONS).keys()].join();
+    if (everyOnce && last.every((owned) => owned.length > 0)) return last;
+    await sleep(250);
+  }
+  throw new Error(
+    `the workers did not split the ${PARTITIONS} partitions: ${JSON.stringify(last)}\n` +
+      workers.map((w, i) => `worker ${i}:\n${w.tail(15)}`).join('\n'),
+  );
+}
+
+/**
+ * The totals in ClickHouse equal the ground truth, and the DLQ holds each malformed record once with
+ * its reason (the generator's malformed classes are the DLQ's reasons).
+ */
+export async function assertExact(
+  run: MeteringRun,
+  truth: GroundTruth,
+  workers: readonly Worker[],
+  timeoutMs = 120_000,
+): Promise<void> {
+  const logs = () => workers.map((w, i) => `worker ${i}:\n${w.tail(20)}`).join('\n');
+  const comparison = await waitForMatch(
+    truth,
+    () => readRollup(clickhouseUrl, run.database, run.table),
+    timeoutMs,
+  );
+  assert.ok(comparison.matches, `ClickHouse totals: ${describeMismatch(comparison)}\n${logs()}`);
+  assert.ok(truth.duplicates > 0 && truth.late > 0, 'the run had duplicates and late events to get right');
+
+  const expected = truth.malformed.map((m) => `${m.partition}:${m.offset}:${m.kind}`).sort();
+  assert.ok(expected.length > 0, 'the run had malformed records');
+  const dlq = await readDlq(`${run.appId}.dlq`, expected.length);
+  const actual = dlq.map((d) => `${d.partition}:${d.offset}:${d.reason}`).sort();
+  assert.deepEqual(actual, expected, `the DLQ holds each malformed record once\n${logs()}`);
+}
+
+/** Offsets each changelog partition spans now (high − low, all changelog topics of the app), by partition. */
+export async function changelogSpans(appId: string): Promise<Map<number, number>> {
+  const kafka = new Kafka({ clientId: 'changelog-spans', brokers, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const topics = (await admin.listTopics()).filter(
+      (t) => t.startsWith(`${appId}-`) && t.endsWith('-changelog'),
+    );
+    assert.ok(topics.length > 0, `changelog topics of ${appId} exist`);
+    const spans = new Map<number, number>();
+    for (const topic of topics) {
+      for (const { partition, low, high } of await admin.fetchTopicOffsets(topic))
+        spans.set(partition, (spans.get(partition) ?? 0) + Number(high) - Number(low));
+    }
+    return spans;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Stops every worker still running, frozen ones included (SIGKILL). */
+export function killAll(workers: readonly Worker[]): void {
+  for (const worker of workers) worker.kill('SIGKILL');
+}
