@@ -45,7 +45,7 @@ import type { CacheMemory, CacheShare, StoreView } from '../core/task.js';
 import { CacheBudget } from '../core/cache-budget.js';
 import { StoreQueryError, decodeCursor, pageOf, storeTime } from '../core/store-reads.js';
 import { storeLevelName, storeLocalLevels, storeMetaKeys } from './store-manifest.js';
-import { MalformedIdChunkError, decodeIdChunk, encodeIdChunks } from './id-chunks.js';
+import { MalformedIdChunkError, decodeIdChunk } from './id-chunks.js';
 import { IdFilter } from './id-filter.js';
 import { hashId, idHash } from './id-hash.js';
 import { RECENT_ID_SLOT_BYTES, RecentIds } from './recent-ids.js';
@@ -377,14 +377,10 @@ export class DedupeStore implements ManagedStore {
     for (const [bucket, indexes] of fresh) {
       freshIds += indexes.length;
       this.counts.set(bucket, (this.counts.get(bucket) ?? 0) + indexes.length);
-      let from = 0;
-      for (const encoded of encodeIdChunks(indexes.map((i) => this.recent.freshId(i)))) {
-        const key = `${sortableTime(bucket * this.bucketSize)}!${sortableHex(chunk++, 8)}`;
-        batch.putBinary(chunks, this.name, key, encoded.bytes);
+      const keyOf = () => `${sortableTime(bucket * this.bucketSize)}!${sortableHex(chunk++, 8)}`;
+      for (const { key, bytes } of this.recent.commitFresh(bucket, indexes, keyOf)) {
+        batch.putBinary(chunks, this.name, key, bytes);
         batch.putLocal(local, RECENT_PREFIX + key, EMPTY);
-        const to = from + encoded.ids.length;
-        this.recent.commitChunk(key, bucket, encoded.bytes, indexes.slice(from, to), encoded.offsets);
-        from = to;
       }
     }
     this.recent.clearFresh();

@@ -79,6 +79,47 @@ export function decodeIdChunk(chunk: Uint8Array): string[] {
   return ids;
 }
 
+/**
+ * Appends one id's entry (varint byte length, then its UTF-8 bytes) to `buffer` at `at`; returns where
+ * the next entry starts. `buffer` must have room for 5 + 3 * id.length bytes past `at`.
+ */
+export function appendIdEntry(buffer: Buffer, at: number, id: string): number {
+  // Most ids are shorter than 128 bytes: write after a one-byte length and move only the rare longer ones.
+  const written = buffer.write(id, at + 1, 'utf8');
+  if (written < 0x80) {
+    buffer[at] = written;
+    return at + 1 + written;
+  }
+  const header = varintSize(written);
+  buffer.copyWithin(at + header, at + 1, at + 1 + written);
+  let length = written;
+  let i = at;
+  while (length >= 0x80) {
+    buffer[i++] = (length & 0x7f) | 0x80;
+    length >>>= 7;
+  }
+  buffer[i] = length;
+  return at + header + written;
+}
+
+/** The UTF-8 bytes an id takes in a chunk entry at most (its varint length included). */
+export function maxEntryBytes(id: string): number {
+  return 5 + 3 * id.length;
+}
+
+/** Where the entry starting at `at` ends (after its varint length and bytes). */
+export function entryEnd(buffer: Uint8Array, at: number): number {
+  let length = 0;
+  let shift = 0;
+  for (;;) {
+    const byte = buffer[at++] as number;
+    length |= (byte & 0x7f) << shift;
+    if (byte < 0x80) break;
+    shift += 7;
+  }
+  return at + length;
+}
+
 function varintSize(value: number): number {
   let size = 1;
   while (value >= 0x80) {

@@ -4,19 +4,21 @@
  *
  * An open-addressing table of typed arrays (24 bytes a slot, at most half full) maps an id's 64-bit
  * hash to its bucket and to where the exact id is kept: in the encoded chunk the commit wrote (the
- * chunk's bytes stay in memory while its ids are recent) or, until the commit, in the list of fresh
- * ids. A hash match is confirmed against those exact bytes, so two ids sharing a hash are two entries.
+ * chunk's bytes stay in memory while its ids are recent) or, until the commit, in the fresh arena,
+ * where each new id is written in the chunk format as it arrives (no string kept per id; the commit
+ * copies runs of entries into chunks). A hash match is confirmed against those exact bytes, so two
+ * ids sharing a hash are two entries.
  *
  * Entries are never moved out one by one: a spilled or expired chunk's slots are marked dead (or left
  * to the bucket check) and the next resize drops them.
  */
-import { decodeIdChunk } from './id-chunks.js';
+import { CHUNK_MAX_BYTES, appendIdEntry, decodeIdChunk, entryEnd, maxEntryBytes } from './id-chunks.js';
 import { hashId, idHash } from './id-hash.js';
 
 const EMPTY = -Infinity;
 /** A slot whose id went to disk: never live, reusable, dropped by the next resize. */
 const DEAD = -Number.MAX_VALUE;
-/** chunkOf of an id not committed yet: offsetOf is its index in the fresh list. */
+/** chunkOf of an id not committed yet: offsetOf is its index in the fresh lists. */
 const FRESH = -1;
 const INITIAL_CAPACITY = 1024;
 /** Below every real bucket, above DEAD: nothing has expired yet. */
@@ -49,7 +51,10 @@ export class RecentIds {
   private order: number[] = [];
   private head = 0;
   private chunkCost = 0;
-  private freshIds: string[] = [];
+  /** The fresh ids' entries, in arrival order (chunk format), and per fresh id its start, bucket and slot. */
+  private arena = Buffer.allocUnsafeSlow(64 * 1024);
+  private arenaUsed = 0;
+  private freshStarts: number[] = [];
   private freshBuckets: number[] = [];
   private freshSlots: number[] = [];
   /** Buckets below this are expired: their slots are never live, their chunks may be gone. */
@@ -97,27 +102,30 @@ export class RecentIds {
   insertFresh(id: string, high: number, low: number, bucket: number): void {
     const slot = this.insertAt;
     if (this.buckets[slot] === EMPTY) this.occupied++;
+    const start = this.arenaUsed;
+    if (start + maxEntryBytes(id) > this.arena.length) this.growArena(start + maxEntryBytes(id));
+    this.arenaUsed = appendIdEntry(this.arena, start, id);
     this.high[slot] = high;
     this.low[slot] = low;
     this.buckets[slot] = bucket;
     this.chunkOf[slot] = FRESH;
-    this.offsetOf[slot] = this.freshIds.length;
-    this.freshIds.push(id);
+    this.offsetOf[slot] = this.freshStarts.length;
+    this.freshStarts.push(start);
     this.freshBuckets.push(bucket);
     this.freshSlots.push(slot);
     if (this.occupied * 2 > this.buckets.length) this.resize();
   }
 
   get freshCount(): number {
-    return this.freshIds.length;
+    return this.freshStarts.length;
   }
 
-  /** The fresh ids still live and still in their slot, grouped by bucket (what the commit writes). */
+  /** The fresh ids still live and still in their slot, by bucket: their indexes in arrival order. */
   freshByBucket(): Map<number, number[]> {
     const byBucket = new Map<number, number[]>();
     let lastBucket = NaN;
     let last: number[] = [];
-    for (let i = 0; i < this.freshIds.length; i++) {
+    for (let i = 0; i < this.freshStarts.length; i++) {
       const bucket = this.freshBuckets[i] as number;
       const slot = this.freshSlots[i] as number;
       if (bucket < this.liveFrom || this.chunkOf[slot] !== FRESH || this.offsetOf[slot] !== i) continue;
@@ -132,32 +140,63 @@ export class RecentIds {
     return byBucket;
   }
 
-  freshId(index: number): string {
-    return this.freshIds[index] as string;
-  }
-
   /**
-   * A committed chunk of fresh ids: `fresh` are their indexes in the fresh list, `offsets` where each
-   * id starts in `bytes`. Their slots now point into the chunk.
+   * Commits the fresh ids `fresh` (indexes from freshByBucket(), all of `bucket`): copies their
+   * entries into chunks of at most CHUNK_MAX_BYTES, keeps each chunk as recent under the key `keyOf()`
+   * gives it, and points the ids' slots into it. Returns the chunks to write.
    */
-  commitChunk(
-    key: string,
+  commitFresh(
     bucket: number,
-    bytes: Uint8Array,
     fresh: readonly number[],
-    offsets: readonly number[],
-  ): void {
-    const number = this.addChunk(key, bucket, bytes, fresh.length);
-    for (let j = 0; j < fresh.length; j++) {
-      const slot = this.freshSlots[fresh[j] as number] as number;
-      this.chunkOf[slot] = number;
-      this.offsetOf[slot] = offsets[j] as number;
+    keyOf: () => string,
+  ): Array<{ key: string; bytes: Uint8Array }> {
+    const chunks: Array<{ key: string; bytes: Uint8Array }> = [];
+    let from = 0;
+    while (from < fresh.length) {
+      // The ids of one chunk: as many as fit (an entry larger than a chunk gets one of its own).
+      let size = 0;
+      let to = from;
+      while (to < fresh.length) {
+        const entry = this.freshEntryBytes(fresh[to] as number);
+        if (to > from && size + entry > CHUNK_MAX_BYTES) break;
+        size += entry;
+        to++;
+      }
+      const bytes = Buffer.allocUnsafeSlow(size);
+      let at = 0;
+      // Copy runs of entries that lie next to each other in the arena (nearly always all of them).
+      let runStart = -1;
+      let runEnd = -1;
+      for (let j = from; j < to; j++) {
+        const start = this.freshStarts[fresh[j] as number] as number;
+        const end = start + this.freshEntryBytes(fresh[j] as number);
+        if (start !== runEnd) {
+          if (runStart >= 0) at += this.arena.copy(bytes, at, runStart, runEnd);
+          runStart = start;
+        }
+        runEnd = end;
+      }
+      if (runStart >= 0) this.arena.copy(bytes, at, runStart, runEnd);
+      const key = keyOf();
+      const number = this.addChunk(key, bucket, bytes, to - from);
+      let offset = 0;
+      for (let j = from; j < to; j++) {
+        const index = fresh[j] as number;
+        const slot = this.freshSlots[index] as number;
+        this.chunkOf[slot] = number;
+        this.offsetOf[slot] = offset;
+        offset += this.freshEntryBytes(index);
+      }
+      chunks.push({ key, bytes });
+      from = to;
     }
+    return chunks;
   }
 
   /** The fresh list is written: forget it (every live fresh id now points into a chunk). */
   clearFresh(): void {
-    this.freshIds = [];
+    this.arenaUsed = 0;
+    this.freshStarts = [];
     this.freshBuckets = [];
     this.freshSlots = [];
   }
@@ -181,7 +220,7 @@ export class RecentIds {
         this.offsetOf[slot] = offset;
         if (this.occupied * 2 > this.buckets.length) this.resize();
       }
-      offset += varintSize(Buffer.byteLength(id, 'utf8')) + Buffer.byteLength(id, 'utf8');
+      offset = entryEnd(bytes, offset);
     }
   }
 
@@ -208,14 +247,13 @@ export class RecentIds {
       const ids = decodeIdChunk(chunk.bytes);
       let offset = 0;
       for (const id of ids) {
-        const length = Buffer.byteLength(id, 'utf8');
         hashId(id);
         const slot = this.slotOf(idHash.high, idHash.low, number, offset);
         if (slot >= 0) {
           this.buckets[slot] = DEAD;
           kept.push(id);
         }
-        offset += varintSize(length) + length;
+        offset = entryEnd(chunk.bytes, offset);
       }
     }
     this.removeChunk(number);
@@ -277,13 +315,12 @@ export class RecentIds {
   private holds(slot: number, id: string): boolean {
     const chunkNumber = this.chunkOf[slot] as number;
     const offset = this.offsetOf[slot] as number;
-    if (chunkNumber === FRESH) return this.freshIds[offset] === id;
-    const bytes = this.chunks[chunkNumber]?.bytes;
+    const bytes = chunkNumber === FRESH ? this.arena : this.chunks[chunkNumber]?.bytes;
     if (bytes === undefined) return false;
     const buffer = Buffer.isBuffer(bytes)
       ? bytes
       : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    let at = offset;
+    let at = chunkNumber === FRESH ? (this.freshStarts[offset] as number) : offset;
     let length = 0;
     let shift = 0;
     for (;;) {
@@ -293,6 +330,20 @@ export class RecentIds {
       shift += 7;
     }
     return buffer.toString('utf8', at, at + length) === id;
+  }
+
+  /** Bytes of fresh id `index`'s entry in the arena. */
+  private freshEntryBytes(index: number): number {
+    const start = this.freshStarts[index] as number;
+    return entryEnd(this.arena, start) - start;
+  }
+
+  private growArena(needed: number): void {
+    let size = this.arena.length * 2;
+    while (size < needed) size *= 2;
+    const arena = Buffer.allocUnsafeSlow(size);
+    this.arena.copy(arena, 0, 0, this.arenaUsed);
+    this.arena = arena;
   }
 
   /** Rehashes the live entries into a table at most a quarter full. */
@@ -325,13 +376,4 @@ export class RecentIds {
       if (chunkOf[i] === FRESH) this.freshSlots[offsetOf[i] as number] = slot;
     }
   }
-}
-
-function varintSize(value: number): number {
-  let size = 1;
-  while (value >= 0x80) {
-    value >>>= 7;
-    size++;
-  }
-  return size;
 }

@@ -89,3 +89,36 @@ test('id chunks: ids of any length and script round-trip exactly, chunks stay be
   const hashes = new Uint8Array(new Uint32Array([0xffffffff, 0x12345678, 0x80808080, 0x81818181]).buffer);
   assert.throws(() => decodeIdChunk(hashes), MalformedIdChunkError);
 });
+
+test('dedupe store: ids of any length and script are exact before the commit, in recent chunks, spilled, and after a reopen', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tributary-dedupe-store-'));
+  const ids = [
+    'a',
+    '',
+    'ü€𝄞',
+    'x'.repeat(127),
+    'x'.repeat(128),
+    'y'.repeat(300),
+    'ÿ'.repeat(70),
+    ...Array.from({ length: 60 }, (_, i) => `id-${i}-${'€'.repeat(i)}`),
+  ];
+  try {
+    const first = await open(dir);
+    ids.forEach((id, i) => assert.equal(first.store.checkAndRemember(id, i, i), false, id));
+    // Before the commit (the fresh arena), then the neighbours that differ by one byte or a prefix.
+    for (const id of ids) assert.equal(first.store.checkAndRemember(id, 70, 70), true, id);
+    for (const other of ['x'.repeat(126), 'x'.repeat(129), 'y'.repeat(299), 'ü€', 'id-3-€€'])
+      assert.equal(await first.store.contains(other, 70), false, other);
+    await first.db.commit({});
+    assert.ok(first.store.filterBytes > 0, 'some spilled');
+    for (const id of ids) assert.equal(await first.store.contains(id, 70), true, id);
+    await first.db.close();
+    const second = await open(dir);
+    await second.store.prefetch(ids);
+    for (const id of ids) assert.equal(second.store.checkAndRemember(id, 80, 80), true, id);
+    assert.equal(second.store.checkAndRemember('x'.repeat(129), 80, 80), false);
+    await second.db.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
