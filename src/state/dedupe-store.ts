@@ -252,12 +252,16 @@ export class DedupeStore implements ManagedStore {
       this.unsnapshotted.add(chunkKey);
       this.unsnapshottedIds += ids.length;
     }
-    for await (const key of local.keys({ gte: RECENT_PREFIX, lt: RECENT_PREFIX + '~' })) {
-      const chunkKey = key.slice(RECENT_PREFIX.length);
-      const bytes = await chunks.get(chunkKey);
-      if (bytes !== undefined)
-        this.recent.loadChunk(chunkKey, bucketOfChunk(chunkKey, this.bucketSize), bytes);
-    }
+    const recentKeys = (await local.keys({ gte: RECENT_PREFIX, lt: RECENT_PREFIX + '~' }).all()).map((key) =>
+      key.slice(RECENT_PREFIX.length),
+    );
+    const recentBytes = await chunks.getMany(recentKeys);
+    this.recent.loadChunks(
+      recentKeys.flatMap((key, i) => {
+        const bytes = recentBytes[i];
+        return bytes === undefined ? [] : [{ key, bucket: bucketOfChunk(key, this.bucketSize), bytes }];
+      }),
+    );
     // The share may be smaller than when these were written (more partitions here now).
     if (this.recent.bytes > this.share.limitBytes) {
       const batch = this.db.localBatch();

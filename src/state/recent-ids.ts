@@ -13,7 +13,7 @@
  * to the bucket check) and the next resize drops them.
  */
 import { CHUNK_MAX_BYTES, appendIdEntry, decodeIdChunk, entryEnd, maxEntryBytes } from './id-chunks.js';
-import { hashId, idHash } from './id-hash.js';
+import { hashAsciiId, hashId, idHash } from './id-hash.js';
 
 const EMPTY = -Infinity;
 /** A slot whose id went to disk: never live, reusable, dropped by the next resize. */
@@ -201,27 +201,41 @@ export class RecentIds {
     this.freshSlots = [];
   }
 
-  /** Loads a chunk written before (open): its ids become recent. */
-  loadChunk(key: string, bucket: number, bytes: Uint8Array): void {
-    const ids = decodeIdChunk(bytes);
-    const number = this.addChunk(key, bucket, bytes, ids.length);
-    let offset = 0;
-    for (const id of ids) {
-      hashId(id);
-      const { high, low } = idHash;
-      const found = this.lookup(id, high, low, this.liveFrom);
-      if (found === EMPTY) {
-        const slot = this.insertAt;
-        if (this.buckets[slot] === EMPTY) this.occupied++;
-        this.high[slot] = high;
-        this.low[slot] = low;
+  /**
+   * Loads chunks written before (open): their ids become recent. The table is sized once for all of
+   * them and ASCII ids are hashed from their bytes, so that an open costs little more than the reads.
+   */
+  loadChunks(chunks: ReadonlyArray<{ key: string; bucket: number; bytes: Uint8Array }>): void {
+    const counts = chunks.map(({ bytes }) => {
+      let count = 0;
+      for (let at = 0; at < bytes.byteLength; at = entryEnd(bytes, at)) count++;
+      return count;
+    });
+    this.reserve(counts.reduce((sum, count) => sum + count, 0));
+    chunks.forEach(({ key, bucket, bytes }, c) => {
+      const number = this.addChunk(key, bucket, bytes, counts[c] as number);
+      const buffer = Buffer.isBuffer(bytes)
+        ? bytes
+        : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (let offset = 0; offset < buffer.length;) {
+        const end = entryEnd(buffer, offset);
+        let start = offset + 1;
+        while ((buffer[start - 1] as number) >= 0x80) start++;
+        if (!hashAsciiId(buffer, start, end)) hashId(buffer.toString('utf8', start, end));
+        // Ids of two loaded chunks are never both live (one is remembered again only after the other
+        // expired), and lookups skip expired entries: no comparison needed here.
+        const mask = this.buckets.length - 1;
+        let slot = (idHash.low ^ Math.imul(idHash.high, 0x9e3779b1)) & mask;
+        while (this.buckets[slot] !== EMPTY) slot = (slot + 1) & mask;
+        this.high[slot] = idHash.high;
+        this.low[slot] = idHash.low;
         this.buckets[slot] = bucket;
         this.chunkOf[slot] = number;
         this.offsetOf[slot] = offset;
-        if (this.occupied * 2 > this.buckets.length) this.resize();
+        this.occupied++;
+        offset = end;
       }
-      offset = entryEnd(bytes, offset);
-    }
+    });
   }
 
   /** The oldest chunk, if any. */
@@ -346,10 +360,15 @@ export class RecentIds {
     this.arena = arena;
   }
 
-  /** Rehashes the live entries into a table at most a quarter full. */
-  private resize(): void {
+  /** Makes room for `more` ids without a resize on the way. */
+  private reserve(more: number): void {
+    if ((this.occupied + more) * 2 > this.buckets.length) this.resize(more);
+  }
+
+  /** Rehashes the live entries into a table at most a quarter full (with `more` to come). */
+  private resize(more = 0): void {
     const { high, low, buckets, chunkOf, offsetOf } = this;
-    let live = 0;
+    let live = more;
     for (let i = 0; i < buckets.length; i++) if ((buckets[i] as number) >= this.liveFrom) live++;
     let capacity = INITIAL_CAPACITY;
     while (capacity < live * 4) capacity *= 2;
