@@ -18,14 +18,27 @@ import { hashAsciiId, hashId, idHash } from './id-hash.js';
 const EMPTY = -Infinity;
 /** A slot whose id went to disk: never live, reusable, dropped by the next resize. */
 const DEAD = -Number.MAX_VALUE;
-/** chunkOf of an id not committed yet: offsetOf is its index in the fresh lists. */
-const FRESH = -1;
+/** The chunk word of an id not committed yet: its offset word is its index in the fresh lists. */
+const FRESH = 0xffffffff;
 const INITIAL_CAPACITY = 1024;
 /** Below every real bucket, above DEAD: nothing has expired yet. */
 const LOWEST_LIVE = -Number.MAX_VALUE / 2;
+/**
+ * A slot is 24 bytes in one buffer, so a probe touches one cache line: six 32-bit words (hash high,
+ * hash low, chunk number, offset, then the bucket as a float64 in words 4-5).
+ */
 const SLOT_BYTES = 24;
+const SLOT_WORDS = 6;
+const HIGH = 0;
+const LOW = 1;
+const CHUNK = 2;
+const OFFSET = 3;
+/** Float64 index of the bucket: slot * 3 + 2. */
+const BUCKET_FLOATS = 3;
+/** Resize above this load: linear probing in one buffer stays cheap up to here. */
+const MAX_LOAD = 0.7;
 
-/** Memory per recent id besides its chunk bytes: two table slots (the table is at most half full). */
+/** Memory per recent id besides its chunk bytes: two table slots (the table is 35% to 70% full). */
 export const RECENT_ID_SLOT_BYTES = 2 * SLOT_BYTES;
 
 export interface RecentChunk {
@@ -37,11 +50,9 @@ export interface RecentChunk {
 }
 
 export class RecentIds {
-  private high = new Uint32Array(INITIAL_CAPACITY);
-  private low = new Uint32Array(INITIAL_CAPACITY);
-  private buckets = new Float64Array(INITIAL_CAPACITY).fill(EMPTY);
-  private chunkOf = new Int32Array(INITIAL_CAPACITY);
-  private offsetOf = new Uint32Array(INITIAL_CAPACITY);
+  private capacity = INITIAL_CAPACITY;
+  private words = new Uint32Array(0);
+  private floats = new Float64Array(0);
   /** Occupied slots, dead ones included (the resize trigger). */
   private occupied = 0;
   /** Chunks by number (numbers are reused once a chunk leaves). */
@@ -62,6 +73,10 @@ export class RecentIds {
   /** Where the last lookup() that found nothing would insert the id. */
   private insertAt = -1;
 
+  constructor() {
+    this.allocate(INITIAL_CAPACITY);
+  }
+
   /** Memory the committed recent ids cost (chunks and slots); fresh ids come on top until the commit. */
   get bytes(): number {
     return this.chunkCost;
@@ -78,12 +93,12 @@ export class RecentIds {
   lookup(id: string, high: number, low: number, liveFrom: number): number {
     // The query's horizon, not remembered: only expire() moves the table's own.
     const floor = liveFrom > this.liveFrom ? liveFrom : this.liveFrom;
-    const buckets = this.buckets;
-    const mask = buckets.length - 1;
+    const { words, floats } = this;
+    const mask = this.capacity - 1;
     let slot = (low ^ Math.imul(high, 0x9e3779b1)) & mask;
     let reusable = -1;
     for (;;) {
-      const bucket = buckets[slot] as number;
+      const bucket = floats[slot * BUCKET_FLOATS + 2] as number;
       if (bucket === EMPTY) {
         this.insertAt = reusable >= 0 ? reusable : slot;
         return EMPTY;
@@ -91,8 +106,9 @@ export class RecentIds {
       if (bucket < floor) {
         // Dead or expired: its chunk may be gone, so it is never compared; a new id may take it.
         if (reusable < 0) reusable = slot;
-      } else if (this.low[slot] === low && this.high[slot] === high && this.holds(slot, id)) {
-        return bucket;
+      } else {
+        const w = slot * SLOT_WORDS;
+        if (words[w + LOW] === low && words[w + HIGH] === high && this.holds(slot, id)) return bucket;
       }
       slot = (slot + 1) & mask;
     }
@@ -101,19 +117,14 @@ export class RecentIds {
   /** Remembers a fresh id where the last lookup() of it (which found nothing) left off. */
   insertFresh(id: string, high: number, low: number, bucket: number): void {
     const slot = this.insertAt;
-    if (this.buckets[slot] === EMPTY) this.occupied++;
     const start = this.arenaUsed;
     if (start + maxEntryBytes(id) > this.arena.length) this.growArena(start + maxEntryBytes(id));
     this.arenaUsed = appendIdEntry(this.arena, start, id);
-    this.high[slot] = high;
-    this.low[slot] = low;
-    this.buckets[slot] = bucket;
-    this.chunkOf[slot] = FRESH;
-    this.offsetOf[slot] = this.freshStarts.length;
+    this.put(slot, high, low, bucket, FRESH, this.freshStarts.length);
     this.freshStarts.push(start);
     this.freshBuckets.push(bucket);
     this.freshSlots.push(slot);
-    if (this.occupied * 2 > this.buckets.length) this.resize();
+    if (this.occupied > this.capacity * MAX_LOAD) this.resize();
   }
 
   get freshCount(): number {
@@ -128,7 +139,8 @@ export class RecentIds {
     for (let i = 0; i < this.freshStarts.length; i++) {
       const bucket = this.freshBuckets[i] as number;
       const slot = this.freshSlots[i] as number;
-      if (bucket < this.liveFrom || this.chunkOf[slot] !== FRESH || this.offsetOf[slot] !== i) continue;
+      const w = slot * SLOT_WORDS;
+      if (bucket < this.liveFrom || this.words[w + CHUNK] !== FRESH || this.words[w + OFFSET] !== i) continue;
       if (bucket !== lastBucket) {
         let list = byBucket.get(bucket);
         if (list === undefined) byBucket.set(bucket, (list = []));
@@ -182,9 +194,9 @@ export class RecentIds {
       let offset = 0;
       for (let j = from; j < to; j++) {
         const index = fresh[j] as number;
-        const slot = this.freshSlots[index] as number;
-        this.chunkOf[slot] = number;
-        this.offsetOf[slot] = offset;
+        const w = (this.freshSlots[index] as number) * SLOT_WORDS;
+        this.words[w + CHUNK] = number;
+        this.words[w + OFFSET] = offset;
         offset += this.freshEntryBytes(index);
       }
       chunks.push({ key, bytes });
@@ -224,15 +236,7 @@ export class RecentIds {
         if (!hashAsciiId(buffer, start, end)) hashId(buffer.toString('utf8', start, end));
         // Ids of two loaded chunks are never both live (one is remembered again only after the other
         // expired), and lookups skip expired entries: no comparison needed here.
-        const mask = this.buckets.length - 1;
-        let slot = (idHash.low ^ Math.imul(idHash.high, 0x9e3779b1)) & mask;
-        while (this.buckets[slot] !== EMPTY) slot = (slot + 1) & mask;
-        this.high[slot] = idHash.high;
-        this.low[slot] = idHash.low;
-        this.buckets[slot] = bucket;
-        this.chunkOf[slot] = number;
-        this.offsetOf[slot] = offset;
-        this.occupied++;
+        this.put(this.freeSlot(idHash.high, idHash.low), idHash.high, idHash.low, bucket, number, offset);
         offset = end;
       }
     });
@@ -264,7 +268,7 @@ export class RecentIds {
         hashId(id);
         const slot = this.slotOf(idHash.high, idHash.low, number, offset);
         if (slot >= 0) {
-          this.buckets[slot] = DEAD;
+          this.floats[slot * BUCKET_FLOATS + 2] = DEAD;
           kept.push(id);
         }
         offset = entryEnd(chunk.bytes, offset);
@@ -307,18 +311,19 @@ export class RecentIds {
 
   /** The slot of the id at `offset` of chunk `number`, or -1 (it was re-remembered or has expired). */
   private slotOf(high: number, low: number, number: number, offset: number): number {
-    const buckets = this.buckets;
-    const mask = buckets.length - 1;
+    const { words, floats } = this;
+    const mask = this.capacity - 1;
     let slot = (low ^ Math.imul(high, 0x9e3779b1)) & mask;
     for (;;) {
-      const bucket = buckets[slot] as number;
+      const bucket = floats[slot * BUCKET_FLOATS + 2] as number;
       if (bucket === EMPTY) return -1;
+      const w = slot * SLOT_WORDS;
       if (
         bucket >= this.liveFrom &&
-        this.chunkOf[slot] === number &&
-        this.offsetOf[slot] === offset &&
-        this.low[slot] === low &&
-        this.high[slot] === high
+        words[w + CHUNK] === number &&
+        words[w + OFFSET] === offset &&
+        words[w + LOW] === low &&
+        words[w + HIGH] === high
       )
         return slot;
       slot = (slot + 1) & mask;
@@ -327,8 +332,8 @@ export class RecentIds {
 
   /** Whether the slot's exact id is `id` (its hash already matched). */
   private holds(slot: number, id: string): boolean {
-    const chunkNumber = this.chunkOf[slot] as number;
-    const offset = this.offsetOf[slot] as number;
+    const chunkNumber = this.words[slot * SLOT_WORDS + CHUNK] as number;
+    const offset = this.words[slot * SLOT_WORDS + OFFSET] as number;
     const bytes = chunkNumber === FRESH ? this.arena : this.chunks[chunkNumber]?.bytes;
     if (bytes === undefined) return false;
     const buffer = Buffer.isBuffer(bytes)
@@ -362,37 +367,54 @@ export class RecentIds {
 
   /** Makes room for `more` ids without a resize on the way. */
   private reserve(more: number): void {
-    if ((this.occupied + more) * 2 > this.buckets.length) this.resize(more);
+    if (this.occupied + more > this.capacity * MAX_LOAD) this.resize(more);
   }
 
-  /** Rehashes the live entries into a table at most a quarter full (with `more` to come). */
+  /** Rehashes the live entries into a table at most half full once `more` ids are in. */
   private resize(more = 0): void {
-    const { high, low, buckets, chunkOf, offsetOf } = this;
+    const { words, floats, capacity: oldCapacity } = this;
     let live = more;
-    for (let i = 0; i < buckets.length; i++) if ((buckets[i] as number) >= this.liveFrom) live++;
+    for (let i = 0; i < oldCapacity; i++)
+      if ((floats[i * BUCKET_FLOATS + 2] as number) >= this.liveFrom) live++;
     let capacity = INITIAL_CAPACITY;
-    while (capacity < live * 4) capacity *= 2;
-    this.high = new Uint32Array(capacity);
-    this.low = new Uint32Array(capacity);
-    this.buckets = new Float64Array(capacity).fill(EMPTY);
-    this.chunkOf = new Int32Array(capacity);
-    this.offsetOf = new Uint32Array(capacity);
-    this.occupied = 0;
-    const mask = capacity - 1;
-    for (let i = 0; i < buckets.length; i++) {
-      const bucket = buckets[i] as number;
+    while (capacity < live * 2) capacity *= 2;
+    this.allocate(capacity);
+    for (let i = 0; i < oldCapacity; i++) {
+      const bucket = floats[i * BUCKET_FLOATS + 2] as number;
       if (bucket < this.liveFrom) continue;
-      const h = high[i] as number;
-      const l = low[i] as number;
-      let slot = (l ^ Math.imul(h, 0x9e3779b1)) & mask;
-      while (this.buckets[slot] !== EMPTY) slot = (slot + 1) & mask;
-      this.high[slot] = h;
-      this.low[slot] = l;
-      this.buckets[slot] = bucket;
-      this.chunkOf[slot] = chunkOf[i] as number;
-      this.offsetOf[slot] = offsetOf[i] as number;
-      this.occupied++;
-      if (chunkOf[i] === FRESH) this.freshSlots[offsetOf[i] as number] = slot;
+      const w = i * SLOT_WORDS;
+      const high = words[w + HIGH] as number;
+      const low = words[w + LOW] as number;
+      const slot = this.freeSlot(high, low);
+      this.put(slot, high, low, bucket, words[w + CHUNK] as number, words[w + OFFSET] as number);
+      if (words[w + CHUNK] === FRESH) this.freshSlots[words[w + OFFSET] as number] = slot;
     }
+  }
+
+  private allocate(capacity: number): void {
+    const buffer = new ArrayBuffer(capacity * SLOT_BYTES);
+    this.words = new Uint32Array(buffer);
+    this.floats = new Float64Array(buffer);
+    for (let slot = 0; slot < capacity; slot++) this.floats[slot * BUCKET_FLOATS + 2] = EMPTY;
+    this.capacity = capacity;
+    this.occupied = 0;
+  }
+
+  /** The first empty slot on the hash's probe path. */
+  private freeSlot(high: number, low: number): number {
+    const mask = this.capacity - 1;
+    let slot = (low ^ Math.imul(high, 0x9e3779b1)) & mask;
+    while (this.floats[slot * BUCKET_FLOATS + 2] !== EMPTY) slot = (slot + 1) & mask;
+    return slot;
+  }
+
+  private put(slot: number, high: number, low: number, bucket: number, chunk: number, offset: number): void {
+    if (this.floats[slot * BUCKET_FLOATS + 2] === EMPTY) this.occupied++;
+    const w = slot * SLOT_WORDS;
+    this.words[w + HIGH] = high;
+    this.words[w + LOW] = low;
+    this.words[w + CHUNK] = chunk;
+    this.words[w + OFFSET] = offset;
+    this.floats[slot * BUCKET_FLOATS + 2] = bucket;
   }
 }
