@@ -215,21 +215,19 @@ export class RecentIds {
 
   /**
    * Loads chunks written before (open): their ids become recent. The table is sized once for all of
-   * them and ASCII ids are hashed from their bytes, so that an open costs little more than the reads.
+   * them and ASCII ids are hashed from their bytes (no string per id).
    */
   loadChunks(chunks: ReadonlyArray<{ key: string; bucket: number; bytes: Uint8Array }>): void {
-    const counts = chunks.map(({ bytes }) => {
-      let count = 0;
-      for (let at = 0; at < bytes.byteLength; at = entryEnd(bytes, at)) count++;
-      return count;
-    });
-    this.reserve(counts.reduce((sum, count) => sum + count, 0));
-    chunks.forEach(({ key, bucket, bytes }, c) => {
-      const number = this.addChunk(key, bucket, bytes, counts[c] as number);
+    let total = 0;
+    for (const { bytes } of chunks) for (let at = 0; at < bytes.byteLength; at = entryEnd(bytes, at)) total++;
+    this.reserve(total);
+    for (const { key, bucket, bytes } of chunks) {
       const buffer = Buffer.isBuffer(bytes)
         ? bytes
         : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      for (let offset = 0; offset < buffer.length;) {
+      const number = this.addChunk(key, bucket, bytes, 0);
+      let count = 0;
+      for (let offset = 0; offset < buffer.length; count++) {
         const end = entryEnd(buffer, offset);
         let start = offset + 1;
         while ((buffer[start - 1] as number) >= 0x80) start++;
@@ -239,7 +237,8 @@ export class RecentIds {
         this.put(this.freeSlot(idHash.high, idHash.low), idHash.high, idHash.low, bucket, number, offset);
         offset = end;
       }
-    });
+      this.chargeIds(number, count);
+    }
   }
 
   /** The oldest chunk, if any. */
@@ -295,6 +294,14 @@ export class RecentIds {
     this.order.push(number);
     this.chunkCost += chunk.cost;
     return number;
+  }
+
+  /** Adds the slots of `ids` more ids to a chunk's cost (a loaded chunk's ids are counted as they go in). */
+  private chargeIds(number: number, ids: number): void {
+    const chunk = this.chunks[number] as RecentChunk;
+    const cost = ids * RECENT_ID_SLOT_BYTES;
+    this.chunks[number] = { ...chunk, cost: chunk.cost + cost };
+    this.chunkCost += cost;
   }
 
   private removeChunk(number: number): void {
