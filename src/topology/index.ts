@@ -15,6 +15,7 @@ export type {
 export { Topology } from './topology.js';
 export { StateRoundTripError } from './accumulator-check.js';
 export { StoreMismatchError } from '../state/store-manifest.js';
+export type { KeyValueStore } from '../state/kv-store.js';
 export type { TopologyDescription } from './topology.js';
 export { count, sum, min, max, avg, quantiles, quantileName, custom } from './aggregators.js';
 export type {
