@@ -86,13 +86,18 @@ export class PunctuationScheduler {
    * From tick(): fires every wall-time schedule that is due, at the task's stream time, one after the
    * other (a promise when a callback is asynchronous).
    */
-  tick(nowMs: number, streamTime: number, from = 0): void | Promise<void> {
-    for (let i = from; i < this.punctuations.length; i++) {
+  tick(nowMs: number, streamTime: number): void | Promise<void> {
+    return this.tickFrom(0, nowMs, streamTime);
+  }
+
+  /** Fires the due wall-time schedules from index `first` on; after an asynchronous one, the rest when it settles. */
+  private tickFrom(first: number, nowMs: number, streamTime: number): void | Promise<void> {
+    for (let i = first; i < this.punctuations.length; i++) {
       const punctuation = this.punctuations[i] as Punctuation;
       if (punctuation.cancelled || punctuation.type !== 'wall-time' || nowMs < punctuation.next) continue;
       punctuation.next = nowMs + punctuation.interval;
       const pending = this.run(streamTime, () => punctuation.callback(nowMs));
-      if (pending !== undefined) return pending.then(() => this.tick(nowMs, streamTime, i + 1));
+      if (pending !== undefined) return pending.then(() => this.tickFrom(i + 1, nowMs, streamTime));
     }
   }
 }
