@@ -7,6 +7,7 @@ import { TopologyBuilder, memorySink, seconds } from '../../../src/index.js';
 import type { RawRecord } from '../../../src/index.js';
 import { CacheBudget } from '../../../src/core/cache-budget.js';
 import type { KeyValueStoreImpl } from '../../../src/state/kv-store.js';
+import type { StateChange, TaskChangelog } from '../../../src/core/task.js';
 import { T0, jsonSerde } from './helpers.js';
 
 interface Payment {
@@ -192,5 +193,76 @@ test('an async punctuation listing a store runs between the records of a batch, 
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** An in-memory changelog: per store, its change records in order (offset = index). */
+function memoryChangelog(): TaskChangelog {
+  const records = new Map<string, StateChange[]>();
+  return {
+    write: async (changes) => {
+      const offsets = new Map<string, bigint>();
+      for (const change of changes) {
+        const log = records.get(change.store) ?? [];
+        log.push(change);
+        records.set(change.store, log);
+        offsets.set(change.store, BigInt(log.length - 1));
+      }
+      return offsets;
+    },
+    restore: async (target) => {
+      for (const [store, log] of records) {
+        const from = Number((target.local.get(store) ?? -1n) + 1n);
+        if (from < log.length) await target.apply(store, log.slice(from), BigInt(log.length - 1));
+      }
+    },
+  };
+}
+
+test('a store restored from its changelog into an empty folder has the same entries and an exact size', async () => {
+  const dirs = [
+    await mkdtemp(join(tmpdir(), 'tributary-kv-restore-')),
+    await mkdtemp(join(tmpdir(), 'tributary-kv-restore-')),
+  ];
+  const changelog = memoryChangelog();
+  try {
+    const owner = balancesTopology('prefetch');
+    const task = await owner.topology.openTask({
+      partition: 0,
+      dir: dirs[0] as string,
+      changelog,
+      cache: new CacheBudget(2048),
+    });
+    const values = payments(0, 3_000, 700);
+    for (let i = 0; i < values.length; i += 500) {
+      await task.process(recordsOf(values.slice(i, i + 500), i));
+      await task.commit();
+    }
+    const ownerEntries = await task
+      .stores()
+      .find((view) => view.name === 'balances')
+      ?.entries();
+    assert.equal(ownerEntries?.length, 700);
+    await task.close();
+
+    const next = balancesTopology('prefetch');
+    const restored = await next.topology.openTask({
+      partition: 0,
+      dir: dirs[1] as string,
+      changelog,
+      cache: new CacheBudget(2048),
+    });
+    try {
+      const view = restored.stores().find((store) => store.name === 'balances');
+      assert.equal(view?.approximateSize(), 700);
+      assert.deepEqual(await view?.entries(), ownerEntries);
+      await restored.process(recordsOf([{ account: 'ACCT-1', amount: 1, time: T0 + 99_999 }], values.length));
+      const expected = expectedOutputs([...values, { account: 'ACCT-1', amount: 1, time: T0 + 99_999 }]);
+      assert.deepEqual(next.seen.outputs, expected.slice(-1));
+    } finally {
+      await restored.close();
+    }
+  } finally {
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
   }
 });
