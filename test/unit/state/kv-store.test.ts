@@ -282,3 +282,23 @@ test('property: random puts, deletes, gets, commits and reopens with a cache far
     { numRuns: 60 },
   );
 });
+
+test('a folder written before entry counts were kept is counted once at open, and the count is written with the next commit', async () => {
+  await withDir(async (dir) => {
+    let { db, store } = await openStore(dir, 4096);
+    for (let i = 0; i < 1_000; i++) store.put(keyOf(i), { balance: i, owner: 'o' });
+    await db.commit({});
+    // As an older version left it: the entries, no count.
+    const local = db.localBatch();
+    local.delLocal(db.textLevel('meta'), 'kv-count:accounts');
+    await local.write();
+    assert.equal(await db.getMeta('kv-count:accounts'), undefined);
+    await db.close();
+
+    ({ db, store } = await openStore(dir, 4096));
+    assert.equal(store.size, 1_000);
+    await db.commit({});
+    assert.equal(await db.getMeta('kv-count:accounts'), '1000');
+    await db.close();
+  });
+});
