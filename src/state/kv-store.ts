@@ -47,7 +47,8 @@ export interface KeyValueStore<V> {
   getMany(keys: Iterable<string>): Promise<void>;
   /**
    * Every entry in key order (UTF-8 byte order, LevelDB's): the committed entries merged with the
-   * uncommitted writes, as of the call. Asynchronous: a store may be larger than memory.
+   * uncommitted writes, as of the start of the iteration (writes made while iterating are not seen).
+   * Asynchronous: a store may be larger than memory.
    */
   entries(): AsyncIterableIterator<[string, V]>;
   /** The number of entries, exact (uncommitted writes included). */
@@ -93,8 +94,7 @@ export class KeyValueStoreImpl<V> implements KeyValueStore<V>, ManagedStore {
   private countNeedsWrite = false;
   /** Keys the coming batch will read, named by the engine's pre-pass (beginBatch/want/prefetch). */
   private wanted: string[] = [];
-  /** LevelDB reads made synchronously on a cache miss (tests and diagnostics). */
-  syncReads = 0;
+  private synchronousReads = 0;
 
   constructor(
     private readonly db: StateDb,
@@ -179,6 +179,11 @@ export class KeyValueStoreImpl<V> implements KeyValueStore<V>, ManagedStore {
     await this.getMany(wanted);
   }
 
+  /** LevelDB reads made synchronously, on a cache miss or to count a blind write (tests and diagnostics). */
+  get syncReads(): number {
+    return this.synchronousReads;
+  }
+
   /** Estimated bytes of the clean cache (after a commit, everything the store keeps in memory). */
   get residentBytes(): number {
     return this.cleanBytes;
@@ -253,7 +258,7 @@ export class KeyValueStoreImpl<V> implements KeyValueStore<V>, ManagedStore {
       this.clean.set(key, cached);
       return cached.value;
     }
-    this.syncReads++;
+    this.synchronousReads++;
     const text = this.level.getSync(key);
     const value = text === undefined ? ABSENT : decodeValue<V>(text);
     this.remember(key, value, entryBytes(key, text));
@@ -288,7 +293,7 @@ export class KeyValueStoreImpl<V> implements KeyValueStore<V>, ManagedStore {
     if (this.unresolved.size === 0) return;
     for (const key of this.unresolved) {
       const pending = this.dirty.get(key) as PendingWrite<V>;
-      this.syncReads++;
+      this.synchronousReads++;
       pending.before = this.level.getSync(key) !== undefined;
       this.pendingDelta += presence(pending.value) - (pending.before ? 1 : 0);
     }
