@@ -75,7 +75,8 @@ export function storeMetaKeys(kind: StoreKind, name: string): string[] {
     case 'outbox':
       return [`outbox-next-seq:${name}`, `outbox-acked-through:${name}`];
     case 'key-value':
-      return [];
+      // Its committed entry count (so opening needs no scan).
+      return [`kv-count:${name}`];
   }
 }
 

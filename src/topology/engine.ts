@@ -17,10 +17,10 @@ import { StateDb } from '../state/db.js';
 import type { ChangelogDeriver, ManagedStore } from '../state/db.js';
 import { OutboxStore } from '../state/outbox-store.js';
 import { CacheBudget } from '../core/cache-budget.js';
-import type { DedupeStore } from '../state/dedupe-store.js';
 import type {
   Cancellable,
   NodeSpec,
+  PunctuationCallback,
   PunctuationType,
   Push,
   SourceSpec,
@@ -122,7 +122,7 @@ export async function openPartitionTask(
   try {
     if (options.changelog) await restoreFromChangelog(db, topology, options.changelog);
     await reconcileStores(db, topology, options);
-    const plan = planDedupePrefetch(topology.nodes);
+    const plan = planPrefetch(topology.nodes);
     const stores = new Map<string, ManagedStore>();
     const storeContext = { cache: options.cache ?? new CacheBudget() };
     for (const spec of topology.storeSpecs)
@@ -225,23 +225,35 @@ async function reconcileStores(db: StateDb, topology: TaskPlan, options: OpenTas
   else db.recordStores(expected);
 }
 
-/** One dedupe reached from a source: the lookaheads of the nodes in between, then its id function. */
-interface DedupePrefetch {
+/** One store whose keys a pre-pass names, reached from a source: the lookaheads in between, then its key function. */
+interface KeyPrefetchPath {
   readonly topic: string;
   readonly steps: ReadonlyArray<(value: unknown) => unknown>;
   readonly store: string;
-  readonly idOf: (value: unknown) => string;
+  readonly keysOf: (value: unknown) => string | readonly string[];
 }
 
 /**
- * Per dedupe store, the paths from the sources along which a pre-pass can compute the ids a batch
- * will check: every node in between is stateless with a lookahead (filter, map, validate, peek,
- * branch, merge, another dedupe). A dedupe missing here has a stateful or many-valued step before it
- * (a process(), a flatMap, a window): its ids cannot be known before the batch runs, so its store
- * reads an id the filter cannot rule out synchronously when the record gets there (exact, bounded
- * memory; slower per such record than one getMany per batch).
+ * What the pre-pass needs of a store: a dedupe store (ids) or a key-value store (keys), read before the
+ * batch runs so the per-record pass stays synchronous.
  */
-function planDedupePrefetch(nodes: readonly NodeSpec[]): Map<string, DedupePrefetch[]> {
+interface BatchPrefetchStore {
+  /** False while every key the store may be asked for is in memory (the pre-pass would save nothing). */
+  readonly wantsPrefetch: boolean;
+  beginBatch(): void;
+  want(key: string): void;
+  prefetch(): Promise<void>;
+}
+
+/**
+ * Per store, the paths from the sources along which a pre-pass can compute the keys a batch will read
+ * (a dedupe's ids, a process() node's `prefetch` keys): every node in between is stateless with a
+ * lookahead (filter, map, validate, peek, branch, merge, a dedupe). A store missing here has a stateful
+ * or many-valued step before its node (a process(), a flatMap, a window): its keys cannot be known
+ * before the batch runs, so the store reads a key it does not hold synchronously when the record gets
+ * there (exact, bounded memory; slower per such record than one getMany per batch).
+ */
+function planPrefetch(nodes: readonly NodeSpec[]): Map<string, KeyPrefetchPath[]> {
   const byName = new Map(nodes.map((node) => [node.name, node]));
   const pathsTo = (
     name: string,
@@ -258,9 +270,12 @@ function planDedupePrefetch(nodes: readonly NodeSpec[]): Map<string, DedupePrefe
     }
     return paths;
   };
-  const plan = new Map<string, DedupePrefetch[]>();
+  const plan = new Map<string, KeyPrefetchPath[]>();
   for (const node of nodes) {
-    if (node.dedupeIds === undefined) continue;
+    const named = node.dedupeIds
+      ? [{ store: node.dedupeIds.store, keysOf: node.dedupeIds.idOf }]
+      : (node.keyPrefetch ?? []);
+    if (named.length === 0) continue;
     const paths: Array<{ topic: string; steps: Array<(value: unknown) => unknown> }> = [];
     let known = node.parents.length > 0;
     for (const parent of node.parents) {
@@ -269,11 +284,11 @@ function planDedupePrefetch(nodes: readonly NodeSpec[]): Map<string, DedupePrefe
       else paths.push(...above);
     }
     if (!known) continue;
-    const { store, idOf } = node.dedupeIds;
-    plan.set(
-      store,
-      paths.map((path) => ({ ...path, store, idOf })),
-    );
+    for (const { store, keysOf } of named) {
+      const list = plan.get(store) ?? [];
+      list.push(...paths.map((path) => ({ ...path, store, keysOf })));
+      plan.set(store, list);
+    }
   }
   return plan;
 }
@@ -281,8 +296,8 @@ function planDedupePrefetch(nodes: readonly NodeSpec[]): Map<string, DedupePrefe
 /** A prefetch path with its store resolved, as the pre-pass runs it. */
 interface Prefetcher {
   readonly steps: ReadonlyArray<(value: unknown) => unknown>;
-  readonly store: DedupeStore;
-  readonly idOf: (value: unknown) => string;
+  readonly store: BatchPrefetchStore;
+  readonly keysOf: (value: unknown) => string | readonly string[];
 }
 
 class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRuntime {
@@ -302,9 +317,9 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
   /** Set only on the rare paths (a late event, a dead letter): examples for the runtime's log lines. */
   private readonly lastOffsets: DropExamples = { deadLetters: {} };
   private lastActivity: number;
-  /** Per source topic, the dedupes whose ids the pre-pass names; undefined when there are none. */
+  /** Per source topic, the stores whose keys the pre-pass names; undefined when there are none. */
   private prefetchers: Map<string, Prefetcher[]> | undefined;
-  private prefetchStores: DedupeStore[] = [];
+  private prefetchStores: BatchPrefetchStore[] = [];
 
   constructor(
     options: OpenTaskOptions,
@@ -333,15 +348,15 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
   wire(
     nodes: readonly NodeSpec[],
     sources: readonly SourceSpec[],
-    prefetch: ReadonlyMap<string, readonly DedupePrefetch[]> = new Map(),
+    prefetch: ReadonlyMap<string, readonly KeyPrefetchPath[]> = new Map(),
   ): void {
     for (const [name, paths] of prefetch) {
-      const store = this.store<DedupeStore>(name);
+      const store = this.store<ManagedStore & BatchPrefetchStore>(name);
       this.prefetchStores.push(store);
       this.prefetchers ??= new Map();
-      for (const { topic, steps, idOf } of paths) {
+      for (const { topic, steps, keysOf } of paths) {
         const list = this.prefetchers.get(topic) ?? [];
-        list.push({ steps, store, idOf });
+        list.push({ steps, store, keysOf });
         this.prefetchers.set(topic, list);
       }
     }
@@ -419,7 +434,7 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
     for (const listener of this.timeListeners.values()) {
       this.withTimestamp(this.streamTime, () => listener.onIdle(idleFor));
     }
-    this.punctuations.tick(nowMs, this.streamTime);
+    await this.punctuations.tick(nowMs, this.streamTime);
   }
 
   async commit(): Promise<void> {
@@ -518,7 +533,7 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
     return restored === undefined ? undefined : (restored ?? -Infinity);
   }
 
-  schedule(intervalMs: number, type: PunctuationType, callback: (time: number) => void): Cancellable {
+  schedule(intervalMs: number, type: PunctuationType, callback: PunctuationCallback): Cancellable {
     return this.punctuations.schedule(intervalMs, type, callback, this.streamTime);
   }
 
@@ -565,16 +580,20 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
         this.deadLetter('processing-failed', error);
       }
       for (const listener of listeners) listener.afterRecord();
-      for (const punctuation of eventPunctuations)
-        this.punctuations.afterRecord(punctuation, this.streamTime);
+      for (const punctuation of eventPunctuations) {
+        // An asynchronous punctuation (e.g. one that lists a store) finishes before the next record.
+        const pending = this.punctuations.afterRecord(punctuation, this.streamTime);
+        if (pending !== undefined) await pending;
+      }
     }
     this.currentRaw = undefined;
   }
 
   /**
-   * The pre-pass: runs each record through the lookaheads between its source and each dedupe to name
-   * the ids the batch will check, then awaits the dedupe stores' prefetch of those the filters cannot
-   * rule out, so the per-record pass stays synchronous. User functions run here without side effects
+   * The pre-pass: runs each record through the lookaheads between its source and each dedupe or
+   * prefetching process() to name the ids and keys the batch will read, then awaits the stores'
+   * prefetch (a dedupe store reads the ids its filter cannot rule out, a key-value store the keys it
+   * does not cache), so the per-record pass stays synchronous. User functions run here without side effects
    * that matter (peek's action does not run); one that throws names no id, and the real pass turns
    * the throw into a dead letter as before.
    */
@@ -583,7 +602,7 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
     records: readonly RawRecord[],
     decoded: readonly unknown[],
   ): Promise<void> {
-    // Until ids spill to disk, every lookup is answered from memory: no pre-pass.
+    // Until a store may have to read disk (a dedupe's ids spill there), no pre-pass.
     if (!this.prefetchStores.some((store) => store.wantsPrefetch)) return;
     for (const store of this.prefetchStores) store.beginBatch();
     let topic: string | undefined;
@@ -604,9 +623,12 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
             passed = step(passed);
             if (passed === SKIP) break;
           }
-          if (passed !== SKIP) prefetcher.store.want(prefetcher.idOf(passed));
+          if (passed === SKIP) continue;
+          const keys = prefetcher.keysOf(passed);
+          if (typeof keys === 'string') prefetcher.store.want(keys);
+          else for (const key of keys) prefetcher.store.want(key);
         } catch {
-          // Named by nobody: the real pass meets the same throw and dead-letters the record.
+          // Named by nobody: the real pass meets the same throw (or reads synchronously).
         }
       }
     }

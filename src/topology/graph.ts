@@ -30,6 +30,12 @@ export interface RecordMetadata {
 
 export type PunctuationType = 'event-time' | 'wall-time';
 
+/**
+ * What a schedule calls; a promise it returns is awaited before the task goes on. A union rather than
+ * `=> void | Promise<void>`, so that a synchronous callback may return anything, as with `=> void`.
+ */
+export type PunctuationCallback = ((time: number) => void) | ((time: number) => Promise<void>);
+
 export interface Cancellable {
   cancel(): void;
 }
@@ -65,7 +71,7 @@ export interface TaskRuntime {
   countWindowEmitted(): void;
   /** Registers a time listener; returns its checkpointed value (undefined on a fresh task). */
   addTimeListener(name: string, listener: TimeListener): number | undefined;
-  schedule(intervalMs: number, type: PunctuationType, callback: (time: number) => void): Cancellable;
+  schedule(intervalMs: number, type: PunctuationType, callback: PunctuationCallback): Cancellable;
   /** Runs `fn` with `timestamp` as the current record's timestamp (window emission, punctuation). */
   withTimestamp(timestamp: number, fn: () => void): void;
 }
@@ -99,6 +105,14 @@ export interface NodeSpec {
   readonly lookahead?: (value: unknown) => unknown;
   /** A dedupe node's store and id function, for that pre-pass. */
   readonly dedupeIds?: { readonly store: string; readonly idOf: (value: unknown) => string };
+  /**
+   * A process() node's key-value stores and the keys it will read for a value (its `prefetch` option),
+   * for the same pre-pass: the store reads those keys in one getMany before the batch runs.
+   */
+  readonly keyPrefetch?: ReadonlyArray<{
+    readonly store: string;
+    readonly keysOf: (value: unknown) => string | readonly string[];
+  }>;
   create(ctx: NodeRuntimeContext): Push;
 }
 

@@ -15,6 +15,7 @@ export type {
 export { Topology } from './topology.js';
 export { StateRoundTripError } from './accumulator-check.js';
 export { StoreMismatchError } from '../state/store-manifest.js';
+export type { KeyValueStore } from '../state/kv-store.js';
 export type { TopologyDescription } from './topology.js';
 export { GRAPH_FORMATS, renderTopologyGraph } from './graph-render.js';
 export type { GraphFormat } from './graph-render.js';

@@ -7,20 +7,23 @@
  * starts at the next multiple of its interval after the restored stream time, so a restarted task fires
  * at exactly the stream times an uninterrupted one would. A wall-time schedule starts one interval
  * after it is registered.
+ *
+ * A callback may be asynchronous (e.g. to list a key-value store larger than memory): the task waits for
+ * its promise before it goes on, so it still runs between two records as a synchronous one does.
  */
-import type { Cancellable, PunctuationType } from './graph.js';
+import type { Cancellable, PunctuationCallback, PunctuationType } from './graph.js';
 
 export interface Punctuation {
   readonly interval: number;
   readonly type: PunctuationType;
-  readonly callback: (time: number) => void;
+  readonly callback: PunctuationCallback;
   /** Time of the next firing; -Infinity for an event-time schedule made before the first record. */
   next: number;
   cancelled: boolean;
 }
 
-/** Runs a punctuation callback at a time, outside any input record. */
-export type PunctuationRunner = (time: number, fire: () => void) => void;
+/** Runs a punctuation callback at a time, outside any input record; returns the callback's promise, if any. */
+export type PunctuationRunner = (time: number, fire: () => void | Promise<void>) => void | Promise<void>;
 
 /** The first multiple of `interval` after `streamTime`; -Infinity while stream time is unknown. */
 export function nextMultiple(streamTime: number, interval: number): number {
@@ -39,7 +42,7 @@ export class PunctuationScheduler {
   schedule(
     intervalMs: number,
     type: PunctuationType,
-    callback: (time: number) => void,
+    callback: PunctuationCallback,
     streamTime: number,
   ): Cancellable {
     if (!(intervalMs > 0)) throw new Error('punctuation interval must be positive');
@@ -63,8 +66,11 @@ export class PunctuationScheduler {
     return this.punctuations.filter((p) => p.type === 'event-time' && !p.cancelled);
   }
 
-  /** After a record: fires an event-time schedule whose next multiple stream time has reached. */
-  afterRecord(punctuation: Punctuation, streamTime: number): void {
+  /**
+   * After a record: fires an event-time schedule whose next multiple stream time has reached; returns
+   * the callback's promise when it is asynchronous (await it before the next record).
+   */
+  afterRecord(punctuation: Punctuation, streamTime: number): void | Promise<void> {
     if (punctuation.cancelled || !Number.isFinite(streamTime)) return;
     if (punctuation.next === -Infinity) {
       // Scheduled before the first record: start at the first multiple after it, without firing.
@@ -73,15 +79,25 @@ export class PunctuationScheduler {
     }
     if (streamTime < punctuation.next) return;
     punctuation.next = nextMultiple(streamTime, punctuation.interval);
-    this.run(streamTime, () => punctuation.callback(streamTime));
+    return this.run(streamTime, () => punctuation.callback(streamTime));
   }
 
-  /** From tick(): fires every wall-time schedule that is due, at the task's stream time. */
-  tick(nowMs: number, streamTime: number): void {
-    for (const punctuation of this.punctuations) {
+  /**
+   * From tick(): fires every wall-time schedule that is due, at the task's stream time, one after the
+   * other (a promise when a callback is asynchronous).
+   */
+  tick(nowMs: number, streamTime: number): void | Promise<void> {
+    return this.tickFrom(0, nowMs, streamTime);
+  }
+
+  /** Fires the due wall-time schedules from index `first` on; after an asynchronous one, the rest when it settles. */
+  private tickFrom(first: number, nowMs: number, streamTime: number): void | Promise<void> {
+    for (let i = first; i < this.punctuations.length; i++) {
+      const punctuation = this.punctuations[i] as Punctuation;
       if (punctuation.cancelled || punctuation.type !== 'wall-time' || nowMs < punctuation.next) continue;
       punctuation.next = nowMs + punctuation.interval;
-      this.run(streamTime, () => punctuation.callback(nowMs));
+      const pending = this.run(streamTime, () => punctuation.callback(nowMs));
+      if (pending !== undefined) return pending.then(() => this.tickFrom(i + 1, nowMs, streamTime));
     }
   }
 }

@@ -59,15 +59,34 @@ export class RecordContext {
     }
   }
 
-  /** Runs `fn` at `timestamp` outside any input record (punctuation): dead letters it raises carry no payload. */
-  runOutsideRecord(timestamp: number, fn: () => void): void {
-    const saved = this.currentRaw;
+  /**
+   * Runs `fn` at `timestamp` outside any input record (punctuation): dead letters it raises carry no
+   * payload. When `fn` returns a promise (an asynchronous punctuation), the context stays until it settles.
+   */
+  runOutsideRecord(timestamp: number, fn: () => void | Promise<void>): void | Promise<void> {
+    const savedRaw = this.currentRaw;
+    const savedTimestamp = this.timestamp;
+    const savedRecord = this.cachedRecord;
     this.currentRaw = undefined;
+    this.timestamp = timestamp;
+    this.cachedRecord = undefined;
+    const restore = () => {
+      this.currentRaw = savedRaw;
+      this.timestamp = savedTimestamp;
+      this.cachedRecord = savedRecord;
+    };
+    let returned: unknown;
     try {
-      this.withTimestamp(timestamp, fn);
-    } finally {
-      this.currentRaw = saved;
+      returned = fn();
+    } catch (error) {
+      restore();
+      throw error;
     }
+    if (!(returned instanceof Promise)) {
+      restore();
+      return undefined;
+    }
+    return returned.then(() => undefined).finally(restore);
   }
 
   /** The record a dead letter raised now refers to: the input record, or the metadata without a payload. */

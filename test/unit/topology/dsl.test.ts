@@ -309,8 +309,9 @@ test('processor API: record metadata, a key-value store and event-time punctuati
     .process<string>(
       (ctx) => {
         const totals = ctx.getStore<number>('totals');
-        ctx.schedule(minutes(1), 'event-time', (time) => {
-          for (const [subject, total] of totals.entries()) ctx.forward(`${time - T0}:${subject}=${total}`);
+        ctx.schedule(minutes(1), 'event-time', async (time) => {
+          for await (const [subject, total] of totals.entries())
+            ctx.forward(`${time - T0}:${subject}=${total}`);
         });
         return (e) => {
           totals.put(e.subject, (totals.get(e.subject) ?? 0) + e.value);

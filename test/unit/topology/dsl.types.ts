@@ -172,3 +172,22 @@ export function streamsAreNotThenables(): void {
   // @ts-expect-error: no `then` on a stream
   void events.then;
 }
+
+export function processPrefetchKnowsTheStreamType(): void {
+  const events = new TopologyBuilder().stream('usage', jsonSerde<UsageEvent>());
+  // The prefetch function gets the values the processor gets, and names one key or several.
+  events.process(() => () => undefined, {
+    stores: ['totals'],
+    prefetch: { totals: (e) => (e.value > 0 ? e.subject : [e.subject, e.id]) },
+  });
+  events.process(() => () => undefined, {
+    stores: ['totals'],
+    // @ts-expect-error: UsageEvent has no `account`
+    prefetch: { totals: (e) => e.account },
+  });
+  events.process(() => () => undefined, {
+    stores: ['totals'],
+    // @ts-expect-error: a key is a string
+    prefetch: { totals: (e) => e.value },
+  });
+}

@@ -81,3 +81,27 @@ test('an interval must be positive', () => {
   const { scheduler, record } = recording();
   assert.throws(() => scheduler.schedule(0, 'event-time', record, 0), /must be positive/);
 });
+
+test('async wall-time callbacks run one after the other, and tick() settles when the last one has', async () => {
+  const steps: string[] = [];
+  const scheduler = new PunctuationScheduler(
+    () => 0,
+    (_time, fire) => fire(),
+  );
+  for (const name of ['a', 'b'])
+    scheduler.schedule(
+      100,
+      'wall-time',
+      async () => {
+        steps.push(`${name} starts`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        steps.push(`${name} ends`);
+      },
+      0,
+    );
+  const done = scheduler.tick(100, 0);
+  assert.ok(done instanceof Promise);
+  assert.deepEqual(steps, ['a starts']);
+  await done;
+  assert.deepEqual(steps, ['a starts', 'a ends', 'b starts', 'b ends']);
+});

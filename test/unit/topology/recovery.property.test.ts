@@ -41,9 +41,11 @@ function topology() {
     .process<string>(
       (ctx) => {
         const running = ctx.getStore<number>('running');
-        ctx.schedule(seconds(45), 'event-time', (time) =>
-          ctx.forward(`punctuation@${time}:${[...running.entries()].sort().join(',')}`),
-        );
+        ctx.schedule(seconds(45), 'event-time', async (time) => {
+          const entries: Array<[string, number]> = [];
+          for await (const entry of running.entries()) entries.push(entry);
+          ctx.forward(`punctuation@${time}:${entries.sort().join(',')}`);
+        });
         return (e) => {
           const total = (running.get(e.subject) ?? 0) + e.value;
           running.put(e.subject, total);
