@@ -35,11 +35,15 @@ const CHUNK = 2;
 const OFFSET = 3;
 /** Float64 index of the bucket: slot * 3 + 2. */
 const BUCKET_FLOATS = 3;
-/** Resize above this load: linear probing in one buffer stays cheap up to here. */
-const MAX_LOAD = 0.7;
+/**
+ * Resize above this load, to a third of it or less: most lookups are of new ids, which probe to the
+ * next empty slot, and that run grows fast beyond half full.
+ */
+const MAX_LOAD = 0.5;
+const SLOTS_PER_ID_AFTER_RESIZE = 3;
 
-/** Memory per recent id besides its chunk bytes: two table slots (the table is 35% to 70% full). */
-export const RECENT_ID_SLOT_BYTES = 2 * SLOT_BYTES;
+/** Memory per recent id besides its chunk bytes: three table slots (the table is 17% to 50% full). */
+export const RECENT_ID_SLOT_BYTES = SLOTS_PER_ID_AFTER_RESIZE * SLOT_BYTES;
 
 export interface RecentChunk {
   readonly key: string;
@@ -377,14 +381,14 @@ export class RecentIds {
     if (this.occupied + more > this.capacity * MAX_LOAD) this.resize(more);
   }
 
-  /** Rehashes the live entries into a table at most half full once `more` ids are in. */
+  /** Rehashes the live entries into a table at most a third full once `more` ids are in. */
   private resize(more = 0): void {
     const { words, floats, capacity: oldCapacity } = this;
     let live = more;
     for (let i = 0; i < oldCapacity; i++)
       if ((floats[i * BUCKET_FLOATS + 2] as number) >= this.liveFrom) live++;
     let capacity = INITIAL_CAPACITY;
-    while (capacity < live * 2) capacity *= 2;
+    while (capacity < live * SLOTS_PER_ID_AFTER_RESIZE) capacity *= 2;
     this.allocate(capacity);
     for (let i = 0; i < oldCapacity; i++) {
       const bucket = floats[i * BUCKET_FLOATS + 2] as number;
