@@ -107,6 +107,12 @@ export function maxEntryBytes(id: string): number {
   return 5 + 3 * id.length;
 }
 
+/** Where the bytes of the entry starting at `at` start (after its varint length); see entryEnd(). */
+export function entryBytesStart(buffer: Uint8Array, at: number): number {
+  while ((buffer[at] as number) >= 0x80) at++;
+  return at + 1;
+}
+
 /** Where the entry starting at `at` ends (after its varint length and bytes). */
 export function entryEnd(buffer: Uint8Array, at: number): number {
   let length = 0;

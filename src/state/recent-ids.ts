@@ -12,7 +12,14 @@
  * Entries are never moved out one by one: a spilled or expired chunk's slots are marked dead (or left
  * to the bucket check) and the next resize drops them.
  */
-import { CHUNK_MAX_BYTES, appendIdEntry, decodeIdChunk, entryEnd, maxEntryBytes } from './id-chunks.js';
+import {
+  CHUNK_MAX_BYTES,
+  appendIdEntry,
+  decodeIdChunk,
+  entryBytesStart,
+  entryEnd,
+  maxEntryBytes,
+} from './id-chunks.js';
 import { hashAsciiId, hashId, idHash } from './id-hash.js';
 
 const EMPTY = -Infinity;
@@ -233,8 +240,7 @@ export class RecentIds {
       let count = 0;
       for (let offset = 0; offset < buffer.length; count++) {
         const end = entryEnd(buffer, offset);
-        let start = offset + 1;
-        while ((buffer[start - 1] as number) >= 0x80) start++;
+        const start = entryBytesStart(buffer, offset);
         if (!hashAsciiId(buffer, start, end)) hashId(buffer.toString('utf8', start, end));
         // Ids of two loaded chunks are never both live (one is remembered again only after the other
         // expired), and lookups skip expired entries: no comparison needed here.
@@ -350,16 +356,8 @@ export class RecentIds {
     const buffer = Buffer.isBuffer(bytes)
       ? bytes
       : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    let at = chunkNumber === FRESH ? (this.freshStarts[offset] as number) : offset;
-    let length = 0;
-    let shift = 0;
-    for (;;) {
-      const byte = buffer[at++] as number;
-      length |= (byte & 0x7f) << shift;
-      if (byte < 0x80) break;
-      shift += 7;
-    }
-    return buffer.toString('utf8', at, at + length) === id;
+    const at = chunkNumber === FRESH ? (this.freshStarts[offset] as number) : offset;
+    return buffer.toString('utf8', entryBytesStart(buffer, at), entryEnd(buffer, at)) === id;
   }
 
   /** Bytes of fresh id `index`'s entry in the arena. */

@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { TestDriver, TopologyBuilder, memorySink, minutes, seconds } from '../../../src/index.js';
 import type { RawRecord } from '../../../src/index.js';
-import type { StateChange, TaskChangelog } from '../../../src/core/task.js';
 import { RECENT_ID_OVERHEAD_BYTES } from '../../../src/state/dedupe-store.js';
-import { T0, jsonSerde } from './helpers.js';
+import { hashId, idHash } from '../../../src/state/id-hash.js';
+import { T0, jsonSerde, memoryChangelog } from './helpers.js';
 import type { UsageEvent } from './helpers.js';
 
 const HORIZON = minutes(2);
@@ -168,30 +168,6 @@ test('the pre-pass that names a batch ids runs no peek action: each runs once pe
   }
 });
 
-/** An in-memory changelog: per store, its change records in order (offset = index). */
-function memoryChangelog(): TaskChangelog & { records: Map<string, StateChange[]> } {
-  const records = new Map<string, StateChange[]>();
-  return {
-    records,
-    write: async (changes) => {
-      const offsets = new Map<string, bigint>();
-      for (const change of changes) {
-        const log = records.get(change.store) ?? [];
-        log.push(change);
-        records.set(change.store, log);
-        offsets.set(change.store, BigInt(log.length - 1));
-      }
-      return offsets;
-    },
-    restore: async (target) => {
-      for (const [store, log] of records) {
-        const from = Number((target.local.get(store) ?? -1n) + 1n);
-        if (from < log.length) await target.apply(store, log.slice(from), BigInt(log.length - 1));
-      }
-    },
-  };
-}
-
 test('a task restored from the changelog into an empty folder knows every remembered id, and not the expired ones', async () => {
   const dirs = [
     await mkdtemp(join(tmpdir(), 'tributary-dedupe-')),
@@ -241,18 +217,8 @@ test('a task restored from the changelog into an empty folder knows every rememb
   }
 });
 
-/** The hash the previous dedupe store kept per id (cyrb53's mixing, 64 bits). */
+/** The hash the previous dedupe store kept per id: the one the filter and the recent ids use now. */
 function oldHash(id: string): [number, number] {
-  let h1 = 0xdeadbeef;
-  let h2 = 0x41c6ce57;
-  for (let i = 0; i < id.length; i++) {
-    const ch = id.charCodeAt(i);
-    h1 = Math.imul(h1 ^ ch, 2654435761);
-    h2 = Math.imul(h2 ^ ch, 1597334677);
-  }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
-  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
-  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  return [h2 >>> 0, h1 >>> 0];
+  hashId(id);
+  return [idHash.high, idHash.low];
 }

@@ -1,5 +1,6 @@
 import type { Serde } from '../../../src/serde/types.js';
 import { DeserializationError } from '../../../src/serde/types.js';
+import type { StateChange, TaskChangelog } from '../../../src/core/task.js';
 
 /** Minimal JSON serde for driver tests (the real ones live in src/serde, owned elsewhere). */
 export function jsonSerde<T>(): Serde<T> {
@@ -37,4 +38,28 @@ export function byWindowAndKey<R extends { windowStart: number; key: unknown; ve
       JSON.stringify(a.key).localeCompare(JSON.stringify(b.key)) ||
       a.version - b.version,
   );
+}
+
+/** An in-memory changelog: per store, its change records in order (offset = index). */
+export function memoryChangelog(): TaskChangelog & { records: Map<string, StateChange[]> } {
+  const records = new Map<string, StateChange[]>();
+  return {
+    records,
+    write: async (changes) => {
+      const offsets = new Map<string, bigint>();
+      for (const change of changes) {
+        const log = records.get(change.store) ?? [];
+        log.push(change);
+        records.set(change.store, log);
+        offsets.set(change.store, BigInt(log.length - 1));
+      }
+      return offsets;
+    },
+    restore: async (target) => {
+      for (const [store, log] of records) {
+        const from = Number((target.local.get(store) ?? -1n) + 1n);
+        if (from < log.length) await target.apply(store, log.slice(from), BigInt(log.length - 1));
+      }
+    },
+  };
 }

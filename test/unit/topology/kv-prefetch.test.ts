@@ -7,8 +7,7 @@ import { TopologyBuilder, memorySink, seconds } from '../../../src/index.js';
 import type { RawRecord } from '../../../src/index.js';
 import { CacheBudget } from '../../../src/core/cache-budget.js';
 import type { KeyValueStoreImpl } from '../../../src/state/kv-store.js';
-import type { StateChange, TaskChangelog } from '../../../src/core/task.js';
-import { T0, jsonSerde } from './helpers.js';
+import { T0, jsonSerde, memoryChangelog } from './helpers.js';
 
 interface Payment {
   account: string;
@@ -195,29 +194,6 @@ test('an async punctuation listing a store runs between the records of a batch, 
     await rm(dir, { recursive: true, force: true });
   }
 });
-
-/** An in-memory changelog: per store, its change records in order (offset = index). */
-function memoryChangelog(): TaskChangelog {
-  const records = new Map<string, StateChange[]>();
-  return {
-    write: async (changes) => {
-      const offsets = new Map<string, bigint>();
-      for (const change of changes) {
-        const log = records.get(change.store) ?? [];
-        log.push(change);
-        records.set(change.store, log);
-        offsets.set(change.store, BigInt(log.length - 1));
-      }
-      return offsets;
-    },
-    restore: async (target) => {
-      for (const [store, log] of records) {
-        const from = Number((target.local.get(store) ?? -1n) + 1n);
-        if (from < log.length) await target.apply(store, log.slice(from), BigInt(log.length - 1));
-      }
-    },
-  };
-}
 
 test('a store restored from its changelog into an empty folder has the same entries and an exact size', async () => {
   const dirs = [
