@@ -60,7 +60,9 @@ async function fill(dir: string, ids: number): Promise<void> {
   const db = await StateDb.open(storeDir(dir));
   const store = await db.attach(new DedupeStore(db, STORE, { horizon: HORIZON }));
   const span = days(30);
-  const perCommit = 1_000_000;
+  // Large commits while filling, then the last million ids in commits of 100k, the size of a
+  // runtime commit (about a second of input): LevelDB's log at the restart is what a real run leaves.
+  const commitEvery = (n: number) => (n > ids - 1_000_000 ? 100_000 : 1_000_000);
   const timeOf = (n: number) => T0 - span + Math.floor((n / ids) * span);
   for (let from = 0; from < ids; from += 10_000) {
     const to = Math.min(ids, from + 10_000);
@@ -69,7 +71,7 @@ async function fill(dir: string, ids: number): Promise<void> {
     for (let n = from; n < to; n++) store.want(oldId(n));
     await store.prefetch();
     for (let n = from; n < to; n++) store.checkAndRemember(oldId(n), timeOf(n), timeOf(n));
-    if (to % perCommit === 0) await db.commit({});
+    if (to % commitEvery(to) === 0) await db.commit({});
   }
   await db.commit({});
   console.log(
