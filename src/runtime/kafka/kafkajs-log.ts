@@ -40,8 +40,14 @@ export const BENIGN_KAFKAJS_MESSAGES: readonly BenignMessage[] = [
     error: /old epoch/i,
   },
   { message: /^Producer attempted an operation with an old epoch/ },
-  // The new owner's fence while the old owner's transaction is still being aborted: kafkajs retries.
-  { message: /^Response InitProducerId/, error: /concurrent operation on the same transaction/i },
+  // A transaction step while the previous one is still completing on the broker (a fence, an abort, an
+  // end in flight: CONCURRENT_TRANSACTIONS): kafkajs retries; a step that still fails fails the task's
+  // commit, which the runtime reports itself.
+  {
+    message: /^Response (InitProducerId|AddPartitionsToTxn|AddOffsetsToTxn|TxnOffsetCommit|EndTxn)/,
+    error: /concurrent operation on the same transaction/i,
+  },
+  { message: /^Failed to send messages: .*concurrent operation on the same transaction/i },
 ];
 
 /** kafkajs' level, one step down: it reports as errors what it retries itself (and warns of routine). */

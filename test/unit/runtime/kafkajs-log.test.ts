@@ -41,6 +41,19 @@ test('known-benign kafkajs messages are debug lines, not warnings', () => {
     'debug',
   );
   assert.equal(pinoLevelOf(logLevel.ERROR, 'The group is rebalancing, re-joining', undefined), 'debug');
+  // A transaction step racing the previous one's completion on the broker: kafkajs retries it.
+  const concurrent =
+    'The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing';
+  assert.equal(
+    pinoLevelOf(logLevel.ERROR, 'Response AddPartitionsToTxn(key: 24, version: 1)', concurrent),
+    'debug',
+  );
+  assert.equal(pinoLevelOf(logLevel.ERROR, `Failed to send messages: ${concurrent}`, undefined), 'debug');
+  assert.equal(
+    pinoLevelOf(logLevel.ERROR, 'Failed to send messages: Broker: Message size too large', undefined),
+    'warn',
+    'another send failure still shows',
+  );
   assert.equal(
     pinoLevelOf(
       logLevel.ERROR,
