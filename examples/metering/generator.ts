@@ -1,6 +1,7 @@
 /**
- * A synthetic usage stream with a known answer: unique events, 1% re-sent duplicates, events out of
- * order by up to 5 s, a few late events, and a few malformed records of every bad-input class. It
+ * A synthetic usage stream with a known answer: unique events, 1% re-sent duplicates of recent events
+ * (and, when asked, of events sent long before), events out of order by up to 5 s, a few late events,
+ * and a few malformed records of every bad-input class. It
  * keeps the ground truth — what the pipeline must write to ClickHouse — and the malformed records'
  * coordinates, which the DLQ must hold exactly.
  *
@@ -27,6 +28,12 @@ export interface GeneratorOptions {
   subjects?: number;
   meters?: readonly string[];
   duplicateRatio?: number;
+  /**
+   * Share of messages that re-send an event sent long before: one that has left the window the
+   * ordinary duplicates are drawn from (the last RECENT_EVENTS events), picked from all earlier ones.
+   * Only a dedupe store's older tier still knows such an id. Default 0 (the run is as without it).
+   */
+  oldDuplicateRatio?: number;
   maxOutOfOrderMs?: number;
   lateEvents?: number;
   /** Malformed records of each class (bad magic byte, unknown schema id, truncated, invalid). */
@@ -59,12 +66,22 @@ export interface GroundTruth {
   produced: number;
   unique: number;
   duplicates: number;
+  /** Of `duplicates`, those of events sent more than RECENT_EVENTS events before (oldDuplicateRatio). */
+  oldDuplicates: number;
   late: number;
   malformed: MalformedRecord[];
 }
 
 function emptyTruth(): GroundTruth {
-  return { windows: new Map(), produced: 0, unique: 0, duplicates: 0, late: 0, malformed: [] };
+  return {
+    windows: new Map(),
+    produced: 0,
+    unique: 0,
+    duplicates: 0,
+    oldDuplicates: 0,
+    late: 0,
+    malformed: [],
+  };
 }
 
 export function truthKey(windowStart: number, subject: string, meter: string): string {
@@ -83,6 +100,9 @@ function random(seed: number): () => number {
   };
 }
 
+/** Ordinary duplicates re-send one of this many latest fresh events. */
+export const RECENT_EVENTS = 5000;
+
 interface Pending {
   message: Message;
   /** Applied to the truth once the broker acknowledged the message. */
@@ -97,6 +117,8 @@ export class UsageGenerator {
   private readonly next: () => number;
   private readonly options: Required<Omit<GeneratorOptions, 'eventTimeStart'>>;
   private readonly recent: UsageEvent[] = [];
+  /** Fresh events that left `recent`, kept only when old duplicates are asked for. */
+  private readonly older: UsageEvent[] = [];
   private stopped = false;
   readonly eventTimeStart: number;
 
@@ -105,6 +127,7 @@ export class UsageGenerator {
       subjects: 500,
       meters: ['api.calls', 'tokens', 'storage.gb'],
       duplicateRatio: 0.01,
+      oldDuplicateRatio: 0,
       maxOutOfOrderMs: 5000,
       lateEvents: 10,
       malformedPerClass: 2,
@@ -170,7 +193,7 @@ export class UsageGenerator {
 
   /** Builds message i of the run: mostly fresh events, sometimes a duplicate, a late or a malformed one. */
   private async messageAt(index: number): Promise<Pending> {
-    const { totalEvents, eventTimeSpanMs, maxOutOfOrderMs, duplicateRatio } = this.options;
+    const { totalEvents, eventTimeSpanMs, maxOutOfOrderMs, duplicateRatio, oldDuplicateRatio } = this.options;
     const now = this.eventTimeStart + Math.floor((index * eventTimeSpanMs) / totalEvents);
     const encode = (event: UsageEvent) =>
       this.serde.serialize(event, { topic: this.options.topic, role: 'value' });
@@ -214,6 +237,18 @@ export class UsageGenerator {
       };
     }
 
+    // Drawn only when asked for, so that runs without old duplicates keep their sequence per seed.
+    if (oldDuplicateRatio > 0 && this.older.length > 0 && this.next() < oldDuplicateRatio) {
+      const original = this.pick(this.older);
+      return {
+        message: { key: original.subject, value: await encode(original) },
+        account: () => {
+          this.truth.duplicates++;
+          this.truth.oldDuplicates++;
+        },
+      };
+    }
+
     if (this.recent.length > 0 && this.next() < duplicateRatio) {
       const original = this.pick(this.recent);
       return {
@@ -225,7 +260,10 @@ export class UsageGenerator {
     const time = Math.max(this.eventTimeStart, now - Math.floor(this.next() * maxOutOfOrderMs));
     const event = this.eventAt(index, time);
     this.recent.push(event);
-    if (this.recent.length > 5000) this.recent.shift();
+    if (this.recent.length > RECENT_EVENTS) {
+      const left = this.recent.shift() as UsageEvent;
+      if (oldDuplicateRatio > 0) this.older.push(left);
+    }
     return {
       message: { key: event.subject, value: await encode(event) },
       account: () => {
@@ -313,6 +351,7 @@ export function combineTruths(...truths: GroundTruth[]): GroundTruth {
     combined.produced += truth.produced;
     combined.unique += truth.unique;
     combined.duplicates += truth.duplicates;
+    combined.oldDuplicates += truth.oldDuplicates;
     combined.late += truth.late;
     combined.malformed.push(...truth.malformed);
     for (const [key, totals] of truth.windows) {

@@ -4,7 +4,11 @@
  * ClickHouse and the DLQ against the ground truth.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
+import { StateDb } from '../../src/state/db.js';
+import { storeLocalLevels } from '../../src/state/store-manifest.js';
 import { UsageGenerator } from '../../examples/metering/generator.js';
 import type { GeneratorOptions, GroundTruth } from '../../examples/metering/generator.js';
 import { describeMismatch, readRollup, waitForMatch } from '../../examples/metering/verify.js';
@@ -18,6 +22,44 @@ export const PARTITIONS = 8;
 /** A metering worker with a state folder of its own, as on a separate machine. */
 export function machine(run: MeteringRun, env: Record<string, string> = {}): Worker {
   return new Worker(run, env, { stateDir: newStateDir(run.appId) });
+}
+
+/** A worker on a stopped worker's state folder: the same machine, started again. */
+export function sameMachine(run: MeteringRun, stopped: Worker, env: Record<string, string> = {}): Worker {
+  assert.ok(!stopped.alive, "the machine's previous worker has stopped (it holds the folder's lock)");
+  return new Worker(run, env, { stateDir: stopped.stateDir });
+}
+
+/**
+ * Per partition, the ids a dedupe store has spilled to disk in a stopped worker's folder (its local
+ * index entries; 0 for a partition the folder has no task of). Opens the task folders read-only in
+ * effect: nothing is written.
+ */
+export async function spilledDedupeIds(
+  run: MeteringRun,
+  stopped: Worker,
+  partitions: readonly number[],
+  store = 'dedupe-source-id',
+): Promise<Map<number, number>> {
+  assert.ok(!stopped.alive, "the worker has stopped (it holds its folders' locks)");
+  const [indexLevel] = storeLocalLevels('dedupe', store) as [string];
+  const spilled = new Map<number, number>();
+  for (const partition of partitions) {
+    const folder = join(stopped.stateDir, run.appId, `task-${partition}`);
+    if (!existsSync(folder)) {
+      spilled.set(partition, 0);
+      continue;
+    }
+    const db = await StateDb.open(folder);
+    try {
+      let count = 0;
+      for await (const _key of db.textLevel(indexLevel).keys()) count++;
+      spilled.set(partition, count);
+    } finally {
+      await db.close();
+    }
+  }
+  return spilled;
 }
 
 /** A generator into the run's topic; the options override a short, mixed run (about 20 s). */
