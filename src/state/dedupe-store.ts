@@ -266,6 +266,7 @@ export class DedupeStore implements ManagedStore {
     if (this.recent.bytes > this.share.limitBytes) {
       const batch = this.db.localBatch();
       this.spill(batch);
+      this.snapshotIfDue(batch);
       await batch.write();
     }
   }
@@ -391,6 +392,7 @@ export class DedupeStore implements ManagedStore {
     this.chunksWritten = chunk - this.nextChunk;
     if (this.chunksWritten > 0) this.db.putMeta(this.chunkMetaKey(), String(chunk));
     if (this.recent.bytes > this.share.limitBytes) this.spill(batch);
+    this.snapshotIfDue(batch);
     for (const number of this.droppedGenerations) batch.delLocal(local, GENERATION_PREFIX + number);
     this.droppedGenerations = [];
     if (freshIds > 0 || this.expiredBefore > this.cleanedBefore)
@@ -501,6 +503,15 @@ export class DedupeStore implements ManagedStore {
       this.unsnapshotted.add(chunk.key);
       this.unsnapshottedIds += ids.length;
     }
+  }
+
+  /**
+   * Persists the filter once enough spilled ids are not in its snapshot: after spills, and after an
+   * open that re-read many (a restore writes every restored chunk as spilled, unsnapshotted), so a
+   * later open reads the blobs instead of those chunks again.
+   */
+  private snapshotIfDue(batch: LocalWrites): void {
+    const { local } = this.levels;
     if (this.unsnapshottedIds >= (this.tuning.snapshotAfterIds ?? SNAPSHOT_AFTER_IDS)) {
       // The filter as of this commit replaces the list of chunks an open would re-read.
       for (const number of this.filter.takeDirty()) {

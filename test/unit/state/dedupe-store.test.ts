@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { DedupeStore, StateDb } from '../../../src/state/index.js';
-import { RECENT_ID_OVERHEAD_BYTES } from '../../../src/state/dedupe-store.js';
+import { RECENT_ID_OVERHEAD_BYTES, dedupeRestoreDeriver } from '../../../src/state/dedupe-store.js';
 import { CacheBudget } from '../../../src/core/cache-budget.js';
 import type { ChangeRecord } from '../../../src/state/index.js';
 import {
@@ -120,5 +120,50 @@ test('dedupe store: ids of any length and script are exact before the commit, in
     await second.db.close();
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('dedupe store: after a restore the first commit snapshots the filter, so later opens read the snapshot, not every restored chunk', async () => {
+  const source = await mkdtemp(join(tmpdir(), 'tributary-dedupe-store-'));
+  const target = await mkdtemp(join(tmpdir(), 'tributary-dedupe-store-'));
+  const options = { horizon: 1000, bucket: 100 };
+  try {
+    const first = await open(source);
+    const changes: ChangeRecord[] = [];
+    first.db.onChange((batch) => changes.push(...batch.filter((c) => c.store === 'ids')));
+    for (let i = 0; i < 200; i++) first.store.checkAndRemember(`id-${i}`, i * 4, i * 4);
+    await first.db.commit({});
+    await first.db.close();
+
+    const db = await StateDb.open(target);
+    await db.applyChangelog(
+      { level: 'dedupe:ids', binary: true },
+      'ids',
+      changes,
+      BigInt(changes.length - 1),
+      dedupeRestoreDeriver(db, 'ids', options),
+    );
+    await db.close();
+    const local = async (dir: string) => {
+      const restored = await open(dir);
+      const keys = await restored.db.binaryLevel('dedupe-local:ids').keys().all();
+      return {
+        restored,
+        pending: keys.filter((k) => k.startsWith('p')),
+        blobs: keys.filter((k) => k.startsWith('g')),
+      };
+    };
+    const second = await local(target);
+    assert.ok(second.pending.length > 0, 'restored chunks are marked to be re-read');
+    await second.restored.db.commit({});
+    await second.restored.db.close();
+    const third = await local(target);
+    assert.deepEqual(third.pending, [], 'the first commit after the restore snapshotted the filter');
+    assert.ok(third.blobs.length > 0);
+    for (let i = 0; i < 200; i++) assert.equal(await third.restored.store.contains(`id-${i}`, 800), true);
+    await third.restored.db.close();
+  } finally {
+    await rm(source, { recursive: true, force: true });
+    await rm(target, { recursive: true, force: true });
   }
 });
