@@ -32,6 +32,7 @@ import { join } from 'node:path';
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import type { Message } from 'kafkajs';
 import { removeRunResources } from './e2e/cleanup.js';
+import { createTopicIfMissing } from '../examples/metering/setup.js';
 import { startChild } from './e2e/protocol.js';
 import type { BenchChild } from './e2e/protocol.js';
 import type { IdRange, RunnerMessage } from './restore/protocol.js';
@@ -214,8 +215,7 @@ async function produceInput(kafka: Kafka, from: number, ids: number): Promise<nu
   const admin = kafka.admin();
   await admin.connect();
   try {
-    if (!(await admin.listTopics()).includes(topic))
-      await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    await createTopicIfMissing(admin, topic, 1);
   } finally {
     await admin.disconnect();
   }

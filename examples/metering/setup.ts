@@ -9,16 +9,19 @@ export async function ensureInputTopic(brokers: string[], topic: string, partiti
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const existing = await admin.listTopics();
-    if (!existing.includes(topic)) {
-      // kafkajs' own wait for leaders gives up on "unknown topic" while a broker that just started
-      // has not served the new topic's metadata yet: wait for it here instead.
-      await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: false });
-      await waitForLeaders(admin, topic);
-    }
+    await createTopicIfMissing(admin, topic, partitions);
   } finally {
     await admin.disconnect();
   }
+}
+
+/** Creates `topic` unless it exists, and returns once every partition has a leader. */
+export async function createTopicIfMissing(admin: Admin, topic: string, partitions: number): Promise<void> {
+  if ((await admin.listTopics()).includes(topic)) return;
+  // kafkajs' own wait for leaders gives up on "unknown topic" while a broker that just started
+  // has not served the new topic's metadata yet: wait for it here instead.
+  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: false });
+  await waitForLeaders(admin, topic);
 }
 
 async function waitForLeaders(admin: Admin, topic: string, timeoutMs = 30_000): Promise<void> {
