@@ -64,6 +64,10 @@ export interface DedupeTuning {
 }
 /** A filter generation spans this many buckets (64 buckets per horizon by default: 9 generations live). */
 const BUCKETS_PER_GENERATION = 8;
+/** namedVerdict(): not named for this batch, named and ruled out by the filter, named and possible. */
+const NOT_NAMED = -1;
+const RULED_OUT = 0;
+const MAYBE = 1;
 /** A prefetched id that is not in the index. */
 const ABSENT = -Infinity;
 const EMPTY = new Uint8Array(0);
@@ -324,10 +328,12 @@ export class DedupeStore implements ManagedStore {
    */
   checkAndRemember(id: string, eventTime: number, streamTime: number): boolean {
     const liveFrom = this.liveFromBucket(streamTime);
+    // Consumed first, whatever answers below: the next check meets the next named id.
+    const verdict = this.namedVerdict(id);
     hashId(id);
     const { high, low } = idHash;
     if (this.recent.lookup(id, high, low, liveFrom) !== ABSENT) return true;
-    const spilled = this.spilledBucket(id);
+    const spilled = verdict === RULED_OUT ? ABSENT : this.spilledBucket(id);
     if (spilled !== ABSENT && spilled >= liveFrom) return true;
     const bucket = Math.floor(eventTime / this.bucketSize);
     if (bucket < liveFrom) return false; // already beyond the horizon: nothing to remember
@@ -541,16 +547,22 @@ export class DedupeStore implements ManagedStore {
   }
 
   /**
+   * The pre-pass's filter verdict for `id` when it is the next id named for this batch (the checks
+   * meet the named ids in the same order), moving past it; NOT_NAMED otherwise.
+   */
+  private namedVerdict(id: string): number {
+    const cursor = this.cursor;
+    if (cursor >= this.named.length || this.named[cursor] !== id) return NOT_NAMED;
+    this.cursor = cursor + 1;
+    return this.namedMaybe[cursor] === 0 ? RULED_OUT : MAYBE;
+  }
+
+  /**
    * The bucket `id` was last spilled to disk in, or -Infinity when it was not (its hash is in idHash).
    * An id named for this batch is answered from the prefetched entries, another from a synchronous read.
    */
   private spilledBucket(id: string): number {
     if (this.filter.empty) return ABSENT;
-    const cursor = this.cursor;
-    if (cursor < this.named.length && this.named[cursor] === id) {
-      this.cursor = cursor + 1;
-      if (this.namedMaybe[cursor] === 0) return ABSENT;
-    }
     const known = this.known.get(id);
     if (known !== undefined) return known;
     const generations = this.generations;
