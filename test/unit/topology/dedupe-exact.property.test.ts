@@ -5,10 +5,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { TestDriver, TopologyBuilder, memorySink, minutes, seconds } from '../../../src/index.js';
-import type { RawRecord } from '../../../src/index.js';
 import { RECENT_ID_OVERHEAD_BYTES } from '../../../src/state/dedupe-store.js';
 import { hashId, idHash } from '../../../src/state/id-hash.js';
-import { T0, jsonSerde, memoryChangelog } from './helpers.js';
+import { T0, jsonSerde, memoryChangelog, usageRecord } from './helpers.js';
 import type { UsageEvent } from './helpers.js';
 
 const HORIZON = minutes(2);
@@ -106,16 +105,6 @@ for (const prefix of ['stateless', 'processor'] as const) {
   });
 }
 
-const rawRecord = (offset: number, event: UsageEvent): RawRecord => ({
-  topic: 'usage',
-  partition: 0,
-  offset: BigInt(offset),
-  timestamp: event.time,
-  key: null,
-  value: Buffer.from(JSON.stringify(event)),
-  headers: {},
-});
-
 test('two ids with the same 64-bit hash of the previous scheme are two ids, before and after a restart', async () => {
   // A real collision of the cyrb53-style hash the store used to keep (and its filter still uses).
   const first = 'id-\u55f0\u3d2c!';
@@ -133,8 +122,8 @@ test('two ids with the same 64-bit hash of the previous scheme are two ids, befo
     const task = await driver.task();
     // Once committed, the second id reaches the filter's "maybe" and is told apart on disk.
     await task.process([
-      rawRecord(3, { id: second, subject: 'a', value: 1, time: T0 + 3 }),
-      rawRecord(4, { id: 'other', subject: 'a', value: 1, time: T0 + 4 }),
+      usageRecord(3, { id: second, subject: 'a', value: 1, time: T0 + 3 }),
+      usageRecord(4, { id: 'other', subject: 'a', value: 1, time: T0 + 4 }),
     ]);
     await driver.commit();
     assert.deepEqual(await driver.output('unique'), [`src/${first}@0`, `src/${second}@1`, 'src/other@4']);
@@ -155,7 +144,7 @@ test('the pre-pass that names a batch ids runs no peek action: each runs once pe
     const task = await driver.task();
     const batch = (from: number) =>
       Array.from({ length: 50 }, (_, i) =>
-        rawRecord(from + i, { id: `id-${(from + i) % 30}`, subject: 'a', value: 1, time: T0 }),
+        usageRecord(from + i, { id: `id-${(from + i) % 30}`, subject: 'a', value: 1, time: T0 }),
       );
     await task.process(batch(0));
     await driver.commit();
@@ -184,7 +173,7 @@ test('a task restored from the changelog into an empty folder knows every rememb
       time: T0 + i * 100,
     }));
     for (let i = 0; i < events.length; i += 500) {
-      await owner.process(events.slice(i, i + 500).map((e, j) => rawRecord(i + j, e)));
+      await owner.process(events.slice(i, i + 500).map((e, j) => usageRecord(i + j, e)));
       await owner.commit();
     }
     const chunks = changelog.records.get('ids') ?? [];
@@ -194,10 +183,10 @@ test('a task restored from the changelog into an empty folder knows every rememb
     const next = await topology.openTask({ partition: 0, dir: dirs[1] as string, changelog });
     // Stream time is T0 + 299.9 s: ids of buckets ending before T0 + 179.9 s - 2 min... are expired.
     await next.process([
-      rawRecord(3000, { id: 'id-2999', subject: 'a', value: 1, time: T0 + 300_000 }),
-      rawRecord(3001, { id: 'id-2000', subject: 'a', value: 1, time: T0 + 300_000 }),
-      rawRecord(3002, { id: 'id-0', subject: 'a', value: 1, time: T0 + 300_000 }),
-      rawRecord(3003, { id: 'fresh', subject: 'a', value: 1, time: T0 + 300_000 }),
+      usageRecord(3000, { id: 'id-2999', subject: 'a', value: 1, time: T0 + 300_000 }),
+      usageRecord(3001, { id: 'id-2000', subject: 'a', value: 1, time: T0 + 300_000 }),
+      usageRecord(3002, { id: 'id-0', subject: 'a', value: 1, time: T0 + 300_000 }),
+      usageRecord(3003, { id: 'fresh', subject: 'a', value: 1, time: T0 + 300_000 }),
     ]);
     assert.equal(next.metrics().duplicatesDropped, 2, 'id-2999 and id-2000 are known after the restore');
     await next.commit();

@@ -1,6 +1,7 @@
 import type { Serde } from '../../../src/serde/types.js';
 import { DeserializationError } from '../../../src/serde/types.js';
 import type { StateChange, TaskChangelog } from '../../../src/core/task.js';
+import type { RawRecord } from '../../../src/core/records.js';
 
 /** Minimal JSON serde for driver tests (the real ones live in src/serde, owned elsewhere). */
 export function jsonSerde<T>(): Serde<T> {
@@ -61,5 +62,18 @@ export function memoryChangelog(): TaskChangelog & { records: Map<string, StateC
         if (from < log.length) await target.apply(store, log.slice(from), BigInt(log.length - 1));
       }
     },
+  };
+}
+
+/** A JSON-encoded usage event as partition 0 of topic `usage` hands it over at `offset`. */
+export function usageRecord(offset: number, event: UsageEvent): RawRecord {
+  return {
+    topic: 'usage',
+    partition: 0,
+    offset: BigInt(offset),
+    timestamp: event.time,
+    key: null,
+    value: Buffer.from(JSON.stringify(event)),
+    headers: {},
   };
 }

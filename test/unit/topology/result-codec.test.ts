@@ -16,8 +16,7 @@ import {
   sum,
   tumbling,
 } from '../../../src/index.js';
-import type { RawRecord } from '../../../src/index.js';
-import { T0, jsonSerde } from './helpers.js';
+import { T0, jsonSerde, usageRecord } from './helpers.js';
 import type { UsageEvent } from './helpers.js';
 
 test('window-result segments round-trip numbers exactly (NaN, -0, Infinity), other fields and any key', () => {
@@ -64,18 +63,6 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-function record(offset: number, event: UsageEvent): RawRecord {
-  return {
-    topic: 'usage',
-    partition: 0,
-    offset: BigInt(offset),
-    timestamp: event.time,
-    key: null,
-    value: Buffer.from(JSON.stringify(event)),
-    headers: {},
-  };
-}
-
 test('numeric window state and window-result outboxes survive close and reopen (min, max, avg, sum, count)', async () => {
   const build = () => {
     const builder = new TopologyBuilder();
@@ -110,7 +97,7 @@ test('numeric window state and window-result outboxes survive close and reopen (
     const topology = build();
     let task = await topology.openTask({ partition: 0, dir });
     for (let i = 0; i < events.length; i++) {
-      await task.process([record(i, events[i] as UsageEvent)]);
+      await task.process([usageRecord(i, events[i] as UsageEvent)]);
       if (reopenAfter.includes(i)) {
         await task.commit(); // nothing drained: outbox rows must come back from disk
         await task.close();
