@@ -8,54 +8,10 @@
 /** Upper bound of a chunk's size; an id longer than this gets a chunk of its own. */
 export const CHUNK_MAX_BYTES = 256 * 1024;
 
-/** An encoded chunk and the ids it holds. */
-export interface IdChunk {
-  readonly bytes: Uint8Array;
-  readonly ids: readonly string[];
-  /** Where each id's entry (its length, then its bytes) starts in `bytes`. */
-  readonly offsets: readonly number[];
-}
-
-/** Splits `ids` into encoded chunks of at most CHUNK_MAX_BYTES each, in order. */
-export function encodeIdChunks(ids: readonly string[]): IdChunk[] {
-  const chunks: IdChunk[] = [];
-  let from = 0;
-  while (from < ids.length) {
-    let bytes = 0;
-    let to = from;
-    const lengths: number[] = [];
-    while (to < ids.length) {
-      const length = Buffer.byteLength(ids[to] as string, 'utf8');
-      const size = varintSize(length) + length;
-      if (to > from && bytes + size > CHUNK_MAX_BYTES) break;
-      lengths.push(length);
-      bytes += size;
-      to++;
-    }
-    // Its own allocation: the chunk may stay in memory (recent ids), so it must not pin a pool slab.
-    const chunk = Buffer.allocUnsafeSlow(bytes);
-    const offsets: number[] = new Array(to - from);
-    let at = 0;
-    for (let i = from; i < to; i++) {
-      offsets[i - from] = at;
-      let length = lengths[i - from] as number;
-      while (length >= 0x80) {
-        chunk[at++] = (length & 0x7f) | 0x80;
-        length >>>= 7;
-      }
-      chunk[at++] = length;
-      at += chunk.write(ids[i] as string, at, 'utf8');
-    }
-    chunks.push({ bytes: chunk, ids: from === 0 && to === ids.length ? ids : ids.slice(from, to), offsets });
-    from = to;
-  }
-  return chunks;
-}
-
 /** The bytes are not a chunk of this format (e.g. a chunk of 64-bit hashes of an earlier version). */
 export class MalformedIdChunkError extends Error {}
 
-/** The ids of a chunk written by encodeIdChunks(); throws MalformedIdChunkError on other bytes. */
+/** The ids of a chunk of entries written by appendIdEntry(); throws MalformedIdChunkError on other bytes. */
 export function decodeIdChunk(chunk: Uint8Array): string[] {
   const buffer = Buffer.isBuffer(chunk)
     ? chunk

@@ -7,12 +7,7 @@ import { DedupeStore, StateDb } from '../../../src/state/index.js';
 import { RECENT_ID_OVERHEAD_BYTES, dedupeRestoreDeriver } from '../../../src/state/dedupe-store.js';
 import { CacheBudget } from '../../../src/core/cache-budget.js';
 import type { ChangeRecord } from '../../../src/state/index.js';
-import {
-  CHUNK_MAX_BYTES,
-  MalformedIdChunkError,
-  decodeIdChunk,
-  encodeIdChunks,
-} from '../../../src/state/id-chunks.js';
+import { CHUNK_MAX_BYTES, MalformedIdChunkError, decodeIdChunk } from '../../../src/state/id-chunks.js';
 
 // Small bounds, so that a few hundred ids take the paths of a store of millions: a cache of about 40
 // recent ids (the rest spill to the index and the filter) and filter snapshots every 50 spilled ids
@@ -66,7 +61,8 @@ test('dedupe store: exact ids survive a reopen from recent chunks, filter snapsh
   }
 });
 
-test('id chunks: ids of any length and script round-trip exactly, chunks stay below a Kafka record, and bytes of another format are refused', () => {
+test('id chunks: the ids of a commit of any length and script round-trip exactly in chunks below a Kafka record, and bytes of another format are refused', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tributary-dedupe-store-'));
   const ids = [
     'a',
     '',
@@ -74,17 +70,22 @@ test('id chunks: ids of any length and script round-trip exactly, chunks stay be
     'x'.repeat(300),
     ...Array.from({ length: 20_000 }, (_, i) => `id-${i}-${'y'.repeat(i % 50)}`),
   ];
-  const chunks = encodeIdChunks(ids);
-  assert.deepEqual(
-    chunks.flatMap((chunk) => decodeIdChunk(chunk.bytes)),
-    ids,
-  );
-  assert.deepEqual(
-    chunks.flatMap((chunk) => chunk.ids),
-    ids,
-    'each chunk names the ids it holds',
-  );
-  assert.ok(chunks.length > 1 && chunks.every((chunk) => chunk.bytes.length <= CHUNK_MAX_BYTES));
+  try {
+    const { db, store } = await open(dir);
+    const changes: ChangeRecord[] = [];
+    db.onChange((batch) => changes.push(...batch.filter((c) => c.store === 'ids' && c.value !== null)));
+    for (const id of ids) assert.equal(store.checkAndRemember(id, 10, 10), false, id);
+    await db.commit({});
+    await db.close();
+    const chunks = changes.map((change) => change.value as Uint8Array);
+    assert.deepEqual(
+      chunks.flatMap((chunk) => decodeIdChunk(chunk)),
+      ids,
+    );
+    assert.ok(chunks.length > 1 && chunks.every((chunk) => chunk.byteLength <= CHUNK_MAX_BYTES));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
   // A chunk of the previous format: packed 64-bit hashes.
   const hashes = new Uint8Array(new Uint32Array([0xffffffff, 0x12345678, 0x80808080, 0x81818181]).buffer);
   assert.throws(() => decodeIdChunk(hashes), MalformedIdChunkError);
