@@ -229,16 +229,18 @@ export class RecentIds {
    * them and ASCII ids are hashed from their bytes (no string per id).
    */
   loadChunks(chunks: ReadonlyArray<{ key: string; bucket: number; bytes: Uint8Array }>): void {
-    let total = 0;
-    for (const { bytes } of chunks) for (let at = 0; at < bytes.byteLength; at = entryEnd(bytes, at)) total++;
-    this.reserve(total);
-    for (const { key, bucket, bytes } of chunks) {
+    const counts = chunks.map(({ bytes }) => {
+      let count = 0;
+      for (let at = 0; at < bytes.byteLength; at = entryEnd(bytes, at)) count++;
+      return count;
+    });
+    this.reserve(counts.reduce((total, count) => total + count, 0));
+    chunks.forEach(({ key, bucket, bytes }, c) => {
       const buffer = Buffer.isBuffer(bytes)
         ? bytes
         : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      const number = this.addChunk(key, bucket, bytes, 0);
-      let count = 0;
-      for (let offset = 0; offset < buffer.length; count++) {
+      const number = this.addChunk(key, bucket, bytes, counts[c] as number);
+      for (let offset = 0; offset < buffer.length;) {
         const end = entryEnd(buffer, offset);
         const start = entryBytesStart(buffer, offset);
         if (!hashAsciiId(buffer, start, end)) hashId(buffer.toString('utf8', start, end));
@@ -247,8 +249,7 @@ export class RecentIds {
         this.put(this.freeSlot(idHash.high, idHash.low), idHash.high, idHash.low, bucket, number, offset);
         offset = end;
       }
-      this.chargeIds(number, count);
-    }
+    });
   }
 
   /** The oldest chunk, if any. */
@@ -304,14 +305,6 @@ export class RecentIds {
     this.order.push(number);
     this.chunkCost += chunk.cost;
     return number;
-  }
-
-  /** Adds the slots of `ids` more ids to a chunk's cost (a loaded chunk's ids are counted as they go in). */
-  private chargeIds(number: number, ids: number): void {
-    const chunk = this.chunks[number] as RecentChunk;
-    const cost = ids * RECENT_ID_SLOT_BYTES;
-    this.chunks[number] = { ...chunk, cost: chunk.cost + cost };
-    this.chunkCost += cost;
   }
 
   private removeChunk(number: number): void {
