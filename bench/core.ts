@@ -20,21 +20,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  avro,
-  InMemorySchemaRegistry,
-  TopologyBuilder,
-  count,
-  days,
-  memorySink,
-  minutes,
-  seconds,
-  sum,
-  tumbling,
-} from '../src/index.js';
-import type { RawRecord } from '../src/index.js';
-import { usageEventSchema } from '../examples/metering/usage-event.js';
 import type { UsageEvent } from '../examples/metering/usage-event.js';
+import { commitAndDrain, encodeBatch, usageTopology, warmSerde } from './usage-workload.js';
 
 const totalEvents = Number(process.argv[2] ?? 2_000_000);
 const keysPerMinute = 100_000;
@@ -44,10 +31,7 @@ const commitEveryMs = 1_000;
 const eventsPerMinute = Math.ceil(totalEvents / minutesOfData);
 const T0 = Date.UTC(2024, 0, 1);
 
-const serdeContext = { topic: 'usage-events', role: 'value' as const };
-const serde = avro<UsageEvent>({ registry: new InMemorySchemaRegistry(), readerSchema: usageEventSchema() });
-// Registers the schema and caches its id for decoding (the one registry round trip, outside the loop).
-await serde.deserialize(await serde.serialize(probeEvent(), serdeContext), serdeContext);
+await warmSerde(probeEvent());
 
 function probeEvent(): UsageEvent {
   return {
@@ -62,38 +46,10 @@ function probeEvent(): UsageEvent {
   };
 }
 
-const builder = new TopologyBuilder();
-builder
-  .stream('usage-events', serde, { timestamp: (e) => e.time })
-  .dedupe((e) => `${e.source}/${e.id}`, { horizon: days(32) })
-  .groupBy((e) => ({ subject: e.subject, meter: e.meter }))
-  .window(tumbling(minutes(1)), { grace: seconds(10), outOfOrderness: seconds(5) })
-  .aggregate({ count: count(), total: sum((e) => e.value) })
-  .to(memorySink('clickhouse:usage_1m'));
-const topology = builder.build();
+const topology = usageTopology();
 
 const dir = await mkdtemp(join(tmpdir(), 'tributary-bench-'));
 const task = await topology.openTask({ partition: 0, dir });
-
-function makeBatch(first: number, size: number): RawRecord[] {
-  const records: RawRecord[] = new Array(size);
-  for (let i = 0; i < size; i++) {
-    const n = first + i;
-    const event = eventOf(n);
-    const encoded = serde.serialize(event, serdeContext);
-    if (!Buffer.isBuffer(encoded)) throw new Error('expected the cached encoder to be synchronous');
-    records[i] = {
-      topic: 'usage-events',
-      partition: 0,
-      offset: BigInt(n),
-      timestamp: event.time,
-      key: null,
-      value: encoded,
-      headers: {},
-    };
-  }
-  return records;
-}
 
 function eventOf(n: number): UsageEvent {
   // 1% of events resend an earlier event (same id, same payload): the dedupe must drop them.
@@ -120,30 +76,24 @@ let commits = 0;
 const wallStart = process.hrtime.bigint();
 let lastCommit = Date.now();
 
-async function commitAndDrain(): Promise<void> {
-  await task.commit();
+async function commitAndDrainAll(): Promise<void> {
+  rows += await commitAndDrain(task);
   commits++;
-  for (const outbox of task.outboxes()) {
-    for (let batch = await outbox.read(10_000); batch.length > 0; batch = await outbox.read(10_000)) {
-      rows += batch.length;
-      await outbox.ack((batch[batch.length - 1] as { seq: bigint }).seq);
-    }
-  }
 }
 
 for (let first = 0; first < totalEvents; first += batchSize) {
-  const batch = makeBatch(first, Math.min(batchSize, totalEvents - first));
+  const batch = encodeBatch(first, Math.min(batchSize, totalEvents - first), eventOf);
   const started = process.hrtime.bigint();
   await task.process(batch);
   if (Date.now() - lastCommit >= commitEveryMs) {
-    await commitAndDrain();
+    await commitAndDrainAll();
     lastCommit = Date.now();
   }
   busyNs += process.hrtime.bigint() - started;
   if (first % 100_000 === 0) peakRss = Math.max(peakRss, process.memoryUsage().rss);
 }
 const started = process.hrtime.bigint();
-await commitAndDrain();
+await commitAndDrainAll();
 busyNs += process.hrtime.bigint() - started;
 peakRss = Math.max(peakRss, process.memoryUsage().rss);
 const wallNs = process.hrtime.bigint() - wallStart;

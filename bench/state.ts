@@ -18,25 +18,12 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  avro,
-  InMemorySchemaRegistry,
-  TopologyBuilder,
-  count,
-  days,
-  memorySink,
-  minutes,
-  seconds,
-  sum,
-  tumbling,
-} from '../src/index.js';
-import type { RawRecord } from '../src/index.js';
+import { days } from '../src/index.js';
 import { DedupeStore, StateDb } from '../src/state/index.js';
-import { usageEventSchema } from '../examples/metering/usage-event.js';
 import type { UsageEvent } from '../examples/metering/usage-event.js';
+import { HORIZON, commitAndDrain, encodeBatch, usageTopology, warmSerde } from './usage-workload.js';
 
 const T0 = Date.UTC(2024, 0, 1);
-const HORIZON = days(32);
 const STORE = 'usage-events-dedupe';
 const storeDir = (dir: string) => join(dir, 'task-0');
 /** The id of the n-th id remembered before the run. */
@@ -104,19 +91,8 @@ console.log(
     `${Math.round(filledBytes / 1024 / 1024)} MB on disk, ${(filledBytes / rememberedIds).toFixed(1)} bytes/id`,
 );
 
-const serdeContext = { topic: 'usage-events', role: 'value' as const };
-const serde = avro<UsageEvent>({ registry: new InMemorySchemaRegistry(), readerSchema: usageEventSchema() });
-await serde.deserialize(await serde.serialize(eventOf(0), serdeContext), serdeContext);
-
-const builder = new TopologyBuilder();
-builder
-  .stream('usage-events', serde, { timestamp: (e) => e.time })
-  .dedupe((e) => `${e.source}/${e.id}`, { horizon: HORIZON, name: STORE })
-  .groupBy((e) => ({ subject: e.subject, meter: e.meter }))
-  .window(tumbling(minutes(1)), { grace: seconds(10), outOfOrderness: seconds(5) })
-  .aggregate({ count: count(), total: sum((e) => e.value) })
-  .to(memorySink('clickhouse:usage_1m'));
-const topology = builder.build();
+await warmSerde(eventOf(0));
+const topology = usageTopology(STORE);
 
 /** How many events resend an id (every 100th: half an id of the run, half one remembered before). */
 let intendedDuplicates = 0;
@@ -140,25 +116,9 @@ function eventOf(n: number): UsageEvent {
   };
 }
 
-function makeBatch(first: number, size: number): RawRecord[] {
-  const records: RawRecord[] = new Array(size);
-  for (let i = 0; i < size; i++) {
-    const n = first + i;
-    if (n % 100 === 99) intendedDuplicates++;
-    const event = eventOf(n);
-    const encoded = serde.serialize(event, serdeContext);
-    if (!Buffer.isBuffer(encoded)) throw new Error('expected the cached encoder to be synchronous');
-    records[i] = {
-      topic: 'usage-events',
-      partition: 0,
-      offset: BigInt(n),
-      timestamp: event.time,
-      key: null,
-      value: encoded,
-      headers: {},
-    };
-  }
-  return records;
+function makeBatch(first: number, size: number) {
+  for (let n = first; n < first + size; n++) if (n % 100 === 99) intendedDuplicates++;
+  return encodeBatch(first, size, eventOf);
 }
 
 const firstBatch = makeBatch(0, batchSize);
@@ -182,13 +142,9 @@ let busyNs = 0n;
 let commits = 0;
 let lastCommit = Date.now();
 
-async function commitAndDrain(): Promise<void> {
-  await task.commit();
+async function commitAndDrainAll(): Promise<void> {
+  await commitAndDrain(task);
   commits++;
-  for (const outbox of task.outboxes()) {
-    for (let batch = await outbox.read(10_000); batch.length > 0; batch = await outbox.read(10_000))
-      await outbox.ack((batch[batch.length - 1] as { seq: bigint }).seq);
-  }
 }
 
 for (let first = batchSize; first < totalEvents; first += batchSize) {
@@ -196,7 +152,7 @@ for (let first = batchSize; first < totalEvents; first += batchSize) {
   const started = process.hrtime.bigint();
   await task.process(batch);
   if (Date.now() - lastCommit >= commitEveryMs) {
-    await commitAndDrain();
+    await commitAndDrainAll();
     lastCommit = Date.now();
   }
   busyNs += process.hrtime.bigint() - started;
@@ -206,7 +162,7 @@ for (let first = batchSize; first < totalEvents; first += batchSize) {
   }
 }
 const started = process.hrtime.bigint();
-await commitAndDrain();
+await commitAndDrainAll();
 busyNs += process.hrtime.bigint() - started;
 peakRss = Math.max(peakRss, process.memoryUsage().rss, process.resourceUsage().maxRSS * 1024);
 
