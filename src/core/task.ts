@@ -202,8 +202,13 @@ export interface OpenTaskOptions {
 
 /** A store's part of the cache memory. */
 export interface CacheShare {
-  /** The bytes this store may keep resident now (changes as other stores join or leave). */
+  /**
+   * The bytes this store may keep resident now: its even part of the budget, or more while the other
+   * stores leave theirs unused (changes as stores join, leave and report).
+   */
   readonly limitBytes: number;
+  /** Tells the budget what the store keeps resident now (after a commit's write-back or eviction). */
+  report(residentBytes: number): void;
   /** Gives the share back (the store closed). */
   leave(): void;
 }

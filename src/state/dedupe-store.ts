@@ -273,6 +273,7 @@ export class DedupeStore implements ManagedStore {
       this.snapshotIfDue(batch);
       await batch.write();
     }
+    this.share.report(this.recent.bytes);
   }
 
   // ---- the batch protocol: want() each id the batch may check, then await prefetch() ----
@@ -398,6 +399,7 @@ export class DedupeStore implements ManagedStore {
     this.chunksWritten = chunk - this.nextChunk;
     if (this.chunksWritten > 0) this.db.putMeta(this.chunkMetaKey(), String(chunk));
     if (this.recent.bytes > this.share.limitBytes) this.spill(batch);
+    this.share.report(this.recent.bytes);
     this.snapshotIfDue(batch);
     for (const number of this.droppedGenerations) batch.delLocal(local, GENERATION_PREFIX + number);
     this.droppedGenerations = [];

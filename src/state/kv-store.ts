@@ -334,12 +334,13 @@ export class KeyValueStoreImpl<V> implements KeyValueStore<V>, ManagedStore {
 
   /** Drops least recently used clean entries until the clean cache holds at most `limit` bytes. */
   private evictTo(limit: number): void {
-    if (this.cleanBytes <= limit) return;
-    for (const [key, entry] of this.clean) {
-      this.clean.delete(key);
-      this.cleanBytes -= entry.bytes;
-      if (this.cleanBytes <= limit) break;
-    }
+    if (this.cleanBytes > limit)
+      for (const [key, entry] of this.clean) {
+        this.clean.delete(key);
+        this.cleanBytes -= entry.bytes;
+        if (this.cleanBytes <= limit) break;
+      }
+    this.share.report(this.cleanBytes);
   }
 
   /**

@@ -146,19 +146,29 @@ test('entries() and the store view merge LevelDB with uncommitted puts and delet
   });
 });
 
-test('the store takes its share of the cache budget and gives it back when the folder closes', async () => {
+test('stores share the cache budget: each may use what the others leave unused, and gives it back', async () => {
   await withDir(async (dir) => {
     const budget = new CacheBudget(10_000);
     const db = await StateDb.open(dir);
     const first = await db.attach(new KeyValueStoreImpl<number>(db, 'first', { cache: budget }));
     const second = await db.attach(new KeyValueStoreImpl<number>(db, 'second', { cache: budget }));
     assert.equal(budget.shares, 2);
-    assert.equal(first.limitBytes, 5_000);
+    // First holds nothing yet: second may use the whole budget.
     for (let i = 0; i < 1_000; i++) second.put(`k${i}`, i);
     await db.commit({});
-    assert.ok(second.residentBytes <= 5_000);
-    // At least one entry per share's worth: the cache is used, not just emptied.
-    assert.ok(second.residentBytes > 5_000 - (KEY_VALUE_ENTRY_OVERHEAD_BYTES + 10));
+    assert.ok(second.residentBytes <= 10_000);
+    // At least one entry short of the limit: the cache is used, not just emptied.
+    assert.ok(second.residentBytes > 10_000 - (KEY_VALUE_ENTRY_OVERHEAD_BYTES + 10));
+    // First grows to its even part; at the next commit second gives back what it borrowed.
+    for (let i = 0; i < 1_000; i++) first.put(`k${i}`, i);
+    await db.commit({});
+    assert.ok(
+      first.residentBytes <= 5_000 && first.residentBytes > 5_000 - (KEY_VALUE_ENTRY_OVERHEAD_BYTES + 10),
+    );
+    second.put('one-more', 1);
+    await db.commit({});
+    assert.ok(second.residentBytes <= 10_000 - first.residentBytes);
+    assert.ok(first.residentBytes + second.residentBytes <= 10_000);
     await db.close();
     assert.equal(budget.shares, 0);
   });
