@@ -511,6 +511,7 @@ export class DedupeStore implements ManagedStore {
       this.unsnapshotted.add(chunk.key);
       this.unsnapshottedIds += ids.length;
     }
+    this.recent.shrinkIfOversized();
   }
 
   /**

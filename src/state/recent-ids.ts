@@ -22,26 +22,26 @@ import {
 } from './id-chunks.js';
 import { hashAsciiId, hashId, idHash } from './id-hash.js';
 
-const EMPTY = -Infinity;
-/** A slot whose id went to disk: never live, reusable, dropped by the next resize. */
-const DEAD = -Number.MAX_VALUE;
-/** The chunk word of an id not committed yet: its offset word is its index in the fresh lists. */
-const FRESH = 0xffffffff;
-const INITIAL_CAPACITY = 1024;
-/** Below every real bucket, above DEAD: nothing has expired yet. */
-const LOWEST_LIVE = -Number.MAX_VALUE / 2;
+const ABSENT = -Infinity;
 /**
- * A slot is 24 bytes in one buffer, so a probe touches one cache line: six 32-bit words (hash high,
- * hash low, chunk number, offset, then the bucket as a float64 in words 4-5).
+ * A slot is 16 bytes in one buffer: four 32-bit words (hash high, hash low, chunk number, offset). The
+ * chunk word also marks free slots; an id's bucket is its chunk's (or, fresh, its fresh list's).
  */
-const SLOT_BYTES = 24;
-const SLOT_WORDS = 6;
+const SLOT_BYTES = 16;
+const SLOT_WORDS = 4;
 const HIGH = 0;
 const LOW = 1;
 const CHUNK = 2;
 const OFFSET = 3;
-/** Float64 index of the bucket: slot * 3 + 2. */
-const BUCKET_FLOATS = 3;
+/** Chunk word of an id not committed yet: its offset word is its index in the fresh lists. */
+const FRESH = 0xffffffff;
+/** Chunk word of a slot never used since the table was built. */
+const EMPTY = 0xfffffffe;
+/** Chunk word of a slot whose id went to disk: never live, reusable, dropped by the next resize. */
+const DEAD = 0xfffffffd;
+const INITIAL_CAPACITY = 1024;
+/** Below every real bucket: nothing has expired yet. */
+const LOWEST_LIVE = -Number.MAX_VALUE;
 /**
  * Resize above this load, to a third of it or less: most lookups are of new ids, which probe to the
  * next empty slot, and that run grows fast beyond half full.
@@ -49,13 +49,23 @@ const BUCKET_FLOATS = 3;
 const MAX_LOAD = 0.5;
 const SLOTS_PER_ID_AFTER_RESIZE = 3;
 
-/** Memory per recent id besides its chunk bytes: three table slots (the table is 17% to 50% full). */
+/**
+ * Memory per recent id besides its chunk bytes: three table slots. The table is sized to exactly three
+ * slots per live id at a resize (any size, not a power of two) and resized again at two, so the figure
+ * is what the table costs on average and what the cache share is charged.
+ */
 export const RECENT_ID_SLOT_BYTES = SLOTS_PER_ID_AFTER_RESIZE * SLOT_BYTES;
+
+/** The slot an id's probe starts at: its hash scaled into [0, capacity) (any capacity). */
+function homeSlot(high: number, low: number, capacity: number): number {
+  return Math.floor((((low ^ Math.imul(high, 0x9e3779b1)) >>> 0) * capacity) / 4294967296);
+}
 
 export interface RecentChunk {
   readonly key: string;
   readonly bucket: number;
   readonly bytes: Uint8Array;
+  readonly ids: number;
   /** Bytes this chunk costs in memory (its bytes and its ids' slots). */
   readonly cost: number;
 }
@@ -63,12 +73,16 @@ export interface RecentChunk {
 export class RecentIds {
   private capacity = INITIAL_CAPACITY;
   private words = new Uint32Array(0);
-  private floats = new Float64Array(0);
-  /** Occupied slots, dead ones included (the resize trigger). */
+  /** Used slots, dead ones included (the resize trigger). */
   private occupied = 0;
-  /** Chunks by number (numbers are reused once a chunk leaves). */
-  private chunks: Array<RecentChunk | undefined> = [];
-  private freeNumbers: number[] = [];
+  /**
+   * Chunks by number. Numbers are never reused, so a slot left pointing at a chunk that expired can
+   * never be taken for an id of a newer chunk.
+   */
+  private readonly chunks = new Map<number, RecentChunk>();
+  private nextNumber = 0;
+  /** Ids in the chunks held (an id remembered again since counts twice until its chunk leaves). */
+  private liveIds = 0;
   /** Chunk numbers in the order they came (spill order), from `head`. */
   private order: number[] = [];
   private head = 0;
@@ -104,24 +118,26 @@ export class RecentIds {
   lookup(id: string, high: number, low: number, liveFrom: number): number {
     // The query's horizon, not remembered: only expire() moves the table's own.
     const floor = liveFrom > this.liveFrom ? liveFrom : this.liveFrom;
-    const { words, floats } = this;
-    const mask = this.capacity - 1;
-    let slot = (low ^ Math.imul(high, 0x9e3779b1)) & mask;
+    const { words, capacity } = this;
+    let slot = homeSlot(high, low, capacity);
     let reusable = -1;
     for (;;) {
-      const bucket = floats[slot * BUCKET_FLOATS + 2] as number;
-      if (bucket === EMPTY) {
+      const w = slot * SLOT_WORDS;
+      const chunk = words[w + CHUNK] as number;
+      if (chunk === EMPTY) {
         this.insertAt = reusable >= 0 ? reusable : slot;
-        return EMPTY;
+        return ABSENT;
       }
-      if (bucket < floor) {
-        // Dead or expired: its chunk may be gone, so it is never compared; a new id may take it.
+      if (chunk === DEAD) {
         if (reusable < 0) reusable = slot;
-      } else {
-        const w = slot * SLOT_WORDS;
-        if (words[w + LOW] === low && words[w + HIGH] === high && this.holds(slot, id)) return bucket;
+      } else if (words[w + LOW] === low && words[w + HIGH] === high) {
+        const bucket = this.bucketOf(chunk, words[w + OFFSET] as number);
+        // Expired: its chunk may be gone, so it is never compared; a new id may take the slot.
+        if (bucket < floor) {
+          if (reusable < 0) reusable = slot;
+        } else if (this.holds(slot, id)) return bucket;
       }
-      slot = (slot + 1) & mask;
+      slot = slot + 1 === capacity ? 0 : slot + 1;
     }
   }
 
@@ -131,7 +147,7 @@ export class RecentIds {
     const start = this.arenaUsed;
     if (start + maxEntryBytes(id) > this.arena.length) this.growArena(start + maxEntryBytes(id));
     this.arenaUsed = appendIdEntry(this.arena, start, id);
-    this.put(slot, high, low, bucket, FRESH, this.freshStarts.length);
+    this.put(slot, high, low, FRESH, this.freshStarts.length);
     this.freshStarts.push(start);
     this.freshBuckets.push(bucket);
     this.freshSlots.push(slot);
@@ -218,6 +234,12 @@ export class RecentIds {
 
   /** The fresh list is written: forget it (every live fresh id now points into a chunk). */
   clearFresh(): void {
+    // A fresh id that expired before its commit still names its fresh index: free its slot, or it
+    // would name the next commit's fresh id of that index.
+    for (let i = 0; i < this.freshSlots.length; i++) {
+      const w = (this.freshSlots[i] as number) * SLOT_WORDS;
+      if (this.words[w + CHUNK] === FRESH && this.words[w + OFFSET] === i) this.words[w + CHUNK] = DEAD;
+    }
     this.arenaUsed = 0;
     this.freshStarts = [];
     this.freshBuckets = [];
@@ -246,7 +268,7 @@ export class RecentIds {
         if (!hashAsciiId(buffer, start, end)) hashId(buffer.toString('utf8', start, end));
         // Ids of two loaded chunks are never both live (one is remembered again only after the other
         // expired), and lookups skip expired entries: no comparison needed here.
-        this.put(this.freeSlot(idHash.high, idHash.low), idHash.high, idHash.low, bucket, number, offset);
+        this.put(this.freeSlot(idHash.high, idHash.low), idHash.high, idHash.low, number, offset);
         offset = end;
       }
     });
@@ -255,7 +277,7 @@ export class RecentIds {
   /** The oldest chunk, if any. */
   oldest(): RecentChunk | undefined {
     while (this.head < this.order.length) {
-      const chunk = this.chunks[this.order[this.head] as number];
+      const chunk = this.chunks.get(this.order[this.head] as number);
       if (chunk !== undefined) return chunk;
       this.head++;
     }
@@ -278,7 +300,7 @@ export class RecentIds {
         hashId(id);
         const slot = this.slotOf(idHash.high, idHash.low, number, offset);
         if (slot >= 0) {
-          this.floats[slot * BUCKET_FLOATS + 2] = DEAD;
+          this.words[slot * SLOT_WORDS + CHUNK] = DEAD;
           kept.push(id);
         }
         offset = entryEnd(chunk.bytes, offset);
@@ -288,55 +310,77 @@ export class RecentIds {
     return { chunk, ids: kept };
   }
 
+  /**
+   * After spills: rebuilds the table when it has grown far beyond what the ids left need (the cache
+   * share shrank), so its memory follows the share instead of staying at its largest.
+   */
+  shrinkIfOversized(): void {
+    const live = this.liveIds + this.freshStarts.length;
+    if (this.capacity > INITIAL_CAPACITY && this.capacity > 2 * SLOTS_PER_ID_AFTER_RESIZE * live)
+      this.resize();
+  }
+
   /** Drops the chunks of buckets below `liveFrom` (their slots are expired by the bucket check). */
   expire(liveFrom: number): void {
     if (liveFrom > this.liveFrom) this.liveFrom = liveFrom;
     for (let i = this.head; i < this.order.length; i++) {
       const number = this.order[i] as number;
-      const chunk = this.chunks[number];
+      const chunk = this.chunks.get(number);
       if (chunk !== undefined && chunk.bucket < this.liveFrom) this.removeChunk(number);
     }
   }
 
   private addChunk(key: string, bucket: number, bytes: Uint8Array, ids: number): number {
-    const number = this.freeNumbers.pop() ?? this.chunks.length;
-    const chunk: RecentChunk = { key, bucket, bytes, cost: bytes.byteLength + ids * RECENT_ID_SLOT_BYTES };
-    this.chunks[number] = chunk;
+    const number = this.nextNumber++;
+    if (number >= DEAD) throw new Error('recent ids: chunk numbers exhausted');
+    const chunk: RecentChunk = {
+      key,
+      bucket,
+      bytes,
+      ids,
+      cost: bytes.byteLength + ids * RECENT_ID_SLOT_BYTES,
+    };
+    this.chunks.set(number, chunk);
     this.order.push(number);
     this.chunkCost += chunk.cost;
+    this.liveIds += ids;
     return number;
   }
 
   private removeChunk(number: number): void {
-    const chunk = this.chunks[number];
+    const chunk = this.chunks.get(number);
     if (chunk === undefined) return;
-    this.chunks[number] = undefined;
-    this.freeNumbers.push(number);
+    this.chunks.delete(number);
     this.chunkCost -= chunk.cost;
+    this.liveIds -= chunk.ids;
     if (this.head > 1024 && this.head * 2 > this.order.length) {
       this.order = this.order.slice(this.head);
       this.head = 0;
     }
   }
 
+  /** The bucket of a used slot's id (chunk word `chunk`, offset word `offset`); -Infinity when gone. */
+  private bucketOf(chunk: number, offset: number): number {
+    if (chunk === FRESH) return this.freshBuckets[offset] ?? ABSENT;
+    return this.chunks.get(chunk)?.bucket ?? ABSENT;
+  }
+
   /** The slot of the id at `offset` of chunk `number`, or -1 (it was re-remembered or has expired). */
   private slotOf(high: number, low: number, number: number, offset: number): number {
-    const { words, floats } = this;
-    const mask = this.capacity - 1;
-    let slot = (low ^ Math.imul(high, 0x9e3779b1)) & mask;
+    const { words, capacity } = this;
+    let slot = homeSlot(high, low, capacity);
     for (;;) {
-      const bucket = floats[slot * BUCKET_FLOATS + 2] as number;
-      if (bucket === EMPTY) return -1;
       const w = slot * SLOT_WORDS;
+      const chunk = words[w + CHUNK] as number;
+      if (chunk === EMPTY) return -1;
       if (
-        bucket >= this.liveFrom &&
-        words[w + CHUNK] === number &&
+        chunk === number &&
         words[w + OFFSET] === offset &&
         words[w + LOW] === low &&
         words[w + HIGH] === high
       )
         return slot;
-      slot = (slot + 1) & mask;
+      slot = slot + 1 === capacity ? 0 : slot + 1;
     }
   }
 
@@ -344,7 +388,7 @@ export class RecentIds {
   private holds(slot: number, id: string): boolean {
     const chunkNumber = this.words[slot * SLOT_WORDS + CHUNK] as number;
     const offset = this.words[slot * SLOT_WORDS + OFFSET] as number;
-    const bytes = chunkNumber === FRESH ? this.arena : this.chunks[chunkNumber]?.bytes;
+    const bytes = chunkNumber === FRESH ? this.arena : this.chunks.get(chunkNumber)?.bytes;
     if (bytes === undefined) return false;
     const buffer = Buffer.isBuffer(bytes)
       ? bytes
@@ -372,51 +416,54 @@ export class RecentIds {
     if (this.occupied + more > this.capacity * MAX_LOAD) this.resize(more);
   }
 
-  /** Rehashes the live entries into a table at most a third full once `more` ids are in. */
+  /** Whether a used slot still holds a live id (not dead, its chunk not gone or expired). */
+  private isLive(chunk: number, offset: number): boolean {
+    return chunk !== DEAD && this.bucketOf(chunk, offset) >= this.liveFrom;
+  }
+
+  /** Rehashes the live entries into a table a third full once `more` ids are in. */
   private resize(more = 0): void {
-    const { words, floats, capacity: oldCapacity } = this;
+    const { words, capacity: oldCapacity } = this;
     let live = more;
-    for (let i = 0; i < oldCapacity; i++)
-      if ((floats[i * BUCKET_FLOATS + 2] as number) >= this.liveFrom) live++;
-    let capacity = INITIAL_CAPACITY;
-    while (capacity < live * SLOTS_PER_ID_AFTER_RESIZE) capacity *= 2;
-    this.allocate(capacity);
     for (let i = 0; i < oldCapacity; i++) {
-      const bucket = floats[i * BUCKET_FLOATS + 2] as number;
-      if (bucket < this.liveFrom) continue;
+      const chunk = words[i * SLOT_WORDS + CHUNK] as number;
+      if (chunk !== EMPTY && this.isLive(chunk, words[i * SLOT_WORDS + OFFSET] as number)) live++;
+    }
+    this.allocate(Math.max(INITIAL_CAPACITY, Math.ceil(live * SLOTS_PER_ID_AFTER_RESIZE)));
+    for (let i = 0; i < oldCapacity; i++) {
       const w = i * SLOT_WORDS;
+      const chunk = words[w + CHUNK] as number;
+      const offset = words[w + OFFSET] as number;
+      if (chunk === EMPTY || !this.isLive(chunk, offset)) continue;
       const high = words[w + HIGH] as number;
       const low = words[w + LOW] as number;
       const slot = this.freeSlot(high, low);
-      this.put(slot, high, low, bucket, words[w + CHUNK] as number, words[w + OFFSET] as number);
-      if (words[w + CHUNK] === FRESH) this.freshSlots[words[w + OFFSET] as number] = slot;
+      this.put(slot, high, low, chunk, offset);
+      if (chunk === FRESH) this.freshSlots[offset] = slot;
     }
   }
 
   private allocate(capacity: number): void {
-    const buffer = new ArrayBuffer(capacity * SLOT_BYTES);
-    this.words = new Uint32Array(buffer);
-    this.floats = new Float64Array(buffer);
-    for (let slot = 0; slot < capacity; slot++) this.floats[slot * BUCKET_FLOATS + 2] = EMPTY;
+    this.words = new Uint32Array(capacity * SLOT_WORDS);
+    for (let slot = 0; slot < capacity; slot++) this.words[slot * SLOT_WORDS + CHUNK] = EMPTY;
     this.capacity = capacity;
     this.occupied = 0;
   }
 
   /** The first empty slot on the hash's probe path. */
   private freeSlot(high: number, low: number): number {
-    const mask = this.capacity - 1;
-    let slot = (low ^ Math.imul(high, 0x9e3779b1)) & mask;
-    while (this.floats[slot * BUCKET_FLOATS + 2] !== EMPTY) slot = (slot + 1) & mask;
+    const capacity = this.capacity;
+    let slot = homeSlot(high, low, capacity);
+    while (this.words[slot * SLOT_WORDS + CHUNK] !== EMPTY) slot = slot + 1 === capacity ? 0 : slot + 1;
     return slot;
   }
 
-  private put(slot: number, high: number, low: number, bucket: number, chunk: number, offset: number): void {
-    if (this.floats[slot * BUCKET_FLOATS + 2] === EMPTY) this.occupied++;
+  private put(slot: number, high: number, low: number, chunk: number, offset: number): void {
     const w = slot * SLOT_WORDS;
+    if (this.words[w + CHUNK] === EMPTY) this.occupied++;
     this.words[w + HIGH] = high;
     this.words[w + LOW] = low;
     this.words[w + CHUNK] = chunk;
     this.words[w + OFFSET] = offset;
-    this.floats[slot * BUCKET_FLOATS + 2] = bucket;
   }
 }
