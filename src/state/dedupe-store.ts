@@ -45,9 +45,9 @@ import type { CacheMemory, CacheShare, StoreView } from '../core/task.js';
 import { CacheBudget } from '../core/cache-budget.js';
 import { StoreQueryError, decodeCursor, pageOf, storeTime } from '../core/store-reads.js';
 import { storeLevelName, storeLocalLevels, storeMetaKeys } from './store-manifest.js';
-import { MalformedIdChunkError, decodeIdChunk } from './id-chunks.js';
+import { MalformedIdChunkError, decodeIdChunk, entryBytesStart, entryEnd } from './id-chunks.js';
 import { IdFilter } from './id-filter.js';
-import { hashId, idHash } from './id-hash.js';
+import { hashAsciiId, hashId, idHash } from './id-hash.js';
 import { RECENT_ID_SLOT_BYTES, RecentIds } from './recent-ids.js';
 
 /** How entries are written (the store manifest compares it): chunks of exact ids per bucket. */
@@ -93,6 +93,11 @@ function bucketOfChunk(key: string, bucketSize: number): number {
   return Math.floor(parseSortableTime(key.slice(0, key.indexOf('!'))) / bucketSize);
 }
 
+/** What the index keys of ids spilled into `bucket` start with (their generation). */
+function indexPrefix(bucket: number): string {
+  return `${generationKey(Math.floor(bucket / BUCKETS_PER_GENERATION))}!`;
+}
+
 function generationKey(generation: number): string {
   return sortableHex(generation, 10);
 }
@@ -130,7 +135,7 @@ function countsBytes(counts: ReadonlyMap<number, number>): Uint8Array {
 
 /** Writes the index entries of spilled ids of `bucket`. */
 function indexIds(levels: Levels, ids: Iterable<string>, bucket: number, local: LocalWrites): void {
-  const prefix = `${generationKey(Math.floor(bucket / BUCKETS_PER_GENERATION))}!`;
+  const prefix = indexPrefix(bucket);
   const bucketText = String(bucket);
   for (const id of ids) local.putLocal(levels.index, prefix + id, bucketText);
 }
@@ -251,10 +256,9 @@ export class DedupeStore implements ManagedStore {
       const chunkKey = key.slice(PENDING_PREFIX.length);
       const bytes = await chunks.get(chunkKey);
       if (bytes === undefined) continue;
-      const ids = decodeIdChunk(bytes);
-      this.addToFilter(ids, bucketOfChunk(chunkKey, this.bucketSize));
+      const ids = this.indexAndFilter(bytes, bucketOfChunk(chunkKey, this.bucketSize));
       this.unsnapshotted.add(chunkKey);
-      this.unsnapshottedIds += ids.length;
+      this.unsnapshottedIds += ids;
     }
     const recentKeys = (await local.keys({ gte: RECENT_PREFIX, lt: RECENT_PREFIX + '~' }).all()).map((key) =>
       key.slice(RECENT_PREFIX.length),
@@ -503,13 +507,12 @@ export class DedupeStore implements ManagedStore {
     while (this.recent.bytes > this.share.limitBytes) {
       const spilled = this.recent.spillOldest();
       if (spilled === undefined) break;
-      const { chunk, ids } = spilled;
-      indexIds(this.levels, ids, chunk.bucket, batch);
-      this.addToFilter(ids, chunk.bucket);
+      const { chunk, live } = spilled;
+      const ids = live ? this.indexAndFilter(chunk.bytes, chunk.bucket, batch) : 0;
       batch.delLocal(local, RECENT_PREFIX + chunk.key);
       batch.putLocal(local, PENDING_PREFIX + chunk.key, EMPTY);
       this.unsnapshotted.add(chunk.key);
-      this.unsnapshottedIds += ids.length;
+      this.unsnapshottedIds += ids;
     }
     this.recent.shrinkIfOversized();
   }
@@ -533,11 +536,30 @@ export class DedupeStore implements ManagedStore {
     }
   }
 
-  private addToFilter(ids: readonly string[], bucket: number): void {
-    for (const id of ids) {
-      hashId(id);
+  /**
+   * Adds the ids of a chunk (its encoded bytes) to the filter, and with `batch` writes their index
+   * entries too; one pass, ASCII ids hashed from their bytes. Returns how many ids it holds.
+   */
+  private indexAndFilter(bytes: Uint8Array, bucket: number, batch?: LocalWrites): number {
+    const buffer = Buffer.isBuffer(bytes)
+      ? bytes
+      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const prefix = indexPrefix(bucket);
+    const bucketText = String(bucket);
+    const index = this.levels.index;
+    let ids = 0;
+    for (let at = 0; at < buffer.length; ids++) {
+      const start = entryBytesStart(buffer, at);
+      at = entryEnd(buffer, at);
+      const ascii = hashAsciiId(buffer, start, at);
+      if (batch !== undefined || !ascii) {
+        const id = buffer.toString('utf8', start, at);
+        if (!ascii) hashId(id);
+        batch?.putLocal(index, prefix + id, bucketText);
+      }
       this.filter.add(idHash.high, idHash.low, bucket);
     }
+    return ids;
   }
 
   private forgetBatch(): void {

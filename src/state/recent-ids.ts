@@ -9,13 +9,12 @@
  * copies runs of entries into chunks). A hash match is confirmed against those exact bytes, so two
  * ids sharing a hash are two entries.
  *
- * Entries are never moved out one by one: a spilled or expired chunk's slots are marked dead (or left
- * to the bucket check) and the next resize drops them.
+ * Entries are never moved out one by one: a spilled or expired chunk's slots are left naming a chunk
+ * that is gone; lookups skip them, new ids reuse them, and the next resize drops them.
  */
 import {
   CHUNK_MAX_BYTES,
   appendIdEntry,
-  decodeIdChunk,
   entryBytesStart,
   entryEnd,
   maxEntryBytes,
@@ -80,6 +79,8 @@ export class RecentIds {
    * never be taken for an id of a newer chunk.
    */
   private readonly chunks = new Map<number, RecentChunk>();
+  /** 1 for each chunk number held (the probe loop's test for slots it may reuse). */
+  private heldChunks = new Uint8Array(1024);
   private nextNumber = 0;
   /** Ids in the chunks held (an id remembered again since counts twice until its chunk leaves). */
   private liveIds = 0;
@@ -128,14 +129,14 @@ export class RecentIds {
         this.insertAt = reusable >= 0 ? reusable : slot;
         return ABSENT;
       }
-      if (chunk === DEAD) {
-        if (reusable < 0) reusable = slot;
-      } else if (words[w + LOW] === low && words[w + HIGH] === high) {
+      if (words[w + LOW] === low && words[w + HIGH] === high) {
         const bucket = this.bucketOf(chunk, words[w + OFFSET] as number);
-        // Expired: its chunk may be gone, so it is never compared; a new id may take the slot.
+        // Expired or gone: its bytes may be gone, so it is never compared; a new id may take the slot.
         if (bucket < floor) {
           if (reusable < 0) reusable = slot;
         } else if (this.holds(slot, id)) return bucket;
+      } else if (reusable < 0 && chunk !== FRESH && this.heldChunks[chunk] !== 1) {
+        reusable = slot; // dead, or its chunk spilled or expired
       }
       slot = slot + 1 === capacity ? 0 : slot + 1;
     }
@@ -285,29 +286,17 @@ export class RecentIds {
   }
 
   /**
-   * Takes the oldest chunk out of memory; returns its ids that were still live and recent (those to
-   * keep on disk).
+   * Takes the oldest chunk out of memory; returns it, with whether its ids are still live (not
+   * expired): those are the ones to keep on disk. Every id of a live chunk is live: an id is
+   * remembered again only once it expired. Its slots are not visited: they name a chunk that is gone,
+   * which lookups skip and the next resize drops.
    */
-  spillOldest(): { chunk: RecentChunk; ids: string[] } | undefined {
+  spillOldest(): { chunk: RecentChunk; live: boolean } | undefined {
     const chunk = this.oldest();
     if (chunk === undefined) return undefined;
     const number = this.order[this.head++] as number;
-    const kept: string[] = [];
-    if (chunk.bucket >= this.liveFrom) {
-      const ids = decodeIdChunk(chunk.bytes);
-      let offset = 0;
-      for (const id of ids) {
-        hashId(id);
-        const slot = this.slotOf(idHash.high, idHash.low, number, offset);
-        if (slot >= 0) {
-          this.words[slot * SLOT_WORDS + CHUNK] = DEAD;
-          kept.push(id);
-        }
-        offset = entryEnd(chunk.bytes, offset);
-      }
-    }
     this.removeChunk(number);
-    return { chunk, ids: kept };
+    return { chunk, live: chunk.bucket >= this.liveFrom };
   }
 
   /**
@@ -341,6 +330,12 @@ export class RecentIds {
       cost: bytes.byteLength + ids * RECENT_ID_SLOT_BYTES,
     };
     this.chunks.set(number, chunk);
+    if (number >= this.heldChunks.length) {
+      const held = new Uint8Array(this.heldChunks.length * 2);
+      held.set(this.heldChunks);
+      this.heldChunks = held;
+    }
+    this.heldChunks[number] = 1;
     this.order.push(number);
     this.chunkCost += chunk.cost;
     this.liveIds += ids;
@@ -351,6 +346,7 @@ export class RecentIds {
     const chunk = this.chunks.get(number);
     if (chunk === undefined) return;
     this.chunks.delete(number);
+    this.heldChunks[number] = 0;
     this.chunkCost -= chunk.cost;
     this.liveIds -= chunk.ids;
     if (this.head > 1024 && this.head * 2 > this.order.length) {
@@ -363,25 +359,6 @@ export class RecentIds {
   private bucketOf(chunk: number, offset: number): number {
     if (chunk === FRESH) return this.freshBuckets[offset] ?? ABSENT;
     return this.chunks.get(chunk)?.bucket ?? ABSENT;
-  }
-
-  /** The slot of the id at `offset` of chunk `number`, or -1 (it was re-remembered or has expired). */
-  private slotOf(high: number, low: number, number: number, offset: number): number {
-    const { words, capacity } = this;
-    let slot = homeSlot(high, low, capacity);
-    for (;;) {
-      const w = slot * SLOT_WORDS;
-      const chunk = words[w + CHUNK] as number;
-      if (chunk === EMPTY) return -1;
-      if (
-        chunk === number &&
-        words[w + OFFSET] === offset &&
-        words[w + LOW] === low &&
-        words[w + HIGH] === high
-      )
-        return slot;
-      slot = slot + 1 === capacity ? 0 : slot + 1;
-    }
   }
 
   /** Whether the slot's exact id is `id` (its hash already matched). */
