@@ -249,8 +249,10 @@ export class DedupeStore implements ManagedStore {
     this.nextChunk = chunkText === undefined ? 0 : Number(chunkText);
     this.counts = await readCounts(this.levels);
     const { chunks, local } = this.levels;
+    const blobs = [];
     for await (const [key, bytes] of local.iterator({ gte: GENERATION_PREFIX, lt: GENERATION_PREFIX + '~' }))
-      this.filter.load(Number(key.slice(GENERATION_PREFIX.length)), bytes);
+      blobs.push({ number: Number(key.slice(GENERATION_PREFIX.length)), bytes });
+    this.filter.loadAll(blobs);
     // Spilled chunks written since the last snapshot (few, or all of them after a restore).
     for await (const key of local.keys({ gte: PENDING_PREFIX, lt: PENDING_PREFIX + '~' })) {
       const chunkKey = key.slice(PENDING_PREFIX.length);
