@@ -31,10 +31,11 @@ const BITS_PER_ID = 12;
 const MIN_CAPACITY = 262_144;
 const WORDS_PER_BLOCK = 8;
 /**
- * A new generation joins a table whose segments hold between the largest generation held and 1.5
- * times what it should get (that plus a tenth): a steady stream keeps one table.
+ * A new generation joins a table whose segments hold between the largest generation held and 1.2
+ * times what it should get (that plus a tenth): a steady stream keeps one table, and a table sized
+ * for a burst does not cost the generations after it a third more memory.
  */
-const LARGEST_TABLE_FACTOR = 1.5;
+const LARGEST_TABLE_FACTOR = 1.2;
 
 function blocksFor(capacity: number): number {
   return Math.max(1, Math.ceil((capacity * BITS_PER_ID) / 256));
