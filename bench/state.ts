@@ -4,7 +4,10 @@
  * events resend an id, half of them one of the 20M remembered before the run, which only the disk
  * index knows), a 1-minute tumbling count/sum over 100k keys, commits about every second.
  *
- *   node --import tsx bench/state.ts [events] [remembered ids]      (default 2,000,000 and 20,000,000)
+ *   node --import tsx bench/state.ts [events] [remembered ids] [cache MiB]
+ *
+ * Defaults: 2,000,000 events, 20,000,000 ids, and the default `state.cacheMaxBytes` (256 MiB). The
+ * cache sets how many of the newest ids stay in memory; the rest of the memory is the engine's own.
  *
  * Phases: `fill` (a child process, so its memory does not count) writes the ids through the store
  * itself, in its format (chunks per bucket spread over the 30 days before the run, the index and the
@@ -19,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { days } from '../src/index.js';
+import { CacheBudget, DEFAULT_CACHE_MAX_BYTES } from '../src/core/cache-budget.js';
 import { DedupeStore, StateDb } from '../src/state/index.js';
 import type { UsageEvent } from '../examples/metering/usage-event.js';
 import { HORIZON, commitAndDrain, encodeBatch, usageTopology, warmSerde } from './usage-workload.js';
@@ -30,12 +34,14 @@ const storeDir = (dir: string) => join(dir, 'task-0');
 const oldId = (n: number) => `bench/old-${n}`;
 
 if (process.argv[2] === 'fill') {
-  await fill(process.argv[3] as string, Number(process.argv[4]));
+  await fill(process.argv[3] as string, Number(process.argv[4]), Number(process.argv[5]));
   process.exit(0);
 }
 
 const totalEvents = Number(process.argv[2] ?? 2_000_000);
 const rememberedIds = Number(process.argv[3] ?? 20_000_000);
+const cacheMaxBytes =
+  process.argv[4] === undefined ? DEFAULT_CACHE_MAX_BYTES : Number(process.argv[4]) * 1024 * 1024;
 const keysPerMinute = 100_000;
 const minutesOfData = 10;
 const batchSize = 1_000;
@@ -43,9 +49,12 @@ const commitEveryMs = 1_000;
 const eventsPerMinute = Math.ceil(totalEvents / minutesOfData);
 
 /** Writes `ids` remembered ids through the dedupe store, spread over the 30 days before T0. */
-async function fill(dir: string, ids: number): Promise<void> {
+async function fill(dir: string, ids: number, cacheMaxBytes: number): Promise<void> {
   const db = await StateDb.open(storeDir(dir));
-  const store = await db.attach(new DedupeStore(db, STORE, { horizon: HORIZON }));
+  // The run's cache, so the newest ids it finds in memory at the reopen are what a run leaves there.
+  const store = await db.attach(
+    new DedupeStore(db, STORE, { horizon: HORIZON }, new CacheBudget(cacheMaxBytes)),
+  );
   const span = days(30);
   // Large commits while filling, then the last million ids in commits of 100k, the size of a
   // runtime commit (about a second of input): LevelDB's log at the restart is what a real run leaves.
@@ -81,7 +90,15 @@ const dir = await mkdtemp(join(tmpdir(), 'tributary-bench-state-'));
 const fillStarted = Date.now();
 const filled = spawnSync(
   process.execPath,
-  ['--import', 'tsx', fileURLToPath(import.meta.url), 'fill', dir, String(rememberedIds)],
+  [
+    '--import',
+    'tsx',
+    fileURLToPath(import.meta.url),
+    'fill',
+    dir,
+    String(rememberedIds),
+    String(cacheMaxBytes),
+  ],
   { stdio: 'inherit' },
 );
 if (filled.status !== 0) throw new Error(`the fill failed (exit ${filled.status})`);
@@ -123,7 +140,11 @@ function makeBatch(first: number, size: number) {
 
 const firstBatch = makeBatch(0, batchSize);
 const reopenStarted = process.hrtime.bigint();
-const task = await topology.openTask({ partition: 0, dir: storeDir(dir) });
+const task = await topology.openTask({
+  partition: 0,
+  dir: storeDir(dir),
+  cache: new CacheBudget(cacheMaxBytes),
+});
 const openSeconds = Number(process.hrtime.bigint() - reopenStarted) / 1e9;
 await task.process(firstBatch);
 const reopenSeconds = Number(process.hrtime.bigint() - reopenStarted) / 1e9;
@@ -189,6 +210,9 @@ if (missedDuplicates > 0) console.log(`MISSED duplicates: ${missedDuplicates}`);
 console.log(`peak anonymous RSS ${Math.round(peakAnon / 1024 / 1024)} MB`);
 console.log(
   `state: ${Math.round(measuredEvents / (Number(busyNs) / 1e9))} events/s with ${remembered} ids remembered, ` +
-    `peak RSS ${Math.round(peakRss / 1024 / 1024)} MB, reopen ${reopenSeconds.toFixed(2)} s, false duplicates ${falseDuplicates}`,
+    `peak RSS ${Math.round(peakRss / 1024 / 1024)} MB, reopen ${reopenSeconds.toFixed(2)} s, false duplicates ${falseDuplicates}` +
+    (cacheMaxBytes === DEFAULT_CACHE_MAX_BYTES
+      ? ''
+      : ` (state.cacheMaxBytes ${cacheMaxBytes / 1024 / 1024} MiB)`),
 );
 if (missedDuplicates > 0 || falseDuplicates > 0) process.exitCode = 1;
