@@ -1,0 +1,154 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import {
+  TestDriver,
+  TopologyBuilder,
+  count,
+  max,
+  memorySink,
+  minutes,
+  quantiles,
+  seconds,
+  sum,
+  tumbling,
+} from '../../../src/index.js';
+import type { DeadLetter, WindowResult } from '../../../src/index.js';
+import type { TaskRuntime } from '../../../src/topology/graph.js';
+import type { GroupWindowStore } from '../../../src/topology/window-store-spec.js';
+import { T0, byWindowAndKey, jsonSerde } from './helpers.js';
+import type { UsageEvent } from './helpers.js';
+
+const WINDOW_STORES = ['reemit-store', 'dlq-store', 'drop-store', 'side-store'];
+
+/**
+ * Four window aggregates, one per late policy, over many keys: numeric states with object keys
+ * (compact key texts) and JSON states (quantiles) with string keys.
+ */
+function topology() {
+  const builder = new TopologyBuilder();
+  const events = builder.stream('usage', jsonSerde<UsageEvent>(), { timestamp: (e) => e.time });
+  events
+    .groupBy((e) => ({ subject: e.subject, even: e.value % 2 === 0 }))
+    .window(tumbling(seconds(30)), {
+      grace: seconds(5),
+      outOfOrderness: seconds(10),
+      late: 're-emit',
+      allowedLateness: seconds(40),
+      name: 'reemit-store',
+    })
+    .aggregate({ n: count(), total: sum((e) => e.value) })
+    .to(memorySink('reemit'));
+  events
+    .groupBy((e) => e.subject)
+    .window(tumbling(minutes(1)), { grace: seconds(5), late: 'dlq', name: 'dlq-store' })
+    .aggregate({ n: count(), p: quantiles((e) => e.value) })
+    .to(memorySink('dead-lettered'));
+  events
+    .groupBy((e) => e.subject)
+    .window(tumbling(seconds(20)), { outOfOrderness: seconds(3), late: 'drop', name: 'drop-store' })
+    .aggregate({ top: max((e) => e.value) })
+    .to(memorySink('drop'));
+  const sided = events
+    .groupBy((e) => `s/${e.subject}`)
+    .window(tumbling(seconds(45)), { late: 'side-output', name: 'side-store' })
+    .aggregate({ n: count() });
+  sided.to(memorySink('side'));
+  sided.lateEvents().to(memorySink<UsageEvent>('late'));
+  return builder.build();
+}
+
+/** Many keys, times mostly forward with out-of-order and late events, over several windows. */
+const eventArbitrary = fc.record({
+  id: fc.constant('e'),
+  subject: fc.integer({ min: 0, max: 24 }).map((n) => `subject-${n}`),
+  value: fc.integer({ min: 1, max: 1000 }),
+  time: fc.integer({ min: 0, max: 4 * 60_000 }).map((offset) => T0 + offset),
+});
+
+const stepArbitrary = fc.record({
+  event: eventArbitrary,
+  restartAfter: fc.option(fc.constantFrom<'clean' | 'crash'>('clean', 'crash'), { freq: 12 }),
+  commitAfter: fc.boolean(),
+});
+
+type Step = { event: UsageEvent; restartAfter: 'clean' | 'crash' | null; commitAfter: boolean };
+
+interface Observed {
+  results: Record<string, unknown[]>;
+  late: unknown[];
+  deadLetters: Array<[string, string]>;
+  lateEvents: number;
+}
+
+/** What the spilling runs did, summed over all of them (the property proves nothing without it). */
+const seen = { evictions: 0, syncReads: 0, commitsWithEvictedEntries: 0 };
+
+async function windowStores(driver: TestDriver): Promise<GroupWindowStore[]> {
+  // The task is the engine's, which is also the TaskRuntime its nodes see.
+  const task = (await driver.task()) as unknown as TaskRuntime;
+  return WINDOW_STORES.map((name) => task.store<GroupWindowStore>(name));
+}
+
+async function countSpills(driver: TestDriver): Promise<void> {
+  for (const store of await windowStores(driver)) {
+    seen.evictions += store.evictions;
+    seen.syncReads += store.syncReads;
+  }
+}
+
+async function run(steps: readonly Step[], cacheMaxBytes: number | undefined): Promise<Observed> {
+  const spilling = cacheMaxBytes !== undefined;
+  const driver = new TestDriver(topology(), spilling ? { cacheMaxBytes } : {});
+  try {
+    let offset = 0;
+    for (const step of steps) {
+      await driver.pipe('usage', { ...step.event, id: `e${offset++}` });
+      if (spilling && step.commitAfter) {
+        await driver.commit();
+        const stores = await windowStores(driver);
+        if (stores.some((store) => store.residentEntries < store.size)) seen.commitsWithEvictedEntries++;
+      }
+      if (spilling && step.restartAfter) {
+        await countSpills(driver);
+        await driver.restart({ crash: step.restartAfter === 'crash' });
+      }
+    }
+    await driver.pipe('usage', { id: 'flush', subject: 'subject-0', value: 1, time: T0 + minutes(30) });
+    if (spilling) await countSpills(driver);
+    const results: Record<string, unknown[]> = {};
+    for (const sink of ['reemit', 'dead-lettered', 'drop', 'side'])
+      results[sink] = byWindowAndKey(await driver.output<WindowResult<unknown, unknown>>(sink));
+    return {
+      results,
+      late: (await driver.output<UsageEvent>('late')).map((e) => e.id).sort(),
+      deadLetters: (await driver.deadLetters())
+        .map((letter: DeadLetter) => [letter.reason, letter.record.offset.toString()] as [string, string])
+        .sort(),
+      lateEvents: (await driver.metrics()).lateEvents,
+    };
+  } finally {
+    await driver.close();
+  }
+}
+
+test('property: windows spilled beyond a tiny cache, with restarts, emit exactly what windows in memory emit', async (t) => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(stepArbitrary, { minLength: 1, maxLength: 200, size: 'max' }),
+      // 1 byte: every entry is evicted at each commit; a few KB: some stay resident.
+      fc.constantFrom(1, 4_000, 20_000),
+      async (steps, cacheMaxBytes) => {
+        const normalized = steps.map((step) => ({ ...step, restartAfter: step.restartAfter ?? null }));
+        const expected = await run(normalized, undefined);
+        const actual = await run(normalized, cacheMaxBytes);
+        assert.deepEqual(actual, expected);
+      },
+    ),
+    { numRuns: 25 },
+  );
+  t.diagnostic(`spilling runs: ${JSON.stringify(seen)}`);
+  // The spilling runs really evicted entries and read them back from disk.
+  assert.ok(seen.commitsWithEvictedEntries > 0, `commits with evicted entries: ${JSON.stringify(seen)}`);
+  assert.ok(seen.evictions > 0 && seen.syncReads > 0, JSON.stringify(seen));
+});
