@@ -29,8 +29,12 @@ export class KeyFilter {
   }
 
   static forCapacity(capacity: number): KeyFilter {
-    const blocks = Math.max(1, Math.ceil((capacity * BITS_PER_KEY) / 256));
-    return new KeyFilter(capacity, new Uint32Array(blocks * WORDS_PER_BLOCK));
+    return new KeyFilter(capacity, new Uint32Array(KeyFilter.bytesFor(capacity) / 4));
+  }
+
+  /** Memory of a filter sized for `capacity` keys. */
+  static bytesFor(capacity: number): number {
+    return Math.max(1, Math.ceil((capacity * BITS_PER_KEY) / 256)) * WORDS_PER_BLOCK * 4;
   }
 
   /** A filter from words written by an earlier one of the same capacity. */

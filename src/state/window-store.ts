@@ -77,21 +77,27 @@ export interface WindowBlobCodec<S> {
 
 /**
  * Memory a resident window entry costs beyond its encoded bytes (its share of a blob): the Map slot,
- * the entry and state objects, the key string's header. Measured on Node 20 as the heap growth of 200k
- * entries of a window (numeric layout, count + sum; compact keys of two fields): about 190 bytes per
- * entry beyond the ~60 encoded bytes.
+ * the entry and state objects, the key string. Measured on Node 20 as the heap growth of 200k entries
+ * of one window (numeric layout, count + sum, compact keys of two fields): 230 bytes per entry, of
+ * which about 56 are its encoded bytes.
  */
-export const WINDOW_ENTRY_OVERHEAD_BYTES = 190;
+export const WINDOW_ENTRY_OVERHEAD_BYTES = 175;
 /**
  * The same for a JSON-layout state (accumulators as objects, the key object kept): measured as for
- * WINDOW_ENTRY_OVERHEAD_BYTES with count + sum + max through a JSON-state aggregator, about 300 bytes
- * beyond the encoded JSON.
+ * WINDOW_ENTRY_OVERHEAD_BYTES with count + a custom aggregator of a two-field object, 408 bytes per
+ * entry, of which about 128 are its encoded JSON. Aggregators whose accumulator is much larger in
+ * memory than in JSON add their own (window-state-codec.ts: a quantile sketch).
  */
-export const JSON_WINDOW_ENTRY_OVERHEAD_BYTES = 300;
+export const JSON_WINDOW_ENTRY_OVERHEAD_BYTES = 280;
 /** Encoded bytes of an entry of a window that has written none yet (a first estimate). */
 const DEFAULT_ENCODED_ENTRY_BYTES = 64;
 /** A new spilled window's key filter holds at least this many keys (12 bits each). */
-const MIN_FILTER_CAPACITY = 1024;
+const MIN_FILTER_CAPACITY = 256;
+
+/** The capacity of a key filter for a window of `count` entries: room to grow twice as large. */
+function filterCapacityFor(count: number): number {
+  return Math.max(MIN_FILTER_CAPACITY, 2 * count);
+}
 
 /** The blob codec of a per-state JSON codec: a blob is the UTF-8 JSON of `[[keyText, data], ...]`. */
 export function jsonBlobCodec<S>(codec: WindowStateCodec<S>): WindowBlobCodec<S> {
@@ -544,9 +550,13 @@ export class WindowStore<S> implements ManagedStore {
       const window = this.windows.get(start) as Window<S>;
       const resident = window.entries.size;
       if (resident === 0) continue;
+      if (window.spill === undefined) {
+        spilling.add(window);
+        // Its key filter stays resident once it spills.
+        excess += KeyFilter.bytesFor(filterCapacityFor(resident));
+      }
       const perEntry = this.entryBytesOf(window);
       const count = Math.min(resident, Math.ceil(excess / perEntry));
-      if (window.spill === undefined) spilling.add(window);
       this.pendingEvictions.push({ window, count });
       excess -= count * perEntry;
       if (excess <= 0) break;
@@ -560,7 +570,7 @@ export class WindowStore<S> implements ManagedStore {
     const spill: Spill = {
       count,
       writtenCount: count,
-      filter: KeyFilter.forCapacity(Math.max(MIN_FILTER_CAPACITY, 2 * count)),
+      filter: KeyFilter.forCapacity(filterCapacityFor(count)),
       filterChanged: false,
       complete: true,
     };

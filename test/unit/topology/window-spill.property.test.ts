@@ -152,3 +152,33 @@ test('property: windows spilled beyond a tiny cache, with restarts, emit exactly
   assert.ok(seen.commitsWithEvictedEntries > 0, `commits with evicted entries: ${JSON.stringify(seen)}`);
   assert.ok(seen.evictions > 0 && seen.syncReads > 0, JSON.stringify(seen));
 });
+
+test('a spilled window closed by idleness (tick) emits every entry, evicted ones included, once', async () => {
+  const builder = new TopologyBuilder();
+  builder
+    .stream('usage', jsonSerde<UsageEvent>(), { timestamp: (e) => e.time })
+    .groupBy((e) => e.subject)
+    .window(tumbling(minutes(1)), { idleness: seconds(30), name: 'idle-store' })
+    .aggregate({ n: count(), total: sum((e) => e.value) })
+    .to(memorySink('totals'));
+  const driver = new TestDriver(builder.build(), { cacheMaxBytes: 1, wallClock: T0 });
+  try {
+    for (let i = 0; i < 300; i++)
+      await driver.pipe('usage', { id: `e${i}`, subject: `subject-${i % 100}`, value: i, time: T0 + i });
+    await driver.commit();
+    const task = (await driver.task()) as unknown as TaskRuntime;
+    const store = task.store<GroupWindowStore>('idle-store');
+    assert.equal(store.residentEntries, 0, 'every entry evicted at the commit');
+    assert.equal(store.size, 100);
+    await driver.advanceWallClock(minutes(5));
+    const totals = await driver.output<WindowResult<string, { n: number; total: number }>>('totals');
+    assert.equal(totals.length, 100);
+    for (const row of totals) {
+      const k = Number(row.key.slice('subject-'.length));
+      assert.deepEqual(row.value, { n: 3, total: 3 * k + 300 });
+    }
+    assert.equal(store.size, 0);
+  } finally {
+    await driver.close();
+  }
+});
