@@ -6,11 +6,15 @@
  * - per-key record `k<sortable start>!<store key>`: one entry of a spilled window, its value a one-entry
  *   blob of the store's codec (the same bytes a blob would hold for it);
  * - spill record `s<sortable start>`: a spilled window's entry count, the estimated encoded bytes of
- *   one entry, and the filter of its keys on disk (key-filter.ts), so opening reads this one record per
- *   spilled window and none of its per-key records.
+ *   one entry, and the filter of its keys on disk (key-filter.ts), as of the last time it was written;
+ * - key log record `n<sortable start>!<seq>`: the store keys a commit added to a spilled window since
+ *   (a JSON array), so a commit writes its new keys, not the whole filter; once the logs hold
+ *   KEY_LOG_MAX_KEYS keys the spill record is rewritten and they are deleted.
  *
- * A sortable start is 14 hex digits, so every blob key sorts before 'g', every per-key record between
- * 'k' and 'l' and every spill record between 's' and 't': a range read gets one kind only.
+ * Opening reads the spill records and key logs (at most KEY_LOG_MAX_KEYS keys per spilled window),
+ * never a per-key record. A sortable start is 14 hex digits, so every blob key sorts before 'g', every
+ * per-key record between 'k' and 'l', every key log between 'n' and 'o' and every spill record between
+ * 's' and 't': a range read gets one kind only.
  */
 import { parseSortableTime, sortableTime } from './codec.js';
 import { KeyFilter } from './key-filter.js';
@@ -18,6 +22,9 @@ import { KeyFilter } from './key-filter.js';
 /** Every blob key sorts below this. */
 export const BLOBS_END = 'g';
 export const SPILL_RECORDS = { gt: 's', lt: 't' } as const;
+export const KEY_LOG_RECORDS = { gt: 'n', lt: 'o' } as const;
+/** Keys a spilled window's key logs may hold before its spill record (and filter) is rewritten. */
+export const KEY_LOG_MAX_KEYS = 65_536;
 
 const SPILL_MAGIC = 0x31505357; // 'WSP1'
 const HEADER_WORDS = 4;
@@ -40,6 +47,25 @@ export function spillRecordKey(start: number): string {
 /** The window start of a spill record's key. */
 export function spillRecordStart(key: string): number {
   return parseSortableTime(key.slice(1));
+}
+
+export function keyLogRecordKey(start: number, seq: string): string {
+  return `n${sortableTime(start)}!${seq}`;
+}
+
+/** The window start of a key log record's key. */
+export function keyLogStart(key: string): number {
+  return parseSortableTime(key.slice(1, key.indexOf('!')));
+}
+
+export function encodeKeyLog(storeKeys: readonly string[]): Uint8Array {
+  return Buffer.from(JSON.stringify(storeKeys), 'utf8');
+}
+
+export function decodeKeyLog(bytes: Uint8Array): string[] {
+  return JSON.parse(
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'),
+  ) as string[];
 }
 
 export interface SpillRecord {

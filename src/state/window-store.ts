@@ -21,7 +21,8 @@
  * A key not resident in a spilled window is read back with a synchronous `getSync`, unless the
  * window's key filter rules it out (a new key costs no read). Closing a spilled window first loads its
  * entries asynchronously (loadWindow, awaited by the engine between records). Opening reads the blobs
- * and one small spill record per spilled window (its count and key filter), never a per-key record.
+ * and, per spilled window, its spill record (count and key filter) and key logs (the keys added since),
+ * never a per-key record.
  */
 import { parseSortableTime, sortableHex, sortableTime } from './codec.js';
 import type { BinarySublevel, ManagedStore, StateDb, WriteBatch } from './db.js';
@@ -30,9 +31,15 @@ import { CacheBudget } from '../core/cache-budget.js';
 import { KeyFilter } from './key-filter.js';
 import {
   BLOBS_END,
+  KEY_LOG_MAX_KEYS,
+  KEY_LOG_RECORDS,
   SPILL_RECORDS,
+  decodeKeyLog,
   decodeSpillRecord,
+  encodeKeyLog,
   encodeSpillRecord,
+  keyLogRecordKey,
+  keyLogStart,
   perKeyRange,
   perKeyRecordKey,
   spillRecordKey,
@@ -137,12 +144,16 @@ export interface WindowEntryReader<S> {
 interface Spill {
   /** The window's entries, resident or on disk, each key once. */
   count: number;
-  /** `count` as the spill record on disk has it. */
-  writtenCount: number;
   /** The keys on disk (store keys); a key it rules out is not there. */
   filter: KeyFilter;
   /** The filter was rebuilt: write the spill record with the next commit. */
   filterChanged: boolean;
+  /** Key texts inserted since the last commit: the next commit logs their store keys. */
+  inserted: string[];
+  /** The window's key log records on disk (keys added since its spill record was written). */
+  logKeys: string[];
+  /** Keys in those records. */
+  loggedKeys: number;
   /** Every entry is resident (after loadWindow, until the next eviction): a miss is a new key. */
   complete: boolean;
 }
@@ -195,8 +206,10 @@ export class WindowStore<S> implements ManagedStore {
   private pendingBlobs: Array<{ window: Window<S>; key: string; entries: number; replaces: boolean }> = [];
   /** Windows spilling with the pending commit, applied in committed(). */
   private pendingSpills: Array<PendingSpill<S>> = [];
-  /** Spilled windows whose spill record the pending commit writes, with the count it holds. */
-  private pendingRecords: Array<{ spill: Spill; count: number }> = [];
+  /** Spilled windows whose spill record (rewrite: true) or a key log the pending commit writes. */
+  private pendingLogs: Array<{ spill: Spill; rewrite: boolean; logKey: string; keys: number }> = [];
+  /** The blob and key log sequence once the pending commit is durable. */
+  private pendingNextBlob = 0;
   /** Entries to evict once the pending commit is durable, per window (oldest windows first). */
   private pendingEvictions: Array<{ window: Window<S>; count: number }> = [];
   private synchronousReads = 0;
@@ -219,6 +232,7 @@ export class WindowStore<S> implements ManagedStore {
   async load(): Promise<void> {
     const next = await this.db.getMeta(this.metaKey());
     this.nextBlob = next === undefined ? 0 : Number(next);
+    this.pendingNextBlob = this.nextBlob;
     for await (const [key, bytes] of this.level.iterator({ lt: BLOBS_END })) {
       const start = parseSortableTime(key.slice(0, key.indexOf('!')));
       const window = this.windowOf(start);
@@ -241,14 +255,28 @@ export class WindowStore<S> implements ManagedStore {
       const record = decodeSpillRecord(bytes, this.name);
       window.spill = {
         count: record.count,
-        writtenCount: record.count,
         filter: record.filter,
         filterChanged: false,
+        inserted: [],
+        logKeys: [],
+        loggedKeys: 0,
         complete: record.count === 0,
       };
       window.encodedBytes = record.bytesPerEntry;
       window.encodedRows = 1;
       this.entryCount += record.count;
+    }
+    for await (const [key, bytes] of this.level.iterator(KEY_LOG_RECORDS)) {
+      const spill = this.windows.get(keyLogStart(key))?.spill;
+      if (spill === undefined)
+        throw new Error(`window store "${this.name}": key log ${key} of no spilled window`);
+      const storeKeys = decodeKeyLog(bytes);
+      for (const storeKey of storeKeys) spill.filter.add(storeKey);
+      spill.count += storeKeys.length;
+      spill.logKeys.push(key);
+      spill.loggedKeys += storeKeys.length;
+      spill.complete = false;
+      this.entryCount += storeKeys.length;
     }
     this.share.report(this.residentBytes);
   }
@@ -270,7 +298,10 @@ export class WindowStore<S> implements ManagedStore {
     const entry: WindowEntry<S> = { start, keyText, state, dirty: false, removed: false };
     window.entries.set(keyText, entry);
     this.entryCount++;
-    if (window.spill !== undefined) window.spill.count++;
+    if (window.spill !== undefined) {
+      window.spill.count++;
+      window.spill.inserted.push(keyText);
+    }
     this.markDirty(entry);
     return entry;
   }
@@ -330,7 +361,7 @@ export class WindowStore<S> implements ManagedStore {
     if (spill !== undefined) {
       for (const entry of window.entries.values())
         this.deletedKeys.push(perKeyRecordKey(start, this.storeKeyOf(entry.keyText)));
-      this.deletedKeys.push(spillRecordKey(start));
+      this.deletedKeys.push(spillRecordKey(start), ...spill.logKeys);
     }
     this.dirtyWindows.delete(window);
     this.windows.delete(start);
@@ -405,22 +436,36 @@ export class WindowStore<S> implements ManagedStore {
       batch.putBinary(this.level, this.name, key, bytes);
       this.pendingBlobs.push({ window, key, entries: rows.length, replaces: compact });
     }
-    if (blob !== this.nextBlob) this.db.putMeta(this.metaKey(), String(blob));
     for (const window of spilling) this.writeSpill(batch, window);
     for (const window of this.windows.values()) {
       const spill = window.spill;
       if (spill === undefined) continue;
       for (const entry of window.dirty) this.writeEntry(batch, window.start, entry, spill.filter);
-      if (spill.count !== spill.writtenCount || spill.filterChanged) {
+      const inserted = spill.inserted;
+      if (spill.filterChanged || spill.loggedKeys + inserted.length > KEY_LOG_MAX_KEYS) {
+        // The filter as it is now replaces the spill record and the key logs.
         batch.putBinary(
           this.level,
           this.name,
           spillRecordKey(window.start),
           this.spillRecordOf(window, spill),
         );
-        this.pendingRecords.push({ spill, count: spill.count });
+        for (const key of spill.logKeys) batch.del(this.level, this.name, key);
+        this.pendingLogs.push({ spill, rewrite: true, logKey: '', keys: 0 });
+      } else if (inserted.length > 0) {
+        // Only the new keys: the filter on disk plus the logs give the filter in memory.
+        const logKey = keyLogRecordKey(window.start, sortableHex(blob++, 8));
+        batch.putBinary(
+          this.level,
+          this.name,
+          logKey,
+          encodeKeyLog(inserted.map((keyText) => this.storeKeyOf(keyText))),
+        );
+        this.pendingLogs.push({ spill, rewrite: false, logKey, keys: inserted.length });
       }
     }
+    if (blob !== this.nextBlob) this.db.putMeta(this.metaKey(), String(blob));
+    this.pendingNextBlob = blob;
   }
 
   async committed(): Promise<void> {
@@ -431,16 +476,23 @@ export class WindowStore<S> implements ManagedStore {
       }
       window.blobKeys.push(key);
       window.blobEntries += entries;
-      this.nextBlob++;
     }
+    this.nextBlob = this.pendingNextBlob;
     for (const { window, spill } of this.pendingSpills) {
       window.spill = spill;
       window.blobKeys = [];
       window.blobEntries = 0;
     }
-    for (const { spill, count } of this.pendingRecords) {
-      spill.writtenCount = count;
-      spill.filterChanged = false;
+    for (const { spill, rewrite, logKey, keys } of this.pendingLogs) {
+      spill.inserted = [];
+      if (rewrite) {
+        spill.filterChanged = false;
+        spill.logKeys = [];
+        spill.loggedKeys = 0;
+      } else {
+        spill.logKeys.push(logKey);
+        spill.loggedKeys += keys;
+      }
     }
     for (const window of this.dirtyWindows) {
       for (const entry of window.dirty) entry.dirty = false;
@@ -449,7 +501,7 @@ export class WindowStore<S> implements ManagedStore {
     for (const { window, count } of this.pendingEvictions) this.evict(window, count);
     this.pendingBlobs = [];
     this.pendingSpills = [];
-    this.pendingRecords = [];
+    this.pendingLogs = [];
     this.pendingEvictions = [];
     this.dirtyWindows = new Set();
     this.deletedKeys = [];
@@ -569,9 +621,11 @@ export class WindowStore<S> implements ManagedStore {
     const count = window.entries.size;
     const spill: Spill = {
       count,
-      writtenCount: count,
       filter: KeyFilter.forCapacity(filterCapacityFor(count)),
       filterChanged: false,
+      inserted: [],
+      logKeys: [],
+      loggedKeys: 0,
       complete: true,
     };
     for (const entry of window.entries.values()) this.writeEntry(batch, window.start, entry, spill.filter);

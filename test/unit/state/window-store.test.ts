@@ -266,3 +266,44 @@ test('a spilled window that outgrows its key filter gets a larger one: old keys 
     await db.close();
   });
 });
+
+test('a commit adding keys to a spilled window writes them in a key log, not the whole filter; the logs fold back into it', async () => {
+  await withDir(async (dir) => {
+    const { db, store } = await openStore(dir, 1);
+    // Spilled with a filter for 200k keys: the rounds below stay within it (no rebuild).
+    for (let i = 0; i < 100_000; i++) store.insert(T0, `key-${i}`, i);
+    await db.commit({});
+    const written: Array<{ key: string; bytes: number }> = [];
+    db.onChange((changes) => {
+      for (const { key, value } of changes) written.push({ key, bytes: value === null ? 0 : value.length });
+    });
+    for (let i = 0; i < 10; i++) store.insert(T0, `new-${i}`, i);
+    await db.commit({});
+    const notEntries = written.filter(({ key }) => !key.startsWith('k'));
+    assert.deepEqual(
+      notEntries.map(({ key }) => key[0]),
+      ['n'],
+      `one key log beside the entries, no spill record: ${JSON.stringify(notEntries)}`,
+    );
+    assert.ok((notEntries[0]?.bytes ?? Infinity) < 200, 'the log holds the 10 keys');
+    const firstLog = notEntries[0]?.key as string;
+
+    // Logged: 10 + 30k, then 60,010; the third round passes KEY_LOG_MAX_KEYS: the spill record is
+    // rewritten and the logs deleted.
+    const level = db.binaryLevel(storeLevelName('window', 'win'));
+    const logs = () => level.keys({ gt: 'n', lt: 'o' }).all();
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 30_000; i++) store.insert(T0, `round-${round}-${i}`, i);
+      await db.commit({});
+      assert.equal((await logs()).length, round < 2 ? round + 2 : 0, `logs after round ${round}`);
+    }
+    assert.equal(await level.get(firstLog), undefined);
+    await db.close();
+
+    const reopened = await openStore(dir, 1);
+    assert.equal(reopened.store.size, 100_010 + 90_000);
+    for (const key of ['key-99999', 'new-9', 'round-0-0', 'round-2-29999'])
+      assert.notEqual(reopened.store.get(T0, key), undefined, key);
+    await reopened.db.close();
+  });
+});
