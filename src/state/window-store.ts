@@ -228,7 +228,7 @@ export class WindowStore<S> implements ManagedStore {
     this.share = (options.cache ?? new CacheBudget()).join();
   }
 
-  /** Loads the blobs, and of each spilled window its spill record only (no per-key record). */
+  /** Loads the blobs, and of each spilled window its spill record and key logs (no per-key record). */
   async load(): Promise<void> {
     const next = await this.db.getMeta(this.metaKey());
     this.nextBlob = next === undefined ? 0 : Number(next);
