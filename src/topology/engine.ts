@@ -432,7 +432,11 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
   async tick(nowMs: number): Promise<void> {
     const idleFor = nowMs - this.lastActivity;
     for (const listener of this.timeListeners.values()) {
-      this.withTimestamp(this.streamTime, () => listener.onIdle(idleFor));
+      let closing: Promise<void> | undefined;
+      this.withTimestamp(this.streamTime, () => {
+        closing = listener.onIdle(idleFor);
+      });
+      if (closing !== undefined) await closing;
     }
     await this.punctuations.tick(nowMs, this.streamTime);
   }
@@ -579,7 +583,11 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
         // had on other branches before the throw stay (as in Kafka Streams with a continue handler).
         this.deadLetter('processing-failed', error);
       }
-      for (const listener of listeners) listener.afterRecord();
+      for (const listener of listeners) {
+        // Closing a spilled window reads it back first: finished before the next record.
+        const closing = listener.afterRecord();
+        if (closing !== undefined) await closing;
+      }
       for (const punctuation of eventPunctuations) {
         // An asynchronous punctuation (e.g. one that lists a store) finishes before the next record.
         const pending = this.punctuations.afterRecord(punctuation, this.streamTime);

@@ -42,10 +42,13 @@ export interface Cancellable {
 
 /** Something that reacts to the advance of stream time or wall time (window operators). */
 export interface TimeListener {
-  /** After each record: stream time may have advanced. */
-  afterRecord(): void;
-  /** From tick(): `idleFor` ms of wall time passed since the last record. */
-  onIdle(idleFor: number): void;
+  /**
+   * After each record: stream time may have advanced. A promise (a window operator reading a spilled
+   * window back before it closes) is awaited before the next record.
+   */
+  afterRecord(): Promise<void> | undefined;
+  /** From tick(): `idleFor` ms of wall time passed since the last record; a promise is awaited likewise. */
+  onIdle(idleFor: number): Promise<void> | undefined;
   /** Current watermark of this operator, for metrics. */
   watermark(): number;
   /** State to put in the checkpoint and to get back on reopen. */

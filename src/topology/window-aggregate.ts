@@ -91,15 +91,50 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
     }
   };
 
-  const closeWindows = (): void => {
+  /**
+   * Windows closed (emitted) since open. A closed window kept for allowed lateness has every entry
+   * emitted (a late entry is re-emitted after its record), so a later close skips it instead of
+   * reading it back from disk; after a reopen it is looked at once more and emits nothing.
+   */
+  const closed = new Set<number>();
+
+  /** Emits and removes the due windows, all of whose entries are in memory. */
+  const closeResidentWindows = (): void => {
     const watermark = clock.value;
     for (const start of store.windowStarts()) {
       const closesAt = start + size + grace;
       if (closesAt > watermark) break;
-      for (const entry of store.entriesOf(start)) if (entry.state.version === 0) emit(entry);
-      if (closesAt + retention <= watermark) store.removeWindow(start);
+      if (!closed.has(start)) {
+        for (const entry of store.entriesOf(start)) if (entry.state.version === 0) emit(entry);
+        closed.add(start);
+      }
+      if (closesAt + retention <= watermark) {
+        store.removeWindow(start);
+        closed.delete(start);
+      }
     }
     recomputeDeadline();
+  };
+
+  /**
+   * Closes the due windows. A spilled one (entries evicted to disk) is read back first, asynchronously:
+   * the promise is awaited by the task before the next record, and the windows then close in the same
+   * order as if they had stayed in memory.
+   */
+  const closeWindows = (): Promise<void> | undefined => {
+    const watermark = clock.value;
+    let loads: Array<Promise<void>> | undefined;
+    for (const start of store.windowStarts()) {
+      const closesAt = start + size + grace;
+      if (closesAt > watermark) break;
+      if (!store.isResident(start) && (!closed.has(start) || closesAt + retention <= watermark))
+        (loads ??= []).push(store.loadWindow(start));
+    }
+    if (loads === undefined) {
+      closeResidentWindows();
+      return undefined;
+    }
+    return Promise.all(loads).then(closeResidentWindows);
   };
 
   const listener: TimeListener = {
@@ -109,10 +144,10 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
         reemit = [];
         for (const entry of updated) if (!entry.removed) emit(entry);
       }
-      if (clock.follow(task.streamTime) >= nextDeadline) closeWindows();
+      return clock.follow(task.streamTime) >= nextDeadline ? closeWindows() : undefined;
     },
     onIdle(idleFor) {
-      if (clock.idle(task.streamTime, idleFor) && clock.value >= nextDeadline) closeWindows();
+      return clock.idle(task.streamTime, idleFor) && clock.value >= nextDeadline ? closeWindows() : undefined;
     },
     watermark: () => clock.value,
     checkpoint: () => clock.value,

@@ -3,7 +3,11 @@
  * (format 'NUM2', still reading 'NUM1'), the JSON codec of any other spec, and how the store view
  * shows their keys. Existing state folders depend on these layouts: change them only with a new tag.
  */
-import { jsonBlobCodec } from '../state/window-store.js';
+import {
+  JSON_WINDOW_ENTRY_OVERHEAD_BYTES,
+  WINDOW_ENTRY_OVERHEAD_BYTES,
+  jsonBlobCodec,
+} from '../state/window-store.js';
 import type { WindowBlobCodec, WindowEntry } from '../state/window-store.js';
 import type { AnyAggregator } from './aggregators.js';
 import { GroupKeyText } from './group-key.js';
@@ -18,6 +22,14 @@ const HEADER_BYTES = 24;
 const STRING_KEY = 0;
 const JSON_KEY = 1;
 const COMPACT_KEY = 2;
+/**
+ * Memory of a quantile sketch (DDSketch) beyond its JSON, per quantiles() aggregator of a JSON-layout
+ * state: measured as for JSON_WINDOW_ENTRY_OVERHEAD_BYTES with count + quantiles (one value per key),
+ * 2,560 bytes per entry for about 206 bytes of JSON.
+ */
+const QUANTILE_SKETCH_OVERHEAD_BYTES = 2_100;
+/** What every compact key text starts with (GroupKeyText). */
+const COMPACT_PREFIX = '\u0001';
 
 /** How the store view shows a key: as it was before compact key texts (the string, or its JSON). */
 function describeKeyWith(keys: GroupKeyText): (entry: WindowEntry<WindowState>) => string {
@@ -30,6 +42,21 @@ function describeKeyWith(keys: GroupKeyText): (entry: WindowEntry<WindowState>) 
         : entry.keyText;
   };
 }
+/**
+ * The key of a spilled window's per-key record: a compact text's key as its JSON (the key's identity,
+ * whatever shape this instance learned), any other text as it is (a string key, a JSON text).
+ */
+function storeKeyWith(keys: GroupKeyText): (keyText: string) => string {
+  return (keyText) => {
+    if (!keyText.startsWith(COMPACT_PREFIX)) return keyText;
+    try {
+      return JSON.stringify(keys.keyOf(keyText));
+    } catch {
+      return keyText; // a string key that starts like a compact text: it is its own text
+    }
+  };
+}
+
 /**
  * Binary blob of numeric window states: a 24-byte header (magic, entry count, slot width, key bytes,
  * shape bytes, 0), then per entry `[version, ...slots]` as float64, then the key texts' UTF-16
@@ -141,6 +168,8 @@ export function numericBlobCodec(
       version: entry.state.version,
     }),
     describeKey: describeKeyWith(keys),
+    storeKey: storeKeyWith(keys),
+    entryOverheadBytes: WINDOW_ENTRY_OVERHEAD_BYTES,
   };
 }
 
@@ -177,5 +206,10 @@ export function jsonWindowStateCodec(
     // Each state holds its key: the text in memory is re-derived under this task's key shape.
     decodeBlob: (bytes) => json.decodeBlob(bytes).map(([, state]) => [keys.of(state.key), state]),
     describeKey: describeKeyWith(keys),
+    storeKey: storeKeyWith(keys),
+    entryOverheadBytes:
+      JSON_WINDOW_ENTRY_OVERHEAD_BYTES +
+      QUANTILE_SKETCH_OVERHEAD_BYTES *
+        aggregators.filter((aggregator) => aggregator.kind === 'quantiles').length,
   };
 }

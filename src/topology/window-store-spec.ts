@@ -1,7 +1,7 @@
 /** The window store of an aggregate node: its spec, and the store with the key texts of its entries. */
 import { WindowStore } from '../state/window-store.js';
 import type { StateDb } from '../state/db.js';
-import type { WindowBlobCodec, WindowEntryReader } from '../state/window-store.js';
+import type { WindowBlobCodec, WindowEntryReader, WindowStoreOptions } from '../state/window-store.js';
 import type { AnyAggregator, NumericKernel } from './aggregators.js';
 import type { StoreSpec } from './graph.js';
 import type { TumblingWindows } from './time.js';
@@ -18,8 +18,9 @@ export class GroupWindowStore extends WindowStore<WindowState> {
     codec: WindowBlobCodec<WindowState>,
     readonly keys: GroupKeyText,
     reader: WindowEntryReader<WindowState>,
+    options: WindowStoreOptions = {},
   ) {
-    super(db, name, codec, reader);
+    super(db, name, codec, reader, options);
   }
 }
 
@@ -91,7 +92,7 @@ export function windowStoreSpec(config: {
     name: config.name,
     kind: 'window',
     format: windowStoreFormat(config.spec, config.windows.size),
-    create: (db) => {
+    create: (db, { cache }) => {
       const keys = new GroupKeyText();
       const codec = layout
         ? numericBlobCodec(config.name, layout.width, keys)
@@ -102,6 +103,7 @@ export function windowStoreSpec(config: {
         codec,
         keys,
         windowEntryReader(config.spec, config.windows.size, keys),
+        { cache },
       );
     },
   };

@@ -18,6 +18,7 @@ import {
   produce,
   sameMachine,
   spilledDedupeIds,
+  spilledWindowEntries,
   waitForOwners,
 } from '../helpers/chaos.js';
 
@@ -105,6 +106,13 @@ test('dedupe state far beyond its cache: restart and SIGKILL on the same folder,
     );
 
     t.diagnostic(`cache holds at most ${CACHE_HOLDS_AT_MOST_IDS} ids; at the kill: ${context}`);
+    // The window stores are beyond their share too: their windows spilled to per-key records.
+    const windowEntries = await spilledWindowEntries(run, restarted, held);
+    t.diagnostic(`window entries written per key (spilled windows): ${JSON.stringify([...windowEntries])}`);
+    assert.ok(
+      [...windowEntries.values()].some((n) => n > 0),
+      `the window stores spilled: ${JSON.stringify([...windowEntries])}`,
+    );
 
     const again = sameMachine(run, restarted, env);
     workers.push(again);

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { StateDb } from '../../src/state/db.js';
-import { storeLocalLevels } from '../../src/state/store-manifest.js';
+import { storeLevelName, storeLocalLevels } from '../../src/state/store-manifest.js';
 import { UsageGenerator } from '../../examples/metering/generator.js';
 import type { GeneratorOptions, GroundTruth } from '../../examples/metering/generator.js';
 import { describeMismatch, readRollup, waitForMatch } from '../../examples/metering/verify.js';
@@ -58,6 +58,38 @@ export async function spilledDedupeIds(
     } finally {
       await db.close();
     }
+  }
+  return spilled;
+}
+
+/**
+ * Per partition, the per-key records of spilled windows in the stopped worker's window stores: entries
+ * written one per key because the window outgrew the store's cache share (window-spill.ts).
+ */
+export async function spilledWindowEntries(
+  run: MeteringRun,
+  stopped: Worker,
+  partitions: readonly number[],
+): Promise<Map<number, number>> {
+  assert.ok(!stopped.alive, "the worker has stopped (it holds its folders' locks)");
+  const spilled = new Map<number, number>();
+  for (const partition of partitions) {
+    const folder = join(stopped.stateDir, run.appId, `task-${partition}`);
+    let count = 0;
+    if (existsSync(folder)) {
+      const db = await StateDb.open(folder);
+      try {
+        for (const store of await db.heldStores())
+          if (store.kind === 'window')
+            for await (const _key of db
+              .binaryLevel(storeLevelName('window', store.name))
+              .keys({ gte: 'k', lt: 'l' }))
+              count++;
+      } finally {
+        await db.close();
+      }
+    }
+    spilled.set(partition, count);
   }
   return spilled;
 }
