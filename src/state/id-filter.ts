@@ -2,9 +2,8 @@
  * The dedupe store's in-memory filter: answers "maybe seen" or "certainly not seen" for an id hash in
  * about 1.5 bytes per id, so that new ids (nearly all of them) never cost a disk lookup.
  *
- * Split block Bloom filters (Parquet's design): 256-bit blocks of eight 32-bit words; an id sets one
- * bit in each word of one block. At 12 bits per id the false positive rate is about 0.3% per segment.
- * A false positive costs a disk lookup, never a wrong answer.
+ * Split block Bloom filters (split-block-bloom.ts) of 12 bits per id: a false positive rate of about
+ * 0.3% per segment. A false positive costs a disk lookup, never a wrong answer.
  *
  * Bloom filters cannot forget, but dedupe forgets by time bucket: ids are filed by generation (a run of
  * `bucketsPerGeneration` buckets), and a generation's filter is dropped whole once all its buckets are
@@ -23,28 +22,15 @@
  * its segments one after the other, as contiguous filters.
  */
 
-/** Odd constants that spread the id hash over the 8 words of a block (from Parquet's SBBF). */
-const SALT = new Uint32Array([
-  0x47b6137b, 0x44974d91, 0x8824ad5b, 0xa2b7289d, 0x705495c7, 0x2df1424b, 0x9efc4947, 0x5c6bfb31,
-]);
-const BITS_PER_ID = 12;
+import { SALT, WORDS_PER_BLOCK, addToBlock, blockOf, blocksFor, capacityOf } from './split-block-bloom.js';
+
 const MIN_CAPACITY = 262_144;
-const WORDS_PER_BLOCK = 8;
 /**
  * A new generation joins a table whose segments hold between the largest generation held and 1.2
  * times what it should get (that plus a tenth): a steady stream keeps one table, and a table sized
  * for a burst does not cost the generations after it a third more memory.
  */
 const LARGEST_TABLE_FACTOR = 1.2;
-
-function blocksFor(capacity: number): number {
-  return Math.max(1, Math.ceil((capacity * BITS_PER_ID) / 256));
-}
-
-/** The ids a segment of `blocks` blocks is sized for (blocksFor() gives `blocks` back). */
-function capacityOf(blocks: number): number {
-  return Math.floor((blocks * 256) / BITS_PER_ID);
-}
 
 /** Segments of the same number of blocks, interleaved: block b of slot s at words ((b * slots) + s) * 8. */
 class Table {
@@ -86,10 +72,7 @@ class Table {
   }
 
   add(slot: number, high: number, low: number): void {
-    const words = this.words;
-    const base = (Math.floor((high * this.blocks) / 4294967296) * this.slotCount + slot) * WORDS_PER_BLOCK;
-    for (let w = 0; w < WORDS_PER_BLOCK; w++)
-      words[base + w] = (words[base + w] as number) | (1 << (Math.imul(low, SALT[w] as number) >>> 27));
+    addToBlock(this.words, (blockOf(high, this.blocks) * this.slotCount + slot) * WORDS_PER_BLOCK, low);
   }
 
   /** The slot's segment as a contiguous filter (what serialize() writes). */
@@ -186,20 +169,20 @@ export class IdFilter {
   generationsMaybeHolding(high: number, low: number, out: number[]): boolean {
     out.length = 0;
     // The bit each word of a block must have, the same in every segment.
-    const m0 = 1 << (Math.imul(low, 0x47b6137b) >>> 27);
-    const m1 = 1 << (Math.imul(low, 0x44974d91) >>> 27);
-    const m2 = 1 << (Math.imul(low, 0x8824ad5b) >>> 27);
-    const m3 = 1 << (Math.imul(low, 0xa2b7289d) >>> 27);
-    const m4 = 1 << (Math.imul(low, 0x705495c7) >>> 27);
-    const m5 = 1 << (Math.imul(low, 0x2df1424b) >>> 27);
-    const m6 = 1 << (Math.imul(low, 0x9efc4947) >>> 27);
-    const m7 = 1 << (Math.imul(low, 0x5c6bfb31) >>> 27);
+    const m0 = 1 << (Math.imul(low, SALT[0] as number) >>> 27);
+    const m1 = 1 << (Math.imul(low, SALT[1] as number) >>> 27);
+    const m2 = 1 << (Math.imul(low, SALT[2] as number) >>> 27);
+    const m3 = 1 << (Math.imul(low, SALT[3] as number) >>> 27);
+    const m4 = 1 << (Math.imul(low, SALT[4] as number) >>> 27);
+    const m5 = 1 << (Math.imul(low, SALT[5] as number) >>> 27);
+    const m6 = 1 << (Math.imul(low, SALT[6] as number) >>> 27);
+    const m7 = 1 << (Math.imul(low, SALT[7] as number) >>> 27);
     const tables = this.tables;
     for (let t = 0; t < tables.length; t++) {
       const table = tables[t] as Table;
       const slots = table.slotCount;
       const words = table.words;
-      let at = Math.floor((high * table.blocks) / 4294967296) * slots * WORDS_PER_BLOCK;
+      let at = blockOf(high, table.blocks) * slots * WORDS_PER_BLOCK;
       for (let s = 0; s < slots; s++, at += WORDS_PER_BLOCK) {
         // Branch-free over the block: the slots' words are adjacent, their loads overlap.
         const missing =

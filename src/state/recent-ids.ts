@@ -12,13 +12,7 @@
  * Entries are never moved out one by one: a spilled or expired chunk's slots are left naming a chunk
  * that is gone; lookups skip them, new ids reuse them, and the next resize drops them.
  */
-import {
-  CHUNK_MAX_BYTES,
-  appendIdEntry,
-  entryBytesStart,
-  entryEnd,
-  maxEntryBytes,
-} from './id-chunks.js';
+import { CHUNK_MAX_BYTES, appendIdEntry, entryBytesStart, entryEnd, maxEntryBytes } from './id-chunks.js';
 import { hashAsciiId, hashId, idHash } from './id-hash.js';
 
 const ABSENT = -Infinity;
