@@ -36,18 +36,19 @@ const INITIAL_CAPACITY = 1024;
 /** Below every real bucket: nothing has expired yet. */
 const LOWEST_LIVE = -Number.MAX_VALUE;
 /**
- * Resize above this load, to a third of it or less: most lookups are of new ids, which probe to the
- * next empty slot, and that run grows fast beyond half full.
+ * Resize above this load, to a quarter full: most lookups are of new ids, which probe to the next
+ * empty slot, and that run grows fast beyond half full. Doubling at each resize keeps the rehashing
+ * of a growing table to about one pass over its final size.
  */
 const MAX_LOAD = 0.5;
-const SLOTS_PER_ID_AFTER_RESIZE = 3;
+const SLOTS_PER_ID_AFTER_RESIZE = 4;
 
 /**
- * Memory per recent id besides its chunk bytes: three table slots. The table is sized to exactly three
- * slots per live id at a resize (any size, not a power of two) and resized again at two, so the figure
- * is what the table costs on average and what the cache share is charged.
+ * Memory per recent id besides its chunk bytes: three table slots. The table is sized to exactly four
+ * slots per live id at a resize (any size, not a power of two) and resized again at two, so three is
+ * what it costs on average, and what the cache share is charged.
  */
-export const RECENT_ID_SLOT_BYTES = SLOTS_PER_ID_AFTER_RESIZE * SLOT_BYTES;
+export const RECENT_ID_SLOT_BYTES = 3 * SLOT_BYTES;
 
 /** The slot an id's probe starts at: its hash scaled into [0, capacity) (any capacity). */
 function homeSlot(high: number, low: number, capacity: number): number {
@@ -387,19 +388,20 @@ export class RecentIds {
     if (this.occupied + more > this.capacity * MAX_LOAD) this.resize(more);
   }
 
-  /** Whether a used slot still holds a live id (not dead, its chunk not gone or expired). */
+  /**
+   * Whether a used slot still holds a live id: a fresh one not expired, or one of a chunk still held
+   * (expire() drops a chunk as soon as its bucket expires). Not dead, not of a spilled chunk.
+   */
   private isLive(chunk: number, offset: number): boolean {
-    return chunk !== DEAD && this.bucketOf(chunk, offset) >= this.liveFrom;
+    if (chunk === FRESH) return (this.freshBuckets[offset] ?? ABSENT) >= this.liveFrom;
+    return this.heldChunks[chunk] === 1;
   }
 
-  /** Rehashes the live entries into a table a third full once `more` ids are in. */
+  /** Rehashes the live entries into a table a quarter full once `more` ids are in. */
   private resize(more = 0): void {
     const { words, capacity: oldCapacity } = this;
-    let live = more;
-    for (let i = 0; i < oldCapacity; i++) {
-      const chunk = words[i * SLOT_WORDS + CHUNK] as number;
-      if (chunk !== EMPTY && this.isLive(chunk, words[i * SLOT_WORDS + OFFSET] as number)) live++;
-    }
+    // At most this many live ids (a fresh id expired before its commit still counts): no pass to count.
+    const live = this.liveIds + this.freshStarts.length + more;
     this.allocate(Math.max(INITIAL_CAPACITY, Math.ceil(live * SLOTS_PER_ID_AFTER_RESIZE)));
     for (let i = 0; i < oldCapacity; i++) {
       const w = i * SLOT_WORDS;
