@@ -36,19 +36,26 @@ const INITIAL_CAPACITY = 1024;
 /** Below every real bucket: nothing has expired yet. */
 const LOWEST_LIVE = -Number.MAX_VALUE;
 /**
- * Resize above this load, to a quarter full: most lookups are of new ids, which probe to the next
- * empty slot, and that run grows fast beyond half full. Doubling at each resize keeps the rehashing
- * of a growing table to about one pass over its final size.
+ * Resize above this load: most lookups are of new ids, which probe to the next empty slot, and that
+ * run grows fast beyond half full.
  */
 const MAX_LOAD = 0.5;
-const SLOTS_PER_ID_AFTER_RESIZE = 4;
+/**
+ * Slots per live id after a resize (any table size, not a power of two). A table whose ids come and
+ * go (the cache share is full: a commit spills as many as it adds) is rebuilt at three, so it holds
+ * between two and three slots per id, three at most. A growing table is rebuilt at four, a doubling,
+ * which keeps its rehashing to about one pass over its final size.
+ */
+const SLOTS_PER_ID = 3;
+const SLOTS_PER_ID_GROWING = 4;
+/** A table has been growing when its live ids passed this many times those of its last resize. */
+const GROWING = 1.25;
 
 /**
- * Memory per recent id besides its chunk bytes: three table slots. The table is sized to exactly four
- * slots per live id at a resize (any size, not a power of two) and resized again at two, so three is
- * what it costs on average, and what the cache share is charged.
+ * Memory per recent id besides its chunk bytes, as the cache share is charged: three table slots
+ * (while a table grows, up to four).
  */
-export const RECENT_ID_SLOT_BYTES = 3 * SLOT_BYTES;
+export const RECENT_ID_SLOT_BYTES = SLOTS_PER_ID * SLOT_BYTES;
 
 /** The slot an id's probe starts at: its hash scaled into [0, capacity) (any capacity). */
 function homeSlot(high: number, low: number, capacity: number): number {
@@ -79,6 +86,8 @@ export class RecentIds {
   private nextNumber = 0;
   /** Ids in the chunks held (an id remembered again since counts twice until its chunk leaves). */
   private liveIds = 0;
+  /** Live ids when the table was last rebuilt (tells a growing table from one whose ids come and go). */
+  private liveAtResize = 0;
   /** Chunk numbers in the order they came (spill order), from `head`. */
   private order: number[] = [];
   private head = 0;
@@ -300,8 +309,7 @@ export class RecentIds {
    */
   shrinkIfOversized(): void {
     const live = this.liveIds + this.freshStarts.length;
-    if (this.capacity > INITIAL_CAPACITY && this.capacity > 2 * SLOTS_PER_ID_AFTER_RESIZE * live)
-      this.resize();
+    if (this.capacity > INITIAL_CAPACITY && this.capacity > 2 * SLOTS_PER_ID_GROWING * live) this.resize();
   }
 
   /** Drops the chunks of buckets below `liveFrom` (their slots are expired by the bucket check). */
@@ -385,7 +393,7 @@ export class RecentIds {
 
   /** Makes room for `more` ids without a resize on the way. */
   private reserve(more: number): void {
-    if (this.occupied + more > this.capacity * MAX_LOAD) this.resize(more);
+    if (this.occupied + more > this.capacity * MAX_LOAD) this.resize(more, SLOTS_PER_ID);
   }
 
   /**
@@ -397,12 +405,14 @@ export class RecentIds {
     return this.heldChunks[chunk] === 1;
   }
 
-  /** Rehashes the live entries into a table a quarter full once `more` ids are in. */
-  private resize(more = 0): void {
+  /** Rehashes the live entries into a table of `slotsPerId` slots per id once `more` ids are in. */
+  private resize(more = 0, slotsPerId?: number): void {
     const { words, capacity: oldCapacity } = this;
     // At most this many live ids (a fresh id expired before its commit still counts): no pass to count.
     const live = this.liveIds + this.freshStarts.length + more;
-    this.allocate(Math.max(INITIAL_CAPACITY, Math.ceil(live * SLOTS_PER_ID_AFTER_RESIZE)));
+    const perId = slotsPerId ?? (live > this.liveAtResize * GROWING ? SLOTS_PER_ID_GROWING : SLOTS_PER_ID);
+    this.liveAtResize = live;
+    this.allocate(Math.max(INITIAL_CAPACITY, Math.ceil(live * perId)));
     for (let i = 0; i < oldCapacity; i++) {
       const w = i * SLOT_WORDS;
       const chunk = words[w + CHUNK] as number;
