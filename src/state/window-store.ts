@@ -336,12 +336,7 @@ export class WindowStore<S> implements ManagedStore {
     const window = this.windows.get(start);
     const spill = window?.spill;
     if (window === undefined || spill === undefined || spill.complete) return;
-    for await (const bytes of this.level.values(perKeyRange(start))) {
-      const [keyText, state] = this.decodeOne(bytes);
-      // A resident entry is at least as new as its record.
-      if (!window.entries.has(keyText))
-        window.entries.set(keyText, { start, keyText, state, dirty: false, removed: false });
-    }
+    await this.addEntriesOnDisk(start, window.entries);
     spill.complete = true;
   }
 
@@ -577,11 +572,10 @@ export class WindowStore<S> implements ManagedStore {
 
   /** A key of a spilled window that is not resident: ruled out by the filter, or read synchronously. */
   private readEvicted(window: Window<S>, spill: Spill, keyText: string): WindowEntry<S> | undefined {
-    if (spill.complete) return undefined;
-    const storeKey = this.storeKeyOf(keyText);
-    if (!spill.filter.mayHave(storeKey)) return undefined;
+    const recordKey = this.recordKeyMaybeOnDisk(window.start, spill, keyText);
+    if (recordKey === undefined) return undefined;
     this.synchronousReads++;
-    const bytes = this.level.getSync(perKeyRecordKey(window.start, storeKey));
+    const bytes = this.level.getSync(recordKey);
     if (bytes === undefined) return undefined;
     const [, state] = this.decodeOne(bytes);
     const entry: WindowEntry<S> = { start: window.start, keyText, state, dirty: false, removed: false };
@@ -685,13 +679,17 @@ export class WindowStore<S> implements ManagedStore {
     const window = this.windows.get(start);
     if (window === undefined) return [];
     const entries = new Map(window.entries);
-    if (window.spill !== undefined && !window.spill.complete)
-      for await (const bytes of this.level.values(perKeyRange(start))) {
-        const [keyText, state] = this.decodeOne(bytes);
-        if (!entries.has(keyText))
-          entries.set(keyText, { start, keyText, state, dirty: false, removed: false });
-      }
+    if (window.spill !== undefined && !window.spill.complete) await this.addEntriesOnDisk(start, entries);
     return [...entries.values()];
+  }
+
+  /** Adds to `entries` the per-key records of a spilled window they lack (a resident entry is newer). */
+  private async addEntriesOnDisk(start: number, entries: Map<string, WindowEntry<S>>): Promise<void> {
+    for await (const bytes of this.level.values(perKeyRange(start))) {
+      const [keyText, state] = this.decodeOne(bytes);
+      if (!entries.has(keyText))
+        entries.set(keyText, { start, keyText, state, dirty: false, removed: false });
+    }
   }
 
   /** One entry of a window for the store view, resident or on disk, without making it resident. */
@@ -700,13 +698,23 @@ export class WindowStore<S> implements ManagedStore {
     if (window === undefined) return undefined;
     const resident = window.entries.get(keyText);
     const spill = window.spill;
-    if (resident !== undefined || spill === undefined || spill.complete) return resident;
-    const storeKey = this.storeKeyOf(keyText);
-    if (!spill.filter.mayHave(storeKey)) return undefined;
-    const bytes = await this.level.get(perKeyRecordKey(start, storeKey));
+    if (resident !== undefined || spill === undefined) return resident;
+    const recordKey = this.recordKeyMaybeOnDisk(start, spill, keyText);
+    if (recordKey === undefined) return undefined;
+    const bytes = await this.level.get(recordKey);
     if (bytes === undefined) return undefined;
     const [, state] = this.decodeOne(bytes);
     return { start, keyText, state, dirty: false, removed: false };
+  }
+
+  /**
+   * The per-key record that may hold a key not resident in a spilled window; undefined when it cannot
+   * be on disk (every entry is resident, or the window's key filter rules the key out).
+   */
+  private recordKeyMaybeOnDisk(start: number, spill: Spill, keyText: string): string | undefined {
+    if (spill.complete) return undefined;
+    const storeKey = this.storeKeyOf(keyText);
+    return spill.filter.mayHave(storeKey) ? perKeyRecordKey(start, storeKey) : undefined;
   }
 
   private decodeOne(bytes: Uint8Array): [keyText: string, state: S] {
