@@ -47,7 +47,7 @@ import { StoreQueryError, decodeCursor, pageOf, storeTime } from '../core/store-
 import { storeLevelName, storeLocalLevels, storeMetaKeys } from './store-manifest.js';
 import { MalformedIdChunkError, decodeIdChunk, entryBytesStart, entryEnd } from './id-chunks.js';
 import { IdFilter } from './id-filter.js';
-import { hashAsciiId, hashId, idHash } from './id-hash.js';
+import { hashId, hashIdBytes, idHash } from './id-hash.js';
 import { RECENT_ID_SLOT_BYTES, RecentIds } from './recent-ids.js';
 
 /** How entries are written (the store manifest compares it): chunks of exact ids per bucket. */
@@ -553,13 +553,9 @@ export class DedupeStore implements ManagedStore {
     for (let at = 0; at < buffer.length; ids++) {
       const start = entryBytesStart(buffer, at);
       at = entryEnd(buffer, at);
-      const ascii = hashAsciiId(buffer, start, at);
-      if (batch !== undefined || !ascii) {
-        const id = buffer.toString('utf8', start, at);
-        if (!ascii) hashId(id);
-        batch?.putLocal(index, prefix + id, bucketText);
-      }
+      hashIdBytes(buffer, start, at);
       this.filter.add(idHash.high, idHash.low, bucket);
+      batch?.putLocal(index, prefix + buffer.toString('utf8', start, at), bucketText);
     }
     return ids;
   }

@@ -32,6 +32,11 @@ export function hashAsciiId(bytes: Uint8Array, start: number, end: number): bool
   return true;
 }
 
+/** hashId() of the id whose UTF-8 bytes are `bytes[start, end)`: from the bytes when ASCII, else decoded. */
+export function hashIdBytes(bytes: Buffer, start: number, end: number): void {
+  if (!hashAsciiId(bytes, start, end)) hashId(bytes.toString('utf8', start, end));
+}
+
 function finish(h1: number, h2: number): void {
   h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
   h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);

@@ -13,7 +13,7 @@
  * that is gone; lookups skip them, new ids reuse them, and the next resize drops them.
  */
 import { CHUNK_MAX_BYTES, appendIdEntry, entryBytesStart, entryEnd, maxEntryBytes } from './id-chunks.js';
-import { hashAsciiId, hashId, idHash } from './id-hash.js';
+import { hashIdBytes, idHash } from './id-hash.js';
 
 const ABSENT = -Infinity;
 /**
@@ -270,7 +270,7 @@ export class RecentIds {
       for (let offset = 0; offset < buffer.length;) {
         const end = entryEnd(buffer, offset);
         const start = entryBytesStart(buffer, offset);
-        if (!hashAsciiId(buffer, start, end)) hashId(buffer.toString('utf8', start, end));
+        hashIdBytes(buffer, start, end);
         // Ids of two loaded chunks are never both live (one is remembered again only after the other
         // expired), and lookups skip expired entries: no comparison needed here.
         this.put(this.freeSlot(idHash.high, idHash.low), idHash.high, idHash.low, number, offset);
