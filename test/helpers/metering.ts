@@ -212,11 +212,22 @@ export interface DlqEntry {
 /** Every committed record of a DLQ topic, with its source coordinates (read_committed). */
 export async function readDlq(topic: string, expectAtLeast: number, timeoutMs = 30_000): Promise<DlqEntry[]> {
   const kafka = new Kafka({ clientId: 'dlq-reader', brokers, logLevel: logLevel.NOTHING });
+  const deadline = Date.now() + timeoutMs;
+  // Dead letters go out after the records that caused them are counted as processed: an empty topic
+  // may only be early, so wait for the first letter when one is expected.
   const admin = kafka.admin();
   await admin.connect();
-  const offsets = await admin.fetchTopicOffsets(topic);
-  await admin.disconnect();
-  const total = offsets.reduce((sum, p) => sum + Number(p.high) - Number(p.low), 0);
+  let total = 0;
+  try {
+    for (;;) {
+      const offsets = await admin.fetchTopicOffsets(topic);
+      total = offsets.reduce((sum, p) => sum + Number(p.high) - Number(p.low), 0);
+      if (total > 0 || expectAtLeast === 0 || Date.now() > deadline) break;
+      await sleep(200);
+    }
+  } finally {
+    await admin.disconnect();
+  }
   const entries: DlqEntry[] = [];
   if (total === 0) return entries;
   const consumer = kafka.consumer({
@@ -237,7 +248,6 @@ export async function readDlq(topic: string, expectAtLeast: number, timeoutMs = 
     },
   });
   // Transaction markers take offsets too: wait for at least what the test expects, then for quiet.
-  const deadline = Date.now() + timeoutMs;
   while (entries.length < expectAtLeast && Date.now() < deadline) await sleep(200);
   await sleep(1500);
   await consumer.disconnect();

@@ -97,7 +97,7 @@ test('reset refuses while the app runs, naming its instances, and without confir
   assert.equal((await readDlq(`${run.appId}.dlq`, 1)).length, 1);
 
   const running = reset('--yes');
-  assert.equal(running.status, 1, running.stdout);
+  assert.equal(running.status, 1, `stdout:\n${running.stdout}\nstderr:\n${running.stderr}`);
   assert.match(running.stderr, new RegExp(`${run.appId} is running: its consumer group has members`));
   assert.match(running.stderr, new RegExp(`group ${run.appId}, member `), 'names the member');
 
