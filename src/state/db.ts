@@ -309,13 +309,25 @@ export class StateDb {
   /**
    * Writes all dirty store entries plus `checkpoint` in one atomic batch. With a changelog gate, the
    * changes (store entries and metadata) go to the changelog first and the batch records the offsets
-   * the gate returns; when nothing changed at all, neither is written.
+   * the gate returns; when nothing changed at all, neither is written. A commit whose only writes are
+   * local (derived entries, e.g. a dedupe store spilling its recent ids because its cache share shrank
+   * while its partition was idle) sends no transaction but still writes its batch: the stores moved
+   * their memory on in collectWrites as if the batch were written, and committed() follows either way.
    */
   async commit(checkpoint: unknown, changelog?: ChangelogGate): Promise<void> {
     const batch = this.db.batch();
     const changes: ChangeRecord[] | undefined = this.listeners.size > 0 || changelog ? [] : undefined;
+    const local = localWritesOf(batch);
+    let localWrites = 0;
     const collector: WriteBatch = {
-      ...localWritesOf(batch),
+      putLocal(level, key, value) {
+        localWrites++;
+        local.putLocal(level, key, value);
+      },
+      delLocal(level, key) {
+        localWrites++;
+        local.delLocal(level, key);
+      },
       put(level, store, key, value) {
         batch.put(key, value, { sublevel: level });
         changes?.push({ store, key, value });
@@ -338,16 +350,20 @@ export class StateDb {
       batch.put(key, value, { sublevel: this.meta });
       changes?.push({ store: CHECKPOINT_STORE, key, value });
     }
-    if (changelog) {
-      if (changes?.length === 0 && checkpointText === this.lastCheckpointText) return;
+    // Nothing for the changelog (an idle partition): no transaction, and no batch unless it holds local writes.
+    const unchanged = changes?.length === 0 && checkpointText === this.lastCheckpointText;
+    const transaction = changelog !== undefined && !unchanged;
+    if (transaction) {
       changes?.push({ store: CHECKPOINT_STORE, key: CHECKPOINT_KEY, value: checkpointText });
       for (const [store, offset] of await changelog(changes ?? [])) this.changelogOffsets.set(store, offset);
       batch.put(CHANGELOG_OFFSETS_KEY, offsetsText(this.changelogOffsets), { sublevel: this.meta });
     }
-    batch.put(CHECKPOINT_KEY, checkpointText, { sublevel: this.meta });
-    await batch.write();
+    if (transaction || changelog === undefined || localWrites > 0) {
+      batch.put(CHECKPOINT_KEY, checkpointText, { sublevel: this.meta });
+      await batch.write();
+    }
     this.lastCheckpointText = checkpointText;
-    if (changelog) this.seedPending = false;
+    if (transaction) this.seedPending = false;
     this.pendingMeta = new Map();
     this.pendingDeletes = [];
     for (const store of this.stores.values()) await store.committed();

@@ -168,3 +168,41 @@ test('dedupe store: after a restore the first commit snapshots the filter, so la
     await rm(target, { recursive: true, force: true });
   }
 });
+
+test('dedupe store: recent ids spilled at a commit of an idle partition (its cache share shrank) are still known, in memory and after a reopen; no changelog transaction', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tributary-dedupe-store-'));
+  const budget = new CacheBudget(cacheBytes);
+  // Another store on the same budget: while it keeps nothing resident, this one may use the whole budget.
+  const neighbour = budget.join();
+  let transactions = 0;
+  const changelog = async () => {
+    transactions++;
+    return new Map<string, bigint>();
+  };
+  const ids = Array.from({ length: 30 }, (_, i) => `id-${i}`);
+  try {
+    const db = await StateDb.open(dir);
+    const store = await db.attach(new DedupeStore(db, 'ids', { horizon: 1000, bucket: 100 }, budget, tuning));
+    for (const id of ids) assert.equal(store.checkAndRemember(id, 10, 10), false, id);
+    await db.commit({ positions: 30 }, changelog);
+    assert.equal(store.filterBytes, 0, 'the ids fit the whole budget: none spilled');
+    assert.equal(transactions, 1);
+
+    // The neighbour grows to the whole budget: this store's share falls to its even half. Its
+    // partition is idle, so the next commit changes nothing the changelog carries, but it spills.
+    neighbour.report(cacheBytes);
+    await db.commit({ positions: 30 }, changelog);
+    assert.ok(store.filterBytes > 0, 'the idle commit spilled the recent ids');
+    assert.equal(transactions, 1, 'an idle commit sends no changelog transaction');
+    await store.prefetch(ids);
+    for (const id of ids) assert.equal(store.checkAndRemember(id, 20, 20), true, id);
+    await db.close();
+
+    const reopened = await open(dir);
+    await reopened.store.prefetch(ids);
+    for (const id of ids) assert.equal(reopened.store.checkAndRemember(id, 20, 20), true, id);
+    await reopened.db.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
