@@ -214,6 +214,9 @@ export class WindowStore<S> implements ManagedStore {
   private pendingEvictions: Array<{ window: Window<S>; count: number }> = [];
   private synchronousReads = 0;
   private evictedEntries = 0;
+  private prefetchedEntries = 0;
+  /** The per-key records the coming batch will read (named by the engine's pre-pass), by record key. */
+  private wanted = new Map<string, { window: Window<S>; keyText: string }>();
 
   constructor(
     private readonly db: StateDb,
@@ -290,6 +293,51 @@ export class WindowStore<S> implements ManagedStore {
     const entry = window.entries.get(keyText);
     if (entry !== undefined || window.spill === undefined) return entry;
     return this.readEvicted(window, window.spill, keyText);
+  }
+
+  // ---- the engine's batch protocol: want() each entry the batch will touch, then await prefetch() ----
+
+  /** Some window spilled and is not resident: a key the batch touches may be on disk only. */
+  get wantsPrefetch(): boolean {
+    for (const window of this.windows.values()) if (window.spill?.complete === false) return true;
+    return false;
+  }
+
+  beginBatch(): void {
+    this.wanted.clear();
+  }
+
+  /** An entry the batch will touch: read ahead unless resident, or ruled out by its window's key filter. */
+  wantEntry(start: number, keyText: string): void {
+    const window = this.windows.get(start);
+    const spill = window?.spill;
+    if (window === undefined || spill === undefined || window.entries.has(keyText)) return;
+    const recordKey = this.recordKeyMaybeOnDisk(start, spill, keyText);
+    if (recordKey !== undefined) this.wanted.set(recordKey, { window, keyText });
+  }
+
+  /**
+   * Reads the wanted records with one `getMany` on LevelDB's thread pool and makes them resident
+   * (clean: the next commit's eviction may drop them again), so get() answers from memory.
+   */
+  async prefetch(): Promise<void> {
+    if (this.wanted.size === 0) return;
+    const wanted = [...this.wanted];
+    this.wanted.clear();
+    const stored = await this.level.getMany(wanted.map(([recordKey]) => recordKey));
+    for (let i = 0; i < wanted.length; i++) {
+      const bytes = stored[i];
+      const { window, keyText } = (wanted[i] as [string, { window: Window<S>; keyText: string }])[1];
+      // Gone or changed meanwhile: a removed window, or an entry made resident by another path.
+      if (bytes === undefined || this.windows.get(window.start) !== window || window.entries.has(keyText))
+        continue;
+      const [storedText, state] = this.decodeOne(bytes);
+      // Only under the text the operator will look up: another text of the same key would be an
+      // alias, a second entry for one key (the operator's get() then reads the record itself).
+      if (storedText !== keyText) continue;
+      window.entries.set(keyText, { start: window.start, keyText, state, dirty: false, removed: false });
+      this.prefetchedEntries++;
+    }
   }
 
   /** Adds a new entry (dirty). The caller checked that none exists (get() returned undefined). */
@@ -390,6 +438,11 @@ export class WindowStore<S> implements ManagedStore {
   /** Entries evicted from memory since open (diagnostics and tests). */
   get evictions(): number {
     return this.evictedEntries;
+  }
+
+  /** Entries read ahead by prefetch() since open (diagnostics and tests). */
+  get prefetches(): number {
+    return this.prefetchedEntries;
   }
 
   /** LevelDB reads made synchronously, for a key a spilled window's filter could not rule out. */

@@ -506,6 +506,7 @@ export class WindowedStream<T, K> {
       detail: `tumbling ${this.windows.size} ms, grace ${this.options.grace} ms, out-of-orderness ${this.options.outOfOrderness} ms, late ${lateness}; group by ${functionText(this.keyOf)}; { ${aggregates} }`,
       schema: windowResultSchema(config.spec),
       graceMs: this.options.grace,
+      windowKeys: { store: name, keyOf: config.keyOf },
       create: (ctx) => createWindowAggregate(config, ctx),
     });
     return new AggregatedStream<T, K, AggregateResult<S>>(this.builder, name, lateness);

@@ -225,33 +225,45 @@ async function reconcileStores(db: StateDb, topology: TaskPlan, options: OpenTas
   else db.recordStores(expected);
 }
 
-/** One store whose keys a pre-pass names, reached from a source: the lookaheads in between, then its key function. */
+/** What a node reads of its store for a value: keys (a dedupe's ids, a process()'s keys) or a window entry. */
+type NamedReads =
+  | { readonly kind: 'keys'; readonly keysOf: (value: unknown) => string | readonly string[] }
+  | { readonly kind: 'window'; readonly keyOf: (value: unknown) => unknown };
+
+/** One store whose reads a pre-pass names, reached from a source: the lookaheads in between, then what it reads. */
 interface KeyPrefetchPath {
   readonly topic: string;
   readonly steps: ReadonlyArray<(value: unknown) => unknown>;
   readonly store: string;
-  readonly keysOf: (value: unknown) => string | readonly string[];
+  readonly reads: NamedReads;
 }
 
 /**
- * What the pre-pass needs of a store: a dedupe store (ids) or a key-value store (keys), read before the
- * batch runs so the per-record pass stays synchronous.
+ * What the pre-pass needs of a store: a dedupe store (ids), a key-value store (keys) or a window store
+ * (entries of its spilled windows), read before the batch runs so the per-record pass stays synchronous.
  */
 interface BatchPrefetchStore {
-  /** False while every key the store may be asked for is in memory (the pre-pass would save nothing). */
+  /** False while everything the store may be asked for is in memory (the pre-pass would save nothing). */
   readonly wantsPrefetch: boolean;
   beginBatch(): void;
-  want(key: string): void;
   prefetch(): Promise<void>;
+}
+interface KeyPrefetchStore extends BatchPrefetchStore {
+  want(key: string): void;
+}
+interface WindowPrefetchStore extends BatchPrefetchStore {
+  /** The entry of `groupKey` in the window of `timestamp`. */
+  wantGroup(groupKey: unknown, timestamp: number): void;
 }
 
 /**
- * Per store, the paths from the sources along which a pre-pass can compute the keys a batch will read
- * (a dedupe's ids, a process() node's `prefetch` keys): every node in between is stateless with a
- * lookahead (filter, map, validate, peek, branch, merge, a dedupe). A store missing here has a stateful
- * or many-valued step before its node (a process(), a flatMap, a window): its keys cannot be known
- * before the batch runs, so the store reads a key it does not hold synchronously when the record gets
- * there (exact, bounded memory; slower per such record than one getMany per batch).
+ * Per store, the paths from the sources along which a pre-pass can compute what a batch will read
+ * (a dedupe's ids, a process() node's `prefetch` keys, a windowed aggregate's group keys): every node
+ * in between is stateless with a lookahead (filter, map, validate, peek, branch, merge, a dedupe). A
+ * store missing here has a stateful or many-valued step before its node (a process(), a flatMap, a
+ * window): its keys cannot be known before the batch runs, so the store reads a key it does not hold
+ * synchronously when the record gets there (exact, bounded memory; slower per such record than one
+ * getMany per batch).
  */
 function planPrefetch(nodes: readonly NodeSpec[]): Map<string, KeyPrefetchPath[]> {
   const byName = new Map(nodes.map((node) => [node.name, node]));
@@ -272,9 +284,11 @@ function planPrefetch(nodes: readonly NodeSpec[]): Map<string, KeyPrefetchPath[]
   };
   const plan = new Map<string, KeyPrefetchPath[]>();
   for (const node of nodes) {
-    const named = node.dedupeIds
-      ? [{ store: node.dedupeIds.store, keysOf: node.dedupeIds.idOf }]
-      : (node.keyPrefetch ?? []);
+    const named: Array<{ store: string; reads: NamedReads }> = node.dedupeIds
+      ? [{ store: node.dedupeIds.store, reads: { kind: 'keys', keysOf: node.dedupeIds.idOf } }]
+      : (node.keyPrefetch ?? []).map(({ store, keysOf }) => ({ store, reads: { kind: 'keys', keysOf } }));
+    if (node.windowKeys)
+      named.push({ store: node.windowKeys.store, reads: { kind: 'window', keyOf: node.windowKeys.keyOf } });
     if (named.length === 0) continue;
     const paths: Array<{ topic: string; steps: Array<(value: unknown) => unknown> }> = [];
     let known = node.parents.length > 0;
@@ -284,9 +298,9 @@ function planPrefetch(nodes: readonly NodeSpec[]): Map<string, KeyPrefetchPath[]
       else paths.push(...above);
     }
     if (!known) continue;
-    for (const { store, keysOf } of named) {
+    for (const { store, reads } of named) {
       const list = plan.get(store) ?? [];
-      list.push(...paths.map((path) => ({ ...path, store, keysOf })));
+      list.push(...paths.map((path) => ({ ...path, store, reads })));
       plan.set(store, list);
     }
   }
@@ -297,7 +311,29 @@ function planPrefetch(nodes: readonly NodeSpec[]): Map<string, KeyPrefetchPath[]
 interface Prefetcher {
   readonly steps: ReadonlyArray<(value: unknown) => unknown>;
   readonly store: BatchPrefetchStore;
-  readonly keysOf: (value: unknown) => string | readonly string[];
+  /** Whether `name` needs the record's event time (a window's); computed only then. */
+  readonly timed: boolean;
+  /** Names to the store what it will read for a value that reached the node. */
+  readonly name: (value: unknown, timestamp: number) => void;
+}
+
+function prefetcherOf(path: KeyPrefetchPath, store: BatchPrefetchStore): Prefetcher {
+  const { steps, reads } = path;
+  if (reads.kind === 'window') {
+    const windows = store as WindowPrefetchStore;
+    return { steps, store, timed: true, name: (value, time) => windows.wantGroup(reads.keyOf(value), time) };
+  }
+  const keyed = store as KeyPrefetchStore;
+  return {
+    steps,
+    store,
+    timed: false,
+    name: (value) => {
+      const keys = reads.keysOf(value);
+      if (typeof keys === 'string') keyed.want(keys);
+      else for (const key of keys) keyed.want(key);
+    },
+  };
 }
 
 class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRuntime {
@@ -354,10 +390,10 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
       const store = this.store<ManagedStore & BatchPrefetchStore>(name);
       this.prefetchStores.push(store);
       this.prefetchers ??= new Map();
-      for (const { topic, steps, keysOf } of paths) {
-        const list = this.prefetchers.get(topic) ?? [];
-        list.push({ steps, store, keysOf });
-        this.prefetchers.set(topic, list);
+      for (const path of paths) {
+        const list = this.prefetchers.get(path.topic) ?? [];
+        list.push(prefetcherOf(path, store));
+        this.prefetchers.set(path.topic, list);
       }
     }
     const pushes = new Map<string, Push>();
@@ -610,20 +646,23 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
     records: readonly RawRecord[],
     decoded: readonly unknown[],
   ): Promise<void> {
-    // Until a store may have to read disk (a dedupe's ids spill there), no pre-pass.
-    if (!this.prefetchStores.some((store) => store.wantsPrefetch)) return;
-    for (const store of this.prefetchStores) store.beginBatch();
+    // Only the stores that may have to read disk (spilled ids, keys or windows) get a pre-pass.
+    const reading = this.prefetchStores.filter((store) => store.wantsPrefetch);
+    if (reading.length === 0) return;
+    for (const store of reading) store.beginBatch();
     let topic: string | undefined;
-    let list: readonly Prefetcher[] | undefined;
+    let list: readonly Prefetcher[] = [];
+    let source: SourceState | undefined;
     for (let i = 0; i < records.length; i++) {
       const value = decoded[i];
       if (value instanceof DecodeFailure) continue;
       const raw = records[i] as RawRecord;
       if (raw.topic !== topic) {
         topic = raw.topic;
-        list = prefetchers.get(topic);
+        list = (prefetchers.get(topic) ?? []).filter((prefetcher) => reading.includes(prefetcher.store));
+        source = this.sourcesByTopic.get(topic);
       }
-      if (list === undefined) continue;
+      let timestamp = NaN;
       for (const prefetcher of list) {
         try {
           let passed = value;
@@ -632,15 +671,15 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
             if (passed === SKIP) break;
           }
           if (passed === SKIP) continue;
-          const keys = prefetcher.keysOf(passed);
-          if (typeof keys === 'string') prefetcher.store.want(keys);
-          else for (const key of keys) prefetcher.store.want(key);
+          if (prefetcher.timed && Number.isNaN(timestamp))
+            timestamp = source?.spec.timestampOf ? source.spec.timestampOf(value, raw) : raw.timestamp;
+          prefetcher.name(passed, timestamp);
         } catch {
           // Named by nobody: the real pass meets the same throw (or reads synchronously).
         }
       }
     }
-    await Promise.all(this.prefetchStores.map((store) => store.prefetch()));
+    await Promise.all(reading.map((store) => store.prefetch()));
   }
 
   private sourceOf(topic: string): SourceState | undefined {

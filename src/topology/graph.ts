@@ -116,6 +116,11 @@ export interface NodeSpec {
     readonly store: string;
     readonly keysOf: (value: unknown) => string | readonly string[];
   }>;
+  /**
+   * A windowed aggregate's store and group key function, for the same pre-pass: the entries of its
+   * spilled windows the batch will touch (group key, window of the record's time) are read ahead.
+   */
+  readonly windowKeys?: { readonly store: string; readonly keyOf: (value: unknown) => unknown };
   create(ctx: NodeRuntimeContext): Push;
 }
 

@@ -4,6 +4,7 @@ import type { StateDb } from '../state/db.js';
 import type { WindowBlobCodec, WindowEntryReader, WindowStoreOptions } from '../state/window-store.js';
 import type { AnyAggregator, NumericKernel } from './aggregators.js';
 import type { StoreSpec } from './graph.js';
+import { windowStartOf } from './time.js';
 import type { TumblingWindows } from './time.js';
 import { GroupKeyText } from './group-key.js';
 import { jsonWindowStateCodec, numericBlobCodec } from './window-state-codec.js';
@@ -21,6 +22,20 @@ export class GroupWindowStore extends WindowStore<WindowState> {
     options: WindowStoreOptions = {},
   ) {
     super(db, name, codec, reader, options);
+    this.windowSize = reader.windowSize;
+  }
+
+  private readonly windowSize: number;
+
+  /**
+   * For the engine's pre-pass: the entry a record of `groupKey` at `timestamp` will touch. The key
+   * text is the lookup's (textOf), which never changes how the operator's keys are written; before
+   * this instance learned the keys' shape (after an open, until the first record) an object key's
+   * text is not yet the operator's, so it is left to the operator's own read.
+   */
+  wantGroup(groupKey: unknown, timestamp: number): void {
+    if (typeof groupKey !== 'string' && this.keys.fields === undefined) return;
+    this.wantEntry(windowStartOf(timestamp, this.windowSize), this.keys.textOf(groupKey));
   }
 }
 
