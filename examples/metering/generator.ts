@@ -89,7 +89,7 @@ export function truthKey(windowStart: number, subject: string, meter: string): s
 }
 
 /** Small, seedable PRNG (mulberry32): runs are reproducible from their seed. */
-function random(seed: number): () => number {
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -136,7 +136,7 @@ export class UsageGenerator {
       seed: 42,
       ...options,
     };
-    this.next = random(this.options.seed);
+    this.next = seededRandom(this.options.seed);
     this.kafka = new Kafka({
       clientId: 'usage-generator',
       brokers: options.brokers,

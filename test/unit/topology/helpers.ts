@@ -41,12 +41,20 @@ export function byWindowAndKey<R extends { windowStart: number; key: unknown; ve
   );
 }
 
-/** An in-memory changelog: per store, its change records in order (offset = index). */
-export function memoryChangelog(): TaskChangelog & { records: Map<string, StateChange[]> } {
+/**
+ * An in-memory changelog: per store, its change records in order (offset = index). Set
+ * `failNextWrite` to lose the process right after the next transaction (the records are in the
+ * changelog, the write rejects as a kill before the LevelDB batch would).
+ */
+export function memoryChangelog(): TaskChangelog & {
+  records: Map<string, StateChange[]>;
+  failNextWrite: boolean;
+} {
   const records = new Map<string, StateChange[]>();
-  return {
+  const changelog = {
     records,
-    write: async (changes) => {
+    failNextWrite: false,
+    write: async (changes: readonly StateChange[]) => {
       const offsets = new Map<string, bigint>();
       for (const change of changes) {
         const log = records.get(change.store) ?? [];
@@ -54,15 +62,20 @@ export function memoryChangelog(): TaskChangelog & { records: Map<string, StateC
         records.set(change.store, log);
         offsets.set(change.store, BigInt(log.length - 1));
       }
+      if (changelog.failNextWrite) {
+        changelog.failNextWrite = false;
+        throw new Error('killed after the changelog transaction, before the LevelDB write');
+      }
       return offsets;
     },
-    restore: async (target) => {
+    restore: async (target: Parameters<TaskChangelog['restore']>[0]) => {
       for (const [store, log] of records) {
         const from = Number((target.local.get(store) ?? -1n) + 1n);
         if (from < log.length) await target.apply(store, log.slice(from), BigInt(log.length - 1));
       }
     },
   };
+  return changelog;
 }
 
 /** A JSON-encoded usage event as partition 0 of topic `usage` hands it over at `offset`. */

@@ -28,10 +28,11 @@ import {
 } from '../../../src/index.js';
 import type { WindowResult } from '../../../src/index.js';
 import { CacheBudget } from '../../../src/core/cache-budget.js';
-import type { PartitionTask, StateChange, TaskChangelog } from '../../../src/core/task.js';
+import type { PartitionTask } from '../../../src/core/task.js';
 import type { RawRecord } from '../../../src/core/records.js';
 import type { Topology } from '../../../src/topology/topology.js';
-import { jsonSerde } from './helpers.js';
+import { RECENT_EVENTS, seededRandom } from '../../../examples/metering/generator.js';
+import { jsonSerde, memoryChangelog } from './helpers.js';
 
 interface Usage {
   id: string;
@@ -69,23 +70,9 @@ function meteringTopology(): Topology {
   return builder.build();
 }
 
-/** mulberry32, as the generator. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const RECENT_EVENTS = 5000;
-
 /** The generator's stream (examples/metering/generator.ts) and its truth, per partition by subject. */
 function generate(seed: number, totalEvents: number, partitions: number) {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
   const meters = ['api.calls', 'tokens', 'storage.gb'];
   const subjects = 200;
@@ -154,35 +141,6 @@ function generate(seed: number, totalEvents: number, partitions: number) {
   return { logs, truth, duplicates, oldDuplicates };
 }
 
-/** An in-memory changelog of one partition; `failNextWrite` loses the process after the transaction. */
-function memoryChangelog(): TaskChangelog & { failNextWrite: boolean } {
-  const records = new Map<string, StateChange[]>();
-  const changelog = {
-    failNextWrite: false,
-    write: async (changes: readonly StateChange[]) => {
-      const offsets = new Map<string, bigint>();
-      for (const change of changes) {
-        const log = records.get(change.store) ?? [];
-        log.push(change);
-        records.set(change.store, log);
-        offsets.set(change.store, BigInt(log.length - 1));
-      }
-      if (changelog.failNextWrite) {
-        changelog.failNextWrite = false;
-        throw new Error('killed after the changelog transaction, before the LevelDB write');
-      }
-      return offsets;
-    },
-    restore: async (target: Parameters<TaskChangelog['restore']>[0]) => {
-      for (const [store, log] of records) {
-        const from = Number((target.local.get(store) ?? -1n) + 1n);
-        if (from < log.length) await target.apply(store, log.slice(from), BigInt(log.length - 1));
-      }
-    },
-  };
-  return changelog;
-}
-
 interface Machine {
   readonly root: string;
   cache: CacheBudget;
@@ -204,7 +162,7 @@ interface Row {
 }
 
 async function runSeed(seed: number, totalEvents: number, partitionCount: number) {
-  const rand = random(seed * 7919 + 1);
+  const rand = seededRandom(seed * 7919 + 1);
   const topology = meteringTopology();
   const { logs, truth, duplicates, oldDuplicates } = generate(seed, totalEvents, partitionCount);
   const roots = [

@@ -17,6 +17,7 @@ import {
   tumbling,
 } from '../../../src/index.js';
 import type { DeadLetter, WindowResult } from '../../../src/index.js';
+import type { PartitionTask } from '../../../src/core/task.js';
 import type { TaskRuntime } from '../../../src/topology/graph.js';
 import type { GroupWindowStore } from '../../../src/topology/window-store-spec.js';
 import { CacheBudget } from '../../../src/core/cache-budget.js';
@@ -87,6 +88,16 @@ interface Observed {
 
 /** What the spilling runs did, summed over all of them (the property proves nothing without it). */
 const seen = { evictions: 0, syncReads: 0, prefetches: 0, commitsWithEvictedEntries: 0 };
+
+/** What a task's sink outbox holds (not yet drained), in order. */
+async function resultsOf<R>(task: PartitionTask, sink: string): Promise<R[]> {
+  const entries =
+    (await task
+      .outboxes()
+      .find((outbox) => outbox.name === sink)
+      ?.read(10_000)) ?? [];
+  return entries.map((entry) => entry.value as R);
+}
 
 async function windowStores(driver: TestDriver): Promise<GroupWindowStore[]> {
   // The task is the engine's, which is also the TaskRuntime its nodes see.
@@ -233,12 +244,10 @@ test('a spilled window restored from the changelog into an empty folder closes w
       usageRecord(1_000, { id: 'late-flush', subject: 'other', value: 0, time: T0 + minutes(5) }),
     ]);
     await next.commit();
-    const totals = (
-      (await next
-        .outboxes()
-        .find((o) => o.name === 'totals')
-        ?.read(10_000)) ?? []
-    ).map((entry) => entry.value as WindowResult<{ subject: string }, { n: number; total: number }>);
+    const totals = await resultsOf<WindowResult<{ subject: string }, { n: number; total: number }>>(
+      next,
+      'totals',
+    );
     assert.equal(totals.length, 200);
     for (const row of totals) {
       const k = Number(row.key.subject.slice('subject-'.length));
@@ -281,12 +290,10 @@ for (const before of ['lookaheads', 'processor'] as const)
         usageRecord(1_000, { id: 'flush', subject: 'x', value: 0, time: T0 + minutes(5) }),
       ]);
       await task.commit();
-      const totals = (
-        (await task
-          .outboxes()
-          .find((o) => o.name === 'totals')
-          ?.read(10_000)) ?? []
-      ).map((entry) => entry.value as WindowResult<{ subject: string }, { n: number; total: number }>);
+      const totals = await resultsOf<WindowResult<{ subject: string }, { n: number; total: number }>>(
+        task,
+        'totals',
+      );
       assert.equal(totals.length, 200);
       for (const row of totals) {
         const k = Number(row.key.subject.slice('s/subject-'.length));
@@ -325,12 +332,7 @@ test('after a reopen, a batch touching an object key of a spilled window adds to
     const next = await topology.openTask({ partition: 0, dir, cache: new CacheBudget(1) });
     await next.process([event(1, T0 + 1), event(2, T0 + minutes(5))]);
     await next.commit();
-    const counts = (
-      (await next
-        .outboxes()
-        .find((o) => o.name === 'counts')
-        ?.read(10_000)) ?? []
-    ).map((entry) => entry.value as WindowResult<unknown, { n: number }>);
+    const counts = await resultsOf<WindowResult<unknown, { n: number }>>(next, 'counts');
     assert.deepEqual(
       counts.map((row) => [row.windowStart - T0, row.key, row.value.n]),
       [[0, { subject: 's', even: false }, 2]],
