@@ -120,7 +120,20 @@ registerInspect(program);
 registerLag(program);
 registerResetCommand(program);
 
-program.parseAsync().catch((error: unknown) => {
-  process.stderr.write(`tributary: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
+let finished = false;
+// Node exits with 0 once nothing is left to wait on, even while a command's promise is pending (a
+// client that dropped its request without settling it): say so and fail rather than pass silently.
+process.once('beforeExit', () => {
+  if (finished) return;
+  process.stderr.write('tributary: the command stopped before it finished (nothing left to wait on)\n');
+  process.exitCode = 1;
 });
+program
+  .parseAsync()
+  .then(() => {
+    finished = true;
+  })
+  .catch((error: unknown) => {
+    process.stderr.write(`tributary: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
