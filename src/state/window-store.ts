@@ -18,8 +18,9 @@
  * **spill** (window-spill.ts): the window's entries are written as one record per key, its blobs
  * deleted in the same batch, and from then on its dirty entries are written per key; after the batch
  * is durable, clean entries are evicted (oldest windows first, in insertion order) down to the share.
- * A key not resident in a spilled window is read back with a synchronous `getSync`, unless the
- * window's key filter rules it out (a new key costs no read). Closing a spilled window first loads its
+ * A key not resident in a spilled window is read back with the batch that touches it (the engine's
+ * pre-pass names it: wantEntry, one getMany in prefetch), else with a synchronous `getSync` when the
+ * operator asks for it, unless the window's key filter rules it out (a new key costs no read). Closing a spilled window first loads its
  * entries asynchronously (loadWindow, awaited by the engine between records). Opening reads the blobs
  * and, per spilled window, its spill record (count and key filter) and key logs (the keys added since),
  * never a per-key record.
@@ -140,6 +141,11 @@ export interface WindowEntryReader<S> {
   keyTextsOf(userKey: string): string[];
 }
 
+/** An entry as read from disk or newly inserted: not yet changed since its last write. */
+function cleanEntry<S>(start: number, keyText: string, state: S): WindowEntry<S> {
+  return { start, keyText, state, dirty: false, removed: false };
+}
+
 /** A window whose entries (some of them) live as per-key records on disk. */
 interface Spill {
   /** The window's entries, resident or on disk, each key once. */
@@ -156,6 +162,11 @@ interface Spill {
   loggedKeys: number;
   /** Every entry is resident (after loadWindow, until the next eviction): a miss is a new key. */
   complete: boolean;
+}
+
+/** The spill state of a window of `count` entries whose keys on disk `filter` holds, nothing pending. */
+function spillOf(count: number, filter: KeyFilter, complete: boolean): Spill {
+  return { count, filter, filterChanged: false, inserted: [], logKeys: [], loggedKeys: 0, complete };
 }
 
 interface Window<S> {
@@ -244,7 +255,7 @@ export class WindowStore<S> implements ManagedStore {
         const existing = window.entries.get(keyText);
         if (existing) existing.state = state;
         else {
-          window.entries.set(keyText, { start, keyText, state, dirty: false, removed: false });
+          window.entries.set(keyText, cleanEntry(start, keyText, state));
           this.entryCount++;
         }
       }
@@ -256,15 +267,7 @@ export class WindowStore<S> implements ManagedStore {
     for await (const [key, bytes] of this.level.iterator(SPILL_RECORDS)) {
       const window = this.windowOf(spillRecordStart(key));
       const record = decodeSpillRecord(bytes, this.name);
-      window.spill = {
-        count: record.count,
-        filter: record.filter,
-        filterChanged: false,
-        inserted: [],
-        logKeys: [],
-        loggedKeys: 0,
-        complete: record.count === 0,
-      };
+      window.spill = spillOf(record.count, record.filter, record.count === 0);
       window.encodedBytes = record.bytesPerEntry;
       window.encodedRows = 1;
       this.entryCount += record.count;
@@ -335,7 +338,7 @@ export class WindowStore<S> implements ManagedStore {
       // Only under the text the operator will look up: another text of the same key would be an
       // alias, a second entry for one key (the operator's get() then reads the record itself).
       if (storedText !== keyText) continue;
-      window.entries.set(keyText, { start: window.start, keyText, state, dirty: false, removed: false });
+      this.makeResident(window, keyText, state);
       this.prefetchedEntries++;
     }
   }
@@ -343,7 +346,7 @@ export class WindowStore<S> implements ManagedStore {
   /** Adds a new entry (dirty). The caller checked that none exists (get() returned undefined). */
   insert(start: number, keyText: string, state: S): WindowEntry<S> {
     const window = this.windowOf(start);
-    const entry: WindowEntry<S> = { start, keyText, state, dirty: false, removed: false };
+    const entry = cleanEntry(start, keyText, state);
     window.entries.set(keyText, entry);
     this.entryCount++;
     if (window.spill !== undefined) {
@@ -631,7 +634,12 @@ export class WindowStore<S> implements ManagedStore {
     const bytes = this.level.getSync(recordKey);
     if (bytes === undefined) return undefined;
     const [, state] = this.decodeOne(bytes);
-    const entry: WindowEntry<S> = { start: window.start, keyText, state, dirty: false, removed: false };
+    return this.makeResident(window, keyText, state);
+  }
+
+  /** Makes an entry read from disk resident (clean: the next commit's eviction may drop it again). */
+  private makeResident(window: Window<S>, keyText: string, state: S): WindowEntry<S> {
+    const entry = cleanEntry(window.start, keyText, state);
     window.entries.set(keyText, entry);
     return entry;
   }
@@ -666,15 +674,7 @@ export class WindowStore<S> implements ManagedStore {
   /** Writes every entry of a window per key, its filter and count, and deletes its blobs. */
   private writeSpill(batch: WriteBatch, window: Window<S>): void {
     const count = window.entries.size;
-    const spill: Spill = {
-      count,
-      filter: KeyFilter.forCapacity(filterCapacityFor(count)),
-      filterChanged: false,
-      inserted: [],
-      logKeys: [],
-      loggedKeys: 0,
-      complete: true,
-    };
+    const spill = spillOf(count, KeyFilter.forCapacity(filterCapacityFor(count)), true);
     for (const entry of window.entries.values()) this.writeEntry(batch, window.start, entry, spill.filter);
     for (const key of window.blobKeys) batch.del(this.level, this.name, key);
     batch.putBinary(this.level, this.name, spillRecordKey(window.start), this.spillRecordOf(window, spill));
@@ -740,8 +740,7 @@ export class WindowStore<S> implements ManagedStore {
   private async addEntriesOnDisk(start: number, entries: Map<string, WindowEntry<S>>): Promise<void> {
     for await (const bytes of this.level.values(perKeyRange(start))) {
       const [keyText, state] = this.decodeOne(bytes);
-      if (!entries.has(keyText))
-        entries.set(keyText, { start, keyText, state, dirty: false, removed: false });
+      if (!entries.has(keyText)) entries.set(keyText, cleanEntry(start, keyText, state));
     }
   }
 
@@ -757,7 +756,7 @@ export class WindowStore<S> implements ManagedStore {
     const bytes = await this.level.get(recordKey);
     if (bytes === undefined) return undefined;
     const [, state] = this.decodeOne(bytes);
-    return { start, keyText, state, dirty: false, removed: false };
+    return cleanEntry(start, keyText, state);
   }
 
   /**
