@@ -361,6 +361,10 @@ export class StateDb {
     if (transaction || changelog === undefined || localWrites > 0) {
       batch.put(CHECKPOINT_KEY, checkpointText, { sublevel: this.meta });
       await batch.write();
+    } else {
+      // An unwritten batch stays attached to the database (and its native batch alive) until closed:
+      // one per idle commit would pile up for as long as the partition is idle.
+      await batch.close();
     }
     this.lastCheckpointText = checkpointText;
     if (transaction) this.seedPending = false;
