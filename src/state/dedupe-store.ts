@@ -199,8 +199,10 @@ export class DedupeStore implements ManagedStore {
   readonly bucketSize: number;
   private readonly levels: Levels;
   private readonly share: CacheShare;
-  /** Spilled ids only. */
-  private readonly filter = new IdFilter(BUCKETS_PER_GENERATION);
+  /** Spilled ids only; a generation's first segment is sized for the ids its buckets hold. */
+  private readonly filter = new IdFilter(BUCKETS_PER_GENERATION, (generation) =>
+    this.idsOfGeneration(generation),
+  );
   /** The recent ids (fresh ones included), exact, in memory. */
   private readonly recent = new RecentIds();
   /** Spilled-id lookups prefetched for the current batch: id → bucket (ABSENT: not in the index). */
@@ -493,6 +495,14 @@ export class DedupeStore implements ManagedStore {
     let seen = ABSENT;
     for (const text of stored) if (text !== undefined) seen = Math.max(seen, Number(text));
     return seen >= liveFrom ? seen : ABSENT;
+  }
+
+  /** Ids remembered in the buckets of filter generation `generation` (committed, in memory or spilled). */
+  private idsOfGeneration(generation: number): number {
+    let ids = 0;
+    for (const [bucket, count] of this.counts)
+      if (Math.floor(bucket / BUCKETS_PER_GENERATION) === generation) ids += count;
+    return ids;
   }
 
   /** The stream time from which a bucket's ids no longer count (see liveFromBucket). */

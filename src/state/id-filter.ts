@@ -139,7 +139,16 @@ export class IdFilter {
   /** The generation used last: consecutive ids nearly always share one. */
   private last: Generation | undefined;
 
-  constructor(readonly bucketsPerGeneration: number) {}
+  /**
+   * `expectedIds` (optional) tells how many ids a generation is known to hold already, wherever they
+   * are (a dedupe store counts its ids per bucket): a generation's first segment is sized for them,
+   * so a generation spilled or re-read as a whole (a store's first spills, an open after a restore)
+   * gets one segment instead of a run of doublings from the smallest, each a table every lookup reads.
+   */
+  constructor(
+    readonly bucketsPerGeneration: number,
+    private readonly expectedIds: (generation: number) => number = () => 0,
+  ) {}
 
   generationOf(bucket: number): number {
     return Math.floor(bucket / this.bucketsPerGeneration);
@@ -152,7 +161,7 @@ export class IdFilter {
     if (generation === undefined) {
       generation = new Generation(number);
       this.generations.set(number, generation);
-      this.addSegment(generation, this.nextCapacity(), true);
+      this.addSegment(generation, this.nextCapacity(number), true);
     }
     this.last = generation;
     let segment = generation.segments[generation.segments.length - 1] as Segment;
@@ -322,9 +331,12 @@ export class IdFilter {
     return table;
   }
 
-  /** A new generation's first segment: the largest generation held, plus a tenth (a steady stream). */
-  private nextCapacity(): number {
-    let largest = 0;
+  /**
+   * A new generation's first segment: the largest generation held (a steady stream), or the ids the
+   * generation is known to hold if more, plus a tenth.
+   */
+  private nextCapacity(number: number): number {
+    let largest = this.expectedIds(number);
     for (const generation of this.generations.values()) largest = Math.max(largest, generation.count);
     return Math.max(MIN_CAPACITY, Math.ceil(largest * 1.1));
   }
