@@ -231,3 +231,32 @@ test('state written without a changelog is seeded whole into an empty changelog 
     await second.db.close();
   });
 });
+
+test('local text entries are all written, also in a batch that holds nothing else', async () => {
+  await withDir(async (dir) => {
+    const db = await StateDb.open(dir);
+    const level = db.textLevel('local-text-entries');
+    const batch = db.localBatch();
+    for (let i = 0; i < 1000; i++) batch.putLocal(level, `key-${i}`, `value-${i}`);
+    await batch.write();
+    // And mixed with binary entries and deletes.
+    const binary = db.binaryLevel('local-binary-entries');
+    const mixed = db.localBatch();
+    mixed.putLocal(binary, 'b', new Uint8Array([1, 2]));
+    mixed.putLocal(level, 'after-binary-1', 'x');
+    mixed.putLocal(level, 'after-binary-2', 'y');
+    mixed.delLocal(level, 'key-0');
+    await mixed.write();
+    await db.close();
+
+    const reopened = await StateDb.open(dir);
+    const text = reopened.textLevel('local-text-entries');
+    const entries = await text.iterator().all();
+    assert.equal(entries.length, 1001);
+    assert.equal(await text.get('key-0'), undefined);
+    assert.equal(await text.get('key-999'), 'value-999');
+    assert.equal(await text.get('after-binary-2'), 'y');
+    assert.deepEqual([...((await reopened.binaryLevel('local-binary-entries').get('b')) ?? [])], [1, 2]);
+    await reopened.close();
+  });
+});
