@@ -20,10 +20,10 @@
  * is durable, clean entries are evicted (oldest windows first, in insertion order) down to the share.
  * A key not resident in a spilled window is read back with the batch that touches it (the engine's
  * pre-pass names it: wantEntry, one getMany in prefetch), else with a synchronous `getSync` when the
- * operator asks for it, unless the window's key filter rules it out (a new key costs no read). Closing a spilled window first loads its
- * entries asynchronously (loadWindow, awaited by the engine between records). Opening reads the blobs
- * and, per spilled window, its spill record (count and key filter) and key logs (the keys added since),
- * never a per-key record.
+ * operator asks for it, unless the window's key filter rules it out (a new key costs no read).
+ * Closing a spilled window first loads its entries asynchronously (loadWindow, awaited by the engine
+ * between records). Opening reads the blobs and, per spilled window, its spill record (count and key
+ * filter) and key logs (the keys added since), never a per-key record.
  */
 import { parseSortableTime, sortableHex, sortableTime } from './codec.js';
 import type { BinarySublevel, ManagedStore, StateDb, WriteBatch } from './db.js';

@@ -13,6 +13,9 @@ import type { WindowState } from './window-state.js';
 
 /** The window store of one aggregate node, with the canonical key texts its entries are indexed by. */
 export class GroupWindowStore extends WindowStore<WindowState> {
+  /** The windows' size, to name the window of a record's time in the pre-pass. */
+  private readonly windowSize: number;
+
   constructor(
     db: StateDb,
     name: string,
@@ -24,8 +27,6 @@ export class GroupWindowStore extends WindowStore<WindowState> {
     super(db, name, codec, reader, options);
     this.windowSize = reader.windowSize;
   }
-
-  private readonly windowSize: number;
 
   /**
    * For the engine's pre-pass: the entry a record of `groupKey` at `timestamp` will touch. The key
