@@ -108,9 +108,14 @@ export class RecentIds {
   /** The fresh ids' entries, in arrival order (chunk format), and per fresh id its start, bucket and slot. */
   private arena = Buffer.allocUnsafeSlow(64 * 1024);
   private arenaUsed = 0;
-  private freshStarts: number[] = [];
-  private freshBuckets: number[] = [];
-  private freshSlots: number[] = [];
+  /**
+   * Typed and kept from one commit to the next (only `freshIds` is reset): a commit's worth of fresh
+   * ids in growing JS arrays was garbage that lived long enough for the collector to promote it.
+   */
+  private freshStarts = new Uint32Array(INITIAL_CAPACITY);
+  private freshBuckets = new Float64Array(INITIAL_CAPACITY);
+  private freshSlots = new Uint32Array(INITIAL_CAPACITY);
+  private freshIds = 0;
   /** Buckets below this are expired: their slots are never live, their chunks may be gone. */
   private liveFrom = LOWEST_LIVE;
   /** Where the last lookup() that found nothing would insert the id. */
@@ -165,36 +170,68 @@ export class RecentIds {
     const start = this.arenaUsed;
     if (start + maxEntryBytes(id) > this.arena.length) this.growArena(start + maxEntryBytes(id));
     this.arenaUsed = appendIdEntry(this.arena, start, id);
-    this.put(slot, high, low, FRESH, this.freshStarts.length);
-    this.freshStarts.push(start);
-    this.freshBuckets.push(bucket);
-    this.freshSlots.push(slot);
+    const index = this.freshIds;
+    if (index === this.freshSlots.length) this.growFresh();
+    this.put(slot, high, low, FRESH, index);
+    this.freshStarts[index] = start;
+    this.freshBuckets[index] = bucket;
+    this.freshSlots[index] = slot;
+    this.freshIds = index + 1;
     if (this.occupied > this.capacity * MAX_LOAD) this.resize();
   }
 
   get freshCount(): number {
-    return this.freshStarts.length;
+    return this.freshIds;
   }
 
   /** The fresh ids still live and still in their slot, by bucket: their indexes in arrival order. */
-  freshByBucket(): Map<number, number[]> {
-    const byBucket = new Map<number, number[]>();
+  freshByBucket(): Map<number, Uint32Array> {
+    // Two passes (count, then place) so each bucket's list is one typed array, not a growing JS array.
+    const counts = new Map<number, number>();
     let lastBucket = NaN;
-    let last: number[] = [];
-    for (let i = 0; i < this.freshStarts.length; i++) {
+    let run = 0;
+    for (let i = 0; i < this.freshIds; i++) {
+      if (!this.freshIsLive(i)) continue;
       const bucket = this.freshBuckets[i] as number;
-      const slot = this.freshSlots[i] as number;
-      const w = slot * SLOT_WORDS;
-      if (bucket < this.liveFrom || this.words[w + CHUNK] !== FRESH || this.words[w + OFFSET] !== i) continue;
       if (bucket !== lastBucket) {
-        let list = byBucket.get(bucket);
-        if (list === undefined) byBucket.set(bucket, (list = []));
+        if (run > 0) counts.set(lastBucket, (counts.get(lastBucket) ?? 0) + run);
         lastBucket = bucket;
-        last = list;
+        run = 0;
       }
-      last.push(i);
+      run++;
+    }
+    if (run > 0) counts.set(lastBucket, (counts.get(lastBucket) ?? 0) + run);
+    const byBucket = new Map<number, Uint32Array>();
+    const filled = new Map<number, number>();
+    for (const [bucket, count] of counts) {
+      byBucket.set(bucket, new Uint32Array(count));
+      filled.set(bucket, 0);
+    }
+    let list: Uint32Array = new Uint32Array(0);
+    let at = 0;
+    lastBucket = NaN;
+    for (let i = 0; i < this.freshIds; i++) {
+      if (!this.freshIsLive(i)) continue;
+      const bucket = this.freshBuckets[i] as number;
+      if (bucket !== lastBucket) {
+        if (lastBucket === lastBucket) filled.set(lastBucket, at);
+        list = byBucket.get(bucket) as Uint32Array;
+        at = filled.get(bucket) as number;
+        lastBucket = bucket;
+      }
+      list[at++] = i;
     }
     return byBucket;
+  }
+
+  /** Whether fresh id `index` is not expired and still in its slot (not replaced by a later id). */
+  private freshIsLive(index: number): boolean {
+    const w = (this.freshSlots[index] as number) * SLOT_WORDS;
+    return (
+      (this.freshBuckets[index] as number) >= this.liveFrom &&
+      this.words[w + CHUNK] === FRESH &&
+      this.words[w + OFFSET] === index
+    );
   }
 
   /**
@@ -204,7 +241,7 @@ export class RecentIds {
    */
   commitFresh(
     bucket: number,
-    fresh: readonly number[],
+    fresh: ArrayLike<number>,
     keyOf: () => string,
   ): Array<{ key: string; bytes: Uint8Array }> {
     const chunks: Array<{ key: string; bytes: Uint8Array }> = [];
@@ -254,14 +291,12 @@ export class RecentIds {
   clearFresh(): void {
     // A fresh id that expired before its commit still names its fresh index: free its slot, or it
     // would name the next commit's fresh id of that index.
-    for (let i = 0; i < this.freshSlots.length; i++) {
+    for (let i = 0; i < this.freshIds; i++) {
       const w = (this.freshSlots[i] as number) * SLOT_WORDS;
       if (this.words[w + CHUNK] === FRESH && this.words[w + OFFSET] === i) this.words[w + CHUNK] = DEAD;
     }
     this.arenaUsed = 0;
-    this.freshStarts = [];
-    this.freshBuckets = [];
-    this.freshSlots = [];
+    this.freshIds = 0;
   }
 
   /**
@@ -364,7 +399,7 @@ export class RecentIds {
    * share shrank), so its memory follows the share instead of staying at its largest.
    */
   shrinkIfOversized(): void {
-    const live = this.liveIds + this.freshStarts.length;
+    const live = this.liveIds + this.freshIds;
     if (this.capacity > INITIAL_CAPACITY && this.capacity > 2 * SLOTS_PER_ID_GROWING * live) this.resize();
   }
 
@@ -416,7 +451,7 @@ export class RecentIds {
 
   /** The bucket of a used slot's id (chunk word `chunk`, offset word `offset`); -Infinity when gone. */
   private bucketOf(chunk: number, offset: number): number {
-    if (chunk === FRESH) return this.freshBuckets[offset] ?? ABSENT;
+    if (chunk === FRESH) return offset < this.freshIds ? (this.freshBuckets[offset] as number) : ABSENT;
     return this.chunks.get(chunk)?.bucket ?? ABSENT;
   }
 
@@ -439,6 +474,19 @@ export class RecentIds {
     return entryEnd(this.arena, start) - start;
   }
 
+  private growFresh(): void {
+    const size = this.freshSlots.length * 2;
+    const starts = new Uint32Array(size);
+    starts.set(this.freshStarts);
+    this.freshStarts = starts;
+    const buckets = new Float64Array(size);
+    buckets.set(this.freshBuckets);
+    this.freshBuckets = buckets;
+    const slots = new Uint32Array(size);
+    slots.set(this.freshSlots);
+    this.freshSlots = slots;
+  }
+
   private growArena(needed: number): void {
     let size = this.arena.length * 2;
     while (size < needed) size *= 2;
@@ -457,7 +505,7 @@ export class RecentIds {
    * (expire() drops a chunk as soon as its bucket expires). Not dead, not of a spilled chunk.
    */
   private isLive(chunk: number, offset: number): boolean {
-    if (chunk === FRESH) return (this.freshBuckets[offset] ?? ABSENT) >= this.liveFrom;
+    if (chunk === FRESH) return offset < this.freshIds && (this.freshBuckets[offset] as number) >= this.liveFrom;
     return this.heldChunks[chunk] === 1;
   }
 
@@ -465,7 +513,7 @@ export class RecentIds {
   private resize(more = 0, slotsPerId?: number): void {
     const { words, capacity: oldCapacity } = this;
     // At most this many live ids (a fresh id expired before its commit still counts): no pass to count.
-    const live = this.liveIds + this.freshStarts.length + more;
+    const live = this.liveIds + this.freshIds + more;
     const perId = slotsPerId ?? (live > this.liveAtResize * GROWING ? SLOTS_PER_ID_GROWING : SLOTS_PER_ID);
     this.liveAtResize = live;
     this.allocate(Math.max(INITIAL_CAPACITY, Math.ceil(live * perId)));
