@@ -33,6 +33,8 @@ const EMPTY = 0xfffffffe;
 /** Chunk word of a slot whose id went to disk: never live, reusable, dropped by the next resize. */
 const DEAD = 0xfffffffd;
 const INITIAL_CAPACITY = 1024;
+/** Slot of a fresh id once commitFresh() moved it into a chunk (no table is this large). */
+const COMMITTED = 0xffffffff;
 /** Below every real bucket: nothing has expired yet. */
 const LOWEST_LIVE = -Number.MAX_VALUE;
 /**
@@ -116,6 +118,8 @@ export class RecentIds {
   private freshBuckets = new Float64Array(INITIAL_CAPACITY);
   private freshSlots = new Uint32Array(INITIAL_CAPACITY);
   private freshIds = 0;
+  /** freshByBucket()'s scratch list of live fresh indexes. */
+  private liveFresh = new Uint32Array(0);
   /** Buckets below this are expired: their slots are never live, their chunks may be gone. */
   private liveFrom = LOWEST_LIVE;
   /** Where the last lookup() that found nothing would insert the id. */
@@ -186,12 +190,17 @@ export class RecentIds {
 
   /** The fresh ids still live and still in their slot, by bucket: their indexes in arrival order. */
   freshByBucket(): Map<number, Uint32Array> {
-    // Two passes (count, then place) so each bucket's list is one typed array, not a growing JS array.
+    // One pass over the slots (each a likely cache miss) gathers the live indexes and counts them per
+    // bucket; the lists are then cut from that, as typed arrays rather than growing JS arrays.
+    if (this.liveFresh.length < this.freshIds) this.liveFresh = new Uint32Array(this.freshSlots.length);
+    const live = this.liveFresh;
     const counts = new Map<number, number>();
     let lastBucket = NaN;
     let run = 0;
+    let n = 0;
     for (let i = 0; i < this.freshIds; i++) {
       if (!this.freshIsLive(i)) continue;
+      live[n++] = i;
       const bucket = this.freshBuckets[i] as number;
       if (bucket !== lastBucket) {
         if (run > 0) counts.set(lastBucket, (counts.get(lastBucket) ?? 0) + run);
@@ -202,6 +211,10 @@ export class RecentIds {
     }
     if (run > 0) counts.set(lastBucket, (counts.get(lastBucket) ?? 0) + run);
     const byBucket = new Map<number, Uint32Array>();
+    if (counts.size === 1) {
+      byBucket.set(lastBucket, live.slice(0, n));
+      return byBucket;
+    }
     const filled = new Map<number, number>();
     for (const [bucket, count] of counts) {
       byBucket.set(bucket, new Uint32Array(count));
@@ -210,8 +223,8 @@ export class RecentIds {
     let list: Uint32Array = new Uint32Array(0);
     let at = 0;
     lastBucket = NaN;
-    for (let i = 0; i < this.freshIds; i++) {
-      if (!this.freshIsLive(i)) continue;
+    for (let j = 0; j < n; j++) {
+      const i = live[j] as number;
       const bucket = this.freshBuckets[i] as number;
       if (bucket !== lastBucket) {
         if (lastBucket === lastBucket) filled.set(lastBucket, at);
@@ -279,6 +292,7 @@ export class RecentIds {
         const w = (this.freshSlots[index] as number) * SLOT_WORDS;
         this.words[w + CHUNK] = number;
         this.words[w + OFFSET] = offset;
+        this.freshSlots[index] = COMMITTED;
         offset += this.freshEntryBytes(index);
       }
       chunks.push({ key, bytes });
@@ -291,8 +305,11 @@ export class RecentIds {
   clearFresh(): void {
     // A fresh id that expired before its commit still names its fresh index: free its slot, or it
     // would name the next commit's fresh id of that index.
+    // Committed ones are skipped without a look at their slot (a likely cache miss each).
     for (let i = 0; i < this.freshIds; i++) {
-      const w = (this.freshSlots[i] as number) * SLOT_WORDS;
+      const slot = this.freshSlots[i] as number;
+      if (slot === COMMITTED) continue;
+      const w = slot * SLOT_WORDS;
       if (this.words[w + CHUNK] === FRESH && this.words[w + OFFSET] === i) this.words[w + CHUNK] = DEAD;
     }
     this.arenaUsed = 0;
