@@ -53,10 +53,18 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
   private nextSeq = 0n;
   private ackedThrough = -1n;
   private ackedThroughDirty = false;
-  /** Appended since the last commit: neither durable nor readable yet. */
-  private appended: OutboxEntry<T>[] = [];
-  /** Committed, not yet acked; `head` is the index of the oldest (avoids shifting a long array). */
-  private committedEntries: OutboxEntry<T>[] = [];
+  /**
+   * Appended since the last commit: neither durable nor readable yet. Sequences are consecutive, so
+   * values are kept bare (the last one's is `nextSeq - 1`): an entry object and a bigint per output,
+   * kept until the commit, were a large share of what the garbage collector promoted.
+   */
+  private appended: T[] = [];
+  /**
+   * Committed, not yet acked, consecutive from `committedFrom`; `head` is the index of the oldest
+   * (avoids shifting a long array).
+   */
+  private committedValues: T[] = [];
+  private committedFrom = 0n;
   private head = 0;
   /** Segments on disk, oldest first. */
   private segments: Segment[] = [];
@@ -78,50 +86,67 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
     for await (const [key, bytes] of this.level.iterator()) {
       const firstSeq = BigInt(`0x${key}`);
       const values = this.decodeSegment(bytes);
-      values.forEach((value, index) => {
-        const seq = firstSeq + BigInt(index);
-        if (seq > this.ackedThrough) this.committedEntries.push({ seq, value });
-      });
-      this.segments.push({ key, lastSeq: firstSeq + BigInt(values.length - 1) });
+      const lastSeq = firstSeq + BigInt(values.length - 1);
+      this.segments.push({ key, lastSeq });
+      if (lastSeq <= this.ackedThrough) continue;
+      const from = firstSeq > this.ackedThrough ? firstSeq : this.ackedThrough + 1n;
+      if (this.committedValues.length === 0) this.committedFrom = from;
+      else if (from !== this.committedFrom + BigInt(this.committedValues.length))
+        throw new Error(
+          `outbox "${this.name}": segment ${key} starts at sequence ${from}, expected ` +
+            `${this.committedFrom + BigInt(this.committedValues.length)}: the state folder is damaged`,
+        );
+      for (let i = Number(from - firstSeq); i < values.length; i++) this.committedValues.push(values[i] as T);
     }
   }
 
   append(value: T): void {
-    this.appended.push({ seq: this.nextSeq++, value });
+    this.appended.push(value);
+    this.nextSeq++;
   }
 
   async read(max: number): Promise<OutboxEntry<T>[]> {
-    return this.committedEntries.slice(this.head, this.head + max);
+    const end = Math.min(this.committedValues.length, this.head + max);
+    const entries: OutboxEntry<T>[] = new Array(Math.max(0, end - this.head));
+    const from = this.committedFrom + BigInt(this.head);
+    for (let i = this.head; i < end; i++)
+      entries[i - this.head] = { seq: from + BigInt(i - this.head), value: this.committedValues[i] as T };
+    return entries;
   }
 
   async ack(throughSeq: bigint): Promise<void> {
-    while (this.head < this.committedEntries.length) {
-      const entry = this.committedEntries[this.head] as OutboxEntry<T>;
-      if (entry.seq > throughSeq) break;
-      this.head++;
-      this.ackedThrough = entry.seq;
+    const oldest = this.committedFrom + BigInt(this.head);
+    if (throughSeq >= oldest && this.head < this.committedValues.length) {
+      const through = throughSeq - oldest + 1n;
+      const pending = this.committedValues.length - this.head;
+      this.head += through < BigInt(pending) ? Number(through) : pending;
+      this.ackedThrough = this.committedFrom + BigInt(this.head - 1);
       this.ackedThroughDirty = true;
     }
     while (this.segments.length > 0 && (this.segments[0] as Segment).lastSeq <= this.ackedThrough) {
       this.segmentsToDelete.push((this.segments.shift() as Segment).key);
     }
-    if (this.head > 1024 && this.head * 2 > this.committedEntries.length) {
-      this.committedEntries = this.committedEntries.slice(this.head);
+    if (this.head > 1024 && this.head * 2 > this.committedValues.length) {
+      this.committedValues = this.committedValues.slice(this.head);
+      this.committedFrom += BigInt(this.head);
       this.head = 0;
     }
   }
 
   pending(): number {
-    return this.committedEntries.length - this.head;
+    return this.committedValues.length - this.head;
+  }
+
+  /** The sequence of the first value appended since the last commit. */
+  private get appendedFrom(): bigint {
+    return this.nextSeq - BigInt(this.appended.length);
   }
 
   collectWrites(batch: WriteBatch): void {
     for (const key of this.segmentsToDelete) batch.del(this.level, this.name, key);
     if (this.appended.length > 0) {
-      const first = this.appended[0] as OutboxEntry<T>;
-      const values = this.appended.map((entry) => entry.value);
-      const bytes = this.codec?.encode(values) ?? encodeJsonSegment(values);
-      batch.putBinary(this.level, this.name, sortableHex(first.seq), bytes);
+      const bytes = this.codec?.encode(this.appended) ?? encodeJsonSegment(this.appended);
+      batch.putBinary(this.level, this.name, sortableHex(this.appendedFrom), bytes);
       this.db.putMeta(this.metaKey('next-seq'), this.nextSeq.toString());
     }
     if (this.ackedThroughDirty) this.db.putMeta(this.metaKey('acked-through'), this.ackedThrough.toString());
@@ -129,14 +154,35 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
 
   async committed(): Promise<void> {
     if (this.appended.length > 0) {
-      const first = this.appended[0] as OutboxEntry<T>;
-      const last = this.appended[this.appended.length - 1] as OutboxEntry<T>;
-      this.segments.push({ key: sortableHex(first.seq), lastSeq: last.seq });
-      for (const entry of this.appended) this.committedEntries.push(entry);
+      const from = this.appendedFrom;
+      this.segments.push({ key: sortableHex(from), lastSeq: this.nextSeq - 1n });
+      if (this.head === this.committedValues.length) {
+        // All delivered (the usual case): the appended values become the committed ones as they are.
+        this.committedValues = this.appended;
+        this.committedFrom = from;
+        this.head = 0;
+      } else {
+        for (const value of this.appended) this.committedValues.push(value);
+      }
     }
     this.appended = [];
     this.segmentsToDelete = [];
     this.ackedThroughDirty = false;
+  }
+
+  /** The entries not acked yet, committed ones first (the admin view; not a hot path). */
+  private entriesForView(): Array<{ entry: OutboxEntry<T>; committed: boolean }> {
+    const rows: Array<{ entry: OutboxEntry<T>; committed: boolean }> = [];
+    for (let i = this.head; i < this.committedValues.length; i++)
+      rows.push({
+        entry: { seq: this.committedFrom + BigInt(i), value: this.committedValues[i] as T },
+        committed: true,
+      });
+    const from = this.appendedFrom;
+    this.appended.forEach((value, i) =>
+      rows.push({ entry: { seq: from + BigInt(i), value }, committed: false }),
+    );
+    return rows;
   }
 
   view(): StoreView {
@@ -144,10 +190,8 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
       name: this.name,
       kind: this.kind,
       entries: async ({ limit = Infinity, after } = {}) =>
-        this.committedEntries
-          .slice(this.head)
-          .concat(this.appended)
-          .map((entry) => ({ key: sortableHex(entry.seq), value: entry.value }))
+        this.entriesForView()
+          .map(({ entry }) => ({ key: sortableHex(entry.seq), value: entry.value }))
           .filter((row) => after === undefined || row.key > after)
           .slice(0, limit),
       read: async ({ limit = Infinity, after } = {}) => {
@@ -155,11 +199,7 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
         if (from !== undefined && (typeof from !== 'string' || !/^\d+$/.test(from)))
           throw new StoreQueryError(`"${after}" is not a cursor of an outbox`);
         const fromSeq = from === undefined ? -1n : BigInt(from);
-        const rows = this.committedEntries
-          .slice(this.head)
-          .map((entry) => ({ entry, committed: true }))
-          .concat(this.appended.map((entry) => ({ entry, committed: false })))
-          .filter(({ entry }) => entry.seq > fromSeq);
+        const rows = this.entriesForView().filter(({ entry }) => entry.seq > fromSeq);
         return pageOf(
           rows,
           limit,

@@ -127,6 +127,66 @@ test('outbox: entries are readable only after commit; acks are durable with the 
   });
 });
 
+test('outbox: segments left unacked across commits and a reopen keep their sequences; an ack may end inside a segment', async () => {
+  await withDir(async (dir) => {
+    const first = await openAll(dir);
+    const all: string[] = [];
+    // Three commits of 1500 rows each, nothing acked in between: the committed rows pile up.
+    for (let commit = 0; commit < 3; commit++) {
+      for (let i = 0; i < 1500; i++) {
+        const row = `row-${all.length}`;
+        all.push(row);
+        first.outbox.append(row);
+      }
+      await first.db.commit({});
+    }
+    assert.equal(first.outbox.pending(), 4500);
+    const firstPage = await first.outbox.read(3);
+    assert.deepEqual(firstPage, [
+      { seq: 0n, value: 'row-0' },
+      { seq: 1n, value: 'row-1' },
+      { seq: 2n, value: 'row-2' },
+    ]);
+    // Acks past the 1024-row mark compact the list of committed rows; sequences must not shift.
+    await first.outbox.ack(1999n); // inside the second segment
+    await first.outbox.ack(5n); // an old ack changes nothing
+    assert.equal(first.outbox.pending(), 2500);
+    assert.deepEqual(await first.outbox.read(2), [
+      { seq: 2000n, value: 'row-2000' },
+      { seq: 2001n, value: 'row-2001' },
+    ]);
+    first.outbox.append('late-row'); // appended, not committed: in the view, not readable
+    const view = first.db
+      .allStores()
+      .find((store) => store.name === 'out')
+      ?.view();
+    const rows = (await view?.read({ limit: 10_000 }))?.entries;
+    assert.ok(rows);
+    assert.equal(rows.length, 2501);
+    assert.deepEqual(rows[0], { seq: '2000', committed: true, value: 'row-2000' });
+    assert.deepEqual(rows[2500], { seq: '4500', committed: false, value: 'late-row' });
+    await first.db.commit({});
+    await first.db.close();
+
+    const second = await openAll(dir);
+    const reread = await second.outbox.read(10_000);
+    assert.equal(reread.length, 2501);
+    assert.deepEqual(reread[0], { seq: 2000n, value: 'row-2000' });
+    assert.deepEqual(reread[2499], { seq: 4499n, value: 'row-4499' });
+    assert.deepEqual(reread[2500], { seq: 4500n, value: 'late-row' });
+    assert.deepEqual(
+      reread.map((entry) => entry.value),
+      [...all.slice(2000), 'late-row'],
+    );
+    await second.outbox.ack(10_000n); // past the end: everything, no more
+    assert.equal(second.outbox.pending(), 0);
+    second.outbox.append('next');
+    await second.db.commit({});
+    assert.deepEqual(await second.outbox.read(10), [{ seq: 4501n, value: 'next' }]);
+    await second.db.close();
+  });
+});
+
 test('dedupe store: ids expire by bucket, and the commit after the expiry deletes their chunks from LevelDB (tombstones for the changelog)', async () => {
   await withDir(async (dir) => {
     const first = await openAll(dir);
