@@ -1,6 +1,7 @@
 // What an operator relies on when shipping the template app: the Dockerfile's essentials and a
 // Kubernetes example that parses and agrees with the image and the settings tributary knows.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
@@ -71,6 +72,26 @@ test('the template Dockerfile: multi-stage, non-root, tini, SIGTERM, the state f
   assert.deepEqual(cmd, ['tributary', 'run', 'dist/app.js']);
   assert.equal(manifest.scripts.start, cmd.join(' '));
   assert.match(readFileSync(resolve(root, 'templates/app/.dockerignore'), 'utf8'), /^node_modules$/m);
+});
+
+test('the template image sets the memory settings docs/deploy.md describes, as Node and glibc read them', () => {
+  const stages = dockerfileStages(readFileSync(resolve(root, 'templates/app/Dockerfile'), 'utf8'));
+  const env = envOf(stages[stages.length - 1] as Instruction[]);
+  const deploy = readFileSync(resolve(root, 'docs/deploy.md'), 'utf8');
+  const nodeOptions = env.get('NODE_OPTIONS');
+  assert.ok(nodeOptions !== undefined, 'the runtime stage sets NODE_OPTIONS');
+  // Only some V8 flags are allowed in NODE_OPTIONS: Node refuses to start on any other one.
+  const started = spawnSync(process.execPath, ['-e', 'process.exit(0)'], {
+    env: { ...process.env, NODE_OPTIONS: nodeOptions },
+    encoding: 'utf8',
+  });
+  assert.equal(started.status, 0, started.stderr);
+  assert.ok(
+    deploy.includes(`NODE_OPTIONS=${nodeOptions}`),
+    `docs/deploy.md names NODE_OPTIONS=${nodeOptions}`,
+  );
+  assert.match(env.get('MALLOC_ARENA_MAX') ?? '', /^[1-9]\d*$/);
+  assert.ok(deploy.includes(`MALLOC_ARENA_MAX=${env.get('MALLOC_ARENA_MAX')}`));
 });
 
 interface Container {
