@@ -49,6 +49,7 @@ import { compareStores, storeLevel, storeMismatchError } from '../state/store-ma
 import type { StoreIdentity } from '../state/store-manifest.js';
 import { outboxFormat } from '../state/outbox-store.js';
 import { PunctuationScheduler } from './punctuation-scheduler.js';
+import type { Punctuation } from './punctuation-scheduler.js';
 
 interface Checkpoint {
   version: 1;
@@ -61,6 +62,12 @@ interface Checkpoint {
 }
 
 /** A decode that failed for a reason of the record itself (dead letter) or of a dependency (retry). */
+/** What runs after each record of a batch (taken once per batch). */
+interface AfterRecord {
+  listeners: TimeListener[];
+  punctuations: Punctuation[];
+}
+
 class DecodeFailure {
   constructor(readonly error: unknown) {}
 }
@@ -584,53 +591,75 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
     const decoded = await this.decodeAll(records);
     if (this.prefetchers !== undefined) await this.prefetchIds(this.prefetchers, records, decoded);
     this.lastActivity = this.now();
-    const listeners = [...this.timeListeners.values()];
-    const eventPunctuations = this.punctuations.eventTimeSchedules();
+    const after: AfterRecord = {
+      listeners: [...this.timeListeners.values()],
+      punctuations: this.punctuations.eventTimeSchedules(),
+    };
     for (let i = 0; i < records.length; i++) {
-      const raw = records[i] as RawRecord;
-      const source = this.sourceOf(raw.topic) as SourceState;
-      // Already processed (redelivery)? `covers()`, written out: this runs for every record.
-      if (source.last !== undefined) {
-        if (raw.offset <= source.last) continue;
-      } else if (source.committed !== undefined && raw.offset < source.committed) continue;
-      source.last = raw.offset;
-      this.counters.recordsProcessed++;
-      this.currentRaw = raw;
-      const value = decoded[i];
-      try {
-        if (value instanceof DecodeFailure) {
-          const error = value.error;
-          this.setRecord(raw, raw.timestamp);
-          this.deadLetter(error instanceof DeserializationError ? error.reason : 'decode-failed', error);
-          continue;
-        }
-        const timestamp = source.spec.timestampOf ? source.spec.timestampOf(value, raw) : raw.timestamp;
-        this.setRecord(raw, timestamp);
-        if (!Number.isFinite(timestamp)) {
-          this.deadLetter('processing-failed', new Error(`invalid event time ${timestamp}`));
-          continue;
-        }
-        if (timestamp > this.streamTime) this.streamTime = timestamp;
-        source.push(value);
-      } catch (error) {
-        // State that cannot survive a restart is the topology's defect, not the record's: stop.
-        if (error instanceof StateRoundTripError) throw error;
-        // A user function threw: the record goes to the DLQ, the pipeline goes on. Effects the record
-        // had on other branches before the throw stay (as in Kafka Streams with a continue handler).
-        this.deadLetter('processing-failed', error);
-      }
-      for (const listener of listeners) {
-        // Closing a spilled window reads it back first: finished before the next record.
-        const closing = listener.afterRecord();
-        if (closing !== undefined) await closing;
-      }
-      for (const punctuation of eventPunctuations) {
-        // An asynchronous punctuation (e.g. one that lists a store) finishes before the next record.
-        const pending = this.punctuations.afterRecord(punctuation, this.streamTime);
-        if (pending !== undefined) await pending;
-      }
+      // Synchronous per record (its locals on the stack, not in this async function's frame); a
+      // promise only when a listener or punctuation after it has asynchronous work.
+      const pending = this.processRecord(records[i] as RawRecord, decoded[i], after);
+      if (pending !== undefined) await pending;
     }
     this.currentRaw = undefined;
+  }
+
+  /** One record through the DAG, then what runs after each record (runAfterRecord). */
+  private processRecord(raw: RawRecord, value: unknown, after: AfterRecord): Promise<void> | undefined {
+    const source = this.sourceOf(raw.topic) as SourceState;
+    // Already processed (redelivery)? `covers()`, written out: this runs for every record.
+    if (source.last !== undefined) {
+      if (raw.offset <= source.last) return undefined;
+    } else if (source.committed !== undefined && raw.offset < source.committed) return undefined;
+    source.last = raw.offset;
+    this.counters.recordsProcessed++;
+    this.currentRaw = raw;
+    try {
+      if (value instanceof DecodeFailure) {
+        const error = value.error;
+        this.setRecord(raw, raw.timestamp);
+        this.deadLetter(error instanceof DeserializationError ? error.reason : 'decode-failed', error);
+        return undefined;
+      }
+      const timestamp = source.spec.timestampOf ? source.spec.timestampOf(value, raw) : raw.timestamp;
+      this.setRecord(raw, timestamp);
+      if (!Number.isFinite(timestamp)) {
+        this.deadLetter('processing-failed', new Error(`invalid event time ${timestamp}`));
+        return undefined;
+      }
+      if (timestamp > this.streamTime) this.streamTime = timestamp;
+      source.push(value);
+    } catch (error) {
+      // State that cannot survive a restart is the topology's defect, not the record's: stop.
+      if (error instanceof StateRoundTripError) throw error;
+      // A user function threw: the record goes to the DLQ, the pipeline goes on. Effects the record
+      // had on other branches before the throw stay (as in Kafka Streams with a continue handler).
+      this.deadLetter('processing-failed', error);
+    }
+    return this.runAfterRecord(after, 0, 0);
+  }
+
+  /**
+   * The time listeners, then the event-time punctuations, after a record, from the given ones on. One
+   * that returns a promise (closing a spilled window reads it back first; an asynchronous punctuation,
+   * e.g. one that lists a store) is finished before the next one runs, and all before the next record.
+   */
+  private runAfterRecord(
+    after: AfterRecord,
+    fromListener: number,
+    fromPunctuation: number,
+  ): Promise<void> | undefined {
+    const { listeners, punctuations } = after;
+    for (let l = fromListener; l < listeners.length; l++) {
+      const closing = (listeners[l] as TimeListener).afterRecord();
+      if (closing !== undefined) return closing.then(() => this.runAfterRecord(after, l + 1, 0));
+    }
+    for (let p = fromPunctuation; p < punctuations.length; p++) {
+      const pending = this.punctuations.afterRecord(punctuations[p] as Punctuation, this.streamTime);
+      if (pending !== undefined)
+        return pending.then(() => this.runAfterRecord(after, listeners.length, p + 1));
+    }
+    return undefined;
   }
 
   /**
