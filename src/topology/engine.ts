@@ -61,13 +61,13 @@ interface Checkpoint {
   metrics: Omit<TaskMetrics, 'watermark'>;
 }
 
-/** A decode that failed for a reason of the record itself (dead letter) or of a dependency (retry). */
 /** What runs after each record of a batch (taken once per batch). */
 interface AfterRecord {
   listeners: TimeListener[];
   punctuations: Punctuation[];
 }
 
+/** A decode that failed for a reason of the record itself (dead letter) or of a dependency (retry). */
 class DecodeFailure {
   constructor(readonly error: unknown) {}
 }
