@@ -522,7 +522,8 @@ export class RecentIds {
    * (expire() drops a chunk as soon as its bucket expires). Not dead, not of a spilled chunk.
    */
   private isLive(chunk: number, offset: number): boolean {
-    if (chunk === FRESH) return offset < this.freshIds && (this.freshBuckets[offset] as number) >= this.liveFrom;
+    if (chunk === FRESH)
+      return offset < this.freshIds && (this.freshBuckets[offset] as number) >= this.liveFrom;
     return this.heldChunks[chunk] === 1;
   }
 
