@@ -90,11 +90,12 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
       this.segments.push({ key, lastSeq });
       if (lastSeq <= this.ackedThrough) continue;
       const from = firstSeq > this.ackedThrough ? firstSeq : this.ackedThrough + 1n;
+      const expected = this.committedFrom + BigInt(this.committedValues.length);
       if (this.committedValues.length === 0) this.committedFrom = from;
-      else if (from !== this.committedFrom + BigInt(this.committedValues.length))
+      else if (from !== expected)
         throw new Error(
-          `outbox "${this.name}": segment ${key} starts at sequence ${from}, expected ` +
-            `${this.committedFrom + BigInt(this.committedValues.length)}: the state folder is damaged`,
+          `outbox "${this.name}": segment ${key} starts at sequence ${from}, expected ${expected}: ` +
+            'the state folder is damaged',
         );
       for (let i = Number(from - firstSeq); i < values.length; i++) this.committedValues.push(values[i] as T);
     }
@@ -106,7 +107,11 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
   }
 
   async read(max: number): Promise<OutboxEntry<T>[]> {
-    const end = Math.min(this.committedValues.length, this.head + max);
+    return this.committedEntries(Math.min(this.committedValues.length, this.head + max));
+  }
+
+  /** Entries of the committed values not acked yet, from the oldest up to index `end`. */
+  private committedEntries(end: number): OutboxEntry<T>[] {
     const entries: OutboxEntry<T>[] = new Array(Math.max(0, end - this.head));
     const from = this.committedFrom + BigInt(this.head);
     for (let i = this.head; i < end; i++)
@@ -172,12 +177,10 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
 
   /** The entries not acked yet, committed ones first (the admin view; not a hot path). */
   private entriesForView(): Array<{ entry: OutboxEntry<T>; committed: boolean }> {
-    const rows: Array<{ entry: OutboxEntry<T>; committed: boolean }> = [];
-    for (let i = this.head; i < this.committedValues.length; i++)
-      rows.push({
-        entry: { seq: this.committedFrom + BigInt(i), value: this.committedValues[i] as T },
-        committed: true,
-      });
+    const rows = this.committedEntries(this.committedValues.length).map((entry) => ({
+      entry,
+      committed: true,
+    }));
     const from = this.appendedFrom;
     this.appended.forEach((value, i) =>
       rows.push({ entry: { seq: from + BigInt(i), value }, committed: false }),

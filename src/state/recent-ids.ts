@@ -239,12 +239,16 @@ export class RecentIds {
 
   /** Whether fresh id `index` is not expired and still in its slot (not replaced by a later id). */
   private freshIsLive(index: number): boolean {
-    const w = (this.freshSlots[index] as number) * SLOT_WORDS;
     return (
       (this.freshBuckets[index] as number) >= this.liveFrom &&
-      this.words[w + CHUNK] === FRESH &&
-      this.words[w + OFFSET] === index
+      this.slotNamesFresh(this.freshSlots[index] as number, index)
     );
+  }
+
+  /** Whether `slot` still names fresh id `index`. */
+  private slotNamesFresh(slot: number, index: number): boolean {
+    const w = slot * SLOT_WORDS;
+    return this.words[w + CHUNK] === FRESH && this.words[w + OFFSET] === index;
   }
 
   /**
@@ -308,9 +312,7 @@ export class RecentIds {
     // Committed ones are skipped without a look at their slot (a likely cache miss each).
     for (let i = 0; i < this.freshIds; i++) {
       const slot = this.freshSlots[i] as number;
-      if (slot === COMMITTED) continue;
-      const w = slot * SLOT_WORDS;
-      if (this.words[w + CHUNK] === FRESH && this.words[w + OFFSET] === i) this.words[w + CHUNK] = DEAD;
+      if (slot !== COMMITTED && this.slotNamesFresh(slot, i)) this.words[slot * SLOT_WORDS + CHUNK] = DEAD;
     }
     this.arenaUsed = 0;
     this.freshIds = 0;
