@@ -48,19 +48,22 @@ import { storeLevelName, storeLocalLevels, storeMetaKeys } from './store-manifes
 import { MalformedIdChunkError, decodeIdChunk, entryBytesStart, entryEnd } from './id-chunks.js';
 import { IdFilter } from './id-filter.js';
 import { hashId, hashIdBytes, idHash } from './id-hash.js';
-import { RECENT_ID_SLOT_BYTES, RecentIds } from './recent-ids.js';
+import { RECENT_ID_SLOT_BYTES, RecentIds, newestWithin } from './recent-ids.js';
 
 /** How entries are written (the store manifest compares it): chunks of exact ids per bucket. */
 export const DEDUPE_FORMAT = 'dedupe-id-chunks/1';
 
 /** Spilled ids after the last filter snapshot before the next one is taken (bounds the work of an open). */
 const SNAPSHOT_AFTER_IDS = 250_000;
+/** Ids per local batch when an open spills what its share no longer holds (bounds the batch's memory). */
+const SPILL_AT_OPEN_BATCH_IDS = 250_000;
 /** Memory a recent id costs besides its UTF-8 bytes: its table slots and its length byte. */
 export const RECENT_ID_OVERHEAD_BYTES = RECENT_ID_SLOT_BYTES + 1;
 
 /** Work bounds (tests set them small to reach the paths that large stores take). */
 export interface DedupeTuning {
   snapshotAfterIds?: number;
+  spillAtOpenBatchIds?: number;
 }
 /** A filter generation spans this many buckets (64 buckets per horizon by default: 9 generations live). */
 const BUCKETS_PER_GENERATION = 8;
@@ -268,20 +271,43 @@ export class DedupeStore implements ManagedStore {
       key.slice(RECENT_PREFIX.length),
     );
     const recentBytes = await chunks.getMany(recentKeys);
-    this.recent.loadChunks(
-      recentKeys.flatMap((key, i) => {
-        const bytes = recentBytes[i];
-        return bytes === undefined ? [] : [{ key, bucket: bucketOfChunk(key, this.bucketSize), bytes }];
-      }),
-    );
-    // The share may be smaller than when these were written (more partitions here now).
-    if (this.recent.bytes > this.share.limitBytes) {
-      const batch = this.db.localBatch();
-      this.spill(batch);
-      this.snapshotIfDue(batch);
-      await batch.write();
-    }
+    const recent = recentKeys.flatMap((key, i) => {
+      const bytes = recentBytes[i];
+      return bytes === undefined ? [] : [{ key, bucket: bucketOfChunk(key, this.bucketSize), bytes }];
+    });
+    // The share may be smaller than when these were written (more partitions here now, or a smaller
+    // state.cacheMaxBytes): only the newest that fit are loaded, the older go straight to disk.
+    const kept = newestWithin(recent, this.share.limitBytes);
+    await this.spillAtOpen(recent.slice(0, recent.length - kept));
+    this.recent.loadChunks(recent.slice(recent.length - kept));
     this.share.report(this.recent.bytes);
+  }
+
+  /**
+   * Spills chunks read at open that the share no longer holds, oldest first, as a commit's spill
+   * would, without taking them into the table first. Written in batches of about
+   * `SPILL_AT_OPEN_BATCH_IDS` ids: each moves whole chunks (markers and index entries together), so a
+   * crash between two leaves every chunk either recent or spilled, and one batch's memory is bounded.
+   */
+  private async spillAtOpen(
+    chunks: ReadonlyArray<{ key: string; bucket: number; bytes: Uint8Array }>,
+  ): Promise<void> {
+    if (chunks.length === 0) return;
+    const batchIds = this.tuning.spillAtOpenBatchIds ?? SPILL_AT_OPEN_BATCH_IDS;
+    let batch = this.db.localBatch();
+    let ids = 0;
+    for (const chunk of chunks) {
+      // Nothing has expired yet at open: every chunk is live.
+      ids += this.spillChunk(chunk, true, batch);
+      if (ids >= batchIds) {
+        this.snapshotIfDue(batch);
+        await batch.write();
+        batch = this.db.localBatch();
+        ids = 0;
+      }
+    }
+    this.snapshotIfDue(batch);
+    await batch.write();
   }
 
   // ---- the batch protocol: want() each id the batch may check, then await prefetch() ----
@@ -515,18 +541,30 @@ export class DedupeStore implements ManagedStore {
    * for their ids, the chunk's marker from recent to pending (or a filter snapshot instead).
    */
   private spill(batch: LocalWrites): void {
-    const { local } = this.levels;
     while (this.recent.bytes > this.share.limitBytes) {
       const spilled = this.recent.spillOldest();
       if (spilled === undefined) break;
-      const { chunk, live } = spilled;
-      const ids = live ? this.indexAndFilter(chunk.bytes, chunk.bucket, batch) : 0;
-      batch.delLocal(local, RECENT_PREFIX + chunk.key);
-      batch.putLocal(local, PENDING_PREFIX + chunk.key, EMPTY);
-      this.unsnapshotted.add(chunk.key);
-      this.unsnapshottedIds += ids;
+      this.spillChunk(spilled.chunk, spilled.live, batch);
     }
     this.recent.shrinkIfOversized();
+  }
+
+  /**
+   * Moves a chunk out of the recent tier: a live one's ids get index entries and join the filter, and
+   * its marker turns from recent to spilled-since-the-snapshot. Returns how many ids it indexed.
+   */
+  private spillChunk(
+    chunk: { key: string; bucket: number; bytes: Uint8Array },
+    live: boolean,
+    batch: LocalWrites,
+  ): number {
+    const { local } = this.levels;
+    const ids = live ? this.indexAndFilter(chunk.bytes, chunk.bucket, batch) : 0;
+    batch.delLocal(local, RECENT_PREFIX + chunk.key);
+    batch.putLocal(local, PENDING_PREFIX + chunk.key, EMPTY);
+    this.unsnapshotted.add(chunk.key);
+    this.unsnapshottedIds += ids;
+    return ids;
   }
 
   /**

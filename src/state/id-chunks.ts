@@ -82,6 +82,13 @@ export function entryEnd(buffer: Uint8Array, at: number): number {
   return at + length;
 }
 
+/** How many ids an encoded chunk holds. */
+export function idsInChunk(chunk: Uint8Array): number {
+  let count = 0;
+  for (let at = 0; at < chunk.byteLength; at = entryEnd(chunk, at)) count++;
+  return count;
+}
+
 function varintSize(value: number): number {
   let size = 1;
   while (value >= 0x80) {

@@ -12,7 +12,14 @@
  * Entries are never moved out one by one: a spilled or expired chunk's slots are left naming a chunk
  * that is gone; lookups skip them, new ids reuse them, and the next resize drops them.
  */
-import { CHUNK_MAX_BYTES, appendIdEntry, entryBytesStart, entryEnd, maxEntryBytes } from './id-chunks.js';
+import {
+  CHUNK_MAX_BYTES,
+  appendIdEntry,
+  entryBytesStart,
+  entryEnd,
+  idsInChunk,
+  maxEntryBytes,
+} from './id-chunks.js';
 import { hashIdBytes, idHash } from './id-hash.js';
 
 const ABSENT = -Infinity;
@@ -58,6 +65,24 @@ const GROWING = 1.25;
  * (while a table grows, up to four).
  */
 export const RECENT_ID_SLOT_BYTES = SLOTS_PER_ID * SLOT_BYTES;
+
+/** What a chunk of `ids` ids costs the cache share while they are recent. */
+export function recentChunkCost(bytes: Uint8Array, ids: number): number {
+  return bytes.byteLength + ids * RECENT_ID_SLOT_BYTES;
+}
+
+/** How many of `chunks` (oldest first) are the newest whose ids fit in `limitBytes` as recent ids. */
+export function newestWithin(chunks: ReadonlyArray<{ bytes: Uint8Array }>, limitBytes: number): number {
+  let cost = 0;
+  let kept = 0;
+  for (let i = chunks.length - 1; i >= 0; i--) {
+    const bytes = (chunks[i] as { bytes: Uint8Array }).bytes;
+    cost += recentChunkCost(bytes, idsInChunk(bytes));
+    if (cost > limitBytes) break;
+    kept++;
+  }
+  return kept;
+}
 
 /** Where an id's probe starts, as a fraction of the table in 32 bits (the same order at any capacity). */
 function slotPosition(high: number, low: number): number {
@@ -323,11 +348,7 @@ export class RecentIds {
    * them and ASCII ids are hashed from their bytes (no string per id).
    */
   loadChunks(chunks: ReadonlyArray<{ key: string; bucket: number; bytes: Uint8Array }>): void {
-    const counts = chunks.map(({ bytes }) => {
-      let count = 0;
-      for (let at = 0; at < bytes.byteLength; at = entryEnd(bytes, at)) count++;
-      return count;
-    });
+    const counts = chunks.map(({ bytes }) => idsInChunk(bytes));
     const total = counts.reduce((sum, count) => sum + count, 0);
     this.reserve(total);
     // A table of millions of ids is far larger than the processor's caches: inserted in chunk order
@@ -440,7 +461,7 @@ export class RecentIds {
       bucket,
       bytes,
       ids,
-      cost: bytes.byteLength + ids * RECENT_ID_SLOT_BYTES,
+      cost: recentChunkCost(bytes, ids),
     };
     this.chunks.set(number, chunk);
     if (number >= this.heldChunks.length) {

@@ -206,3 +206,50 @@ test('dedupe store: recent ids spilled at a commit of an idle partition (its cac
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('dedupe store: an open whose share is smaller than the recent ids written (a smaller cache, more partitions) keeps the newest that fit and spills the rest in batches; every id stays known', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tributary-dedupe-store-'));
+  const openWith = async (bytes: number) => {
+    const db = await StateDb.open(dir);
+    const store = await db.attach(
+      new DedupeStore(db, 'ids', { horizon: 1000, bucket: 100 }, new CacheBudget(bytes), {
+        ...tuning,
+        spillAtOpenBatchIds: 50,
+      }),
+    );
+    return { db, store };
+  };
+  // 300 ids over 9 buckets, a commit every 30: many chunks, all recent under a cache 10 times larger.
+  const ids = Array.from({ length: 300 }, (_, i) => `id-${i}`);
+  try {
+    const large = await openWith(cacheBytes * 10);
+    for (let i = 0; i < ids.length; i++) {
+      assert.equal(large.store.checkAndRemember(ids[i] as string, i * 3, i * 3), false);
+      if (i % 30 === 29) await large.db.commit({ commit: i });
+    }
+    assert.equal(large.store.filterBytes, 0, 'nothing spilled under the large cache');
+    await large.db.close();
+
+    const small = await openWith(cacheBytes);
+    assert.ok(small.store.recentIdBytes > 0, 'the newest ids are recent');
+    assert.ok(
+      small.store.recentIdBytes <= cacheBytes,
+      `recent ids within the smaller cache (${small.store.recentIdBytes})`,
+    );
+    assert.ok(small.store.filterBytes > 0, 'the older ids went to the filter and the index');
+    const indexed = await small.db.textLevel('dedupe-index:ids').keys().all();
+    assert.ok(indexed.length >= 300 - 40 && indexed.length < 300, `older ids indexed (${indexed.length})`);
+    await small.store.prefetch([...ids, 'id-300']);
+    for (const id of ids) assert.equal(small.store.checkAndRemember(id, 950, 950), true, id);
+    assert.equal(small.store.checkAndRemember('id-300', 950, 950), false, 'a new id is new');
+    await small.db.close();
+
+    // And back under the large cache: the spilled ids stay spilled, every id is still known.
+    const again = await openWith(cacheBytes * 10);
+    await again.store.prefetch(ids);
+    for (const id of ids) assert.equal(again.store.checkAndRemember(id, 960, 960), true, id);
+    await again.db.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
