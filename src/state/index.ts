@@ -7,5 +7,5 @@ export type { WindowEntry, WindowEntryReader, WindowStateCodec } from './window-
 export { DedupeStore } from './dedupe-store.js';
 export type { DedupeOptions } from './dedupe-store.js';
 export { OutboxStore } from './outbox-store.js';
-export type { SegmentCodec } from './outbox-store.js';
+export type { OutboxOptions, SegmentCodec } from './outbox-store.js';
 export { decodeValue, encodeValue } from './codec.js';

@@ -8,6 +8,12 @@
  * once all its entries are acked. The acked-through sequence is checkpointed too, so a partly acked
  * segment is not delivered again from its start.
  *
+ * Committed rows wait in memory for delivery as values while delivery keeps up. When it falls behind
+ * (a sink down for minutes: up to `outputs.maxPendingPerPartition` rows per partition), the segments
+ * beyond the first `hotRows` pending rows are kept as the bytes written for them (a window result:
+ * tens of bytes, against about 350 bytes of objects for the garbage collector to keep and walk), and
+ * decoded when a read or an ack reaches them.
+ *
  * A segment's first byte says how the rest is encoded: JSON_SEGMENT (UTF-8 JSON array of the values,
  * bigint and Buffer kept; any value) or a format of the outbox's SegmentCodec, which packs values of a
  * known shape (window results) much faster than JSON and may decline a segment it cannot pack.
@@ -47,6 +53,21 @@ interface Segment {
   lastSeq: bigint;
 }
 
+/** A committed segment kept as its bytes until a read or an ack reaches it. */
+interface PackedSegment {
+  from: bigint;
+  count: number;
+  bytes: Uint8Array;
+}
+
+/** Pending rows kept as values before later segments stay packed (a delivery round reads up to `outputs.batchSize`). */
+const HOT_ROWS = 20_000;
+
+export interface OutboxOptions {
+  /** Pending rows kept as values before later committed segments stay packed (tests set it small). */
+  hotRows?: number;
+}
+
 export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
   readonly kind = 'outbox' as const;
   private readonly level: BinarySublevel;
@@ -66,6 +87,12 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
   private committedValues: T[] = [];
   private committedFrom = 0n;
   private head = 0;
+  /** Committed after the values above (the first starts where they end), still packed. */
+  private packed: PackedSegment[] = [];
+  private packedRows = 0;
+  /** The bytes collectWrites wrote for `appended`, kept as the segment's packed form. */
+  private appendedBytes: Uint8Array | undefined;
+  private readonly hotRows: number;
   /** Segments on disk, oldest first. */
   private segments: Segment[] = [];
   private segmentsToDelete: string[] = [];
@@ -74,8 +101,10 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
     private readonly db: StateDb,
     readonly name: string,
     private readonly codec?: SegmentCodec<T>,
+    options: OutboxOptions = {},
   ) {
     this.level = db.binaryLevel(storeLevelName('outbox', name));
+    this.hotRows = options.hotRows ?? HOT_ROWS;
   }
 
   async load(): Promise<void> {
@@ -90,14 +119,21 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
       this.segments.push({ key, lastSeq });
       if (lastSeq <= this.ackedThrough) continue;
       const from = firstSeq > this.ackedThrough ? firstSeq : this.ackedThrough + 1n;
-      const expected = this.committedFrom + BigInt(this.committedValues.length);
+      const expected = this.committedFrom + BigInt(this.committedValues.length) + BigInt(this.packedRows);
       if (this.committedValues.length === 0) this.committedFrom = from;
       else if (from !== expected)
         throw new Error(
           `outbox "${this.name}": segment ${key} starts at sequence ${from}, expected ${expected}: ` +
             'the state folder is damaged',
         );
-      for (let i = Number(from - firstSeq); i < values.length; i++) this.committedValues.push(values[i] as T);
+      // Whole segments beyond the first hotRows stay packed (a segment is partly acked only first).
+      if (this.committedValues.length >= this.hotRows && from === firstSeq) {
+        this.packed.push({ from, count: values.length, bytes });
+        this.packedRows += values.length;
+      } else {
+        for (let i = Number(from - firstSeq); i < values.length; i++)
+          this.committedValues.push(values[i] as T);
+      }
     }
   }
 
@@ -107,7 +143,24 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
   }
 
   async read(max: number): Promise<OutboxEntry<T>[]> {
+    this.unpack(max);
     return this.committedEntries(Math.min(this.committedValues.length, this.head + max));
+  }
+
+  /** Decodes packed segments, oldest first, until `rows` pending rows are values (or none is packed). */
+  private unpack(rows: number): void {
+    while (this.committedValues.length - this.head < rows && this.packed.length > 0) {
+      const segment = this.packed.shift() as PackedSegment;
+      this.packedRows -= segment.count;
+      const values = this.decodeSegment(segment.bytes);
+      if (this.head === this.committedValues.length) {
+        this.committedValues = values;
+        this.committedFrom = segment.from;
+        this.head = 0;
+      } else {
+        for (const value of values) this.committedValues.push(value);
+      }
+    }
   }
 
   /** Entries of the committed values not acked yet, from the oldest up to index `end`. */
@@ -121,6 +174,9 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
 
   async ack(throughSeq: bigint): Promise<void> {
     const oldest = this.committedFrom + BigInt(this.head);
+    // What the ack reaches becomes values first (a delivered row was read, so this decodes nothing).
+    if (throughSeq >= oldest)
+      this.unpack(throughSeq - oldest < BigInt(this.pending()) ? Number(throughSeq - oldest) + 1 : Infinity);
     if (throughSeq >= oldest && this.head < this.committedValues.length) {
       const through = throughSeq - oldest + 1n;
       const pending = this.committedValues.length - this.head;
@@ -139,7 +195,7 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
   }
 
   pending(): number {
-    return this.committedValues.length - this.head;
+    return this.committedValues.length - this.head + this.packedRows;
   }
 
   /** The sequence of the first value appended since the last commit. */
@@ -152,6 +208,7 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
     if (this.appended.length > 0) {
       const bytes = this.codec?.encode(this.appended) ?? encodeJsonSegment(this.appended);
       batch.putBinary(this.level, this.name, sortableHex(this.appendedFrom), bytes);
+      this.appendedBytes = bytes;
       this.db.putMeta(this.metaKey('next-seq'), this.nextSeq.toString());
     }
     if (this.ackedThroughDirty) this.db.putMeta(this.metaKey('acked-through'), this.ackedThrough.toString());
@@ -161,16 +218,22 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
     if (this.appended.length > 0) {
       const from = this.appendedFrom;
       this.segments.push({ key: sortableHex(from), lastSeq: this.nextSeq - 1n });
-      if (this.head === this.committedValues.length) {
+      const hot = this.committedValues.length - this.head;
+      if (hot === 0 && this.packed.length === 0) {
         // All delivered (the usual case): the appended values become the committed ones as they are.
         this.committedValues = this.appended;
         this.committedFrom = from;
         this.head = 0;
-      } else {
+      } else if (this.packed.length === 0 && hot + this.appended.length <= this.hotRows) {
         for (const value of this.appended) this.committedValues.push(value);
+      } else {
+        // Delivery is behind: this segment waits as the bytes just written.
+        this.packed.push({ from, count: this.appended.length, bytes: this.appendedBytes as Uint8Array });
+        this.packedRows += this.appended.length;
       }
     }
     this.appended = [];
+    this.appendedBytes = undefined;
     this.segmentsToDelete = [];
     this.ackedThroughDirty = false;
   }
@@ -181,6 +244,10 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
       entry,
       committed: true,
     }));
+    for (const segment of this.packed)
+      this.decodeSegment(segment.bytes).forEach((value, i) =>
+        rows.push({ entry: { seq: segment.from + BigInt(i), value }, committed: true }),
+      );
     const from = this.appendedFrom;
     this.appended.forEach((value, i) =>
       rows.push({ entry: { seq: from + BigInt(i), value }, committed: false }),

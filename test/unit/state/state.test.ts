@@ -12,7 +12,7 @@ import {
   decodeValue,
   encodeValue,
 } from '../../../src/state/index.js';
-import type { ChangeRecord } from '../../../src/state/index.js';
+import type { ChangeRecord, OutboxOptions } from '../../../src/state/index.js';
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'tributary-state-'));
@@ -23,13 +23,13 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-async function openAll(dir: string) {
+async function openAll(dir: string, outboxOptions: OutboxOptions = {}) {
   const db = await StateDb.open(dir);
   const kv = await db.attach(new KeyValueStoreImpl<{ n: number }>(db, 'kv'));
   const windows = await db.attach(
     new WindowStore<number>(db, 'win', { encode: (n) => n, decode: (data) => data as number }),
   );
-  const outbox = await db.attach(new OutboxStore<string>(db, 'out'));
+  const outbox = await db.attach(new OutboxStore<string>(db, 'out', undefined, outboxOptions));
   const dedupe = await db.attach(new DedupeStore(db, 'ids', { horizon: 1000, bucket: 100 }));
   return { db, kv, windows, outbox, dedupe };
 }
@@ -127,65 +127,69 @@ test('outbox: entries are readable only after commit; acks are durable with the 
   });
 });
 
-test('outbox: segments left unacked across commits and a reopen keep their sequences; an ack may end inside a segment', async () => {
-  await withDir(async (dir) => {
-    const first = await openAll(dir);
-    const all: string[] = [];
-    // Three commits of 1500 rows each, nothing acked in between: the committed rows pile up.
-    for (let commit = 0; commit < 3; commit++) {
-      for (let i = 0; i < 1500; i++) {
-        const row = `row-${all.length}`;
-        all.push(row);
-        first.outbox.append(row);
+// hotRows: the default (every row a value here), 1000 (the second and third segments wait packed
+// until a read or an ack reaches them, and stay packed across the reopen), 1 (all but the first).
+for (const hotRows of [undefined, 1000, 1])
+  test(`outbox: segments left unacked across commits and a reopen keep their sequences; an ack may end inside a segment (hotRows ${hotRows ?? 'default'})`, async () => {
+    await withDir(async (dir) => {
+      const options = hotRows === undefined ? {} : { hotRows };
+      const first = await openAll(dir, options);
+      const all: string[] = [];
+      // Three commits of 1500 rows each, nothing acked in between: the committed rows pile up.
+      for (let commit = 0; commit < 3; commit++) {
+        for (let i = 0; i < 1500; i++) {
+          const row = `row-${all.length}`;
+          all.push(row);
+          first.outbox.append(row);
+        }
+        await first.db.commit({});
       }
+      assert.equal(first.outbox.pending(), 4500);
+      const firstPage = await first.outbox.read(3);
+      assert.deepEqual(firstPage, [
+        { seq: 0n, value: 'row-0' },
+        { seq: 1n, value: 'row-1' },
+        { seq: 2n, value: 'row-2' },
+      ]);
+      // Acks past the 1024-row mark compact the list of committed rows; sequences must not shift.
+      await first.outbox.ack(1999n); // inside the second segment
+      await first.outbox.ack(5n); // an old ack changes nothing
+      assert.equal(first.outbox.pending(), 2500);
+      assert.deepEqual(await first.outbox.read(2), [
+        { seq: 2000n, value: 'row-2000' },
+        { seq: 2001n, value: 'row-2001' },
+      ]);
+      first.outbox.append('late-row'); // appended, not committed: in the view, not readable
+      const view = first.db
+        .allStores()
+        .find((store) => store.name === 'out')
+        ?.view();
+      const rows = (await view?.read({ limit: 10_000 }))?.entries;
+      assert.ok(rows);
+      assert.equal(rows.length, 2501);
+      assert.deepEqual(rows[0], { seq: '2000', committed: true, value: 'row-2000' });
+      assert.deepEqual(rows[2500], { seq: '4500', committed: false, value: 'late-row' });
       await first.db.commit({});
-    }
-    assert.equal(first.outbox.pending(), 4500);
-    const firstPage = await first.outbox.read(3);
-    assert.deepEqual(firstPage, [
-      { seq: 0n, value: 'row-0' },
-      { seq: 1n, value: 'row-1' },
-      { seq: 2n, value: 'row-2' },
-    ]);
-    // Acks past the 1024-row mark compact the list of committed rows; sequences must not shift.
-    await first.outbox.ack(1999n); // inside the second segment
-    await first.outbox.ack(5n); // an old ack changes nothing
-    assert.equal(first.outbox.pending(), 2500);
-    assert.deepEqual(await first.outbox.read(2), [
-      { seq: 2000n, value: 'row-2000' },
-      { seq: 2001n, value: 'row-2001' },
-    ]);
-    first.outbox.append('late-row'); // appended, not committed: in the view, not readable
-    const view = first.db
-      .allStores()
-      .find((store) => store.name === 'out')
-      ?.view();
-    const rows = (await view?.read({ limit: 10_000 }))?.entries;
-    assert.ok(rows);
-    assert.equal(rows.length, 2501);
-    assert.deepEqual(rows[0], { seq: '2000', committed: true, value: 'row-2000' });
-    assert.deepEqual(rows[2500], { seq: '4500', committed: false, value: 'late-row' });
-    await first.db.commit({});
-    await first.db.close();
+      await first.db.close();
 
-    const second = await openAll(dir);
-    const reread = await second.outbox.read(10_000);
-    assert.equal(reread.length, 2501);
-    assert.deepEqual(reread[0], { seq: 2000n, value: 'row-2000' });
-    assert.deepEqual(reread[2499], { seq: 4499n, value: 'row-4499' });
-    assert.deepEqual(reread[2500], { seq: 4500n, value: 'late-row' });
-    assert.deepEqual(
-      reread.map((entry) => entry.value),
-      [...all.slice(2000), 'late-row'],
-    );
-    await second.outbox.ack(10_000n); // past the end: everything, no more
-    assert.equal(second.outbox.pending(), 0);
-    second.outbox.append('next');
-    await second.db.commit({});
-    assert.deepEqual(await second.outbox.read(10), [{ seq: 4501n, value: 'next' }]);
-    await second.db.close();
+      const second = await openAll(dir, options);
+      const reread = await second.outbox.read(10_000);
+      assert.equal(reread.length, 2501);
+      assert.deepEqual(reread[0], { seq: 2000n, value: 'row-2000' });
+      assert.deepEqual(reread[2499], { seq: 4499n, value: 'row-4499' });
+      assert.deepEqual(reread[2500], { seq: 4500n, value: 'late-row' });
+      assert.deepEqual(
+        reread.map((entry) => entry.value),
+        [...all.slice(2000), 'late-row'],
+      );
+      await second.outbox.ack(10_000n); // past the end: everything, no more
+      assert.equal(second.outbox.pending(), 0);
+      second.outbox.append('next');
+      await second.db.commit({});
+      assert.deepEqual(await second.outbox.read(10), [{ seq: 4501n, value: 'next' }]);
+      await second.db.close();
+    });
   });
-});
 
 test('dedupe store: ids expire by bucket, and the commit after the expiry deletes their chunks from LevelDB (tombstones for the changelog)', async () => {
   await withDir(async (dir) => {
