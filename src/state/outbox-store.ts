@@ -43,6 +43,14 @@ function encodeJsonSegment(values: readonly unknown[]): Uint8Array {
   return bytes;
 }
 
+/**
+ * The bytes on a memory of their own: a small Buffer is a view into a shared 8 KB pool, which a
+ * packed segment kept for an hour of a sink's outage would hold on to for a few bytes.
+ */
+function ownBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.buffer.byteLength > bytes.byteLength * 2 ? new Uint8Array(bytes) : bytes;
+}
+
 /** An outbox's format in the store manifest: JSON segments, plus its codec's packed format if any. */
 export function outboxFormat(codec: SegmentCodec<unknown> | undefined): string {
   return codec === undefined ? 'json-segments/1' : `json-segments/1+${codec.format}`;
@@ -128,7 +136,7 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
         );
       // Whole segments beyond the first hotRows stay packed (a segment is partly acked only first).
       if (this.committedValues.length >= this.hotRows && from === firstSeq) {
-        this.packed.push({ from, count: values.length, bytes });
+        this.packed.push({ from, count: values.length, bytes: ownBytes(bytes) });
         this.packedRows += values.length;
       } else {
         for (let i = Number(from - firstSeq); i < values.length; i++)
@@ -228,7 +236,11 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
         for (const value of this.appended) this.committedValues.push(value);
       } else {
         // Delivery is behind: this segment waits as the bytes just written.
-        this.packed.push({ from, count: this.appended.length, bytes: this.appendedBytes as Uint8Array });
+        this.packed.push({
+          from,
+          count: this.appended.length,
+          bytes: ownBytes(this.appendedBytes as Uint8Array),
+        });
         this.packedRows += this.appended.length;
       }
     }

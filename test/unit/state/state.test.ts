@@ -324,3 +324,40 @@ test('local text entries are all written, also in a batch that holds nothing els
     await reopened.close();
   });
 });
+
+test('outbox: small segments committed while delivery is behind wait packed and come back whole, in order, also after a reopen', async () => {
+  await withDir(async (dir) => {
+    const first = await openAll(dir, { hotRows: 1 });
+    const all: string[] = [];
+    for (let commit = 0; commit < 50; commit++) {
+      for (const suffix of ['a', 'b', 'ü€']) {
+        all.push(`${commit}-${suffix}`);
+        first.outbox.append(`${commit}-${suffix}`);
+      }
+      await first.db.commit({});
+    }
+    assert.equal(first.outbox.pending(), 150);
+    const page = await first.outbox.read(4);
+    assert.deepEqual(
+      page.map(({ seq, value }) => [seq, value]),
+      [
+        [0n, '0-a'],
+        [1n, '0-b'],
+        [2n, '0-ü€'],
+        [3n, '1-a'],
+      ],
+    );
+    await first.outbox.ack(3n);
+    await first.db.commit({});
+    await first.db.close();
+    const second = await openAll(dir, { hotRows: 1 });
+    assert.equal(second.outbox.pending(), 146);
+    const rest = await second.outbox.read(1000);
+    assert.deepEqual(
+      rest.map(({ value }) => value),
+      all.slice(4),
+    );
+    assert.equal(rest[rest.length - 1]?.seq, 149n);
+    await second.db.close();
+  });
+});
