@@ -6,8 +6,9 @@
  *
  *   node --expose-gc --import tsx bench/outbox.ts [pending rows, default 1,000,000]
  *
- * Side by side in one process: the outbox as built (segments beyond the first 20k pending rows kept
- * packed, as the bytes written for them) and the same outbox keeping every pending row as objects
+ * Side by side in one process: the outbox as built (past the first 50k pending rows, a delivery
+ * round's worth, rows wait packed in the segment format) and the same outbox keeping every pending
+ * row as objects
  * (`hotRows: Infinity`, what it did before). Last line:
  * `outbox: <B> bytes of memory per pending row (<O> kept as objects), drain <N> rows/s (<M> as objects)`.
  */

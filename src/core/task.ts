@@ -198,6 +198,11 @@ export interface OpenTaskOptions {
    * it the task gets a budget of its own with the default size.
    */
   cache?: CacheMemory;
+  /**
+   * Rows a delivery round reads from an outbox at most (outputs.batchSize): while delivery is behind,
+   * an outbox keeps that many pending rows as values and the rest packed.
+   */
+  deliveryBatchRows?: number;
 }
 
 /** A store's part of the cache memory. */

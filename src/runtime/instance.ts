@@ -365,6 +365,7 @@ export class Instance {
           dir,
           resetStores: this.config.resetStores,
           cache: this.cache,
+          deliveryBatchRows: this.config.outputs.batchSize,
           ...(changelog ? { changelog } : {}),
         },
         this.config.stateLockTimeoutMs,

@@ -9,10 +9,10 @@
  * segment is not delivered again from its start.
  *
  * Committed rows wait in memory for delivery as values while delivery keeps up. When it falls behind
- * (a sink down for minutes: up to `outputs.maxPendingPerPartition` rows per partition), the segments
- * beyond the first `hotRows` pending rows are kept as the bytes written for them (a window result:
- * tens of bytes, against about 350 bytes of objects for the garbage collector to keep and walk), and
- * decoded when a read or an ack reaches them.
+ * (a sink down for minutes: up to `outputs.maxPendingPerPartition` rows per partition), what lies past
+ * the first `hotRows` pending rows (one delivery round's worth) is kept packed, in the
+ * segment format (a window result: about 90 bytes, against about 350 bytes of objects for the garbage
+ * collector to keep and walk), and decoded when a read or an ack reaches it.
  *
  * A segment's first byte says how the rest is encoded: JSON_SEGMENT (UTF-8 JSON array of the values,
  * bigint and Buffer kept; any value) or a format of the outbox's SegmentCodec, which packs values of a
@@ -68,12 +68,16 @@ interface PackedSegment {
   bytes: Uint8Array;
 }
 
-/** Pending rows kept as values before later segments stay packed (a delivery round reads up to `outputs.batchSize`). */
-const HOT_ROWS = 20_000;
+/** Pending rows kept as values by default: `outputs.batchSize`'s default. */
+const HOT_ROWS = 50_000;
 
 export interface OutboxOptions {
-  /** Pending rows kept as values before later committed segments stay packed (tests set it small). */
-  hotRows?: number;
+  /**
+   * Pending rows kept as values while delivery is behind; the rest wait packed. The runtime passes
+   * `outputs.batchSize`: a delivery round reads at most that many rows of an outbox, so the rows a
+   * round reads (again and again while a sink is down) are values and are never packed again.
+   */
+  hotRows?: number | undefined;
 }
 
 export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
@@ -171,6 +175,25 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
     }
   }
 
+  /**
+   * Delivery is behind (rows of an earlier commit are still pending): the values past the first
+   * `hotRows` pending ones are packed again, so that a long outage holds bytes whatever the size of
+   * its segments (a window close commits 100k rows at once).
+   */
+  private packExcess(): void {
+    const keep = this.head + this.hotRows;
+    if (this.committedValues.length <= keep) return;
+    const excess = this.committedValues.slice(keep);
+    const bytes = this.codec?.encode(excess) ?? encodeJsonSegment(excess);
+    this.packed.unshift({
+      from: this.committedFrom + BigInt(keep),
+      count: excess.length,
+      bytes: ownBytes(bytes),
+    });
+    this.packedRows += excess.length;
+    this.committedValues.length = keep;
+  }
+
   /** Entries of the committed values not acked yet, from the oldest up to index `end`. */
   private committedEntries(end: number): OutboxEntry<T>[] {
     const entries: OutboxEntry<T>[] = new Array(Math.max(0, end - this.head));
@@ -223,11 +246,12 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
   }
 
   async committed(): Promise<void> {
+    const hot = this.committedValues.length - this.head;
+    const behind = hot > 0 || this.packed.length > 0;
     if (this.appended.length > 0) {
       const from = this.appendedFrom;
       this.segments.push({ key: sortableHex(from), lastSeq: this.nextSeq - 1n });
-      const hot = this.committedValues.length - this.head;
-      if (hot === 0 && this.packed.length === 0) {
+      if (!behind) {
         // All delivered (the usual case): the appended values become the committed ones as they are.
         this.committedValues = this.appended;
         this.committedFrom = from;
@@ -244,6 +268,7 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
         this.packedRows += this.appended.length;
       }
     }
+    if (behind) this.packExcess();
     this.appended = [];
     this.appendedBytes = undefined;
     this.segmentsToDelete = [];

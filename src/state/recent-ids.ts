@@ -67,7 +67,7 @@ const GROWING = 1.25;
 export const RECENT_ID_SLOT_BYTES = SLOTS_PER_ID * SLOT_BYTES;
 
 /** What a chunk of `ids` ids costs the cache share while they are recent. */
-export function recentChunkCost(bytes: Uint8Array, ids: number): number {
+function recentChunkCost(bytes: Uint8Array, ids: number): number {
   return bytes.byteLength + ids * RECENT_ID_SLOT_BYTES;
 }
 

@@ -140,7 +140,10 @@ export async function openPartitionTask(
       ...topology.sinks.map((sink) => ({ name: sink.spec.name, codec: sink.outboxCodec })),
     ]) {
       if (outboxes.has(name)) throw new Error(`sink name "${name}" is reserved or used twice`);
-      outboxes.set(name, await db.attach(new OutboxStore(db, name, codec)));
+      outboxes.set(
+        name,
+        await db.attach(new OutboxStore(db, name, codec, { hotRows: options.deliveryBatchRows })),
+      );
     }
     const checkpoint = await db.readCheckpoint<Checkpoint>();
     const task = new PartitionTaskImpl(options, db, stores, outboxes, checkpoint, options.changelog);

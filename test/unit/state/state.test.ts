@@ -361,3 +361,33 @@ test('outbox: small segments committed while delivery is behind wait packed and 
     await second.db.close();
   });
 });
+
+test('outbox: a large segment still pending at the next commit is packed past the first hotRows rows (some already read), and every row is delivered once, in order', async () => {
+  await withDir(async (dir) => {
+    const outbox = await openAll(dir, { hotRows: 10 });
+    const rows = Array.from({ length: 103 }, (_, i) => `row-${i}`);
+    for (const row of rows.slice(0, 100)) outbox.outbox.append(row);
+    await outbox.db.commit({}); // delivery had caught up: the 100 rows stay values
+    const inFlight = await outbox.outbox.read(25); // a delivery round is writing these
+    for (const row of rows.slice(100)) outbox.outbox.append(row);
+    await outbox.db.commit({}); // behind: rows past the first 10 are packed again, the new ones too
+    assert.equal(outbox.outbox.pending(), 103);
+    assert.deepEqual(
+      inFlight.map(({ value }) => value),
+      rows.slice(0, 25),
+    );
+    await outbox.outbox.ack(24n);
+    const delivered = [...inFlight];
+    for (let page = await outbox.outbox.read(7); page.length > 0; page = await outbox.outbox.read(7)) {
+      delivered.push(...page);
+      await outbox.outbox.ack(page[page.length - 1]!.seq);
+      await outbox.db.commit({});
+    }
+    assert.deepEqual(
+      delivered.map(({ seq, value }) => [seq, value]),
+      rows.map((row, i) => [BigInt(i), row]),
+    );
+    assert.equal(outbox.outbox.pending(), 0);
+    await outbox.db.close();
+  });
+});
