@@ -9,9 +9,9 @@
  * segment is not delivered again from its start.
  *
  * Committed rows wait in memory for delivery as values while delivery keeps up. When it falls behind
- * (a sink down for minutes: up to `outputs.maxPendingPerPartition` rows per partition), what lies past
- * the first `hotRows` pending rows (one delivery round's worth) is kept packed, in the
- * segment format (a window result: about 90 bytes, against about 350 bytes of objects for the garbage
+ * (a sink down for minutes: up to `outputs.maxPendingPerPartition` rows per partition), what lies
+ * past the first `hotRows` pending rows (one delivery round's worth) is kept packed in the segment
+ * format (a window result: about 90 bytes, against about 350 bytes of objects for the garbage
  * collector to keep and walk), and decoded when a read or an ack reaches it.
  *
  * A segment's first byte says how the rest is encoded: JSON_SEGMENT (UTF-8 JSON array of the values,
@@ -205,7 +205,8 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
 
   async ack(throughSeq: bigint): Promise<void> {
     const oldest = this.committedFrom + BigInt(this.head);
-    // What the ack reaches becomes values first (a delivered row was read, so this decodes nothing).
+    // What the ack reaches becomes values first (a round's rows are within the first hotRows, so a
+    // delivery's ack decodes nothing).
     if (throughSeq >= oldest)
       this.unpack(throughSeq - oldest < BigInt(this.pending()) ? Number(throughSeq - oldest) + 1 : Infinity);
     if (throughSeq >= oldest && this.head < this.committedValues.length) {
