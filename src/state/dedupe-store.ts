@@ -45,7 +45,7 @@ import type { CacheMemory, CacheShare, StoreView } from '../core/task.js';
 import { CacheBudget } from '../core/cache-budget.js';
 import { StoreQueryError, decodeCursor, pageOf, storeTime } from '../core/store-reads.js';
 import { storeLevelName, storeLocalLevels, storeMetaKeys } from './store-manifest.js';
-import { MalformedIdChunkError, decodeIdChunk, entryBytesStart, entryEnd } from './id-chunks.js';
+import { MalformedIdChunkError, decodeIdChunk, entryBytesStart, entryEnd, idsInChunk } from './id-chunks.js';
 import { IdFilter } from './id-filter.js';
 import { hashId, hashIdBytes, idHash } from './id-hash.js';
 import { RECENT_ID_SLOT_BYTES, RecentIds, newestWithin } from './recent-ids.js';
@@ -273,7 +273,8 @@ export class DedupeStore implements ManagedStore {
     const recentBytes = await chunks.getMany(recentKeys);
     const recent = recentKeys.flatMap((key, i) => {
       const bytes = recentBytes[i];
-      return bytes === undefined ? [] : [{ key, bucket: bucketOfChunk(key, this.bucketSize), bytes }];
+      if (bytes === undefined) return [];
+      return [{ key, bucket: bucketOfChunk(key, this.bucketSize), bytes, ids: idsInChunk(bytes) }];
     });
     // The share may be smaller than when these were written (more partitions here now, or a smaller
     // state.cacheMaxBytes): only the newest that fit are loaded, the older go straight to disk.

@@ -71,13 +71,19 @@ function recentChunkCost(bytes: Uint8Array, ids: number): number {
   return bytes.byteLength + ids * RECENT_ID_SLOT_BYTES;
 }
 
-/** How many of `chunks` (oldest first) are the newest whose ids fit in `limitBytes` as recent ids. */
-export function newestWithin(chunks: ReadonlyArray<{ bytes: Uint8Array }>, limitBytes: number): number {
+/**
+ * How many of `chunks` (oldest first, each with its id count) are the newest whose ids fit in
+ * `limitBytes` as recent ids.
+ */
+export function newestWithin(
+  chunks: ReadonlyArray<{ bytes: Uint8Array; ids: number }>,
+  limitBytes: number,
+): number {
   let cost = 0;
   let kept = 0;
   for (let i = chunks.length - 1; i >= 0; i--) {
-    const bytes = (chunks[i] as { bytes: Uint8Array }).bytes;
-    cost += recentChunkCost(bytes, idsInChunk(bytes));
+    const { bytes, ids } = chunks[i] as { bytes: Uint8Array; ids: number };
+    cost += recentChunkCost(bytes, ids);
     if (cost > limitBytes) break;
     kept++;
   }
@@ -345,10 +351,11 @@ export class RecentIds {
 
   /**
    * Loads chunks written before (open): their ids become recent. The table is sized once for all of
-   * them and ASCII ids are hashed from their bytes (no string per id).
+   * them and ASCII ids are hashed from their bytes (no string per id). A chunk's id count is counted
+   * here unless given.
    */
-  loadChunks(chunks: ReadonlyArray<{ key: string; bucket: number; bytes: Uint8Array }>): void {
-    const counts = chunks.map(({ bytes }) => idsInChunk(bytes));
+  loadChunks(chunks: ReadonlyArray<{ key: string; bucket: number; bytes: Uint8Array; ids?: number }>): void {
+    const counts = chunks.map(({ bytes, ids }) => ids ?? idsInChunk(bytes));
     const total = counts.reduce((sum, count) => sum + count, 0);
     this.reserve(total);
     // A table of millions of ids is far larger than the processor's caches: inserted in chunk order
