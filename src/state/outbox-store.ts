@@ -184,7 +184,7 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
     const keep = this.head + this.hotRows;
     if (this.committedValues.length <= keep) return;
     const excess = this.committedValues.slice(keep);
-    const bytes = this.codec?.encode(excess) ?? encodeJsonSegment(excess);
+    const bytes = this.encodeSegment(excess);
     this.packed.unshift({
       from: this.committedFrom + BigInt(keep),
       count: excess.length,
@@ -238,7 +238,7 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
   collectWrites(batch: WriteBatch): void {
     for (const key of this.segmentsToDelete) batch.del(this.level, this.name, key);
     if (this.appended.length > 0) {
-      const bytes = this.codec?.encode(this.appended) ?? encodeJsonSegment(this.appended);
+      const bytes = this.encodeSegment(this.appended);
       batch.putBinary(this.level, this.name, sortableHex(this.appendedFrom), bytes);
       this.appendedBytes = bytes;
       this.db.putMeta(this.metaKey('next-seq'), this.nextSeq.toString());
@@ -320,6 +320,11 @@ export class OutboxStore<T = unknown> implements Outbox<T>, ManagedStore {
       },
       approximateSize: () => this.pending() + this.appended.length,
     };
+  }
+
+  /** A segment's bytes: the codec's packed format, or JSON when there is no codec or it declines. */
+  private encodeSegment(values: readonly T[]): Uint8Array {
+    return this.codec?.encode(values) ?? encodeJsonSegment(values);
   }
 
   private decodeSegment(bytes: Uint8Array): T[] {
