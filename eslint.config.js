@@ -1,6 +1,8 @@
 // @ts-check
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { importX } from 'eslint-plugin-import-x';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 
 /**
  * Folder boundaries (ARCHITECTURE.md, "knows about"): what each folder of src/ may import from the
@@ -56,6 +58,17 @@ export default tseslint.config(
     },
   },
   ...FOLDERS.map(boundaryRule),
+  {
+    // No import circles anywhere in src/: a circle means two files are one concern, or one of them
+    // holds a piece both need (move it to its own file). Type-only imports count too.
+    files: ['src/**/*.ts'],
+    plugins: { 'import-x': importX },
+    settings: {
+      ...importX.flatConfigs.typescript.settings,
+      'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })],
+    },
+    rules: { 'import-x/no-cycle': ['error', { ignoreExternal: true }] },
+  },
   {
     // The admin web console: browser modules served as they are (no build step).
     files: ['src/admin/console/**/*.js'],
