@@ -16,7 +16,7 @@ import type { ManagedStore, StateDb, TextSublevel, WriteBatch } from './db.js';
 import type { CacheMemory, CacheShare, StoreView } from '../core/task.js';
 import { CacheBudget } from '../core/cache-budget.js';
 import { StoreQueryError, decodeCursor, pageOf } from '../core/store-reads.js';
-import { storeLevelName, storeMetaKeys } from './store-manifest.js';
+import { storeLevelName, storeMetaKeys } from './store-layout.js';
 
 /** How entries are written (the store manifest compares it): JSON text per key. */
 export const KEY_VALUE_FORMAT = 'kv-json/1';

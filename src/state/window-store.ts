@@ -48,7 +48,7 @@ import {
 } from './window-spill.js';
 import { StoreQueryError, decodeCursor, pageOf, storeTime } from '../core/store-reads.js';
 import type { StoreLookup, WindowEntryView } from '../core/store-reads.js';
-import { storeLevelName, storeMetaKeys } from './store-manifest.js';
+import { storeLevelName, storeMetaKeys } from './store-layout.js';
 
 export interface WindowEntry<S> {
   readonly start: number;
