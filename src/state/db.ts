@@ -8,17 +8,10 @@ import { ClassicLevel } from 'classic-level';
 import type { AbstractSublevel } from 'abstract-level';
 import { CHECKPOINT_STORE } from '../core/task.js';
 import type { StateChange, StoreView } from '../core/task.js';
-import {
-  STORE_MANIFEST_KEY,
-  storeLevel,
-  storeLevelName,
-  storeLocalLevels,
-  storeMetaKeys,
-  storeOfLevel,
-} from './store-manifest.js';
+import { storeLevel, storeLevelName, storeLocalLevels, storeMetaKeys, storeOfLevel } from './store-layout.js';
+import type { StoreKind } from './store-layout.js';
+import { STORE_MANIFEST_KEY } from './store-manifest.js';
 import type { StoreIdentity, StoreManifest } from './store-manifest.js';
-
-export type StoreKind = StoreView['kind'];
 export type ValueEncoding = 'utf8' | 'view';
 
 type Db = ClassicLevel<string, string>;

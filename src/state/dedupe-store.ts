@@ -44,7 +44,7 @@ import type {
 import type { CacheMemory, CacheShare, StoreView } from '../core/task.js';
 import { CacheBudget } from '../core/cache-budget.js';
 import { StoreQueryError, decodeCursor, pageOf, storeTime } from '../core/store-reads.js';
-import { storeLevelName, storeLocalLevels, storeMetaKeys } from './store-manifest.js';
+import { storeLevelName, storeLocalLevels, storeMetaKeys } from './store-layout.js';
 import { MalformedIdChunkError, decodeIdChunk, entryBytesStart, entryEnd, idsInChunk } from './id-chunks.js';
 import { IdFilter } from './id-filter.js';
 import { hashId, hashIdBytes, idHash } from './id-hash.js';

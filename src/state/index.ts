@@ -1,5 +1,6 @@
 export { StateDb } from './db.js';
-export type { ChangeListener, ChangeRecord, ManagedStore, StoreKind, WriteBatch } from './db.js';
+export type { ChangeListener, ChangeRecord, ManagedStore, WriteBatch } from './db.js';
+export type { StoreKind } from './store-layout.js';
 export { KeyValueStoreImpl } from './kv-store.js';
 export type { KeyValueStore } from './kv-store.js';
 export { WindowStore } from './window-store.js';

@@ -13,10 +13,10 @@
  */
 import { decodeValue, encodeValue } from './codec.js';
 import type { ManagedStore, StateDb, TextSublevel, WriteBatch } from './db.js';
-import type { CacheMemory, CacheShare, StoreView } from '../core/task.js';
-import { CacheBudget } from '../core/cache-budget.js';
+import type { CacheMemory, StoreView } from '../core/task.js';
+import { CacheShareAccount } from './cache-share.js';
 import { StoreQueryError, decodeCursor, pageOf } from '../core/store-reads.js';
-import { storeLevelName, storeMetaKeys } from './store-manifest.js';
+import { storeLevelName, storeMetaKeys } from './store-layout.js';
 
 /** How entries are written (the store manifest compares it): JSON text per key. */
 export const KEY_VALUE_FORMAT = 'kv-json/1';
@@ -79,7 +79,7 @@ export class KeyValueStoreImpl<V> implements KeyValueStore<V>, ManagedStore {
   readonly kind = 'key-value' as const;
   private readonly level: TextSublevel;
   private readonly countKey: string;
-  private readonly share: CacheShare;
+  private readonly share: CacheShareAccount;
   /** Committed entries (and known-absent keys) in least-recently-used order: the first is evicted first. */
   private readonly clean = new Map<string, CleanEntry<V>>();
   private cleanBytes = 0;
@@ -104,7 +104,7 @@ export class KeyValueStoreImpl<V> implements KeyValueStore<V>, ManagedStore {
   ) {
     this.level = db.textLevel(storeLevelName('key-value', name));
     this.countKey = storeMetaKeys('key-value', name)[0] as string;
-    this.share = (options.cache ?? new CacheBudget()).join();
+    this.share = new CacheShareAccount(options.cache);
   }
 
   /** Reads the committed count only; a folder written before counts were kept is counted once (keys only). */
@@ -154,7 +154,7 @@ export class KeyValueStoreImpl<V> implements KeyValueStore<V>, ManagedStore {
       const text = texts[i];
       this.remember(key, text === undefined ? ABSENT : decodeValue<V>(text), entryBytes(key, text));
     });
-    this.evictTo(this.share.limitBytes);
+    this.evictToFit();
   }
 
   entries(): AsyncIterableIterator<[string, V]> {
@@ -227,7 +227,7 @@ export class KeyValueStoreImpl<V> implements KeyValueStore<V>, ManagedStore {
     this.countNeedsWrite = false;
     for (const [key, pending] of this.dirty) this.remember(key, pending.value, pending.bytes);
     this.dirty = new Map();
-    this.evictTo(this.share.limitBytes);
+    this.evictToFit();
   }
 
   view(): StoreView {
@@ -285,7 +285,7 @@ export class KeyValueStoreImpl<V> implements KeyValueStore<V>, ManagedStore {
     const value = text === undefined ? ABSENT : decodeValue<V>(text);
     this.remember(key, value, entryBytes(key, text));
     // Between commits the clean entries still stay within the share (dirty ones are pinned).
-    if (this.cleanBytes > this.share.limitBytes) this.evictTo(this.share.limitBytes);
+    if (this.share.excessOf(this.cleanBytes) > 0) this.evictToFit();
     return value;
   }
 
@@ -332,13 +332,15 @@ export class KeyValueStoreImpl<V> implements KeyValueStore<V>, ManagedStore {
     this.cleanBytes += bytes;
   }
 
-  /** Drops least recently used clean entries until the clean cache holds at most `limit` bytes. */
-  private evictTo(limit: number): void {
-    if (this.cleanBytes > limit)
+  /** Drops least recently used clean entries until the clean cache fits the share, and reports it. */
+  private evictToFit(): void {
+    let excess = this.share.excessOf(this.cleanBytes);
+    if (excess > 0)
       for (const [key, entry] of this.clean) {
         this.clean.delete(key);
         this.cleanBytes -= entry.bytes;
-        if (this.cleanBytes <= limit) break;
+        excess -= entry.bytes;
+        if (excess <= 0) break;
       }
     this.share.report(this.cleanBytes);
   }

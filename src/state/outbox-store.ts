@@ -22,7 +22,7 @@ import { decodeValue, encodeValue, sortableHex } from './codec.js';
 import type { BinarySublevel, ManagedStore, StateDb, WriteBatch } from './db.js';
 import type { Outbox, OutboxEntry, StoreView } from '../core/task.js';
 import { StoreQueryError, decodeCursor, pageOf } from '../core/store-reads.js';
-import { storeLevelName, storeMetaKeys } from './store-manifest.js';
+import { storeLevelName, storeMetaKeys } from './store-layout.js';
 
 const JSON_SEGMENT = 0x01;
 

@@ -17,8 +17,8 @@ import type {
   PunctuationType,
   RecordMetadata,
   SourceSpec,
-  StoreSpec,
 } from './graph.js';
+import type { StoreSpec } from '../state/store-spec.js';
 import type { RawRecord, WindowResult } from '../core/records.js';
 import { durationText } from './time.js';
 import type { TumblingWindows } from './time.js';

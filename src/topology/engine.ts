@@ -10,13 +10,12 @@
  * From them it skips redelivered records and tells the runtime where to resume (resumeFrom()).
  * Calls must not overlap (see PartitionTask): the caller serializes them.
  */
-import { mkdir } from 'node:fs/promises';
 import { DeserializationError, RetriableError } from '../serde/types.js';
 import type { DeadLetterReason } from '../core/records.js';
-import { StateDb } from '../state/db.js';
-import type { ChangelogDeriver, ManagedStore } from '../state/db.js';
-import { OutboxStore } from '../state/outbox-store.js';
-import { CacheBudget } from '../core/cache-budget.js';
+import type { ManagedStore, StateDb } from '../state/db.js';
+import type { OutboxStore } from '../state/outbox-store.js';
+import { openStandbyState as openStandbyFolder, openTaskState } from '../state/task-state.js';
+import type { TaskState, TaskStatePlan } from '../state/task-state.js';
 import type {
   Cancellable,
   NodeSpec,
@@ -30,7 +29,7 @@ import type {
 } from './graph.js';
 import { SKIP } from './graph.js';
 import type { DeadLetter, RawRecord } from '../core/records.js';
-import { CHECKPOINT_STORE, DLQ_OUTBOX } from '../core/task.js';
+import { DLQ_OUTBOX } from '../core/task.js';
 import type {
   OpenTaskOptions,
   Outbox,
@@ -38,16 +37,12 @@ import type {
   ResumeDecision,
   StoreView,
   StandbyState,
-  ChangelogRestore,
   TaskChangelog,
   TaskMetrics,
   DropExamples,
 } from '../core/task.js';
 import { RecordContext } from './record-context.js';
 import { StateRoundTripError } from './accumulator-check.js';
-import { compareStores, storeLevel, storeMismatchError } from '../state/store-manifest.js';
-import type { StoreIdentity } from '../state/store-manifest.js';
-import { outboxFormat } from '../state/outbox-store.js';
 import { PunctuationScheduler } from './punctuation-scheduler.js';
 import type { Punctuation } from './punctuation-scheduler.js';
 
@@ -120,119 +115,40 @@ function errorOf(error: unknown): { errorClass: string; message: string } {
   return { errorClass: typeof error, message: String(error) };
 }
 
+/**
+ * Opens a partition task: its state (state/task-state.ts: the folder restored, reconciled and loaded),
+ * then the DAG wired over it.
+ */
 export async function openPartitionTask(
   topology: TaskPlan,
   options: OpenTaskOptions,
 ): Promise<PartitionTask> {
-  await mkdir(options.dir, { recursive: true });
-  const db = await StateDb.open(options.dir);
+  const state = await openTaskState<Checkpoint>(taskStatePlanOf(topology), options);
   try {
-    if (options.changelog) await restoreFromChangelog(db, topology, options.changelog);
-    await reconcileStores(db, topology, options);
     const plan = planPrefetch(topology.nodes);
-    const stores = new Map<string, ManagedStore>();
-    const storeContext = { cache: options.cache ?? new CacheBudget() };
-    for (const spec of topology.storeSpecs)
-      stores.set(spec.name, await db.attach(spec.create(db, storeContext)));
-    const outboxes = new Map<string, OutboxStore>();
-    for (const { name, codec } of [
-      { name: DLQ_OUTBOX, codec: undefined },
-      ...topology.sinks.map((sink) => ({ name: sink.spec.name, codec: sink.outboxCodec })),
-    ]) {
-      if (outboxes.has(name)) throw new Error(`sink name "${name}" is reserved or used twice`);
-      outboxes.set(
-        name,
-        await db.attach(new OutboxStore(db, name, codec, { hotRows: options.deliveryBatchRows })),
-      );
-    }
-    const checkpoint = await db.readCheckpoint<Checkpoint>();
-    const task = new PartitionTaskImpl(options, db, stores, outboxes, checkpoint, options.changelog);
+    const task = new PartitionTaskImpl(options, state, options.changelog);
     task.wire(topology.nodes, topology.sources, plan);
     return task;
   } catch (error) {
-    await db.close();
+    await state.db.close();
     throw error;
   }
 }
 
-/** Every store of a task, as the manifest names them: the topology's stores, the DLQ and sink outboxes. */
-function expectedStores(topology: TaskPlan): StoreIdentity[] {
-  return [
-    ...topology.storeSpecs.map(({ name, kind, format }) => ({ name, kind, format })),
-    { name: DLQ_OUTBOX, kind: 'outbox', format: outboxFormat(undefined) },
-    ...topology.sinks.map((sink) => ({
-      name: sink.spec.name,
-      kind: 'outbox' as const,
-      format: outboxFormat(sink.outboxCodec),
-    })),
-  ];
-}
-
-/**
- * Brings the folder up to its changelog before any store loads: replays, per store, what the topics
- * hold beyond the offsets the folder reflects (everything, for a new or discarded folder).
- */
-async function restoreFromChangelog(
-  db: StateDb,
-  topology: TaskPlan,
-  changelog: TaskChangelog,
-): Promise<void> {
-  await changelog.restore(await restoreTarget(db, topology));
-}
-
-/**
- * The folder as a changelog replay writes it: raw entries into each store's sublevel, and the local
- * entries a store derives from them (the dedupe index) in the same batch.
- */
-async function restoreTarget(db: StateDb, topology: TaskPlan): Promise<ChangelogRestore> {
-  const targets = new Map<string, { level: string; binary: boolean }>(
-    expectedStores(topology).map((store) => [store.name, storeLevel(store)]),
-  );
-  const derivers = new Map<string, ChangelogDeriver>();
-  for (const spec of topology.storeSpecs)
-    if (spec.restoreDeriver) derivers.set(spec.name, spec.restoreDeriver(db));
-  return {
-    local: db.changelogPositions(),
-    localHasState: await db.holdsState(),
-    discardLocal: () => db.clearAll(),
-    seedChangelog: () => db.seedChangelog(),
-    apply: async (store, changes, lastOffset) => {
-      const target = store === CHECKPOINT_STORE ? CHECKPOINT_STORE : targets.get(store);
-      if (target === undefined) throw new Error(`changelog of unknown store "${store}"`);
-      await db.applyChangelog(target, store, changes, lastOffset, derivers.get(store));
-    },
-  };
-}
-
 /** A standby: the partition's folder, fed from its changelog, with no store loaded. */
-export async function openStandbyState(
+export function openStandbyState(
   topology: TaskPlan,
   options: { partition: number; dir: string },
 ): Promise<StandbyState> {
-  await mkdir(options.dir, { recursive: true });
-  const db = await StateDb.open(options.dir);
-  return { target: await restoreTarget(db, topology), close: () => db.close() };
+  return openStandbyFolder(taskStatePlanOf(topology), options);
 }
 
-/**
- * Compares the stores the folder holds with the topology's before any is loaded (store-manifest.ts):
- * refuses a folder whose stores the topology lost or changed, discards those listed in
- * `options.resetStores`, and records the topology's stores as the folder's manifest.
- */
-async function reconcileStores(db: StateDb, topology: TaskPlan, options: OpenTaskOptions): Promise<void> {
-  const expected = expectedStores(topology);
-  const held = await db.heldStores();
-  // The outbox of a sink the topology no longer has loses nothing when every output in it was
-  // delivered: it is discarded without being named in resetStores. One still holding outputs is not.
-  const expectedNames = new Set(expected.map((store) => store.name));
-  const deliveredOutboxes: string[] = [];
-  for (const store of held)
-    if (store.kind === 'outbox' && !expectedNames.has(store.name) && (await db.holdsNothing(store)))
-      deliveredOutboxes.push(store.name);
-  const comparison = compareStores(held, expected, [...(options.resetStores ?? []), ...deliveredOutboxes]);
-  if (comparison.problems.length > 0) throw storeMismatchError(comparison, options.dir);
-  if (comparison.reset.length > 0) await db.resetStores(comparison.reset, expected);
-  else db.recordStores(expected);
+/** What a task's state is made of: the topology's stores and one outbox per sink. */
+function taskStatePlanOf(topology: TaskPlan): TaskStatePlan {
+  return {
+    storeSpecs: topology.storeSpecs,
+    sinkOutboxes: topology.sinks.map((sink) => ({ name: sink.spec.name, codec: sink.outboxCodec })),
+  };
 }
 
 /** What a node reads of its store for a value: keys (a dedupe's ids, a process()'s keys) or a window entry. */
@@ -367,15 +283,23 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
   private prefetchers: Map<string, Prefetcher[]> | undefined;
   private prefetchStores: BatchPrefetchStore[] = [];
 
+  private readonly db: StateDb;
+  private readonly storesByName: Map<string, ManagedStore>;
+  private readonly outboxesByName: Map<string, OutboxStore>;
+  private readonly restored: Checkpoint | undefined;
+
   constructor(
     options: OpenTaskOptions,
-    private readonly db: StateDb,
-    private readonly storesByName: Map<string, ManagedStore>,
-    private readonly outboxesByName: Map<string, OutboxStore>,
-    private readonly restored: Checkpoint | undefined,
+    state: TaskState<Checkpoint>,
     private readonly changelog: TaskChangelog | undefined,
   ) {
     super(options.partition);
+    // Kept as fields of their own (not read through `state`): appendToOutbox runs per record.
+    this.db = state.db;
+    this.storesByName = state.stores;
+    this.outboxesByName = state.outboxes;
+    this.restored = state.checkpoint;
+    const restored = this.restored;
     this.now = options.now ?? Date.now;
     this.lastActivity = this.now();
     this.punctuations = new PunctuationScheduler(this.now, (time, fire) => this.runOutsideRecord(time, fire));

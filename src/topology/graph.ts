@@ -7,10 +7,10 @@
 import type { DeadLetterReason, Headers } from '../core/records.js';
 import type { Serde } from '../serde/types.js';
 import type { ResultSchema, SinkSpec } from '../core/sink.js';
-import type { ChangelogDeriver, ManagedStore, StateDb, StoreKind } from '../state/db.js';
+import type { ManagedStore } from '../state/db.js';
+import type { StoreSpec } from '../state/store-spec.js';
 import type { SegmentCodec } from '../state/outbox-store.js';
 import type { RawRecord } from '../core/records.js';
-import type { CacheMemory } from '../core/task.js';
 
 export type Push = (value: unknown) => void;
 
@@ -122,23 +122,6 @@ export interface NodeSpec {
    */
   readonly windowKeys?: { readonly store: string; readonly keyOf: (value: unknown) => unknown };
   create(ctx: NodeRuntimeContext): Push;
-}
-
-/** What a store gets besides its folder. */
-export interface StoreContext {
-  /** The instance's cache memory (state.cacheMaxBytes), shared by the stores of its tasks. */
-  readonly cache: CacheMemory;
-}
-
-export interface StoreSpec {
-  /** Stable: given by the user or derived from what the user wrote, never from the node's position. */
-  readonly name: string;
-  readonly kind: StoreKind;
-  /** How its entries are serialized (store-manifest.ts): a state folder written otherwise is refused. */
-  readonly format: string;
-  create(db: StateDb, context: StoreContext): ManagedStore;
-  /** Keeps the store's local derived entries in step with replayed changelog records (restore, standby). */
-  readonly restoreDeriver?: (db: StateDb) => ChangelogDeriver;
 }
 
 export interface SourceSpec {

@@ -3,9 +3,10 @@
  * driver.
  */
 import type { Serde } from '../serde/types.js';
-import type { StoreKind } from '../state/db.js';
+import type { StoreKind } from '../state/store-layout.js';
 import { openPartitionTask, openStandbyState } from './engine.js';
-import type { NodeSpec, SinkPlan, SourceSpec, StoreSpec, TaskPlan } from './graph.js';
+import type { NodeSpec, SinkPlan, SourceSpec, TaskPlan } from './graph.js';
+import type { StoreSpec } from '../state/store-spec.js';
 import { planSinks } from './sink-plan.js';
 import { DLQ_OUTBOX } from '../core/task.js';
 import type { OpenTaskOptions, PartitionTask, RunnableTopology, StandbyState } from '../core/task.js';

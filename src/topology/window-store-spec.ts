@@ -3,7 +3,7 @@ import { WindowStore } from '../state/window-store.js';
 import type { StateDb } from '../state/db.js';
 import type { WindowBlobCodec, WindowEntryReader, WindowStoreOptions } from '../state/window-store.js';
 import type { AnyAggregator, NumericKernel } from './aggregators.js';
-import type { StoreSpec } from './graph.js';
+import type { StoreSpec } from '../state/store-spec.js';
 import { windowStartOf } from './time.js';
 import type { TumblingWindows } from './time.js';
 import { GroupKeyText } from './group-key.js';

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { StateDb } from '../../src/state/db.js';
-import { storeLevelName, storeLocalLevels } from '../../src/state/store-manifest.js';
+import { storeLevelName, storeLocalLevels } from '../../src/state/store-layout.js';
 import { UsageGenerator } from '../../examples/metering/generator.js';
 import type { GeneratorOptions, GroundTruth } from '../../examples/metering/generator.js';
 import { describeMismatch, readRollup, waitForMatch } from '../../examples/metering/verify.js';

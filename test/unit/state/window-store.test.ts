@@ -7,7 +7,7 @@ import { CacheBudget } from '../../../src/core/cache-budget.js';
 import { storeTime } from '../../../src/core/store-reads.js';
 import { sortableHex, sortableTime } from '../../../src/state/codec.js';
 import { StateDb } from '../../../src/state/db.js';
-import { storeLevelName } from '../../../src/state/store-manifest.js';
+import { storeLevelName } from '../../../src/state/store-layout.js';
 import { WindowStore } from '../../../src/state/window-store.js';
 import type { WindowEntryReader } from '../../../src/state/window-store.js';
 
