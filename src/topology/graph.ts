@@ -87,6 +87,21 @@ export interface NodeRuntimeContext {
   forwardTo(port: string): Push;
 }
 
+/**
+ * A read a node makes of one of its stores for a value, as a function of the value that reaches it:
+ * - `keys`: the keys of a key-value or dedupe store it will look up (a dedupe's ids, the keys a
+ *   process() names in its `prefetch` option);
+ * - `window`: the entry of the group key `keyOf` returns in the windows of the record's event time
+ *   (a windowed aggregate; the window store maps the time to its windows).
+ */
+export type StoreRead =
+  | {
+      readonly kind: 'keys';
+      readonly store: string;
+      readonly keysOf: (value: unknown) => string | readonly string[];
+    }
+  | { readonly kind: 'window'; readonly store: string; readonly keyOf: (value: unknown) => unknown };
+
 export interface NodeSpec {
   readonly name: string;
   readonly kind: string;
@@ -106,21 +121,12 @@ export interface NodeSpec {
    * stateless nodes that pass on at most one value per input have one.
    */
   readonly lookahead?: (value: unknown) => unknown;
-  /** A dedupe node's store and id function, for that pre-pass. */
-  readonly dedupeIds?: { readonly store: string; readonly idOf: (value: unknown) => string };
   /**
-   * A process() node's key-value stores and the keys it will read for a value (its `prefetch` option),
-   * for the same pre-pass: the store reads those keys in one getMany before the batch runs.
+   * What the node reads of its stores for a value, declared so the pre-pass (prefetch-plan.ts) can
+   * name those reads before the batch runs: an operator with a store read is one more entry here, not a
+   * branch in the engine. Empty for a node that reads no store per value.
    */
-  readonly keyPrefetch?: ReadonlyArray<{
-    readonly store: string;
-    readonly keysOf: (value: unknown) => string | readonly string[];
-  }>;
-  /**
-   * A windowed aggregate's store and group key function, for the same pre-pass: the entries of its
-   * spilled windows the batch will touch (group key, window of the record's time) are read ahead.
-   */
-  readonly windowKeys?: { readonly store: string; readonly keyOf: (value: unknown) => unknown };
+  readonly reads: readonly StoreRead[];
   create(ctx: NodeRuntimeContext): Push;
 }
 

@@ -5,19 +5,22 @@
  * live in window-state.ts, window-state-codec.ts and window-store-spec.ts; its options arrive resolved
  * (window-options.ts).
  */
-import type { ResultSchema } from '../core/sink.js';
-import type { WindowResult } from '../core/records.js';
-import type { WindowEntry } from '../state/window-store.js';
-import type { AnyAggregator, NumericKernel } from './aggregators.js';
-import type { NodeRuntimeContext, Push, TimeListener } from './graph.js';
-import { windowStartOf } from './time.js';
-import type { TumblingWindows } from './time.js';
-import { Watermark } from './watermark.js';
-import type { ResolvedWindowOptions } from './window-options.js';
-import { checkStateAfterFirstRecord, needsRoundTripCheck } from './accumulator-check.js';
-import { KEY_IN_TEXT, NO_ACCUMULATORS, NO_SLOTS, keyOfEntry, numericLayout } from './window-state.js';
-import type { WindowState } from './window-state.js';
-import type { GroupWindowStore } from './window-store-spec.js';
+import type { ResultSchema } from '../../core/sink.js';
+import type { WindowResult } from '../../core/records.js';
+import type { WindowEntry } from '../../state/window-store.js';
+import type { AnyAggregator, NumericKernel } from '../aggregators.js';
+import type { NodeRuntimeContext, Push, TimeListener } from '../graph.js';
+import { windowStartOf } from '../time.js';
+import type { TumblingWindows } from '../time.js';
+import { Watermark } from '../watermark.js';
+import type { ResolvedWindowOptions } from '../window-options.js';
+import { checkStateAfterFirstRecord, needsRoundTripCheck } from '../accumulator-check.js';
+import { KEY_IN_TEXT, NO_ACCUMULATORS, NO_SLOTS, keyOfEntry, numericLayout } from '../window-state.js';
+import type { WindowState } from '../window-state.js';
+import type { GroupWindowStore } from '../window-store-spec.js';
+import { windowStoreSpec } from '../window-store-spec.js';
+import { functionText } from './operator.js';
+import type { Operator } from './operator.js';
 
 /** Entries per shared slot chunk: big enough to amortize, small enough not to pin much memory. */
 const CHUNK_ENTRIES = 4096;
@@ -34,7 +37,25 @@ export function windowResultSchema(spec: Record<string, AnyAggregator<unknown>>)
   return { valueColumns: Object.entries(spec).flatMap(([name, aggregator]) => aggregator.columns(name)) };
 }
 
-export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRuntimeContext): Push {
+/** The node of `groupBy().window().aggregate()`, its window store, and the entries it reads. */
+export function windowAggregateOperator(config: WindowAggregateConfig): Operator {
+  const { grace, outOfOrderness, late } = config.options;
+  const aggregates = Object.entries(config.spec)
+    .map(([field, aggregator]) => `${field}: ${aggregator.kind}`)
+    .join(', ');
+  return {
+    name: config.name,
+    kind: 'window-aggregate',
+    stores: [windowStoreSpec(config)],
+    detail: `tumbling ${config.windows.size} ms, grace ${grace} ms, out-of-orderness ${outOfOrderness} ms, late ${late}; group by ${functionText(config.keyOf)}; { ${aggregates} }`,
+    schema: windowResultSchema(config.spec),
+    graceMs: grace,
+    reads: [{ kind: 'window', store: config.name, keyOf: config.keyOf }],
+    create: (ctx) => createWindowAggregate(config, ctx),
+  };
+}
+
+function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRuntimeContext): Push {
   const { task, forward } = ctx;
   const forwardLate = ctx.forwardTo('late');
   const size = config.windows.size;
