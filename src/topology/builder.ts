@@ -261,7 +261,7 @@ export class GroupedStream<T, K> {
   /** Throws at once, naming the option, if an option is invalid (e.g. a negative or non-finite duration). */
   window(windows: TumblingWindows, options: WindowOptions = {}): WindowedStream<T, K> {
     const resolved = resolveWindowOptions(windows, options);
-    return new WindowedStream<T, K>(this.builder, this.parent, this.keyOf, windows, resolved);
+    return new WindowedStream<T, K>(this.builder, this.parent, this.keyOf, resolved);
   }
 }
 
@@ -270,27 +270,26 @@ export class WindowedStream<T, K> {
     private readonly builder: TopologyBuilder,
     private readonly parent: Stream<T>,
     private readonly keyOf: (value: T) => K,
-    private readonly windows: TumblingWindows,
     private readonly options: ResolvedWindowOptions,
   ) {}
 
   /** One result per (window, key), its value typed by the spec: `{ count: count() }` gives `{ count: number }`. */
   aggregate<S extends AggregateSpec<T>>(spec: S): AggregatedStream<T, K, AggregateResult<S>> {
     if (Object.keys(spec).length === 0) throw new Error('aggregate() needs at least one aggregator');
+    const size = durationText(this.options.windows.sizeMs);
     const name =
       this.options.name ??
       this.builder.derivedStoreName(
         [this.parent.nodeName],
         // The fields tell two aggregates of one topic and window size apart; a changed field list
         // changes the store's format anyway.
-        `${durationText(this.windows.size)}-${Object.keys(spec).join('-')}`.replace(/[^A-Za-z0-9._-]/g, '_'),
-        `window(tumbling(${durationText(this.windows.size)})).aggregate()`,
+        `${size}-${Object.keys(spec).join('-')}`.replace(/[^A-Za-z0-9._-]/g, '_'),
+        `window(${this.options.windows.kind}(${size})).aggregate()`,
       );
     checkAccumulatorsAtBuild(name, spec as Record<string, AnyAggregator<unknown>>);
     const config = {
       name,
       keyOf: this.keyOf as (value: unknown) => unknown,
-      windows: this.windows,
       options: this.options,
       spec: spec as Record<string, AnyAggregator<unknown>>,
     };

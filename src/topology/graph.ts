@@ -66,6 +66,11 @@ export interface TaskRuntime {
   readonly record: RecordMetadata;
   /** Timestamp of the current record (`record.timestamp`, without building the metadata object). */
   readonly timestamp: number;
+  /**
+   * Key of the current record (record-context.ts): the Kafka key's bytes at the source; a step that
+   * re-keys (groupBy) sets it for the steps it feeds and puts the previous one back after them.
+   */
+  key: unknown;
   store<S extends ManagedStore>(name: string): S;
   appendToOutbox(name: string, value: unknown): void;
   deadLetter(reason: DeadLetterReason, error: unknown): void;
@@ -75,7 +80,10 @@ export interface TaskRuntime {
   /** Registers a time listener; returns its checkpointed value (undefined on a fresh task). */
   addTimeListener(name: string, listener: TimeListener): number | undefined;
   schedule(intervalMs: number, type: PunctuationType, callback: PunctuationCallback): Cancellable;
-  /** Runs `fn` with `timestamp` as the current record's timestamp (window emission, punctuation). */
+  /**
+   * Runs `fn` with `timestamp` as the current record's timestamp (window emission, punctuation); the
+   * key `fn` sets is put back after it.
+   */
   withTimestamp(timestamp: number, fn: () => void): void;
 }
 
