@@ -125,7 +125,7 @@ export interface NodeSpec {
   readonly graceMs?: number;
   /**
    * What the node passes on for a value, without its side effects (SKIP: nothing), for the pre-pass
-   * that names the ids a batch will check before the batch runs (the dedupe store's prefetch). Only
+   * that names the reads of the nodes after it before the batch runs (prefetch-plan.ts). Only
    * stateless nodes that pass on at most one value per input have one.
    */
   readonly lookahead?: (value: unknown) => unknown;
