@@ -28,6 +28,7 @@ const CHUNK_ENTRIES = 4096;
 
 export interface WindowAggregateConfig {
   name: string;
+  /** groupBy's key function: its step makes it the record's key; the pre-pass names entries with it. */
   keyOf: (value: unknown) => unknown;
   options: ResolvedWindowOptions;
   spec: Record<string, AnyAggregator<unknown>>;
