@@ -4,7 +4,7 @@
  * not come back as it was (a `Set` in `custom()` comes back as `{}`) would give other results after a
  * restart, long after the topology was deployed. So the check runs early: when the topology is built,
  * on each aggregator's init() accumulator, and once more on the first record an aggregate node
- * processes (window-aggregate.ts), on a real accumulator; never again after that.
+ * processes (operators/window-aggregate.ts), on a real accumulator; never again after that.
  *
  * "Survives" means what the output needs: the result of the accumulator read back equals the result
  * of the original. Numeric specs (built-in kernels only, state as raw float64s) need no check.

@@ -5,85 +5,43 @@
  */
 import type { Serde } from '../serde/types.js';
 import type { SinkSpec } from '../core/sink.js';
-import { DEDUPE_FORMAT, DedupeStore, dedupeRestoreDeriver } from '../state/dedupe-store.js';
 import type { DedupeOptions } from '../state/dedupe-store.js';
-import { KEY_VALUE_FORMAT, KeyValueStoreImpl } from '../state/kv-store.js';
-import type { KeyValueStore } from '../state/kv-store.js';
 import type { AggregateResult, AggregateSpec, AnyAggregator } from './aggregators.js';
-import type {
-  Cancellable,
-  NodeSpec,
-  PunctuationCallback,
-  PunctuationType,
-  RecordMetadata,
-  SourceSpec,
-} from './graph.js';
+import type { NodeSpec, SourceSpec } from './graph.js';
 import type { StoreSpec } from '../state/store-spec.js';
 import type { RawRecord, WindowResult } from '../core/records.js';
 import { durationText } from './time.js';
 import type { TumblingWindows } from './time.js';
-import { SKIP } from './graph.js';
 import { checkAccumulatorsAtBuild } from './accumulator-check.js';
 import { Topology } from './topology.js';
-import { createWindowAggregate, windowResultSchema } from './window-aggregate.js';
 import { resolveWindowOptions } from './window-options.js';
 import type { ResolvedWindowOptions, WindowOptions } from './window-options.js';
-import { windowStoreSpec } from './window-store-spec.js';
+import type { Operator } from './operators/operator.js';
+import { branchOperator } from './operators/branch.js';
+import { dedupeOperator } from './operators/dedupe.js';
+import { filterOperator } from './operators/filter.js';
+import { flatMapOperator } from './operators/flat-map.js';
+import { mapOperator } from './operators/map.js';
+import { mergeOperator } from './operators/merge.js';
+import { peekOperator } from './operators/peek.js';
+import { processOperator } from './operators/process.js';
+import type { ProcessOptions, ProcessorOutput, ProcessorSetup } from './operators/process.js';
+import { sinkOperator } from './operators/sink.js';
+import { sourceOperator } from './operators/source.js';
+import { validateOperator } from './operators/validate.js';
+import { windowAggregateOperator } from './operators/window-aggregate.js';
+
+export type {
+  ProcessOptions,
+  Processor,
+  ProcessorContext,
+  ProcessorOutput,
+  ProcessorSetup,
+} from './operators/process.js';
 
 export interface StreamOptions<T> {
   /** Event time of a record, epoch ms. Default: the Kafka record timestamp. */
   timestamp?: (value: T, record: RawRecord) => number;
-}
-
-/** What a custom processor sees: the current record, its stores, and ways to emit and to schedule. */
-export interface ProcessorContext<Out> {
-  readonly partition: number;
-  /** Metadata of the record being processed (synthetic during punctuation). */
-  readonly record: RecordMetadata;
-  /** Max event time seen by this task. */
-  readonly streamTime: number;
-  forward(value: Out): void;
-  /** A key-value store declared in the `stores` option of process(). */
-  getStore<V>(name: string): KeyValueStore<V>;
-  /**
-   * Calls `callback` every `intervalMs`: on `event-time` when stream time crosses a multiple of the
-   * interval (deterministic, replays identically), on `wall-time` from the task's tick(). The callback
-   * may be async (e.g. to go through a store's `entries()`): the task waits for it before the next record.
-   */
-  schedule(intervalMs: number, type: PunctuationType, callback: PunctuationCallback): Cancellable;
-}
-
-/**
- * Handles one value. What it returns, unless `undefined`, is forwarded (after anything it passed to
- * `ctx.forward`); returning the output is what lets `process()` infer the output type.
- */
-export interface Processor<In, Returned = never> {
-  process(value: In): Returned | undefined | void;
-}
-
-/**
- * Called once per partition task; returns the processor (or just its process function).
- * `Forwarded` is the type `ctx.forward` takes, `Returned` the type the process function returns.
- */
-export type ProcessorSetup<In, Forwarded, Returned = Forwarded> = (
-  ctx: ProcessorContext<Forwarded>,
-) => Processor<In, Returned> | ((value: In) => Returned | undefined | void);
-
-/** The values a processor emits: what it forwards and what it returns (`undefined` forwards nothing). */
-export type ProcessorOutput<Forwarded, Returned> = Forwarded | Exclude<Returned, undefined | void>;
-
-export interface ProcessOptions<In = unknown> {
-  name?: string;
-  /** Key-value stores this processor uses (created on first mention, shared by name). */
-  stores?: string[];
-  /**
-   * Per store (one of `stores`), the keys the processor will read for a value. Before each batch the
-   * task computes them for the values that will reach the processor and reads those not cached in one
-   * LevelDB `getMany`, so `get`/`has` answer from memory. Only where every step between the source and
-   * the processor is stateless (filter, map, validate, peek, branch, merge, dedupe); elsewhere, and for
-   * a key not named, a read that misses the cache is a synchronous LevelDB read (still exact).
-   */
-  prefetch?: Readonly<Record<string, (value: In) => string | readonly string[]>>;
 }
 
 /** A group key that is one value rather than an object of key columns. */
@@ -122,13 +80,7 @@ export class TopologyBuilder {
     if (this.sources.some((source) => source.topic === topic)) {
       throw new Error(`topic "${topic}" already has a source; reuse its stream to feed several operators`);
     }
-    const name = this.addNode({
-      kind: 'source',
-      parents: [],
-      detail: `topic ${topic}, serde ${serde.name}`,
-      topic,
-      create: ({ forward }) => forward,
-    });
+    const name = this.addOperator([], sourceOperator(topic, serde.name));
     this.sources.push({
       topic,
       node: name,
@@ -142,12 +94,15 @@ export class TopologyBuilder {
     return new Topology([...this.nodes], [...this.storeSpecs.values()], [...this.sources]);
   }
 
-  /** @internal Adds a node and returns its name. */
-  addNode(spec: Omit<NodeSpec, 'name' | 'stores'> & { name?: string; stores?: readonly string[] }): string {
-    const name = spec.name ?? `${spec.kind}-${this.counter}`;
+  /** @internal Adds the node of an operator fed by `parents`, registers its stores, and returns its name. */
+  addOperator(parents: NodeSpec['parents'], operator: Operator): string {
+    const { stores = [], reads = [], ...node } = operator;
+    const name = node.name ?? `${node.kind}-${this.counter}`;
     this.counter++;
-    if (this.nodes.some((node) => node.name === name)) throw new Error(`duplicate node name "${name}"`);
-    this.nodes.push({ ...spec, name, stores: spec.stores ?? [] });
+    if (this.nodes.some((existing) => existing.name === name))
+      throw new Error(`duplicate node name "${name}"`);
+    for (const store of stores) this.addStore(store);
+    this.nodes.push({ ...node, name, parents, stores: stores.map((store) => store.name), reads });
     return name;
   }
 
@@ -195,47 +150,20 @@ export class Stream<T> {
   filter<S extends T>(predicate: (value: T) => value is S): Stream<S>;
   filter(predicate: (value: T) => boolean): Stream<T>;
   filter(predicate: (value: T) => boolean): Stream<T> {
-    return this.append(
-      'filter',
-      '',
-      ({ forward }) =>
-        (value) => {
-          if (predicate(value as T)) forward(value);
-        },
-      { lookahead: (value) => (predicate(value as T) ? value : SKIP) },
-    );
+    return this.append(filterOperator(predicate));
   }
 
   map<R>(mapper: (value: T) => R): Stream<R> {
-    return this.append(
-      'map',
-      '',
-      ({ forward }) =>
-        (value) =>
-          forward(mapper(value as T)),
-      { lookahead: (value) => mapper(value as T) },
-    );
+    return this.append(mapOperator(mapper));
   }
 
   flatMap<R>(mapper: (value: T) => Iterable<R>): Stream<R> {
-    return this.append('flat-map', '', ({ forward }) => (value) => {
-      for (const item of mapper(value as T)) forward(item);
-    });
+    return this.append(flatMapOperator(mapper));
   }
 
   /** Runs a side effect per value and passes it on unchanged. */
   peek(action: (value: T) => void): Stream<T> {
-    return this.append(
-      'peek',
-      '',
-      ({ forward }) =>
-        (value) => {
-          action(value as T);
-          forward(value);
-        },
-      // The pre-pass does not run the action: it would run twice per value.
-      { lookahead: (value) => value },
-    );
+    return this.append(peekOperator(action));
   }
 
   /**
@@ -244,35 +172,14 @@ export class Stream<T> {
    * its stream's type.
    */
   branch<const P extends ReadonlyArray<(value: T) => boolean>>(...predicates: P): BranchStreams<T, P> {
-    const streams = predicates.map((predicate, index) => {
-      const passes = (value: unknown): boolean => {
-        for (let i = 0; i < index; i++)
-          if ((predicates[i] as (value: T) => boolean)(value as T)) return false;
-        return predicate(value as T);
-      };
-      return this.append(
-        'branch',
-        `${index + 1} of ${predicates.length}`,
-        ({ forward }) =>
-          (value) => {
-            if (passes(value)) forward(value);
-          },
-        { lookahead: (value) => (passes(value) ? value : SKIP) },
-      );
-    });
+    const streams = predicates.map((_, index) => this.append(branchOperator(predicates, index)));
     return streams as BranchStreams<T, P>;
   }
 
   /** One stream of the values of this and the other streams. */
   merge(...others: Array<Stream<T>>): Stream<T> {
-    const name = this.builder.addNode({
-      kind: 'merge',
-      parents: [this, ...others].map((stream) => stream.edge()),
-      detail: '',
-      create: ({ forward }) => forward,
-      lookahead: (value) => value,
-    });
-    return new Stream<T>(this.builder, name);
+    const parents = [this, ...others].map((stream) => stream.edge());
+    return new Stream<T>(this.builder, this.builder.addOperator(parents, mergeOperator()));
   }
 
   /**
@@ -280,26 +187,7 @@ export class Stream<T> {
    * `validation-failed` and the returned string (if any) as message.
    */
   validate(check: (value: T) => boolean | string | undefined | void): Stream<T> {
-    return this.append(
-      'validate',
-      '',
-      ({ forward, task }) =>
-        (value) => {
-          const verdict = check(value as T);
-          if (verdict === true || verdict === undefined) forward(value);
-          else
-            task.deadLetter(
-              'validation-failed',
-              new Error(typeof verdict === 'string' ? verdict : 'validation failed'),
-            );
-        },
-      {
-        lookahead: (value) => {
-          const verdict = check(value as T);
-          return verdict === true || verdict === undefined ? value : SKIP;
-        },
-      },
-    );
+    return this.append(validateOperator(check));
   }
 
   /** Drops values whose id was already seen within `horizon` of event time (see DedupeStore for exact bounds). */
@@ -309,32 +197,7 @@ export class Stream<T> {
       horizon: options.horizon,
       ...(options.bucket ? { bucket: options.bucket } : {}),
     };
-    this.builder.addStore({
-      name,
-      kind: 'dedupe',
-      format: DEDUPE_FORMAT,
-      create: (db, { cache }) => new DedupeStore(db, name, dedupeOptions, cache),
-      restoreDeriver: (db) => dedupeRestoreDeriver(db, name, dedupeOptions),
-    });
-    return this.append(
-      'dedupe',
-      `horizon ${options.horizon} ms`,
-      ({ forward, task }) => {
-        const store = task.store<DedupeStore>(name);
-        return (value) => {
-          if (store.checkAndRemember(idOf(value as T), task.timestamp, task.streamTime))
-            task.countDuplicate();
-          else forward(value);
-        };
-      },
-      {
-        name,
-        stores: [name],
-        // Passes on what it does not drop: a later dedupe's pre-pass may name more ids, never fewer.
-        lookahead: (value) => value,
-        dedupeIds: { store: name, idOf: idOf as (value: unknown) => string },
-      },
-    );
+    return this.append(dedupeOperator(name, idOf, dedupeOptions));
   }
 
   /**
@@ -366,67 +229,12 @@ export class Stream<T> {
     setup: ProcessorSetup<T, Forwarded, Returned>,
     options: ProcessOptions<T> = {},
   ): Stream<ProcessorOutput<Forwarded, Returned>> {
-    const storeNames = options.stores ?? [];
-    for (const storeName of storeNames) {
-      this.builder.addStore({
-        name: storeName,
-        kind: 'key-value',
-        format: KEY_VALUE_FORMAT,
-        create: (db, { cache }) => new KeyValueStoreImpl(db, storeName, { cache }),
-      });
-    }
-    const keyPrefetch = Object.entries(options.prefetch ?? {}).map(([store, keysOf]) => {
-      if (!storeNames.includes(store))
-        throw new Error(`process(): prefetch names store "${store}", which is not in its stores option`);
-      return { store, keysOf: keysOf as (value: unknown) => string | readonly string[] };
-    });
-    return this.append(
-      'process',
-      '',
-      ({ forward, task }) => {
-        const context: ProcessorContext<Forwarded> = {
-          partition: task.partition,
-          get record() {
-            return task.record;
-          },
-          get streamTime() {
-            return task.streamTime;
-          },
-          forward: forward as (value: Forwarded) => void,
-          getStore: <V>(storeName: string) => {
-            if (!storeNames.includes(storeName))
-              throw new Error(`processor did not declare store "${storeName}"`);
-            return task.store<KeyValueStoreImpl<V>>(storeName);
-          },
-          schedule: (intervalMs, type, callback) => task.schedule(intervalMs, type, callback),
-        };
-        const processor = setup(context);
-        const processValue = typeof processor === 'function' ? processor : processor.process.bind(processor);
-        return (value) => {
-          const returned = processValue(value as T);
-          if (returned !== undefined) forward(returned);
-        };
-      },
-      {
-        ...(options.name ? { name: options.name } : {}),
-        stores: storeNames,
-        ...(keyPrefetch.length > 0 ? { keyPrefetch } : {}),
-      },
-    );
+    return this.append(processOperator(setup, options));
   }
 
   /** Appends every value to the outbox of `sink`, which the runtime drains into the sink. */
   to(sink: SinkSpec<T>): void {
-    this.builder.addNode({
-      kind: 'sink',
-      parents: [this.edge()],
-      detail: `${sink.kind} ${sink.name}`,
-      sink: sink as SinkSpec<unknown>,
-      create:
-        ({ task }) =>
-        (value) =>
-          task.appendToOutbox(sink.name, value),
-    });
+    this.builder.addOperator([this.edge()], sinkOperator(sink));
   }
 
   /** @internal */
@@ -439,14 +247,8 @@ export class Stream<T> {
    * thenable, so `await stream` (or returning a stream from an async function) would call it, add a
    * bogus node and never settle.
    */
-  private append<R>(
-    kind: string,
-    detail: string,
-    create: NodeSpec['create'],
-    extra: Partial<Pick<NodeSpec, 'name' | 'stores' | 'lookahead' | 'dedupeIds' | 'keyPrefetch'>> = {},
-  ): Stream<R> {
-    const name = this.builder.addNode({ kind, parents: [this.edge()], detail, create, ...extra });
-    return new Stream<R>(this.builder, name);
+  private append<R>(operator: Operator): Stream<R> {
+    return new Stream<R>(this.builder, this.builder.addOperator([this.edge()], operator));
   }
 }
 
@@ -460,7 +262,7 @@ export class GroupedStream<T, K> {
   /** Throws at once, naming the option, if an option is invalid (e.g. a negative or non-finite duration). */
   window(windows: TumblingWindows, options: WindowOptions = {}): WindowedStream<T, K> {
     const resolved = resolveWindowOptions(windows, options);
-    return new WindowedStream<T, K>(this.builder, this.parent, this.keyOf, windows, resolved);
+    return new WindowedStream<T, K>(this.builder, this.parent, this.keyOf, resolved);
   }
 }
 
@@ -469,54 +271,32 @@ export class WindowedStream<T, K> {
     private readonly builder: TopologyBuilder,
     private readonly parent: Stream<T>,
     private readonly keyOf: (value: T) => K,
-    private readonly windows: TumblingWindows,
     private readonly options: ResolvedWindowOptions,
   ) {}
 
   /** One result per (window, key), its value typed by the spec: `{ count: count() }` gives `{ count: number }`. */
   aggregate<S extends AggregateSpec<T>>(spec: S): AggregatedStream<T, K, AggregateResult<S>> {
     if (Object.keys(spec).length === 0) throw new Error('aggregate() needs at least one aggregator');
+    const size = durationText(this.options.windows.sizeMs);
     const name =
       this.options.name ??
       this.builder.derivedStoreName(
         [this.parent.nodeName],
         // The fields tell two aggregates of one topic and window size apart; a changed field list
         // changes the store's format anyway.
-        `${durationText(this.windows.size)}-${Object.keys(spec).join('-')}`.replace(/[^A-Za-z0-9._-]/g, '_'),
-        `window(tumbling(${durationText(this.windows.size)})).aggregate()`,
+        `${size}-${Object.keys(spec).join('-')}`.replace(/[^A-Za-z0-9._-]/g, '_'),
+        `window(${this.options.windows.kind}(${size})).aggregate()`,
       );
     checkAccumulatorsAtBuild(name, spec as Record<string, AnyAggregator<unknown>>);
     const config = {
       name,
       keyOf: this.keyOf as (value: unknown) => unknown,
-      windows: this.windows,
       options: this.options,
       spec: spec as Record<string, AnyAggregator<unknown>>,
     };
-    this.builder.addStore(windowStoreSpec(config));
-    const aggregates = Object.entries(spec)
-      .map(([field, aggregator]) => `${field}: ${aggregator.kind}`)
-      .join(', ');
-    const lateness = this.options.late;
-    this.builder.addNode({
-      name,
-      kind: 'window-aggregate',
-      parents: [this.parent.edge()],
-      stores: [name],
-      detail: `tumbling ${this.windows.size} ms, grace ${this.options.grace} ms, out-of-orderness ${this.options.outOfOrderness} ms, late ${lateness}; group by ${functionText(this.keyOf)}; { ${aggregates} }`,
-      schema: windowResultSchema(config.spec),
-      graceMs: this.options.grace,
-      windowKeys: { store: name, keyOf: config.keyOf },
-      create: (ctx) => createWindowAggregate(config, ctx),
-    });
-    return new AggregatedStream<T, K, AggregateResult<S>>(this.builder, name, lateness);
+    this.builder.addOperator([this.parent.edge()], windowAggregateOperator(config));
+    return new AggregatedStream<T, K, AggregateResult<S>>(this.builder, name, this.options.late);
   }
-}
-
-/** A function as describe() shows it: its source on one line, shortened (`(e) => e.subject`). */
-function functionText(fn: (...args: never[]) => unknown): string {
-  const text = fn.toString().replace(/\s+/g, ' ').trim();
-  return text.length > 80 ? `${text.slice(0, 79)}…` : text;
 }
 
 export class AggregatedStream<T, K, V> extends Stream<WindowResult<K, V>> {

@@ -27,7 +27,6 @@ import type {
   TaskRuntime,
   TimeListener,
 } from './graph.js';
-import { SKIP } from './graph.js';
 import type { DeadLetter, RawRecord } from '../core/records.js';
 import { DLQ_OUTBOX } from '../core/task.js';
 import type {
@@ -44,6 +43,8 @@ import type {
 import { RecordContext } from './record-context.js';
 import { StateRoundTripError } from './accumulator-check.js';
 import { PunctuationScheduler } from './punctuation-scheduler.js';
+import { PrePass, planPrefetch } from './prefetch-plan.js';
+import type { BatchPrefetchStore, PrefetchPlan } from './prefetch-plan.js';
 import type { Punctuation } from './punctuation-scheduler.js';
 
 interface Checkpoint {
@@ -151,117 +152,6 @@ function taskStatePlanOf(topology: TaskPlan): TaskStatePlan {
   };
 }
 
-/** What a node reads of its store for a value: keys (a dedupe's ids, a process()'s keys) or a window entry. */
-type NamedReads =
-  | { readonly kind: 'keys'; readonly keysOf: (value: unknown) => string | readonly string[] }
-  | { readonly kind: 'window'; readonly keyOf: (value: unknown) => unknown };
-
-/** One store whose reads a pre-pass names, reached from a source: the lookaheads in between, then what it reads. */
-interface KeyPrefetchPath {
-  readonly topic: string;
-  readonly steps: ReadonlyArray<(value: unknown) => unknown>;
-  readonly store: string;
-  readonly reads: NamedReads;
-}
-
-/**
- * What the pre-pass needs of a store: a dedupe store (ids), a key-value store (keys) or a window store
- * (entries of its spilled windows), read before the batch runs so the per-record pass stays synchronous.
- */
-interface BatchPrefetchStore {
-  /** False while everything the store may be asked for is in memory (the pre-pass would save nothing). */
-  readonly wantsPrefetch: boolean;
-  beginBatch(): void;
-  prefetch(): Promise<void>;
-}
-interface KeyPrefetchStore extends BatchPrefetchStore {
-  want(key: string): void;
-}
-interface WindowPrefetchStore extends BatchPrefetchStore {
-  /** The entry of `groupKey` in the window of `timestamp`. */
-  wantGroup(groupKey: unknown, timestamp: number): void;
-}
-
-/**
- * Per store, the paths from the sources along which a pre-pass can compute what a batch will read
- * (a dedupe's ids, a process() node's `prefetch` keys, a windowed aggregate's group keys): every node
- * in between is stateless with a lookahead (filter, map, validate, peek, branch, merge, a dedupe). A
- * store missing here has a stateful or many-valued step before its node (a process(), a flatMap, a
- * window): its keys cannot be known before the batch runs, so the store reads a key it does not hold
- * synchronously when the record gets there (exact, bounded memory; slower per such record than one
- * getMany per batch).
- */
-function planPrefetch(nodes: readonly NodeSpec[]): Map<string, KeyPrefetchPath[]> {
-  const byName = new Map(nodes.map((node) => [node.name, node]));
-  const pathsTo = (
-    name: string,
-  ): Array<{ topic: string; steps: Array<(value: unknown) => unknown> }> | undefined => {
-    const node = byName.get(name);
-    if (node === undefined) return undefined;
-    if (node.topic !== undefined && node.parents.length === 0) return [{ topic: node.topic, steps: [] }];
-    if (node.lookahead === undefined || node.parents.length === 0) return undefined;
-    const paths = [];
-    for (const parent of node.parents) {
-      const above = parent.port === undefined ? pathsTo(parent.node) : undefined;
-      if (above === undefined) return undefined;
-      for (const path of above) paths.push({ topic: path.topic, steps: [...path.steps, node.lookahead] });
-    }
-    return paths;
-  };
-  const plan = new Map<string, KeyPrefetchPath[]>();
-  for (const node of nodes) {
-    const named: Array<{ store: string; reads: NamedReads }> = node.dedupeIds
-      ? [{ store: node.dedupeIds.store, reads: { kind: 'keys', keysOf: node.dedupeIds.idOf } }]
-      : (node.keyPrefetch ?? []).map(({ store, keysOf }) => ({ store, reads: { kind: 'keys', keysOf } }));
-    if (node.windowKeys)
-      named.push({ store: node.windowKeys.store, reads: { kind: 'window', keyOf: node.windowKeys.keyOf } });
-    if (named.length === 0) continue;
-    const paths: Array<{ topic: string; steps: Array<(value: unknown) => unknown> }> = [];
-    let known = node.parents.length > 0;
-    for (const parent of node.parents) {
-      const above = parent.port === undefined ? pathsTo(parent.node) : undefined;
-      if (above === undefined) known = false;
-      else paths.push(...above);
-    }
-    if (!known) continue;
-    for (const { store, reads } of named) {
-      const list = plan.get(store) ?? [];
-      list.push(...paths.map((path) => ({ ...path, store, reads })));
-      plan.set(store, list);
-    }
-  }
-  return plan;
-}
-
-/** A prefetch path with its store resolved, as the pre-pass runs it. */
-interface Prefetcher {
-  readonly steps: ReadonlyArray<(value: unknown) => unknown>;
-  readonly store: BatchPrefetchStore;
-  /** Whether `name` needs the record's event time (a window's); computed only then. */
-  readonly timed: boolean;
-  /** Names to the store what it will read for a value that reached the node. */
-  readonly name: (value: unknown, timestamp: number) => void;
-}
-
-function prefetcherOf(path: KeyPrefetchPath, store: BatchPrefetchStore): Prefetcher {
-  const { steps, reads } = path;
-  if (reads.kind === 'window') {
-    const windows = store as WindowPrefetchStore;
-    return { steps, store, timed: true, name: (value, time) => windows.wantGroup(reads.keyOf(value), time) };
-  }
-  const keyed = store as KeyPrefetchStore;
-  return {
-    steps,
-    store,
-    timed: false,
-    name: (value) => {
-      const keys = reads.keysOf(value);
-      if (typeof keys === 'string') keyed.want(keys);
-      else for (const key of keys) keyed.want(key);
-    },
-  };
-}
-
 class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRuntime {
   streamTime = -Infinity;
 
@@ -279,9 +169,8 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
   /** Set only on the rare paths (a late event, a dead letter): examples for the runtime's log lines. */
   private readonly lastOffsets: DropExamples = { deadLetters: {} };
   private lastActivity: number;
-  /** Per source topic, the stores whose keys the pre-pass names; undefined when there are none. */
-  private prefetchers: Map<string, Prefetcher[]> | undefined;
-  private prefetchStores: BatchPrefetchStore[] = [];
+  /** The pre-pass of the stores whose reads are planned; undefined when there are none. */
+  private prePass: PrePass | undefined;
 
   private readonly db: StateDb;
   private readonly storesByName: Map<string, ManagedStore>;
@@ -315,21 +204,9 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
   }
 
   /** Instantiates the nodes, children first, so each node gets its children's push functions. */
-  wire(
-    nodes: readonly NodeSpec[],
-    sources: readonly SourceSpec[],
-    prefetch: ReadonlyMap<string, readonly KeyPrefetchPath[]> = new Map(),
-  ): void {
-    for (const [name, paths] of prefetch) {
-      const store = this.store<ManagedStore & BatchPrefetchStore>(name);
-      this.prefetchStores.push(store);
-      this.prefetchers ??= new Map();
-      for (const path of paths) {
-        const list = this.prefetchers.get(path.topic) ?? [];
-        list.push(prefetcherOf(path, store));
-        this.prefetchers.set(path.topic, list);
-      }
-    }
+  wire(nodes: readonly NodeSpec[], sources: readonly SourceSpec[], prefetch: PrefetchPlan = new Map()): void {
+    if (prefetch.size > 0)
+      this.prePass = new PrePass(prefetch, (name) => this.store<ManagedStore & BatchPrefetchStore>(name));
     const pushes = new Map<string, Push>();
     const childrenOf = (name: string, port: string | undefined): Push[] =>
       nodes
@@ -516,7 +393,13 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
   private async processBatch(records: readonly RawRecord[]): Promise<void> {
     if (records.length === 0) return;
     const decoded = await this.decodeAll(records);
-    if (this.prefetchers !== undefined) await this.prefetchIds(this.prefetchers, records, decoded);
+    if (this.prePass !== undefined)
+      await this.prePass.run({
+        records,
+        values: decoded,
+        failed: (value) => value instanceof DecodeFailure,
+        timestampOf: (topic) => this.sourcesByTopic.get(topic)?.spec.timestampOf,
+      });
     this.lastActivity = this.now();
     const after: AfterRecord = {
       listeners: [...this.timeListeners.values()],
@@ -587,55 +470,6 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
         return pending.then(() => this.runAfterRecord(after, listeners.length, p + 1));
     }
     return undefined;
-  }
-
-  /**
-   * The pre-pass: runs each record through the lookaheads between its source and each dedupe or
-   * prefetching process() to name the ids and keys the batch will read, then awaits the stores'
-   * prefetch (a dedupe store reads the ids its filter cannot rule out, a key-value store the keys it
-   * does not cache), so the per-record pass stays synchronous. User functions run here without side effects
-   * that matter (peek's action does not run); one that throws names no id, and the real pass turns
-   * the throw into a dead letter as before.
-   */
-  private async prefetchIds(
-    prefetchers: ReadonlyMap<string, readonly Prefetcher[]>,
-    records: readonly RawRecord[],
-    decoded: readonly unknown[],
-  ): Promise<void> {
-    // Only the stores that may have to read disk (spilled ids, keys or windows) get a pre-pass.
-    const reading = this.prefetchStores.filter((store) => store.wantsPrefetch);
-    if (reading.length === 0) return;
-    for (const store of reading) store.beginBatch();
-    let topic: string | undefined;
-    let list: readonly Prefetcher[] = [];
-    let source: SourceState | undefined;
-    for (let i = 0; i < records.length; i++) {
-      const value = decoded[i];
-      if (value instanceof DecodeFailure) continue;
-      const raw = records[i] as RawRecord;
-      if (raw.topic !== topic) {
-        topic = raw.topic;
-        list = (prefetchers.get(topic) ?? []).filter((prefetcher) => reading.includes(prefetcher.store));
-        source = this.sourcesByTopic.get(topic);
-      }
-      let timestamp = NaN;
-      for (const prefetcher of list) {
-        try {
-          let passed = value;
-          for (const step of prefetcher.steps) {
-            passed = step(passed);
-            if (passed === SKIP) break;
-          }
-          if (passed === SKIP) continue;
-          if (prefetcher.timed && Number.isNaN(timestamp))
-            timestamp = source?.spec.timestampOf ? source.spec.timestampOf(value, raw) : raw.timestamp;
-          prefetcher.name(passed, timestamp);
-        } catch {
-          // Named by nobody: the real pass meets the same throw (or reads synchronously).
-        }
-      }
-    }
-    await Promise.all(reading.map((store) => store.prefetch()));
   }
 
   private sourceOf(topic: string): SourceState | undefined {

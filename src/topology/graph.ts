@@ -66,6 +66,11 @@ export interface TaskRuntime {
   readonly record: RecordMetadata;
   /** Timestamp of the current record (`record.timestamp`, without building the metadata object). */
   readonly timestamp: number;
+  /**
+   * Key of the current record (record-context.ts): the Kafka key's bytes at the source; a step that
+   * re-keys (groupBy) sets it for the steps it feeds and puts the previous one back after them.
+   */
+  key: unknown;
   store<S extends ManagedStore>(name: string): S;
   appendToOutbox(name: string, value: unknown): void;
   deadLetter(reason: DeadLetterReason, error: unknown): void;
@@ -75,7 +80,10 @@ export interface TaskRuntime {
   /** Registers a time listener; returns its checkpointed value (undefined on a fresh task). */
   addTimeListener(name: string, listener: TimeListener): number | undefined;
   schedule(intervalMs: number, type: PunctuationType, callback: PunctuationCallback): Cancellable;
-  /** Runs `fn` with `timestamp` as the current record's timestamp (window emission, punctuation). */
+  /**
+   * Runs `fn` with `timestamp` as the current record's timestamp (window emission, punctuation); the
+   * key `fn` sets is put back after it.
+   */
   withTimestamp(timestamp: number, fn: () => void): void;
 }
 
@@ -86,6 +94,21 @@ export interface NodeRuntimeContext {
   /** Pushes to the children on a named port (e.g. `late`). */
   forwardTo(port: string): Push;
 }
+
+/**
+ * A read a node makes of one of its stores for a value, as a function of the value that reaches it:
+ * - `keys`: the keys of a key-value or dedupe store it will look up (a dedupe's ids, the keys a
+ *   process() names in its `prefetch` option);
+ * - `window`: the entry of the group key `keyOf` returns in the windows of the record's event time
+ *   (a windowed aggregate; the window store maps the time to its windows).
+ */
+export type StoreRead =
+  | {
+      readonly kind: 'keys';
+      readonly store: string;
+      readonly keysOf: (value: unknown) => string | readonly string[];
+    }
+  | { readonly kind: 'window'; readonly store: string; readonly keyOf: (value: unknown) => unknown };
 
 export interface NodeSpec {
   readonly name: string;
@@ -102,25 +125,16 @@ export interface NodeSpec {
   readonly graceMs?: number;
   /**
    * What the node passes on for a value, without its side effects (SKIP: nothing), for the pre-pass
-   * that names the ids a batch will check before the batch runs (the dedupe store's prefetch). Only
+   * that names the reads of the nodes after it before the batch runs (prefetch-plan.ts). Only
    * stateless nodes that pass on at most one value per input have one.
    */
   readonly lookahead?: (value: unknown) => unknown;
-  /** A dedupe node's store and id function, for that pre-pass. */
-  readonly dedupeIds?: { readonly store: string; readonly idOf: (value: unknown) => string };
   /**
-   * A process() node's key-value stores and the keys it will read for a value (its `prefetch` option),
-   * for the same pre-pass: the store reads those keys in one getMany before the batch runs.
+   * What the node reads of its stores for a value, declared so the pre-pass (prefetch-plan.ts) can
+   * name those reads before the batch runs: an operator with a store read is one more entry here, not a
+   * branch in the engine. Empty for a node that reads no store per value.
    */
-  readonly keyPrefetch?: ReadonlyArray<{
-    readonly store: string;
-    readonly keysOf: (value: unknown) => string | readonly string[];
-  }>;
-  /**
-   * A windowed aggregate's store and group key function, for the same pre-pass: the entries of its
-   * spilled windows the batch will touch (group key, window of the record's time) are read ahead.
-   */
-  readonly windowKeys?: { readonly store: string; readonly keyOf: (value: unknown) => unknown };
+  readonly reads: readonly StoreRead[];
   create(ctx: NodeRuntimeContext): Push;
 }
 

@@ -4,6 +4,10 @@ export const minutes = (n: number): number => n * 60_000;
 export const hours = (n: number): number => n * 3_600_000;
 export const days = (n: number): number => n * 86_400_000;
 
+/**
+ * Tumbling windows as the user declares them (`tumbling(size)`); `window()` turns them, with its grace,
+ * into the strategy the operator runs (windows.ts).
+ */
 export interface TumblingWindows {
   readonly kind: 'tumbling';
   /** Window length in ms; windows are [k * size, (k + 1) * size) in epoch time. */

@@ -5,6 +5,8 @@
  */
 import { checkedWindowSize } from './time.js';
 import type { TumblingWindows } from './time.js';
+import { windowsOf } from './windows.js';
+import type { Windows } from './windows.js';
 
 /**
  * What happens to an event whose window was already emitted:
@@ -34,7 +36,8 @@ export interface WindowOptions {
 
 /** Window options with their defaults applied: every duration is a finite number of ms >= 0. */
 export interface ResolvedWindowOptions {
-  readonly grace: number;
+  /** The declared windows as the strategy the operator runs, with the `grace` option as its grace. */
+  readonly windows: Windows;
   readonly outOfOrderness: number;
   readonly late: LatePolicy;
   /** Used by `re-emit` only. */
@@ -73,7 +76,7 @@ export function resolveWindowOptions(
   if (!LATE_POLICIES.includes(late))
     throw new Error(`window option late must be one of ${LATE_POLICIES.join(', ')}, got ${shown(late)}`);
   return {
-    grace: duration('grace', options.grace, 0),
+    windows: windowsOf(windows, duration('grace', options.grace, 0)),
     outOfOrderness: duration('outOfOrderness', options.outOfOrderness, 0),
     late,
     allowedLateness: duration('allowedLateness', options.allowedLateness, 10 * size),

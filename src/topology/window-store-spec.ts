@@ -4,8 +4,7 @@ import type { StateDb } from '../state/db.js';
 import type { WindowBlobCodec, WindowEntryReader, WindowStoreOptions } from '../state/window-store.js';
 import type { AnyAggregator, NumericKernel } from './aggregators.js';
 import type { StoreSpec } from '../state/store-spec.js';
-import { windowStartOf } from './time.js';
-import type { TumblingWindows } from './time.js';
+import type { Windows } from './windows.js';
 import { GroupKeyText } from './group-key.js';
 import { jsonWindowStateCodec, numericBlobCodec } from './window-state-codec.js';
 import { keyOfEntry, numericLayout } from './window-state.js';
@@ -13,30 +12,35 @@ import type { WindowState } from './window-state.js';
 
 /** The window store of one aggregate node, with the canonical key texts its entries are indexed by. */
 export class GroupWindowStore extends WindowStore<WindowState> {
-  /** The windows' size, to name the window of a record's time in the pre-pass. */
-  private readonly windowSize: number;
-
   constructor(
     db: StateDb,
     name: string,
     codec: WindowBlobCodec<WindowState>,
     readonly keys: GroupKeyText,
     reader: WindowEntryReader<WindowState>,
+    /** The operator's windows, to name the windows of a record's time in the pre-pass. */
+    private readonly windowing: Windows,
     options: WindowStoreOptions = {},
   ) {
     super(db, name, codec, reader, options);
-    this.windowSize = reader.windowSize;
   }
 
   /**
-   * For the engine's pre-pass: the entry a record of `groupKey` at `timestamp` will touch. The key
+   * For the engine's pre-pass: the entries a record of `groupKey` at `timestamp` will touch, one per
+   * window of its time (windows.ts: the latest start, then back by the advance). The key
    * text is the lookup's (textOf), which never changes how the operator's keys are written; before
    * this instance learned the keys' shape (after an open, until the first record) an object key's
    * text is not yet the operator's, so it is left to the operator's own read.
    */
   wantGroup(groupKey: unknown, timestamp: number): void {
     if (typeof groupKey !== 'string' && this.keys.fields === undefined) return;
-    this.wantEntry(windowStartOf(timestamp, this.windowSize), this.keys.textOf(groupKey));
+    const keyText = this.keys.textOf(groupKey);
+    const { sizeMs, advanceMs } = this.windowing;
+    let start = this.windowing.latestStartFor(timestamp);
+    do {
+      this.wantEntry(start, keyText);
+      start -= advanceMs;
+    } while (start > timestamp - sizeMs);
   }
 }
 
@@ -88,7 +92,9 @@ export function windowEntryReader(
 
 /**
  * The format of a window store in the store manifest: its codec, the kinds of its aggregators in order
- * (the accumulators are stored by position) and the window size (the stored windows' starts).
+ * (the accumulators are stored by position) and the window size (the stored windows' starts). Tumbling
+ * windows are tagged by their size alone (`@60000ms`), as before the Windows strategy; another kind
+ * must add what tells its windows apart (its advance), so that a folder of one kind is not read as the other.
  */
 export function windowStoreFormat(spec: Record<string, AnyAggregator<unknown>>, windowSize: number): string {
   const codec = numericLayout(spec) ? 'window-numeric/2' : 'window-json/1';
@@ -100,14 +106,14 @@ export function windowStoreFormat(spec: Record<string, AnyAggregator<unknown>>, 
 export function windowStoreSpec(config: {
   name: string;
   spec: Record<string, AnyAggregator<unknown>>;
-  windows: TumblingWindows;
+  windows: Windows;
 }): StoreSpec {
   const aggregators = Object.values(config.spec);
   const layout = numericLayout(config.spec);
   return {
     name: config.name,
     kind: 'window',
-    format: windowStoreFormat(config.spec, config.windows.size),
+    format: windowStoreFormat(config.spec, config.windows.sizeMs),
     create: (db, { cache }) => {
       const keys = new GroupKeyText();
       const codec = layout
@@ -118,7 +124,8 @@ export function windowStoreSpec(config: {
         config.name,
         codec,
         keys,
-        windowEntryReader(config.spec, config.windows.size, keys),
+        windowEntryReader(config.spec, config.windows.sizeMs, keys),
+        config.windows,
         { cache },
       );
     },

@@ -1,31 +1,35 @@
 /**
- * The windowed aggregation operator: groupBy + tumbling window + aggregate, fused into one node so that
- * a record costs one key computation and one map lookup. Emits each window once when its watermark
+ * The windowed aggregation operator: groupBy + window + aggregate, fused into one node so that a record
+ * costs one key computation and one map lookup per window. groupBy's step (group-by.ts) puts the group
+ * key in the record context, the aggregate reads it there; the windows of a record's time come from
+ * the Windows strategy (windows.ts), looped over without an array. Emits each window once when its watermark
  * (watermark.ts) reaches end + grace, and applies the late-event policy. Its state, codecs and store
  * live in window-state.ts, window-state-codec.ts and window-store-spec.ts; its options arrive resolved
  * (window-options.ts).
  */
-import type { ResultSchema } from '../core/sink.js';
-import type { WindowResult } from '../core/records.js';
-import type { WindowEntry } from '../state/window-store.js';
-import type { AnyAggregator, NumericKernel } from './aggregators.js';
-import type { NodeRuntimeContext, Push, TimeListener } from './graph.js';
-import { windowStartOf } from './time.js';
-import type { TumblingWindows } from './time.js';
-import { Watermark } from './watermark.js';
-import type { ResolvedWindowOptions } from './window-options.js';
-import { checkStateAfterFirstRecord, needsRoundTripCheck } from './accumulator-check.js';
-import { KEY_IN_TEXT, NO_ACCUMULATORS, NO_SLOTS, keyOfEntry, numericLayout } from './window-state.js';
-import type { WindowState } from './window-state.js';
-import type { GroupWindowStore } from './window-store-spec.js';
+import type { ResultSchema } from '../../core/sink.js';
+import type { WindowResult } from '../../core/records.js';
+import type { WindowEntry } from '../../state/window-store.js';
+import type { AnyAggregator, NumericKernel } from '../aggregators.js';
+import type { NodeRuntimeContext, Push, TimeListener } from '../graph.js';
+import { Watermark } from '../watermark.js';
+import type { ResolvedWindowOptions } from '../window-options.js';
+import { checkStateAfterFirstRecord, needsRoundTripCheck } from '../accumulator-check.js';
+import { KEY_IN_TEXT, NO_ACCUMULATORS, NO_SLOTS, keyOfEntry, numericLayout } from '../window-state.js';
+import type { WindowState } from '../window-state.js';
+import type { GroupWindowStore } from '../window-store-spec.js';
+import { windowStoreSpec } from '../window-store-spec.js';
+import { groupByStep } from './group-by.js';
+import { functionText } from './operator.js';
+import type { Operator } from './operator.js';
 
 /** Entries per shared slot chunk: big enough to amortize, small enough not to pin much memory. */
 const CHUNK_ENTRIES = 4096;
 
 export interface WindowAggregateConfig {
   name: string;
+  /** groupBy's key function: its step makes it the record's key; the pre-pass names entries with it. */
   keyOf: (value: unknown) => unknown;
-  windows: TumblingWindows;
   options: ResolvedWindowOptions;
   spec: Record<string, AnyAggregator<unknown>>;
 }
@@ -34,11 +38,31 @@ export function windowResultSchema(spec: Record<string, AnyAggregator<unknown>>)
   return { valueColumns: Object.entries(spec).flatMap(([name, aggregator]) => aggregator.columns(name)) };
 }
 
-export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRuntimeContext): Push {
+/** The node of `groupBy().window().aggregate()`, its window store, and the entries it reads. */
+export function windowAggregateOperator(config: WindowAggregateConfig): Operator {
+  const { windows, outOfOrderness, late } = config.options;
+  const aggregates = Object.entries(config.spec)
+    .map(([field, aggregator]) => `${field}: ${aggregator.kind}`)
+    .join(', ');
+  return {
+    name: config.name,
+    kind: 'window-aggregate',
+    stores: [windowStoreSpec({ name: config.name, spec: config.spec, windows })],
+    detail: `${windows.kind} ${windows.sizeMs} ms, grace ${windows.graceMs} ms, out-of-orderness ${outOfOrderness} ms, late ${late}; group by ${functionText(config.keyOf)}; { ${aggregates} }`,
+    schema: windowResultSchema(config.spec),
+    graceMs: windows.graceMs,
+    reads: [{ kind: 'window', store: config.name, keyOf: config.keyOf }],
+    // groupBy's step sets the record's key, which the aggregate groups by.
+    create: (ctx) => groupByStep(config.keyOf, ctx.task, createWindowAggregate(config, ctx)),
+  };
+}
+
+function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRuntimeContext): Push {
   const { task, forward } = ctx;
   const forwardLate = ctx.forwardTo('late');
-  const size = config.windows.size;
-  const { grace, late: policy } = config.options;
+  const windows = config.options.windows;
+  const { sizeMs: size, advanceMs: advance, graceMs: grace } = windows;
+  const policy = config.options.late;
   const retention = policy === 're-emit' ? config.options.allowedLateness : 0;
   const names = Object.keys(config.spec);
   const aggregators = Object.values(config.spec);
@@ -78,7 +102,11 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
       partition: task.partition,
     };
     task.countWindowEmitted();
-    task.withTimestamp(entry.start + size - 1, () => forward(result));
+    // The result goes on keyed by its group key, at the window's last millisecond.
+    task.withTimestamp(entry.start + size - 1, () => {
+      task.key = result.key;
+      forward(result);
+    });
   };
 
   const recomputeDeadline = (): void => {
@@ -190,8 +218,7 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
   /** The slot chunk new entries take their slots from (fresh chunks are zeroed, as kernels expect). */
   let chunk = NO_SLOTS;
   let chunkUsed = 0;
-  const entryFor = (start: number, value: unknown): WindowEntry<WindowState> => {
-    const key = config.keyOf(value);
+  const entryFor = (start: number, key: unknown): WindowEntry<WindowState> => {
     const keyText = keys.of(key);
     const existing = store.get(start, keyText);
     if (existing !== undefined) return existing;
@@ -216,17 +243,28 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
     return store.insert(start, keyText, { key, accumulators, slots: NO_SLOTS, at: 0, version: 0 });
   };
 
-  /** The window of the previous record: skips windowStartOf's two float modulos for most records. */
+  /** The latest window of the previous record: skips latestStartFor's float modulos for most records. */
   let lastStart = NaN;
   return (value) => {
     const timestamp = task.timestamp;
-    let start = lastStart;
-    if (!(timestamp >= start && timestamp < start + size)) start = lastStart = windowStartOf(timestamp, size);
-    const closesAt = start + size + grace;
+    // The record's key, as groupBy (group-by.ts) set it in the record context.
+    const key = task.key;
+    let latest = lastStart;
+    if (!(timestamp >= latest && timestamp < latest + advance))
+      latest = lastStart = windows.latestStartFor(timestamp);
     const watermark = clock.follow(task.streamTime);
-    if (closesAt > watermark) {
-      addTo(entryFor(start, value), value);
-      if (closesAt < nextDeadline) nextDeadline = closesAt;
+    // The latest window of the record's time closes last: while it is open the record is in time, and
+    // goes to each of its windows still open, latest first: a loop that runs once for tumbling windows
+    // (the latest window always contains the time; an earlier one while start > timestamp - size).
+    if (latest + size + grace > watermark) {
+      let start = latest;
+      do {
+        const closesAt = start + size + grace;
+        if (closesAt <= watermark) break;
+        addTo(entryFor(start, key), value);
+        if (closesAt < nextDeadline) nextDeadline = closesAt;
+        start -= advance;
+      } while (start > timestamp - size);
       return;
     }
     task.countLate();
@@ -237,7 +275,7 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
         task.deadLetter(
           'late-event',
           new Error(
-            `event time ${timestamp} is in window [${start}, ${start + size}), closed at watermark ${watermark}`,
+            `event time ${timestamp} is in window [${latest}, ${latest + size}), closed at watermark ${watermark}`,
           ),
         );
         return;
@@ -245,11 +283,16 @@ export function createWindowAggregate(config: WindowAggregateConfig, ctx: NodeRu
         forwardLate(value);
         return;
       case 're-emit': {
-        if (closesAt + retention <= watermark) return; // beyond allowed lateness: the window is gone
-        const entry = entryFor(start, value);
-        addTo(entry, value);
-        if (closesAt + retention < nextDeadline) nextDeadline = closesAt + retention;
-        if (!reemit.includes(entry)) reemit.push(entry);
+        let start = latest;
+        do {
+          const closesAt = start + size + grace;
+          if (closesAt + retention <= watermark) return; // beyond allowed lateness: the window is gone
+          const entry = entryFor(start, key);
+          addTo(entry, value);
+          if (closesAt + retention < nextDeadline) nextDeadline = closesAt + retention;
+          if (!reemit.includes(entry)) reemit.push(entry);
+          start -= advance;
+        } while (start > timestamp - size);
         return;
       }
     }

@@ -1,0 +1,39 @@
+/**
+ * Drops values whose id its dedupe store saw within the horizon of event time (see DedupeStore for
+ * the exact bounds). Declares its read, the id of each value, so the pre-pass fetches the ids the
+ * store cannot rule out in one read per batch.
+ */
+import { DEDUPE_FORMAT, DedupeStore, dedupeRestoreDeriver } from '../../state/dedupe-store.js';
+import type { DedupeOptions } from '../../state/dedupe-store.js';
+import type { Operator } from './operator.js';
+
+export function dedupeOperator<T>(
+  name: string,
+  idOf: (value: T) => string,
+  options: DedupeOptions,
+): Operator {
+  return {
+    kind: 'dedupe',
+    detail: `horizon ${options.horizon} ms`,
+    name,
+    stores: [
+      {
+        name,
+        kind: 'dedupe',
+        format: DEDUPE_FORMAT,
+        create: (db, { cache }) => new DedupeStore(db, name, options, cache),
+        restoreDeriver: (db) => dedupeRestoreDeriver(db, name, options),
+      },
+    ],
+    reads: [{ kind: 'keys', store: name, keysOf: idOf as (value: unknown) => string }],
+    // Passes on what it does not drop: a later dedupe's pre-pass may name more ids, never fewer.
+    lookahead: (value) => value,
+    create: ({ forward, task }) => {
+      const store = task.store<DedupeStore>(name);
+      return (value) => {
+        if (store.checkAndRemember(idOf(value as T), task.timestamp, task.streamTime)) task.countDuplicate();
+        else forward(value);
+      };
+    },
+  };
+}
