@@ -113,13 +113,11 @@ export async function prepareChangelogTopics(
   partitions: number,
   replicationFactor: number,
 ): Promise<void> {
-  const { describeTopic, createTopic } = admin;
-  if (!describeTopic || !createTopic) throw new Error('this Kafka client cannot manage changelog topics');
   // Side by side: each check or creation is a few round trips, and start-up waits for all of them.
   const prepare = async (topic: string): Promise<void> => {
-    const existing = await describeTopic.call(admin, topic);
+    const existing = await admin.describeTopic(topic);
     if (existing === undefined) {
-      await createTopic.call(admin, topic, partitions, CHANGELOG_TOPIC_CONFIG, replicationFactor);
+      await admin.createTopic(topic, partitions, CHANGELOG_TOPIC_CONFIG, replicationFactor);
       return;
     }
     if (existing.partitions !== partitions)

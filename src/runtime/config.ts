@@ -549,6 +549,23 @@ export function resolveConfig(
   return parsed.data;
 }
 
+/**
+ * What a Kafka client needs of the configuration: the `kafka` section, the brokers, and the client id
+ * resolved (`kafka.clientId`, else `<appId>-<instanceId>`). The adapter sees nothing else.
+ */
+export interface KafkaSettings extends Omit<TributaryConfig['kafka'], 'clientId'> {
+  brokers: readonly string[];
+  clientId: string;
+}
+
+export function kafkaSettingsOf(config: TributaryConfig): KafkaSettings {
+  return {
+    ...config.kafka,
+    brokers: config.brokers,
+    clientId: config.kafka.clientId ?? `${config.appId}-${config.instanceId}`,
+  };
+}
+
 export function dlqTopicOf(config: TributaryConfig): string {
   return config.dlq.topic ?? defaultDlqTopic(config.appId);
 }
