@@ -32,7 +32,8 @@ import type {
   TopicPartition,
   TopicPartitionOffset,
   TransactionalWriter,
- KafkaProbeError} from '../../src/runtime/kafka/client.js';
+  KafkaProbeError,
+} from '../../src/runtime/kafka/client.js';
 import { KafkaFencedError, TopicNotFoundError } from '../../src/runtime/kafka/client.js';
 
 /** The broker's default `message.max.bytes` (1 MiB + 12). */
@@ -291,6 +292,11 @@ export class FakeKafka implements KafkaClient {
 
   // ---- internals -------------------------------------------------------------------------------------
 
+  /** Partitions of `topic` (0 when it does not exist). */
+  partitionCount(topic: string): number {
+    return this.logs.get(topic)?.length ?? 0;
+  }
+
   /** @internal Calls `listener` after every append until the returned function is called. */
   onAppend(listener: () => void): () => void {
     this.appendListeners.add(listener);
@@ -531,6 +537,12 @@ export class FakeGroupConsumer implements GroupConsumer {
     for (const key of [...this.positions.keys()]) if (!kept.has(key)) this.positions.delete(key);
     this.assigned = assigned;
     this.handlers.onAssignment(assigned.map((tp) => ({ ...tp })));
+  }
+
+  /** Assigns every partition of the subscribed topics to this member, as a group of one would. */
+  assignAll(): void {
+    const counts = this.topics.map((topic) => this.kafka.partitionCount(topic));
+    this.assign(Array.from({ length: Math.max(0, ...counts) }, (_, p) => p));
   }
 
   /** The group's view after a join, handed to the runtime as the real consumer learns it. */
