@@ -303,6 +303,18 @@ export class FakeKafka implements KafkaClient {
     return () => this.appendListeners.delete(listener);
   }
 
+  /** The broker takes offsets for partitions that exist only (TxnOffsetCommit). */
+  private checkOffsets(offsets: readonly TopicPartition[]): void {
+    for (const { topic, partition } of offsets)
+      if (partition >= this.partitionCount(topic)) {
+        this.rejectedTransactions++;
+        throw new BrokerError(
+          'UNKNOWN_TOPIC_OR_PARTITION',
+          `This server does not host ${topic}[${partition}]`,
+        );
+      }
+  }
+
   private appended(): void {
     for (const listener of [...this.appendListeners]) listener();
   }
@@ -341,6 +353,7 @@ export class FakeKafka implements KafkaClient {
   ): Map<string, bigint> {
     const touched = new Map<string, { topic: string; partition: number }>();
     const written: LogEntry[] = [];
+    this.checkOffsets(offsets);
     const last = new Map<string, bigint>();
     const now = Date.now();
     try {
@@ -391,6 +404,7 @@ export class FakeKafka implements KafkaClient {
     messages: readonly OutgoingMessage[],
     progress: { groupId: string } & TopicPartitionOffset,
   ): void {
+    this.checkOffsets([progress]);
     const batches = new Map<string, { topic: string; partition: number; messages: OutgoingMessage[] }>();
     for (const message of messages) {
       const partitions = this.logs.get(message.topic)?.length;

@@ -186,6 +186,35 @@ export function kafkaClientConformance(
       }
     });
 
+    test('offsets for a partition that does not exist fail the transaction', async () => {
+      const harness = await makeHarness();
+      const { client } = harness;
+      const admin = await client.admin();
+      const writer = await client.transactionalWriter(name('dlq'));
+      try {
+        const topic = name('letters');
+        await admin.ensureTopic(topic, 1);
+        const letter = { topic, key: null, value: Buffer.from('v'), headers: {} };
+        await assert.rejects(
+          writer.sendWithOffset([letter], {
+            groupId: name('g'),
+            topic: name('absent'),
+            partition: 0,
+            offset: 1n,
+          }),
+        );
+        assert.deepEqual(
+          await readCommitted(client, { topic, partition: 0 }),
+          [],
+          'the letter was not committed',
+        );
+      } finally {
+        await writer.close();
+        await admin.close();
+        await harness.close();
+      }
+    });
+
     test('fencing: a newer producer with the same transactional id makes the older one fail', async () => {
       const harness = await makeHarness();
       const { client } = harness;
@@ -220,16 +249,18 @@ export function kafkaClientConformance(
       const writer = await client.transactionalWriter(name('dlq'));
       try {
         const topic = name('letters');
+        const source = name('source');
         const group = name('progress');
         await admin.ensureTopic(topic, 1);
+        await admin.ensureTopic(source, 4);
         await writer.sendWithOffset(
           [{ topic, key: Buffer.from('k'), value: Buffer.from('v'), headers: { h: Buffer.from('x') } }],
-          { groupId: group, topic: 'outbox', partition: 3, offset: 5n },
+          { groupId: group, topic: source, partition: 3, offset: 5n },
         );
         const [record] = await readCommitted(client, { topic, partition: 0 });
         assert.equal(record?.value?.toString(), 'v');
         assert.equal(record?.headers['h']?.toString(), 'x');
-        assert.deepEqual([...(await admin.groupOffsets(group, 'outbox'))], [[3, 5n]]);
+        assert.deepEqual([...(await admin.groupOffsets(group, source))], [[3, 5n]]);
       } finally {
         await writer.close();
         await admin.close();
