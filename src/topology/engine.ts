@@ -17,6 +17,7 @@ import { StateDb } from '../state/db.js';
 import type { ChangelogDeriver, ManagedStore } from '../state/db.js';
 import { OutboxStore } from '../state/outbox-store.js';
 import { CacheBudget } from '../core/cache-budget.js';
+import { BufferedRecordCollector } from '../core/record-collector.js';
 import type {
   Cancellable,
   NodeSpec,
@@ -366,6 +367,8 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
   /** Per source topic, the stores whose keys the pre-pass names; undefined when there are none. */
   private prefetchers: Map<string, Prefetcher[]> | undefined;
   private prefetchStores: BatchPrefetchStore[] = [];
+  /** Output records for Kafka topics, sent with the next commit's transaction (no operator sends yet). */
+  readonly recordCollector = new BufferedRecordCollector();
 
   constructor(
     options: OpenTaskOptions,
@@ -511,15 +514,23 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
       metrics: { ...this.counters, deadLetters: { ...this.counters.deadLetters } },
     };
     const changelog = this.changelog;
+    const records = this.recordCollector.pending();
+    // Only a transaction that committed carries the records away (an idle commit sends none).
+    let recordsSent = false;
     await this.db.commit(
       checkpoint,
       changelog &&
-        ((changes) =>
-          changelog.write(
+        (async (changes) => {
+          const offsets = await changelog.write({
             changes,
-            new Map([...next].map(([source, offset]) => [source.spec.topic, offset])),
-          )),
+            records,
+            positions: new Map([...next].map(([source, offset]) => [source.spec.topic, offset])),
+          });
+          recordsSent = true;
+          return offsets;
+        }),
     );
+    if (recordsSent) this.recordCollector.committed(records.length);
     for (const [source, offset] of next) source.committed = offset;
   }
 

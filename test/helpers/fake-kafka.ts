@@ -18,7 +18,7 @@ import type {
   BatchControl,
   PartitionRead,
   PartitionReader,
-  PartitionedMessage,
+  TaskMessage,
   ReadBatch,
   TaskTransactions,
   TopicDescription,
@@ -65,6 +65,14 @@ function recordBytes(key: Buffer | null, value: Buffer | null, headers: Headers)
 const RECORD_BATCH_HEADER_BYTES = 61;
 
 const asBuffer = (value: Buffer | string) => (typeof value === 'string' ? Buffer.from(value) : value);
+
+/** A partition for a message without one: a hash of its key, else round-robin. */
+function partitionOf(key: Buffer | null, partitions: number, next: number): number {
+  if (key === null) return next % partitions;
+  let hash = 0;
+  for (const byte of key) hash = (hash * 31 + byte) >>> 0;
+  return hash % partitions;
+}
 
 /** One offset of a partition: a record, or a transaction's marker; an aborted record stays, unseen. */
 interface LogEntry {
@@ -347,7 +355,7 @@ export class FakeKafka implements KafkaClient {
    * marker per partition written, the offsets for the group, and the last offset written per topic.
    */
   private writeTransaction(
-    messages: readonly PartitionedMessage[],
+    messages: readonly TaskMessage[],
     groupId: string,
     offsets: readonly TopicPartitionOffset[],
   ): Map<string, bigint> {
@@ -361,13 +369,14 @@ export class FakeKafka implements KafkaClient {
         const partitions = this.logs.get(message.topic)?.length;
         if (partitions === undefined)
           throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${message.topic} does not exist`);
-        const { partition } = message;
+        // Without a partition: by key, like a client's partitioner (round-robin without a key).
+        const partition = message.partition ?? partitionOf(message.key, partitions, this.nextPartition++);
         if (partition >= partitions)
           throw new BrokerError(
             'UNKNOWN_TOPIC_OR_PARTITION',
             `${message.topic} has no partition ${partition}`,
           );
-        const headers: Headers = {};
+        const headers: Headers = message.headers ?? {};
         const bytes = RECORD_BATCH_HEADER_BYTES + recordBytes(message.key, message.value, headers);
         if (bytes > this.maxBytesOf(message.topic))
           throw new BrokerError(
@@ -380,7 +389,7 @@ export class FakeKafka implements KafkaClient {
           key: message.key,
           value: message.value,
           headers: { ...headers },
-          timestamp: now,
+          timestamp: message.timestamp ?? now,
         });
         written.push(entry);
         last.set(message.topic, entry.record.offset);

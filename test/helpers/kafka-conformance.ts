@@ -15,7 +15,7 @@ import type {
   GroupConsumer,
   GroupMembership,
   KafkaClient,
-  PartitionedMessage,
+  TaskMessage,
   TopicPartition,
 } from '../../src/runtime/kafka/client.js';
 import { KafkaFencedError } from '../../src/runtime/kafka/client.js';
@@ -44,12 +44,7 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs = WAIT_
 const name = (prefix: string) =>
   `conformance-${prefix}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 
-const message = (
-  topic: string,
-  partition: number,
-  key: string,
-  value: string | null,
-): PartitionedMessage => ({
+const message = (topic: string, partition: number, key: string, value: string | null): TaskMessage => ({
   topic,
   partition,
   key: Buffer.from(key),
@@ -57,7 +52,7 @@ const message = (
 });
 
 /** Every committed record of `tp` up to the partition's end now, read with the client's partition reader. */
-async function readCommitted(client: KafkaClient, tp: TopicPartition): Promise<RawRecord[]> {
+export async function readCommitted(client: KafkaClient, tp: TopicPartition): Promise<RawRecord[]> {
   const admin = await client.admin();
   try {
     const end = (await admin.topicOffsets(tp.topic)).get(tp.partition)?.end ?? 0n;

@@ -115,13 +115,20 @@ export interface TransactionalWriter {
   close(): Promise<void>;
 }
 
-/** A message for one partition of a topic (changelog records go to the task's own partition). */
-export interface PartitionedMessage {
+/**
+ * A message of a task's transaction: a changelog record (to the task's own partition) or an output
+ * record for any topic (see RecordCollector in core/task.ts).
+ */
+export interface TaskMessage {
   topic: string;
-  partition: number;
-  key: Buffer;
+  /** Absent: the producer's partitioner picks one (by key, as every Kafka client does). */
+  partition?: number;
+  key: Buffer | null;
   /** null: a tombstone. */
   value: Buffer | null;
+  headers?: Headers;
+  /** Epoch ms; absent: the producer's clock. */
+  timestamp?: number;
 }
 
 /**
@@ -133,10 +140,12 @@ export interface TaskTransactions {
   fence(): Promise<void>;
   /**
    * Writes the messages and the group offsets in one transaction; resolves with the offset of the last
-   * message written per topic. Rejects with KafkaFencedError when a newer owner fenced this producer.
+   * message written per topic (of the last partition written, for a topic written to several).
+   * Rejects with KafkaFencedError when a newer owner fenced this producer; a rejected transaction is
+   * aborted, and nothing of it is ever visible to read_committed readers.
    */
   commit(
-    messages: readonly PartitionedMessage[],
+    messages: readonly TaskMessage[],
     offsets: { groupId: string; offsets: readonly TopicPartitionOffset[] },
   ): Promise<Map<string, bigint>>;
   close(): Promise<void>;

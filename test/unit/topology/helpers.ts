@@ -1,6 +1,6 @@
 import type { Serde } from '../../../src/serde/types.js';
 import { DeserializationError } from '../../../src/serde/types.js';
-import type { StateChange, TaskChangelog } from '../../../src/core/task.js';
+import type { StateChange, TaskChangelog, TaskCommit } from '../../../src/core/task.js';
 import type { RawRecord } from '../../../src/core/records.js';
 
 /** Minimal JSON serde for driver tests (the real ones live in src/serde, owned elsewhere). */
@@ -54,7 +54,7 @@ export function memoryChangelog(): TaskChangelog & {
   const changelog = {
     records,
     failNextWrite: false,
-    write: async (changes: readonly StateChange[]) => {
+    write: async ({ changes }: TaskCommit) => {
       const offsets = new Map<string, bigint>();
       for (const change of changes) {
         const log = records.get(change.store) ?? [];

@@ -4,15 +4,10 @@
  */
 import { Partitioners } from 'kafkajs';
 import type { Kafka, Message, Producer } from 'kafkajs';
-import type {
-  OutgoingMessage,
-  PartitionedMessage,
-  TaskTransactions,
-  TransactionalWriter,
-} from '../client.js';
+import type { OutgoingMessage, TaskMessage, TaskTransactions, TransactionalWriter } from '../client.js';
 import { KafkaFencedError } from '../client.js';
 import { slicesOf } from '../slices.js';
-import { topicMessagesOf } from './records.js';
+import { toKafkaHeaders, topicMessagesOf } from './records.js';
 
 /** Bytes of messages per produce request of one transaction: a record batch stays below ~1 MB. */
 const MAX_SEND_BYTES = 512 * 1024;
@@ -31,20 +26,36 @@ function isFenced(error: unknown): boolean {
   return false;
 }
 
-function kafkaMessageOf(message: PartitionedMessage): Message {
-  return { key: message.key, value: message.value, partition: message.partition };
+function kafkaMessageOf({ key, value, partition, headers, timestamp }: TaskMessage): Message {
+  const message: Message = { key, value };
+  if (partition !== undefined) message.partition = partition;
+  if (headers !== undefined) message.headers = toKafkaHeaders(headers);
+  if (timestamp !== undefined) message.timestamp = String(timestamp);
+  return message;
+}
+
+function messageBytes({ key, value, headers }: TaskMessage): number {
+  let size = (key?.length ?? 0) + (value?.length ?? 0) + 32;
+  for (const [name, header] of Object.entries(headers ?? {})) size += name.length + (header?.length ?? 0);
+  return size;
 }
 
 /** Splits messages into sends of at most MAX_SEND_BYTES (one message alone may exceed it). */
-function sendsOf(messages: readonly PartitionedMessage[]): Generator<PartitionedMessage[]> {
-  return slicesOf(messages, (m) => m.key.length + (m.value?.length ?? 0) + 32, { maxBytes: MAX_SEND_BYTES });
+function sendsOf(messages: readonly TaskMessage[]): Generator<TaskMessage[]> {
+  return slicesOf(messages, messageBytes, { maxBytes: MAX_SEND_BYTES });
 }
 
 export function kafkajsTaskTransactions(kafka: Kafka, transactionalId: string): TaskTransactions {
   let producer: Producer | undefined;
   const connected = async (): Promise<Producer> => {
     if (producer === undefined) {
-      producer = kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1 });
+      producer = kafka.producer({
+        transactionalId,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        // Output records without a partition go by key, as every Kafka client's default partitioner does.
+        createPartitioner: Partitioners.DefaultPartitioner,
+      });
       await producer.connect();
     }
     return producer;
