@@ -15,10 +15,10 @@ import type { Stream, StreamOptions } from './topology/builder.js';
 import type { Topology } from './topology/topology.js';
 import { renderTopologyGraph } from './topology/graph-render.js';
 import type { GraphFormat } from './topology/graph-render.js';
-import { dlqTopicOf, resolveConfig, serviceDefaultsOf } from './runtime/config.js';
+import { dlqTopicOf, kafkaSettingsOf, resolveConfig, serviceDefaultsOf } from './runtime/config.js';
 import type { TributaryConfig, TributaryConfigInput } from './runtime/config.js';
 import { Instance } from './runtime/instance.js';
-import { createKafkajsClient } from './runtime/kafka/kafkajs.js';
+import { createKafkajsClient } from './runtime/kafka/kafkajs/client.js';
 import { createDefaultLogger } from './runtime/logger.js';
 import type { KafkaClient } from './runtime/kafka/client.js';
 
@@ -99,7 +99,7 @@ export class App {
   async start(): Promise<void> {
     if (this.instance) throw new Error('app already started');
     const topology = this.topology();
-    const kafka = this.options.kafkaClient ?? createKafkajsClient(this.config, this.logger);
+    const kafka = this.options.kafkaClient ?? createKafkajsClient(kafkaSettingsOf(this.config), this.logger);
     await this.probeDependencies(topology, kafka);
     const instance = new Instance(
       topology,
@@ -155,7 +155,7 @@ export class App {
    * rather than after a minute of client retries or with a 404 retried forever.
    */
   private async probeDependencies(topology: Topology, kafka: KafkaClient): Promise<void> {
-    for (const note of (await kafka.probe?.()) ?? []) this.logger.warn(note);
+    for (const note of await kafka.probe()) this.logger.warn(note);
     const serdes = topology.sourceTopics.map((topic) => topology.sourceSerde(topic));
     await Promise.all(serdes.map((serde) => serde?.probe?.()));
     this.logger.info(

@@ -6,11 +6,12 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { dlqTopicOf, resolveConfig } from '../runtime/config.js';
+import { dlqTopicOf, kafkaSettingsOf, resolveConfig } from '../runtime/config.js';
 import type { StoredDeadLetter } from '../runtime/dead-letters.js';
 import { listDeadLetters, replayMessagesOf } from '../runtime/dead-letters.js';
 import { TopicNotFoundError } from '../runtime/kafka/client.js';
-import { createKafkajsClient, createKafkajsTopicTools } from '../runtime/kafka/kafkajs.js';
+import { createKafkajsClient } from '../runtime/kafka/kafkajs/client.js';
+import { createKafkajsTopicTools } from '../runtime/kafka/kafkajs/topic-tools.js';
 
 interface DlqOptions {
   topic?: string;
@@ -62,10 +63,10 @@ async function runDlq(appId: string, options: DlqOptions): Promise<void> {
   const topic = options.topic ?? dlqTopicOf(config);
   // kafkajs' own warnings would bury the answer; real failures surface as the command's error.
   const logger = pino({ level: 'error' }, pino.destination(2));
-  for (const note of (await createKafkajsClient(config, logger).probe?.()) ?? [])
-    process.stderr.write(`${note}\n`);
+  const settings = kafkaSettingsOf(config);
+  for (const note of await createKafkajsClient(settings, logger).probe()) process.stderr.write(`${note}\n`);
 
-  const tools = createKafkajsTopicTools(config, logger);
+  const tools = createKafkajsTopicTools(settings, logger);
   try {
     const listing = await listDeadLetters(tools, topic, {
       ...(options.reason === undefined ? {} : { reasons: options.reason.split(',').map((r) => r.trim()) }),

@@ -6,9 +6,9 @@
  */
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { resolveConfig } from '../runtime/config.js';
+import { kafkaSettingsOf, resolveConfig } from '../runtime/config.js';
 import type { KafkaAdmin } from '../runtime/kafka/client.js';
-import { createKafkajsClient } from '../runtime/kafka/kafkajs.js';
+import { createKafkajsClient } from '../runtime/kafka/kafkajs/client.js';
 import { formatTable } from './table.js';
 
 export interface PartitionLag {
@@ -90,8 +90,11 @@ export function registerLag(program: Command): void {
         brokers: options.brokers?.split(',').map((broker) => broker.trim()) ?? resolved.brokers,
       };
       // kafkajs' own warnings would bury the answer; real failures surface as the command's error.
-      const kafka = createKafkajsClient(config, pino({ level: 'error' }, pino.destination(2)));
-      for (const note of (await kafka.probe?.()) ?? []) process.stderr.write(`${note}\n`);
+      const kafka = createKafkajsClient(
+        kafkaSettingsOf(config),
+        pino({ level: 'error' }, pino.destination(2)),
+      );
+      for (const note of await kafka.probe()) process.stderr.write(`${note}\n`);
       const admin = await kafka.admin();
       try {
         const topics = options.topic?.split(',').map((topic) => topic.trim());

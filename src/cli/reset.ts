@@ -12,9 +12,9 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import type { ResetPlan } from '../runtime/app-reset.js';
 import { activeMembers, executeReset, planIsEmpty, planReset } from '../runtime/app-reset.js';
-import { dlqTopicOf, resolveConfig } from '../runtime/config.js';
-import { createKafkajsClient } from '../runtime/kafka/kafkajs.js';
-import { createKafkajsResetAdmin } from '../runtime/kafka/kafkajs-reset.js';
+import { dlqTopicOf, kafkaSettingsOf, resolveConfig } from '../runtime/config.js';
+import { createKafkajsClient } from '../runtime/kafka/kafkajs/client.js';
+import { createKafkajsResetAdmin } from '../runtime/kafka/kafkajs/reset.js';
 
 interface ResetOptions {
   brokers?: string;
@@ -48,10 +48,10 @@ async function runReset(appId: string, options: ResetOptions): Promise<void> {
   const out = (line: string) => process.stdout.write(`${line}\n`);
   // kafkajs' own warnings would bury the answer; real failures surface as the command's error.
   const logger = pino({ level: 'error' }, pino.destination(2));
-  for (const note of (await createKafkajsClient(config, logger).probe?.()) ?? [])
-    process.stderr.write(`${note}\n`);
+  const settings = kafkaSettingsOf(config);
+  for (const note of await createKafkajsClient(settings, logger).probe()) process.stderr.write(`${note}\n`);
 
-  const admin = await createKafkajsResetAdmin(config, logger);
+  const admin = await createKafkajsResetAdmin(settings, logger);
   try {
     const plan = await planReset(admin, appId, options.stateDir);
     const members = await activeMembers(admin, plan);

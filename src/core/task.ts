@@ -3,7 +3,7 @@
  * assigned partition number, owning that partition's LevelDB state. The runtime knows no operator;
  * the engine knows no Kafka client.
  */
-import type { RawRecord } from './records.js';
+import type { Headers, RawRecord } from './records.js';
 import type { ResultSchema, SinkSpec } from './sink.js';
 import type { StoreLookup, StorePage, StoreReadOptions } from './store-reads.js';
 
@@ -132,21 +132,59 @@ export class FencedError extends Error {
 }
 
 /**
+ * A record a task sends to a Kafka topic of its choice (a sink, a repartition topic): it becomes
+ * visible with the task's next commit, in the same transaction as the state changes and the input
+ * positions that produced it, or never.
+ */
+export interface OutputRecord {
+  topic: string;
+  /** Absent: the producer's partitioner picks one by key. */
+  partition?: number;
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+  headers?: Headers;
+  /** Epoch ms; absent: the producer's clock. */
+  timestamp?: number;
+}
+
+/**
+ * Where a task's output records wait for its next commit (Kafka Streams' RecordCollector): processing
+ * sends, the commit hands `pending()` to the task's transaction and, once it committed, `committed()`
+ * lets them go. A transaction that fails leaves them pending (the task is then reopened from its last
+ * commit, and reprocessing sends them again into a fresh collector).
+ */
+export interface RecordCollector {
+  send(record: OutputRecord): void;
+  /** What the next transaction carries: every record sent since the last committed one, in order. */
+  pending(): readonly OutputRecord[];
+  /** The transaction carrying the first `count` pending records committed. */
+  committed(count: number): void;
+}
+
+/** What one commit of a task sends to Kafka, in one transaction. */
+export interface TaskCommit {
+  /** State changes, to the stores' changelogs (the task's partition of each). */
+  changes: readonly StateChange[];
+  /** Output records, to any topic and partition (RecordCollector.pending()). */
+  records: readonly OutputRecord[];
+  /** Input positions: the next offset per source topic, committed for the app's group. */
+  positions: ReadonlyMap<string, bigint>;
+}
+
+/**
  * The changelog of one task (exactly-once across instances): each local commit first goes to Kafka in
- * one transaction (the state changes and the consumed input positions), and LevelDB is written only
- * after that transaction committed, recording the changelog offsets it reflects.
+ * one transaction (the state changes, the output records and the consumed input positions), and
+ * LevelDB is written only after that transaction committed, recording the changelog offsets it
+ * reflects.
  */
 export interface TaskChangelog {
   /**
-   * Writes one commit's changes with the input positions (next offset per source topic) in one Kafka
-   * transaction; resolves with the offset of the last record written per store. Rejects with
-   * FencedError when a newer owner took the partition; any rejection leaves the local commit unwritten
-   * (the changes stay pending and go with the next attempt: re-sending a change is harmless).
+   * Writes one commit in one Kafka transaction; resolves with the offset of the last changelog record
+   * written per store. Rejects with FencedError when a newer owner took the partition; any rejection
+   * leaves the local commit unwritten and nothing of the transaction visible (the changes stay pending
+   * and go with the next attempt: re-sending a change is harmless).
    */
-  write(
-    changes: readonly StateChange[],
-    positions: ReadonlyMap<string, bigint>,
-  ): Promise<Map<string, bigint>>;
+  write(commit: TaskCommit): Promise<Map<string, bigint>>;
   /**
    * Replays into the local state what the changelog holds beyond it, before the task processes input.
    * `local`: per store, the last changelog offset the folder reflects (empty for a new folder). Calls

@@ -12,12 +12,12 @@
  */
 import type { Logger } from 'pino';
 import { CHECKPOINT_STORE, FencedError } from '../core/task.js';
-import type { ChangelogRestore, StateChange, TaskChangelog } from '../core/task.js';
+import type { ChangelogRestore, OutputRecord, StateChange, TaskChangelog, TaskCommit } from '../core/task.js';
 import type {
   KafkaAdmin,
   PartitionRead,
   PartitionReader,
-  PartitionedMessage,
+  TaskMessage,
   TaskTransactions,
 } from './kafka/client.js';
 import { KafkaFencedError } from './kafka/client.js';
@@ -113,13 +113,11 @@ export async function prepareChangelogTopics(
   partitions: number,
   replicationFactor: number,
 ): Promise<void> {
-  const { describeTopic, createTopic } = admin;
-  if (!describeTopic || !createTopic) throw new Error('this Kafka client cannot manage changelog topics');
   // Side by side: each check or creation is a few round trips, and start-up waits for all of them.
   const prepare = async (topic: string): Promise<void> => {
-    const existing = await describeTopic.call(admin, topic);
+    const existing = await admin.describeTopic(topic);
     if (existing === undefined) {
-      await createTopic.call(admin, topic, partitions, CHANGELOG_TOPIC_CONFIG, replicationFactor);
+      await admin.createTopic(topic, partitions, CHANGELOG_TOPIC_CONFIG, replicationFactor);
       return;
     }
     if (existing.partitions !== partitions)
@@ -157,7 +155,7 @@ export interface TaskChangelogOptions {
   now?: () => number;
 }
 
-function toMessage(topic: string, partition: number, change: StateChange): PartitionedMessage {
+function toMessage(topic: string, partition: number, change: StateChange): TaskMessage {
   const value =
     change.value === null
       ? null
@@ -165,6 +163,22 @@ function toMessage(topic: string, partition: number, change: StateChange): Parti
         ? Buffer.from(change.value, 'utf8')
         : Buffer.from(change.value.buffer, change.value.byteOffset, change.value.byteLength);
   return { topic, partition, key: Buffer.from(change.key, 'utf8'), value };
+}
+
+const asBuffer = (bytes: Uint8Array | null) =>
+  bytes === null ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+/** An output record as its transaction sends it (partition and timestamp only when given). */
+function outputMessage(record: OutputRecord): TaskMessage {
+  const message: TaskMessage = {
+    topic: record.topic,
+    key: asBuffer(record.key),
+    value: asBuffer(record.value),
+  };
+  if (record.partition !== undefined) message.partition = record.partition;
+  if (record.headers !== undefined) message.headers = record.headers;
+  if (record.timestamp !== undefined) message.timestamp = record.timestamp;
+  return message;
 }
 
 interface Progress {
@@ -191,16 +205,19 @@ export class TaskChangelogLink implements TaskChangelog {
     return withTimeout(this.options.transactions.fence(), `fencing partition ${this.options.partition}`);
   }
 
-  async write(
-    changes: readonly StateChange[],
-    positions: ReadonlyMap<string, bigint>,
-  ): Promise<Map<string, bigint>> {
+  /**
+   * One transaction: the changes to their changelogs, then the output records (RecordCollector), then
+   * the input positions for the app's group; resolves with the last changelog offset per store.
+   */
+  async write({ changes, records, positions }: TaskCommit): Promise<Map<string, bigint>> {
     const { appId, partition, topics } = this.options;
-    const messages = changes.map((change) => {
+    const changelogMessages = changes.map((change) => {
       const topic = topics.get(change.store);
       if (topic === undefined) throw new Error(`no changelog topic for store "${change.store}"`);
       return toMessage(topic, partition, change);
     });
+    const messages =
+      records.length === 0 ? changelogMessages : [...changelogMessages, ...records.map(outputMessage)];
     const offsets = [...positions].map(([topic, offset]) => ({ topic, partition, offset }));
     try {
       const last = await withTimeout(
@@ -208,10 +225,15 @@ export class TaskChangelogLink implements TaskChangelog {
         `the changelog transaction of partition ${partition}`,
       );
       let bytes = 0;
-      for (const message of messages) bytes += message.key.length + (message.value?.length ?? 0);
+      for (const message of changelogMessages)
+        bytes += (message.key?.length ?? 0) + (message.value?.length ?? 0);
       this.options.metrics.changelogBytes.inc({ partition: String(partition) }, bytes);
       const byStore = new Map<string, bigint>();
-      for (const [topic, offset] of last) byStore.set(this.storeOfTopic.get(topic) ?? topic, offset);
+      for (const [topic, offset] of last) {
+        // Output topics are no store's: their offsets are not the folder's business.
+        const store = this.storeOfTopic.get(topic);
+        if (store !== undefined) byStore.set(store, offset);
+      }
       return byStore;
     } catch (error) {
       if (error instanceof KafkaFencedError)

@@ -1,6 +1,6 @@
 /**
  * All configuration in one typed object. Every setting has a default and an environment variable
- * (the one table, ENV_OVERRIDES, which `tributary env` prints); an invalid value or an unknown key
+ * named after its path (ENV_SETTINGS, once per setting; ENV_OVERRIDES, which `tributary env` prints); an invalid value or an unknown key
  * fails at start with a message that names the setting and where it came from. The `clickhouse` and
  * `schemaRegistry` sections are the defaults the App hands to sinks and serdes (serviceDefaultsOf).
  */
@@ -163,9 +163,11 @@ export type TributaryConfig = z.output<typeof configSchema>;
 
 type EnvKind = 'string' | 'int' | 'bool' | 'list';
 
-export interface EnvOverride {
-  env: string;
+/** A setting that can be set from the environment, declared once: its variable is derived from its path. */
+export interface EnvSetting {
   path: readonly string[];
+  /** Older names of the variable, still read (the derived name wins when both are set alike). */
+  aliases?: readonly string[];
   kind: EnvKind;
   /** Passwords and tokens: `tributary env` shows whether they are set, never the value. */
   secret?: boolean;
@@ -175,272 +177,252 @@ export interface EnvOverride {
   defaultText?: string;
 }
 
+export interface EnvOverride extends EnvSetting {
+  /** `TRIBUTARY_` and the path in upper snake case (envVariableOf). */
+  env: string;
+}
+
 /**
- * The one table of environment variables: every setting a user can set from the environment.
- * The environment wins over the object passed in code.
+ * The variable of a setting: `TRIBUTARY_` and its path, each camelCase step in upper snake case
+ * (`kafka.sasl.username` → `TRIBUTARY_KAFKA_SASL_USERNAME`).
  */
-export const ENV_OVERRIDES: readonly EnvOverride[] = [
+export function envVariableOf(path: readonly string[]): string {
+  return `TRIBUTARY_${path.map((step) => step.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_')}`;
+}
+
+/**
+ * Every setting a user can set from the environment, once each; the environment wins over the object
+ * passed in code. A setting of the schema missing here fails the config tests.
+ */
+const ENV_SETTINGS: readonly EnvSetting[] = [
   {
-    env: 'TRIBUTARY_APP_ID',
     path: ['appId'],
     kind: 'string',
     defaultText: '(required)',
     note: 'consumer group, state folder and DLQ topic name',
   },
   {
-    env: 'TRIBUTARY_INSTANCE_ID',
     path: ['instanceId'],
     kind: 'string',
     defaultText: '<hostname>-<pid>',
     note: 'names this instance in logs and metrics',
   },
-  { env: 'TRIBUTARY_BROKERS', path: ['brokers'], kind: 'list', note: 'comma-separated host:port list' },
+  { path: ['brokers'], kind: 'list', note: 'comma-separated host:port list' },
   {
-    env: 'TRIBUTARY_STATE_DIR',
     path: ['stateDir'],
     kind: 'string',
     note: 'LevelDB state in <stateDir>/<appId>/task-<partition>',
   },
   {
-    env: 'TRIBUTARY_STATE_CACHE_MAX_BYTES',
     path: ['state', 'cacheMaxBytes'],
     kind: 'int',
     note: 'store cache memory per instance, split among its stores',
   },
   {
-    env: 'TRIBUTARY_KAFKA_CLIENT_ID',
     path: ['kafka', 'clientId'],
     kind: 'string',
     defaultText: '<appId>-<instanceId>',
     note: 'Kafka client id',
   },
   {
-    env: 'TRIBUTARY_KAFKA_SSL',
     path: ['kafka', 'ssl'],
     kind: 'bool',
     defaultText: 'false',
     note: 'TLS to the brokers; CA, cert and key in code (kafka.ssl object)',
   },
   {
-    env: 'TRIBUTARY_KAFKA_SASL_MECHANISM',
     path: ['kafka', 'sasl', 'mechanism'],
     kind: 'string',
     note: 'plain, scram-sha-256 or scram-sha-512; needs username and password',
   },
   {
-    env: 'TRIBUTARY_KAFKA_SASL_USERNAME',
     path: ['kafka', 'sasl', 'username'],
     kind: 'string',
     note: 'SASL user',
   },
   {
-    env: 'TRIBUTARY_KAFKA_SASL_PASSWORD',
     path: ['kafka', 'sasl', 'password'],
     kind: 'string',
     secret: true,
     note: 'SASL password',
   },
   {
-    env: 'TRIBUTARY_KAFKA_CONNECTION_TIMEOUT_MS',
     path: ['kafka', 'connectionTimeoutMs'],
     kind: 'int',
     note: 'connecting to a broker',
   },
   {
-    env: 'TRIBUTARY_KAFKA_SESSION_TIMEOUT_MS',
     path: ['kafka', 'sessionTimeoutMs'],
     kind: 'int',
     note: 'consumer group session',
   },
   {
-    env: 'TRIBUTARY_KAFKA_AUTO_OFFSET_RESET',
     path: ['kafka', 'autoOffsetReset'],
     kind: 'string',
     note: 'earliest or latest: start of a partition without state or group offset',
   },
   {
-    env: 'TRIBUTARY_KAFKA_MAX_BYTES_PER_PARTITION',
     path: ['kafka', 'maxBytesPerPartition'],
     kind: 'int',
     note: 'fetch size per partition',
   },
   {
-    env: 'TRIBUTARY_KAFKA_MAX_WAIT_TIME_MS',
     path: ['kafka', 'maxWaitTimeMs'],
     kind: 'int',
     note: 'longest wait of one fetch',
   },
   {
-    env: 'TRIBUTARY_COMMIT_INTERVAL_MS',
     path: ['commitIntervalMs'],
     kind: 'int',
     note: 'checkpoint and hand outputs to the sinks this often',
   },
   {
-    env: 'TRIBUTARY_DLQ_TOPIC',
     path: ['dlq', 'topic'],
     kind: 'string',
     defaultText: '<appId>.dlq',
     note: 'dead letters go here',
   },
   {
-    env: 'TRIBUTARY_DLQ_PARTITIONS',
     path: ['dlq', 'partitions'],
     kind: 'int',
     note: 'partitions of the DLQ topic when it is created',
   },
   {
-    env: 'TRIBUTARY_DLQ_MAX_BATCH_BYTES',
     path: ['dlq', 'maxBatchBytes'],
     kind: 'int',
     note: "bytes per DLQ transaction; keep below the broker's message.max.bytes",
   },
   {
-    env: 'TRIBUTARY_OUTPUTS_BATCH_SIZE',
     path: ['outputs', 'batchSize'],
     kind: 'int',
     note: 'rows per sink write',
   },
   {
-    env: 'TRIBUTARY_OUTPUTS_MAX_PENDING_PER_PARTITION',
     path: ['outputs', 'maxPendingPerPartition'],
     kind: 'int',
     note: 'undelivered outputs at which a partition pauses',
   },
   {
-    env: 'TRIBUTARY_OUTPUTS_RETRY_BACKOFF_MS',
     path: ['outputs', 'retryBackoffMs'],
     kind: 'int',
     note: 'pause between delivery attempts while a sink fails',
   },
   {
-    env: 'TRIBUTARY_ADMIN_ENABLED',
     path: ['admin', 'enabled'],
     kind: 'bool',
     note: 'serve /health/live, /health/ready, /metrics, /topology, /tasks',
   },
   {
-    env: 'TRIBUTARY_ADMIN_HOST',
     path: ['admin', 'host'],
     kind: 'string',
     note: 'admin endpoint address (it exposes state)',
   },
-  { env: 'TRIBUTARY_ADMIN_PORT', path: ['admin', 'port'], kind: 'int', note: '0 picks a free port' },
+  { path: ['admin', 'port'], kind: 'int', note: '0 picks a free port' },
   {
-    env: 'TRIBUTARY_ADMIN_TOKEN',
     path: ['admin', 'token'],
     kind: 'string',
     secret: true,
     note: 'requests need Authorization: Bearer <token>',
   },
   {
-    env: 'TRIBUTARY_ADMIN_PROBES_WITHOUT_TOKEN',
     path: ['admin', 'probesWithoutToken'],
     kind: 'bool',
     note: '/health/live and /health/ready answer without the token (Kubernetes probes)',
   },
   {
-    env: 'TRIBUTARY_CHANGELOG',
     path: ['changelog', 'enabled'],
+    aliases: ['TRIBUTARY_CHANGELOG'],
     kind: 'bool',
     note: 'changelog topics and Kafka transactions (state survives its machine)',
   },
   {
-    env: 'TRIBUTARY_CHANGELOG_REPLICATION_FACTOR',
     path: ['changelog', 'replicationFactor'],
     kind: 'int',
     note: 'replication factor of created changelog topics (-1: broker default)',
   },
   {
-    env: 'TRIBUTARY_ADMIN_ADVERTISED_URL',
     path: ['admin', 'advertisedUrl'],
     kind: 'string',
     defaultText: 'http://<admin.host>:<port>',
     note: 'admin URL the other instances reach (set it when binding beyond loopback)',
   },
   {
-    env: 'TRIBUTARY_STANDBY_REPLICAS',
     path: ['standbyReplicas'],
     kind: 'int',
     note: 'standby copies per partition on other instances (at most instances - 1)',
   },
   {
-    env: 'TRIBUTARY_STATE_LOCK_TIMEOUT_MS',
     path: ['stateLockTimeoutMs'],
     kind: 'int',
     note: 'waiting for a partition state lock after a rebalance',
   },
   {
-    env: 'TRIBUTARY_RESET_STORES',
     path: ['resetStores'],
     kind: 'list',
     defaultText: '(none)',
     note: 'discard these stores if their state no longer matches the topology',
   },
   {
-    env: 'TRIBUTARY_SHUTDOWN_TIMEOUT_MS',
     path: ['shutdownTimeoutMs'],
     kind: 'int',
     note: 'delivering outputs on SIGTERM',
   },
   {
-    env: 'TRIBUTARY_HANDLE_SIGNALS',
     path: ['handleSignals'],
     kind: 'bool',
     note: 'SIGTERM/SIGINT stop cleanly, a second signal exits at once',
   },
   {
-    env: 'TRIBUTARY_LOG_LEVEL',
     path: ['logLevel'],
     kind: 'string',
     note: 'fatal, error, warn, info, debug, trace or silent',
   },
   {
-    env: 'TRIBUTARY_LOG_FORMAT',
     path: ['logFormat'],
     kind: 'string',
     note: 'auto (pretty on a terminal, else JSON), json or pretty',
   },
   {
-    env: 'TRIBUTARY_SCHEMA_REGISTRY_URL',
     path: ['schemaRegistry', 'url'],
     kind: 'string',
     note: "avro() serdes' registry unless given one (Confluent: http://host:8081)",
   },
   {
-    env: 'TRIBUTARY_SCHEMA_REGISTRY_USERNAME',
     path: ['schemaRegistry', 'username'],
     kind: 'string',
     note: 'registry basic auth user',
   },
   {
-    env: 'TRIBUTARY_SCHEMA_REGISTRY_PASSWORD',
     path: ['schemaRegistry', 'password'],
     kind: 'string',
     secret: true,
     note: 'registry basic auth password',
   },
   {
-    env: 'TRIBUTARY_CLICKHOUSE_URL',
     path: ['clickhouse', 'url'],
     kind: 'string',
     note: 'clickhouse() sinks write here unless given a url',
   },
   {
-    env: 'TRIBUTARY_CLICKHOUSE_USER',
     path: ['clickhouse', 'username'],
+    aliases: ['TRIBUTARY_CLICKHOUSE_USER'],
     kind: 'string',
     defaultText: 'default',
     note: 'ClickHouse user',
   },
   {
-    env: 'TRIBUTARY_CLICKHOUSE_PASSWORD',
     path: ['clickhouse', 'password'],
     kind: 'string',
     secret: true,
     note: 'ClickHouse password',
   },
 ];
+
+/** The one table of environment variables (`tributary env` prints it), derived from ENV_SETTINGS. */
+export const ENV_OVERRIDES: readonly EnvOverride[] = ENV_SETTINGS.map((setting) => ({
+  env: envVariableOf(setting.path),
+  ...setting,
+}));
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -480,6 +462,25 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
   node[path[path.length - 1] as string] = value;
 }
 
+/**
+ * The variable of a setting that is set, by its name or an alias; both set to different values is an
+ * error rather than a silent choice.
+ */
+function variableSet(
+  override: EnvOverride,
+  env: NodeJS.ProcessEnv,
+): { name: string; raw: string } | undefined {
+  const set = [override.env, ...(override.aliases ?? [])]
+    .map((name) => ({ name, raw: env[name] }))
+    .filter((v): v is { name: string; raw: string } => v.raw !== undefined && v.raw !== '');
+  if (new Set(set.map((v) => v.raw)).size > 1)
+    throw new ConfigError(
+      `${set.map((v) => `${v.name}="${v.raw}"`).join(' and ')} set ${override.path.join('.')} differently: ` +
+        `keep ${override.env}`,
+    );
+  return set[0];
+}
+
 /** Writes the set variables into `target`; returns setting path -> the variable it came from. */
 function applyEnv(
   target: Record<string, unknown>,
@@ -487,11 +488,11 @@ function applyEnv(
   overrides: readonly EnvOverride[] = ENV_OVERRIDES,
 ): Map<string, string> {
   const fromEnv = new Map<string, string>();
-  for (const { env: name, path, kind } of overrides) {
-    const raw = env[name];
-    if (raw === undefined || raw === '') continue;
-    setPath(target, path, parseEnvValue(kind, name, raw));
-    fromEnv.set(path.join('.'), name);
+  for (const override of overrides) {
+    const found = variableSet(override, env);
+    if (found === undefined) continue;
+    setPath(target, override.path, parseEnvValue(override.kind, found.name, found.raw));
+    fromEnv.set(override.path.join('.'), found.name);
   }
   return fromEnv;
 }
@@ -549,6 +550,23 @@ export function resolveConfig(
   return parsed.data;
 }
 
+/**
+ * What a Kafka client needs of the configuration: the `kafka` section, the brokers, and the client id
+ * resolved (`kafka.clientId`, else `<appId>-<instanceId>`). The adapter sees nothing else.
+ */
+export interface KafkaSettings extends Omit<TributaryConfig['kafka'], 'clientId'> {
+  brokers: readonly string[];
+  clientId: string;
+}
+
+export function kafkaSettingsOf(config: TributaryConfig): KafkaSettings {
+  return {
+    ...config.kafka,
+    brokers: config.brokers,
+    clientId: config.kafka.clientId ?? `${config.appId}-${config.instanceId}`,
+  };
+}
+
 export function dlqTopicOf(config: TributaryConfig): string {
   return config.dlq.topic ?? defaultDlqTopic(config.appId);
 }
@@ -584,8 +602,11 @@ export interface EnvTableRow {
 /** The table `tributary env` prints: every variable with its setting, default and current value. */
 export function environmentTable(env: NodeJS.ProcessEnv = process.env): EnvTableRow[] {
   const defaults = configSchema.parse({ appId: 'app' }) as unknown as Record<string, unknown>;
-  return ENV_OVERRIDES.map(({ env: variable, path, secret, note, defaultText }) => {
-    const raw = env[variable];
+  return ENV_OVERRIDES.map((override) => {
+    const { env: variable, path, secret, defaultText, aliases } = override;
+    const raw = variableSet(override, env)?.raw;
+    const note =
+      aliases === undefined ? override.note : `${override.note} (also read: ${aliases.join(', ')})`;
     return {
       variable,
       setting: path.join('.'),

@@ -193,8 +193,6 @@ export class Instance {
 
   /** Creates or checks the changelog topics and starts the reader restores use. */
   private async openChangelogs(admin: KafkaAdmin): Promise<void> {
-    if (!this.kafka.partitionReader || !this.kafka.taskTransactions || !admin.describeTopic)
-      throw new Error('changelog.enabled needs a Kafka client with transactions and a partition reader');
     let partitions = 0;
     for (const topic of this.topology.sourceTopics) {
       const described = await admin.describeTopic(topic);
@@ -389,8 +387,7 @@ export class Instance {
   }
 
   private changelogLink(partition: number): TaskChangelogLink | undefined {
-    if (!this.changelogTopics || !this.changelogReader || !this.admin || !this.kafka.taskTransactions)
-      return undefined;
+    if (!this.changelogTopics || !this.changelogReader || !this.admin) return undefined;
     return new TaskChangelogLink({
       appId: this.config.appId,
       partition,

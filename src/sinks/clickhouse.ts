@@ -80,7 +80,7 @@ export interface ClickHouseSinkOptions {
    * Credentials in the URL are moved to username/password and never appear in messages.
    */
   url?: string;
-  /** @default the App's `clickhouse.username` (TRIBUTARY_CLICKHOUSE_USER), else the client's default user */
+  /** @default the App's `clickhouse.username` (TRIBUTARY_CLICKHOUSE_USERNAME), else the client's default user */
   username?: string;
   /** @default the App's `clickhouse.password` (TRIBUTARY_CLICKHOUSE_PASSWORD) */
   password?: string;

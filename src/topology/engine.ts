@@ -16,6 +16,7 @@ import type { ManagedStore, StateDb } from '../state/db.js';
 import type { OutboxStore } from '../state/outbox-store.js';
 import { openStandbyState as openStandbyFolder, openTaskState } from '../state/task-state.js';
 import type { TaskState, TaskStatePlan } from '../state/task-state.js';
+import { BufferedRecordCollector } from '../core/record-collector.js';
 import type {
   Cancellable,
   NodeSpec,
@@ -176,6 +177,8 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
   private readonly storesByName: Map<string, ManagedStore>;
   private readonly outboxesByName: Map<string, OutboxStore>;
   private readonly restored: Checkpoint | undefined;
+  /** Output records for Kafka topics, sent with the next commit's transaction (no operator sends yet). */
+  readonly recordCollector = new BufferedRecordCollector();
 
   constructor(
     options: OpenTaskOptions,
@@ -312,15 +315,23 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
       metrics: { ...this.counters, deadLetters: { ...this.counters.deadLetters } },
     };
     const changelog = this.changelog;
+    const records = this.recordCollector.pending();
+    // Only a transaction that committed carries the records away (an idle commit sends none).
+    let recordsSent = false;
     await this.db.commit(
       checkpoint,
       changelog &&
-        ((changes) =>
-          changelog.write(
+        (async (changes) => {
+          const offsets = await changelog.write({
             changes,
-            new Map([...next].map(([source, offset]) => [source.spec.topic, offset])),
-          )),
+            records,
+            positions: new Map([...next].map(([source, offset]) => [source.spec.topic, offset])),
+          });
+          recordsSent = true;
+          return offsets;
+        }),
     );
+    if (recordsSent) this.recordCollector.committed(records.length);
     for (const [source, offset] of next) source.committed = offset;
   }
 

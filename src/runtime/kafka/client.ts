@@ -1,6 +1,7 @@
 /**
  * The narrow Kafka surface the runtime needs. Everything Kafka-client specific stays behind it
- * (kafkajs today, see kafkajs.ts), so a faster client can be swapped in once measured.
+ * (kafkajs today, see kafkajs/), so a faster client can be swapped in once measured. Every method is
+ * required: a client that lacks one the runtime calls fails to type-check, not at start().
  */
 import type { Headers } from '../../core/records.js';
 import type { RawRecord } from '../../core/records.js';
@@ -114,13 +115,20 @@ export interface TransactionalWriter {
   close(): Promise<void>;
 }
 
-/** A message for one partition of a topic (changelog records go to the task's own partition). */
-export interface PartitionedMessage {
+/**
+ * A message of a task's transaction: a changelog record (to the task's own partition) or an output
+ * record for any topic (see RecordCollector in core/task.ts).
+ */
+export interface TaskMessage {
   topic: string;
-  partition: number;
-  key: Buffer;
+  /** Absent: the producer's partitioner picks one (by key, as every Kafka client does). */
+  partition?: number;
+  key: Buffer | null;
   /** null: a tombstone. */
   value: Buffer | null;
+  headers?: Headers;
+  /** Epoch ms; absent: the producer's clock. */
+  timestamp?: number;
 }
 
 /**
@@ -132,10 +140,12 @@ export interface TaskTransactions {
   fence(): Promise<void>;
   /**
    * Writes the messages and the group offsets in one transaction; resolves with the offset of the last
-   * message written per topic. Rejects with KafkaFencedError when a newer owner fenced this producer.
+   * message written per topic (of the last partition written, for a topic written to several).
+   * Rejects with KafkaFencedError when a newer owner fenced this producer; a rejected transaction is
+   * aborted, and nothing of it is ever visible to read_committed readers.
    */
   commit(
-    messages: readonly PartitionedMessage[],
+    messages: readonly TaskMessage[],
     offsets: { groupId: string; offsets: readonly TopicPartitionOffset[] },
   ): Promise<Map<string, bigint>>;
   close(): Promise<void>;
@@ -182,14 +192,14 @@ export interface TopicDescription {
 export interface KafkaAdmin {
   ensureTopic(topic: string, partitions: number): Promise<void>;
   /** Creates a topic with `config` (e.g. cleanup.policy) when it does not exist; replication -1: broker default. */
-  createTopic?(
+  createTopic(
     topic: string,
     partitions: number,
     config: Record<string, string>,
     replicationFactor?: number,
   ): Promise<void>;
   /** Partition count and cleanup policy, or undefined for a topic that does not exist. */
-  describeTopic?(topic: string): Promise<TopicDescription | undefined>;
+  describeTopic(topic: string): Promise<TopicDescription | undefined>;
   /** The committed offsets of a group for one topic (partitions without a commit are absent). */
   groupOffsets(groupId: string, topic: string): Promise<Map<number, bigint>>;
   /** The topics a group has committed offsets for (what it consumes), sorted. */
@@ -210,16 +220,16 @@ export interface KafkaClient {
    * retry logging silenced: instead of a storm of retries and a misleading error, a KafkaProbeError
    * with one line naming the address, what answered and the likely fix, when no broker answers as a
    * broker or one is not a broker at all (a KRaft controller port). Resolves with a note per broker
-   * that is down while another answered. Optional for other implementations.
+   * that is down while another answered.
    */
-  probe?(): Promise<string[]>;
+  probe(): Promise<string[]>;
   groupConsumer(groupId: string, options?: GroupOptions): GroupConsumer;
   transactionalWriter(transactionalId: string): Promise<TransactionalWriter>;
   admin(): Promise<KafkaAdmin>;
   /** The producer of a task's changelog transactions (see TaskTransactions); created disconnected. */
-  taskTransactions?(transactionalId: string): TaskTransactions;
+  taskTransactions(transactionalId: string): TaskTransactions;
   /** A reader of its own (a consumer group of one, committing nothing). */
-  partitionReader?(groupId: string): PartitionReader;
+  partitionReader(groupId: string): PartitionReader;
 }
 
 /** TopicTools.readTopic of a topic that does not exist. */

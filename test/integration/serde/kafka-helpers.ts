@@ -1,6 +1,6 @@
 /** Small Kafka helpers for the serde integration tests: a topic per test, produce, read everything back. */
 import { Kafka, logLevel, Partitioners, type Message } from 'kafkajs';
-import { toRawRecord } from '../../../src/runtime/kafka/kafkajs.js';
+import { toRawRecord } from '../../../src/runtime/kafka/kafkajs/records.js';
 import type { RawRecord } from '../../../src/core/records.js';
 import { brokers, uniqueName } from '../../helpers/services.js';
 

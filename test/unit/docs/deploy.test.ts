@@ -145,7 +145,7 @@ test('docs/deploy.md: the YAML parses; the StatefulSet has a volume per instance
 
   // Every TRIBUTARY_* variable the example sets is one tributary reads.
   const known = new Set([
-    ...ENV_OVERRIDES.map((o) => o.env),
+    ...ENV_OVERRIDES.flatMap((o) => [o.env, ...(o.aliases ?? [])]),
     'TRIBUTARY_SCHEMA_REGISTRY_URL',
     'TRIBUTARY_CLICKHOUSE_URL',
     'TRIBUTARY_CLICKHOUSE_USER',

@@ -16,8 +16,8 @@ import {
   encodeMemberData,
   membershipOf,
   tributaryAssigner,
-} from '../../../src/runtime/kafka/assigner.js';
-import type { MemberData } from '../../../src/runtime/kafka/assigner.js';
+} from '../../../src/runtime/kafka/kafkajs/assigner.js';
+import type { MemberData } from '../../../src/runtime/kafka/kafkajs/assigner.js';
 import type { GroupMembership } from '../../../src/runtime/kafka/client.js';
 import { FakeKafka } from '../../helpers/fake-kafka.js';
 import {

@@ -5,6 +5,8 @@ import {
   ENV_OVERRIDES,
   configSchema,
   dlqTopicOf,
+  environmentTable,
+  kafkaSettingsOf,
   resolveConfig,
   schemaRegistryUrlFromEnv,
   serviceDefaultsOf,
@@ -104,6 +106,70 @@ test('every setting has an environment variable, listed once', () => {
   });
   const missing = leaves(full, '').filter((setting) => !withVariable.has(setting));
   assert.deepEqual(missing, []);
+});
+
+test("each variable is the setting's path in upper snake case; the two older names are aliases", () => {
+  for (const { env, path } of ENV_OVERRIDES) {
+    const expected = `TRIBUTARY_${path.map((step) => step.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()).join('_')}`;
+    assert.equal(env, expected, `${path.join('.')} is read from its derived name`);
+  }
+  assert.equal(
+    ENV_OVERRIDES.find(({ path }) => path.join('.') === 'kafka.sasl.username')?.env,
+    'TRIBUTARY_KAFKA_SASL_USERNAME',
+  );
+  assert.deepEqual(
+    ENV_OVERRIDES.filter(({ aliases }) => aliases !== undefined).map(({ env, aliases }) => [env, aliases]),
+    [
+      ['TRIBUTARY_CHANGELOG_ENABLED', ['TRIBUTARY_CHANGELOG']],
+      ['TRIBUTARY_CLICKHOUSE_USERNAME', ['TRIBUTARY_CLICKHOUSE_USER']],
+    ],
+  );
+  // What users set today still works, and so does the derived name.
+  assert.equal(resolveConfig({ appId: 'a' }, { TRIBUTARY_CHANGELOG: 'false' }).changelog.enabled, false);
+  assert.equal(
+    resolveConfig({ appId: 'a' }, { TRIBUTARY_CHANGELOG_ENABLED: 'false' }).changelog.enabled,
+    false,
+  );
+  assert.equal(resolveConfig({ appId: 'a' }, { TRIBUTARY_CLICKHOUSE_USER: 'ch' }).clickhouse.username, 'ch');
+  assert.equal(
+    resolveConfig({ appId: 'a' }, { TRIBUTARY_CLICKHOUSE_USERNAME: 'ch' }).clickhouse.username,
+    'ch',
+  );
+  assert.equal(
+    resolveConfig({ appId: 'a' }, { TRIBUTARY_CHANGELOG: 'false', TRIBUTARY_CHANGELOG_ENABLED: 'false' })
+      .changelog.enabled,
+    false,
+    'both names set alike',
+  );
+  assert.throws(
+    () =>
+      resolveConfig({ appId: 'a' }, { TRIBUTARY_CHANGELOG: 'false', TRIBUTARY_CHANGELOG_ENABLED: 'true' }),
+    /TRIBUTARY_CHANGELOG_ENABLED="true" and TRIBUTARY_CHANGELOG="false" set changelog\.enabled differently/,
+  );
+  // A bad value names the variable it came from, alias or not.
+  assert.throws(
+    () => resolveConfig({ appId: 'a' }, { TRIBUTARY_CHANGELOG: 'perhaps' }),
+    /TRIBUTARY_CHANGELOG="perhaps"/,
+  );
+  // `tributary env` shows the value set through an alias, and names the alias.
+  const row = environmentTable({ TRIBUTARY_CLICKHOUSE_USER: 'ch' }).find(
+    ({ variable }) => variable === 'TRIBUTARY_CLICKHOUSE_USERNAME',
+  );
+  assert.equal(row?.current, 'ch');
+  assert.match(row?.note ?? '', /TRIBUTARY_CLICKHOUSE_USER/);
+});
+
+test('the Kafka client gets the kafka section, the brokers and its client id, nothing else', () => {
+  const config = resolveConfig({ appId: 'app', instanceId: 'i1', brokers: ['k:9092'] }, {});
+  const settings = kafkaSettingsOf(config);
+  assert.equal(settings.clientId, 'app-i1');
+  assert.deepEqual(settings.brokers, ['k:9092']);
+  assert.equal(settings.sessionTimeoutMs, 30_000);
+  assert.equal('appId' in settings, false);
+  assert.equal(
+    kafkaSettingsOf(resolveConfig({ appId: 'app', kafka: { clientId: 'mine' } }, {})).clientId,
+    'mine',
+  );
 });
 
 test('unknown settings fail at start, naming the key and the closest valid one', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { logLevel } from 'kafkajs';
 import { pino } from 'pino';
-import { kafkajsLogCreator, pinoLevelOf } from '../../../src/runtime/kafka/kafkajs-log.js';
+import { kafkajsLogCreator, pinoLevelOf } from '../../../src/runtime/kafka/kafkajs/log.js';
 
 /** A pino logger at `level` whose lines are parsed into `lines`. */
 function capturingLogger(level: string) {

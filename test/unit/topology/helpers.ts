@@ -1,6 +1,6 @@
 import type { Serde } from '../../../src/serde/types.js';
 import { DeserializationError } from '../../../src/serde/types.js';
-import type { StateChange, TaskChangelog } from '../../../src/core/task.js';
+import type { OutputRecord, StateChange, TaskChangelog, TaskCommit } from '../../../src/core/task.js';
 import type { RawRecord } from '../../../src/core/records.js';
 
 /** Minimal JSON serde for driver tests (the real ones live in src/serde, owned elsewhere). */
@@ -42,19 +42,24 @@ export function byWindowAndKey<R extends { windowStart: number; key: unknown; ve
 }
 
 /**
- * An in-memory changelog: per store, its change records in order (offset = index). Set
+ * An in-memory changelog: per store, its change records in order (offset = index), and the output
+ * records the transactions carried. Set
  * `failNextWrite` to lose the process right after the next transaction (the records are in the
  * changelog, the write rejects as a kill before the LevelDB batch would).
  */
 export function memoryChangelog(): TaskChangelog & {
   records: Map<string, StateChange[]>;
+  /** The output records of the transactions, in order (a failed write's too: they were sent). */
+  outputs: OutputRecord[];
   failNextWrite: boolean;
 } {
   const records = new Map<string, StateChange[]>();
   const changelog = {
     records,
+    outputs: [] as OutputRecord[],
     failNextWrite: false,
-    write: async (changes: readonly StateChange[]) => {
+    write: async ({ changes, records: outputs }: TaskCommit) => {
+      changelog.outputs.push(...outputs);
       const offsets = new Map<string, bigint>();
       for (const change of changes) {
         const log = records.get(change.store) ?? [];

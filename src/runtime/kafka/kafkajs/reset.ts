@@ -2,15 +2,15 @@
 import type { DeleteGroupsResult } from 'kafkajs';
 import { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
-import type { GroupMemberSummary, ResetAdmin } from '../app-reset.js';
-import type { TributaryConfig } from '../config.js';
-import { kafkajsConfigOf } from './kafkajs.js';
+import type { GroupMemberSummary, ResetAdmin } from '../../app-reset.js';
+import type { KafkaSettings } from '../../config.js';
+import { kafkajsConfigOf } from './client.js';
 
 /** How long the broker may take to delete the topics before the call fails. */
 const DELETE_TOPICS_TIMEOUT_MS = 30_000;
 
-export async function createKafkajsResetAdmin(config: TributaryConfig, logger: Logger): Promise<ResetAdmin> {
-  const admin = new Kafka(kafkajsConfigOf(config, logger)).admin();
+export async function createKafkajsResetAdmin(settings: KafkaSettings, logger: Logger): Promise<ResetAdmin> {
+  const admin = new Kafka(kafkajsConfigOf(settings, logger)).admin();
   await admin.connect();
   return {
     listTopics: () => admin.listTopics(),

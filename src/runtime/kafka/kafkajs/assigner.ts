@@ -7,8 +7,8 @@
  */
 import { AssignerProtocol } from 'kafkajs';
 import type { GroupDescription, MemberAssignment, PartitionAssigner } from 'kafkajs';
-import { assignPartitions } from './assignment.js';
-import type { GroupMember, GroupMembership } from './client.js';
+import { assignPartitions } from '../assignment.js';
+import type { GroupMember, GroupMembership } from '../client.js';
 
 export const ASSIGNER_NAME = 'tributary-sticky';
 /** The protocol's version, written in every subscription and assignment. */
