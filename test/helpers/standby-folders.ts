@@ -8,6 +8,7 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
+import { changelogTopic } from '../../src/runtime/changelog.js';
 import { StateDb } from '../../src/state/db.js';
 import { brokers } from './services.js';
 
@@ -39,6 +40,7 @@ export async function changelogPositionsOf(folder: string): Promise<Map<string, 
 
 /** One store's changelog partition: its offsets now, and the next one the folder would read. */
 export interface ChangelogLag {
+  /** The store's name, or the changelog topic's when the folder reflects no offset of it. */
   store: string;
   low: number;
   high: number;
@@ -69,14 +71,16 @@ export async function folderLag(
     const suffix = '-changelog';
     const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${appId}-`) && t.endsWith(suffix));
     if (topics.length === 0) throw new Error(`app ${appId} has no changelog topics`);
+    // Topic names escape some characters of store names (a sink's `clickhouse:db.table`): map them back.
+    const storeOfTopic = new Map([...positions.keys()].map((store) => [changelogTopic(appId, store), store]));
     const stores: ChangelogLag[] = [];
     for (const topic of topics) {
       const range = (await admin.fetchTopicOffsets(topic)).find((p) => p.partition === partition);
       if (range === undefined) throw new Error(`changelog ${topic} has no partition ${partition}`);
-      const store = topic.slice(appId.length + 1, -suffix.length);
+      const store = storeOfTopic.get(topic);
       const [low, high] = [Number(range.low), Number(range.high)];
-      const last = positions.get(store);
-      stores.push({ store, low, high, next: last === undefined ? low : Number(last) + 1 });
+      const last = store === undefined ? undefined : positions.get(store);
+      stores.push({ store: store ?? topic, low, high, next: last === undefined ? low : Number(last) + 1 });
     }
     return {
       stores,
