@@ -12,7 +12,9 @@
  *     a commit is refused, the benchmark stops saying so.
  *  2. Restore: a second instance with an empty state folder takes the partition and restores it; the
  *     figure is the time from the runtime's "restoring" log line until the task is open (the changelog
- *     replay into LevelDB, then the stores' load into memory; the replay alone is printed too). The
+ *     replay into LevelDB, which also writes the dedupe index of every restored id, then the stores'
+ *     open: the dedupe filter built over the restored ids, the newest ids that fit the cache read into
+ *     memory, the rest left on disk; the replay alone is printed too). The
  *     restored task must hold every id and key and resume where the fill stopped.
  *  3. Standby takeover: a third instance joins with `standbyReplicas: 1` (so does the second), is given
  *     the standby copy of the partition and time to catch up; the active one is stopped (SIGTERM), and
@@ -122,12 +124,13 @@ async function main(): Promise<number> {
   const opened = await active.next((m) => (m.type === 'opened' ? m : undefined), 30_000, 'the task to open');
   if (env.BENCH_RESTORE_DEBUG)
     for (const m of active.messages) warn(`[restoring instance] ${JSON.stringify(m)}`);
-  // Until the task can process: the changelog replay into LevelDB, then the stores' load into memory.
+  // Until the task can process: the changelog replay into LevelDB, then the stores' open (the dedupe
+  // filter over every restored id, the newest ids that fit the cache; the others stay on disk).
   const restoreMs = opened.at - restoring.at;
   const entries = opened.ids + opened.keys;
   say(
     `  ${fmt(restored.records)} changelog records replayed in ${secs(restored.seconds * 1000)}, task ready ` +
-      `${secs(restoreMs)} after the restore began (stores loaded into memory): ${fmt(opened.ids)} ids ` +
+      `${secs(restoreMs)} after the restore began (replay, then the stores' open): ${fmt(opened.ids)} ids ` +
       `(${fmt(opened.ids / (restoreMs / 1000))} ids/s) and ${fmt(opened.keys)} keys`,
   );
   // A restored task resumes after the input the fill processed; one that starts over resumes at 0.
@@ -196,8 +199,8 @@ async function main(): Promise<number> {
       `  the survivor replayed ${fmt(coldRestore.records)} changelog records after the takeover ` +
         `(${secs(coldRestore.seconds * 1000)})` +
         (cold
-          ? ': it had no warm standby copy (standby replicas are assigned but not kept warm yet), so this ' +
-            'takeover is the restore path'
+          ? ': its standby copy was not warm (it had not followed the changelog), so this takeover was ' +
+            'a restore from scratch'
           : ' on top of its standby copy'),
     );
   }

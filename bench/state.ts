@@ -12,8 +12,9 @@
  * Phases: `fill` (a child process, so its memory does not count) writes the ids through the store
  * itself, in its format (chunks per bucket spread over the 30 days before the run, the index and the
  * filter snapshots); `run` opens the task (reopen = open + the first batch processed), measures the
- * engine like bench/core.ts, and checks every drop against the ids it resent: no false duplicate
- * and no missed one. The last line is the summary the README quotes.
+ * engine like bench/core.ts, and checks every event's fate by its id (what the dedupe let through,
+ * seen by a peek after it): each new id passed once, each resent one was dropped; no false duplicate
+ * and no missed one, each counted on its own. The last line is the summary the README quotes.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -109,7 +110,23 @@ console.log(
 );
 
 await warmSerde(eventOf(0));
-const topology = usageTopology(STORE);
+
+/**
+ * What the dedupe let through, by id, to check each drop on its own: per id `evt-<n>` of the run, how
+ * often it passed (once, at its first sending; its resend is dropped), and every id remembered before
+ * the run that passed (none should: the store knew them all). Counting drops only would let a false
+ * drop and a missed duplicate cancel out. The peek runs inside the measured time: one call per
+ * event passed, a byte per event.
+ */
+const passesOfRunId = new Uint8Array(totalEvents);
+const rememberedIdsPassed: string[] = [];
+function notePassed(event: UsageEvent): void {
+  if (event.id.startsWith('evt-')) {
+    const n = Number(event.id.slice(4));
+    passesOfRunId[n] = Math.min(255, (passesOfRunId[n] ?? 0) + 1);
+  } else rememberedIdsPassed.push(event.id);
+}
+const topology = usageTopology(STORE, notePassed);
 
 /** How many events resend an id (every 100th: half an id of the run, half one remembered before). */
 let intendedDuplicates = 0;
@@ -197,14 +214,43 @@ const remembered =
 await task.close();
 await rm(dir, { recursive: true, force: true });
 
-const falseDuplicates = Math.max(0, metrics.duplicatesDropped - intendedDuplicates);
-const missedDuplicates = Math.max(0, intendedDuplicates - metrics.duplicatesDropped);
+/**
+ * Every event's fate against what was sent: the n-th event resends an id when n % 100 === 99 (an id
+ * of the run, `evt-<n - 50>`, or one remembered before it), so each id `evt-<n>` with n % 100 !== 99
+ * was sent once as new and must have passed exactly once; no `evt-<n>` with n % 100 === 99 exists.
+ */
+const falseDrops: number[] = [];
+const missed: string[] = rememberedIdsPassed.map((id) => `${id} (remembered before the run)`);
+let passedEvents = rememberedIdsPassed.length;
+for (let n = 0; n < totalEvents; n++) {
+  const passes = passesOfRunId[n] ?? 0;
+  passedEvents += passes;
+  const expected = n % 100 === 99 ? 0 : 1;
+  if (passes < expected) falseDrops.push(n);
+  else if (passes > expected) missed.push(`evt-${n} (passed ${passes} times)`);
+}
+const falseDuplicates = falseDrops.length;
+const missedDuplicates = missed.length;
+// The drop counter must agree with the ids: every event either passed or was counted as dropped.
+const uncountedDrops = totalEvents - passedEvents - metrics.duplicatesDropped;
 const measuredEvents = totalEvents - batchSize;
 console.log(
   `events ${totalEvents}, duplicates dropped ${metrics.duplicatesDropped} of ${intendedDuplicates} resent, ` +
     `windows emitted ${metrics.windowsEmitted}, commits ${commits}, engine time ${(Number(busyNs) / 1e9).toFixed(2)} s`,
 );
-if (missedDuplicates > 0) console.log(`MISSED duplicates: ${missedDuplicates}`);
+if (missedDuplicates > 0)
+  console.log(`MISSED duplicates: ${missedDuplicates}, e.g. ${missed.slice(0, 5).join(', ')}`);
+if (falseDuplicates > 0)
+  console.log(
+    `FALSE duplicates: ${falseDuplicates}, e.g. ${falseDrops
+      .slice(0, 5)
+      .map((n) => `evt-${n}`)
+      .join(', ')}`,
+  );
+if (uncountedDrops !== 0)
+  console.log(
+    `the drop counter (${metrics.duplicatesDropped}) disagrees with the ids that passed (${passedEvents} of ${totalEvents})`,
+  );
 // LevelDB maps its table files: index reads show up in RSS as file-backed pages (page cache the
 // kernel may drop); the anonymous part is the process's own memory.
 console.log(`peak anonymous RSS ${Math.round(peakAnon / 1024 / 1024)} MB`);
@@ -215,4 +261,4 @@ console.log(
       ? ''
       : ` (state.cacheMaxBytes ${cacheMaxBytes / 1024 / 1024} MiB)`),
 );
-if (missedDuplicates > 0 || falseDuplicates > 0) process.exitCode = 1;
+if (missedDuplicates > 0 || falseDuplicates > 0 || uncountedDrops !== 0) process.exitCode = 1;

@@ -30,12 +30,17 @@ export async function warmSerde(probe: UsageEvent): Promise<void> {
   await serde.deserialize(await serde.serialize(probe, serdeContext), serdeContext);
 }
 
-/** The metering topology; `dedupeName` names its dedupe store (default: derived from the topic). */
-export function usageTopology(dedupeName?: string): Topology {
+/**
+ * The metering topology; `dedupeName` names its dedupe store (default: derived from the topic).
+ * `passed`, when given, sees every event the dedupe let through (a peek, which the pre-pass skips):
+ * bench/state.ts checks each drop with it; without it the topology is the production one.
+ */
+export function usageTopology(dedupeName?: string, passed?: (event: UsageEvent) => void): Topology {
   const builder = new TopologyBuilder();
-  builder
+  const deduped = builder
     .stream(TOPIC, serde, { timestamp: (e) => e.time })
-    .dedupe((e) => `${e.source}/${e.id}`, { horizon: HORIZON, ...(dedupeName ? { name: dedupeName } : {}) })
+    .dedupe((e) => `${e.source}/${e.id}`, { horizon: HORIZON, ...(dedupeName ? { name: dedupeName } : {}) });
+  (passed === undefined ? deduped : deduped.peek(passed))
     .groupBy((e) => ({ subject: e.subject, meter: e.meter }))
     .window(tumbling(minutes(1)), { grace: seconds(10), outOfOrderness: seconds(5) })
     .aggregate({ count: count(), total: sum((e) => e.value) })

@@ -53,13 +53,31 @@ function liveProcessed(): number {
   return runtime.tasks().reduce((sum, task) => sum + task.metrics.recordsProcessed, 0);
 }
 
-let firstProcessedAt: number | undefined;
+interface Counters {
+  at: number;
+  processed: number;
+  inserts: number;
+  changelogBytes: number;
+}
+
+/** The counters now; `processed` is read by the caller at the same instant as `at`. */
+async function countersAt(at: number, processed: number): Promise<Counters> {
+  return {
+    at,
+    processed,
+    inserts: await metrics.total(metrics.sinkWrites),
+    changelogBytes: await metrics.total(metrics.changelogBytes),
+  };
+}
+
+/** The counters at the first check that saw a record processed: where the run's rates start. */
+let firstRecord: Promise<Counters> | undefined;
 let allProcessed = false;
 let maxPausedPartitions = 0;
 
 const checker = setInterval(() => {
   const processed = liveProcessed();
-  if (processed > 0) firstProcessedAt ??= Date.now();
+  if (processed > 0) firstRecord ??= countersAt(Date.now(), processed);
   if (allProcessed || processed < expected) return;
   allProcessed = true;
   const at = Date.now();
@@ -68,7 +86,7 @@ const checker = setInterval(() => {
     emit({
       type: 'processed',
       at,
-      firstProcessedAt: firstProcessedAt ?? at,
+      firstRecord: await (firstRecord ?? countersAt(at, processed)),
       cpuMs,
       processed,
       rowsWritten: await metrics.total(metrics.sinkRows),

@@ -54,7 +54,16 @@ export const pipelineMessage = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('processed'),
     at: z.number(),
-    firstProcessedAt: z.number(),
+    /**
+     * The counters when a record was first seen processed: the run's rates are over the span from
+     * here to `at`, numerators (records, inserts, changelog bytes) counted over that span too.
+     */
+    firstRecord: z.object({
+      at: z.number(),
+      processed: z.number(),
+      inserts: z.number(),
+      changelogBytes: z.number(),
+    }),
     cpuMs: z.number(),
     processed: z.number(),
     rowsWritten: z.number(),

@@ -141,6 +141,9 @@ export class RuntimeMetrics {
     this.duplicatesDropped.inc(label, delta(current.duplicatesDropped, previous?.duplicatesDropped));
     this.lateEvents.inc(label, delta(current.lateEvents, previous?.lateEvents));
     this.windowsEmitted.inc(label, delta(current.windowsEmitted, previous?.windowsEmitted));
+    // Counted while a task opens (changelog.ts); shown at 0 for every partition run here, so a takeover
+    // that restored nothing reads 0, not a missing series.
+    this.restoredRecords.inc(label, 0);
     if (Number.isFinite(current.watermark)) this.watermark.set(label, current.watermark);
     this.lastSeen.set(partition, { ...current, deadLetters: { ...current.deadLetters } });
   }

@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { StateDb } from '../../src/state/db.js';
 import { storeLevelName, storeLocalLevels } from '../../src/state/store-layout.js';
@@ -15,6 +14,7 @@ import { describeMismatch, readRollup, waitForMatch } from '../../examples/meter
 import { Worker, newStateDir, readDlq, sleep } from './metering.js';
 import type { MeteringRun } from './metering.js';
 import { brokers, clickhouseUrl, registryUrl } from './services.js';
+import { taskFolder } from './standby-folders.js';
 
 /** Partitions of the input topic in these tests. */
 export const PARTITIONS = 8;
@@ -45,7 +45,7 @@ export async function spilledDedupeIds(
   const [indexLevel] = storeLocalLevels('dedupe', store) as [string];
   const spilled = new Map<number, number>();
   for (const partition of partitions) {
-    const folder = join(stopped.stateDir, run.appId, `task-${partition}`);
+    const folder = taskFolder(stopped.stateDir, run.appId, partition);
     if (!existsSync(folder)) {
       spilled.set(partition, 0);
       continue;
@@ -74,7 +74,7 @@ export async function spilledWindowEntries(
   assert.ok(!stopped.alive, "the worker has stopped (it holds its folders' locks)");
   const spilled = new Map<number, number>();
   for (const partition of partitions) {
-    const folder = join(stopped.stateDir, run.appId, `task-${partition}`);
+    const folder = taskFolder(stopped.stateDir, run.appId, partition);
     let count = 0;
     if (existsSync(folder)) {
       const db = await StateDb.open(folder);

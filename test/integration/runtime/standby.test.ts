@@ -1,7 +1,8 @@
 // Two instances on the real broker, each with its own state folder (two machines), one standby replica
-// per partition. Every id is seen once; after the first instance leaves, the survivor takes its
-// partitions over from the standby copies it kept: the same ids again are all duplicates, the new
-// ones pass, and the takeover replayed only a tail of the changelog, not the whole of it.
+// per partition. Every id is seen once; before the first instance leaves, the survivor's standby folder
+// has followed that partition's changelog to its end (read from the folder itself); after it leaves,
+// the survivor takes the partition over from that copy: the same ids again are all duplicates, the new
+// ones pass, and the takeover replayed only a tail of the changelog, as its restore counter says.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,8 @@ import { days, memorySink, string, tributary } from '../../../src/index.js';
 import type { App, MemorySink } from '../../../src/index.js';
 import { sleep } from '../../../src/core/retry.js';
 import { brokers, uniqueName } from '../../helpers/services.js';
+import { changelogPositionsOf, describeLag, folderLag, taskFolder } from '../../helpers/standby-folders.js';
+import type { FolderLag } from '../../helpers/standby-folders.js';
 
 const kafka = new Kafka({ clientId: 'tributary-standby-test', brokers, logLevel: logLevel.NOTHING });
 const topic = uniqueName('standby_ids');
@@ -32,7 +35,9 @@ after(async () => {
   for (const folder of folders) await rm(folder, { recursive: true, force: true });
 });
 
-async function startInstance(name: string): Promise<{ app: App; sink: MemorySink<string> }> {
+async function startInstance(
+  name: string,
+): Promise<{ app: App; sink: MemorySink<string>; stateDir: string }> {
   const stateDir = await mkdtemp(join(tmpdir(), `tributary-standby-${name}-`));
   folders.push(stateDir);
   const app = tributary({
@@ -54,7 +59,7 @@ async function startInstance(name: string): Promise<{ app: App; sink: MemorySink
     .dedupe((id) => id, { horizon: days(1) })
     .to(sink);
   await app.start();
-  return { app, sink };
+  return { app, sink, stateDir };
 }
 
 async function produce(ids: readonly string[]): Promise<void> {
@@ -80,13 +85,43 @@ async function waitFor(what: string, check: () => Promise<boolean> | boolean, ti
   throw new Error(`${what}: not within ${timeoutMs} ms`);
 }
 
-/** tributary_restore_records_total of one partition, from an instance's /metrics. */
-async function restoredRecords(app: App, partition: number): Promise<number> {
+const RESTORED = 'tributary_restore_records_total';
+
+/**
+ * tributary_restore_records_total of one partition, from an instance's /metrics; undefined when the
+ * partition has no series (the instance never ran its task). The counter itself must be exported.
+ */
+async function restoredRecords(app: App, partition: number): Promise<number | undefined> {
   const text = await (await fetch(`${app.adminAddress}/metrics`)).text();
+  assert.ok(text.includes(`# TYPE ${RESTORED} counter`), `${RESTORED} is exported`);
   const line = text
     .split('\n')
-    .find((l) => l.startsWith('tributary_restore_records_total{') && l.includes(`partition="${partition}"`));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+    .find((l) => l.startsWith(`${RESTORED}{`) && l.includes(`partition="${partition}"`));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/**
+ * Waits until the standby folder of `partition` is as far as the changelogs go: every record applied,
+ * only each changelog's last commit marker beyond it. The changelogs are idle by then (every id went
+ * through), so a copy of the folder is consistent; a copy taken mid-write is simply read again.
+ */
+async function standbyCaughtUp(stateDir: string, partition: number): Promise<FolderLag> {
+  const folder = taskFolder(stateDir, appId, partition);
+  const deadline = Date.now() + 30_000;
+  let last = 'never read';
+  while (Date.now() < deadline) {
+    const positions = await changelogPositionsOf(folder).catch((error: unknown) => {
+      last = `the copy did not open: ${String(error)}`;
+      return undefined;
+    });
+    if (positions !== undefined) {
+      const lag = await folderLag(appId, partition, positions);
+      if (lag.span > 0 && lag.behind <= lag.changelogsWithData) return lag;
+      last = `${lag.behind} of ${lag.span} offsets behind (${describeLag(lag)})`;
+    }
+    await sleep(500);
+  }
+  throw new Error(`the standby folder ${folder} did not follow its changelogs: ${last}`);
 }
 
 /** Offsets in every changelog topic of the app, for one partition (markers included). */
@@ -134,7 +169,14 @@ test('a standby replica takes over with the dedupe state: no id passes twice, an
     );
     const partitionOfA = (await get<{ tasks: { partition: number }[] }>(a.app, '/tasks')).tasks[0]?.partition;
     assert.ok(partitionOfA !== undefined);
-    const restoredBefore = await restoredRecords(b.app, partitionOfA);
+    // Before A leaves: B's standby folder holds everything A committed, read from the folder itself.
+    const standbyLag = await standbyCaughtUp(b.stateDir, partitionOfA);
+    assert.ok(
+      standbyLag.span > 40,
+      `the changelog of partition ${partitionOfA} spans ${standbyLag.span} offsets (${describeLag(standbyLag)})`,
+    );
+    // B never ran this partition's task (no series yet), or ran it briefly before the group settled.
+    const restoredBefore = (await restoredRecords(b.app, partitionOfA)) ?? 0;
 
     await a.app.stop();
     await waitFor('the survivor runs both partitions', async () => {
@@ -156,7 +198,13 @@ test('a standby replica takes over with the dedupe state: no id passes twice, an
       'every id once: the repeated ids were dropped as duplicates',
     );
     assert.equal(new Set(all).size, all.length);
-    const restoredAtTakeover = (await restoredRecords(b.app, partitionOfA)) - restoredBefore;
+    // The task's series exists once it committed (at 0 when the standby copy needed nothing more).
+    const restoredAfter = await restoredRecords(b.app, partitionOfA);
+    assert.ok(
+      restoredAfter !== undefined,
+      `${RESTORED} has a series for partition ${partitionOfA} on the survivor`,
+    );
+    const restoredAtTakeover = restoredAfter - restoredBefore;
     const changelogSize = await changelogOffsets(partitionOfA);
     assert.ok(
       changelogSize > 40,

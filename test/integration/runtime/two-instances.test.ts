@@ -44,6 +44,23 @@ async function waitForSplit(a: Worker, b: Worker, timeoutMs = 60_000): Promise<[
   throw new Error(`instances did not split the partitions: ${JSON.stringify(last)}`);
 }
 
+/**
+ * Polls the worker's /health until it runs exactly `expected` (or the deadline passes); returns the
+ * partitions it ran last, for the caller to assert on.
+ */
+async function waitForPartitions(worker: Worker, expected: number[], timeoutMs = 60_000): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  let partitions: number[] = [];
+  while (Date.now() < deadline) {
+    partitions = [...((await worker.admin<Health>('/health', TOKEN)).body.partitions ?? [])].sort(
+      (x, y) => x - y,
+    );
+    if (partitions.join() === expected.join()) break;
+    await sleep(250);
+  }
+  return partitions;
+}
+
 test('two instances split the partitions, survive a leave and a rejoin while producing, totals exact', async () => {
   const env = { TRIBUTARY_ADMIN_TOKEN: TOKEN };
   const a = new Worker(run, env);
@@ -76,9 +93,11 @@ test('two instances split the partitions, survive a leave and a rejoin while pro
     await sleep(8000);
     b.kill('SIGTERM'); // a clean leave: B checkpoints and releases its partitions to A
     assert.equal(await b.exit(40_000), 0, `B stops cleanly; log:\n${b.tail()}`);
-    await sleep(6000);
-    const afterLeave = await a.admin<Health>('/health', TOKEN);
-    assert.deepEqual(afterLeave.body.partitions, [0, 1, 2, 3, 4, 5, 6, 7], 'A took over every partition');
+    assert.deepEqual(
+      await waitForPartitions(a, [0, 1, 2, 3, 4, 5, 6, 7]),
+      [0, 1, 2, 3, 4, 5, 6, 7],
+      'A took over every partition',
+    );
 
     b = new Worker(run, env); // and B comes back: a second handover, from A to B
     await b.ready();

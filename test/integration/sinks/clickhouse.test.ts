@@ -365,26 +365,52 @@ test('a row that does not fit the table rejects the write without retrying', asy
 });
 
 test('each write is one insert of all its rows', async () => {
-  const inserts: number[] = [];
-  const logger = pino(
-    { level: 'debug' },
-    {
-      write(line: string) {
-        const entry = JSON.parse(line) as { msg: string; rows?: number };
-        if (entry.msg === 'inserted into ClickHouse') inserts.push(entry.rows ?? 0);
-      },
-    },
-  );
-  const writer = await openSink('one_insert_per_write', { logger });
+  // What ClickHouse received, from its query log (scripts/stack/clickhouse-config.xml enables the
+  // table; this sink's queries ask to be logged), not what the sink says it did.
+  const writer = await openSink('one_insert_per_write', {
+    url: `${CLICKHOUSE_TEST_URL}?clickhouse_setting_log_queries=1`,
+  });
   await writer.write([usage({ key: { subject: 'a', meter: 'm' } })]);
   await writer.write(
     Array.from({ length: 12_000 }, (_, index) => usage({ key: { subject: `s${index}`, meter: 'm' } })),
   );
   await writer.close();
-  assert.deepEqual(inserts, [1, 12_000]);
+  assert.deepEqual(await insertsReceived('one_insert_per_write'), [
+    { outcome: 'finished', rows: 1 },
+    { outcome: 'finished', rows: 12_000 },
+  ]);
   const [count] = await db.query<{ n: string }>(`SELECT count() AS n FROM ${db.name}.one_insert_per_write`);
   assert.equal(Number(count?.n), 12_001);
 });
+
+/**
+ * Every INSERT into `table` of this file's database that ClickHouse logged (system.query_log), by
+ * rows written, fewest first: `finished`, or `failed` for one that raised an exception.
+ */
+async function insertsReceived(table: string): Promise<Array<{ outcome: string; rows: number }>> {
+  await db.command('SYSTEM FLUSH LOGS');
+  const [queryLog] = await db.query<{ n: string }>(
+    `SELECT count() AS n FROM system.tables WHERE database = 'system' AND name = 'query_log'`,
+  );
+  assert.equal(
+    Number(queryLog?.n),
+    1,
+    'system.query_log exists (the server runs with the query_log section of scripts/stack/clickhouse-config.xml)',
+  );
+  // `type` is a number on 18.16 (1 start, 2 finish, 3-4 exceptions) and an Enum8 of those names later.
+  const entries = await db.query<{ type: string; rows: string }>(
+    `SELECT toString(type) AS type, written_rows AS rows FROM system.query_log ` +
+      `WHERE query LIKE 'INSERT INTO %' ` +
+      `AND position(query, '${db.name}') > 0 AND position(query, '${table}') > 0 ` +
+      `ORDER BY written_rows, event_time`,
+  );
+  return entries
+    .filter((entry) => entry.type !== '1' && entry.type !== 'QueryStart')
+    .map((entry) => ({
+      outcome: entry.type === '2' || entry.type === 'QueryFinish' ? 'finished' : 'failed',
+      rows: Number(entry.rows),
+    }));
+}
 
 test('write() retries while ClickHouse is unreachable and succeeds once it is back', async () => {
   const proxy = await startTcpProxy();
