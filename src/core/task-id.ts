@@ -79,3 +79,15 @@ export function legacyFolderName(id: TaskId): string | undefined {
 function isWholeNumber(n: number): boolean {
   return Number.isSafeInteger(n) && n >= 0;
 }
+
+/**
+ * A task as an admin route or a command names it: its id (`0_3`), or a bare partition number (`3`,
+ * what routes took before task ids) for the one sub-topology. Undefined for anything else.
+ */
+export function parseTaskRef(text: string): TaskId | undefined {
+  if (/^\d+$/.test(text)) {
+    const partition = Number(text);
+    return Number.isSafeInteger(partition) ? TaskId.of(SINGLE_SUBTOPOLOGY, partition) : undefined;
+  }
+  return TaskId.parse(text);
+}

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
+import { SINGLE_SUBTOPOLOGY, taskIdOf } from '../../src/core/task-id.js';
 import { StateDb } from '../../src/state/db.js';
 import { storeLevelName, storeLocalLevels } from '../../src/state/store-manifest.js';
 import { UsageGenerator } from '../../examples/metering/generator.js';
@@ -45,7 +46,7 @@ export async function spilledDedupeIds(
   const [indexLevel] = storeLocalLevels('dedupe', store) as [string];
   const spilled = new Map<number, number>();
   for (const partition of partitions) {
-    const folder = join(stopped.stateDir, run.appId, `task-${partition}`);
+    const folder = join(stopped.stateDir, run.appId, taskIdOf(SINGLE_SUBTOPOLOGY, partition).folderName);
     if (!existsSync(folder)) {
       spilled.set(partition, 0);
       continue;
@@ -74,7 +75,7 @@ export async function spilledWindowEntries(
   assert.ok(!stopped.alive, "the worker has stopped (it holds its folders' locks)");
   const spilled = new Map<number, number>();
   for (const partition of partitions) {
-    const folder = join(stopped.stateDir, run.appId, `task-${partition}`);
+    const folder = join(stopped.stateDir, run.appId, taskIdOf(SINGLE_SUBTOPOLOGY, partition).folderName);
     let count = 0;
     if (existsSync(folder)) {
       const db = await StateDb.open(folder);
