@@ -3,14 +3,17 @@
  * owns is in exactly one of these states, and moves only along TRANSITIONS.
  *
  *   opening ──▶ restoring ──▶ running ──▶ closing ──▶ closed
- *      │  └─────────────────────▲  ▲         ▲
- *      └────────────────────────┼──┼─────────┘ (an open that failed or was given up)
- *   standby ──▶ opening (promoted: its folder handed to the task)
+ *      │  ▲          │                       ▲
+ *      │  └──────────┘ (Kafka trouble: fence again)
+ *      ├─────────────────────────▶ running (no changelogs: nothing to restore)
+ *      └──── opening, restoring ─────────────┘ (an open that failed or was given up)
+ *   standby ──▶ opening (promoted: its folder handed to the task, which fences and replays the tail)
  *      └──────▶ closing (moved away, shutdown)
  *
  * - opening: the task is this instance's; its folder is being claimed (the previous owner's lock,
  *   the changelog's transactional id fenced). Without changelogs it goes straight to running.
- * - restoring: fenced; replaying its changelog into the folder, then loading the stores.
+ * - restoring: fenced; replaying its changelog into the folder, then loading the stores. Kafka
+ *   unreachable meanwhile sends it back to opening, to fence again on the next attempt.
  * - running: open, fed batches, committed by the commit loop.
  * - closing: committed and closed on a revoke or shutdown, or closed without writing after its
  *   transaction failed (lost); its folder is released once closed.
@@ -27,7 +30,7 @@ export type TaskState = 'opening' | 'restoring' | 'running' | 'closing' | 'close
 /** The states a task may move to from each state. */
 export const TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>> = {
   opening: ['restoring', 'running', 'closing'],
-  restoring: ['running', 'closing'],
+  restoring: ['running', 'opening', 'closing'],
   running: ['closing'],
   closing: ['closed'],
   closed: [],
