@@ -49,7 +49,13 @@ export async function migrateLegacyFolder(
     );
     return dir;
   }
-  await rename(legacy, dir);
+  try {
+    await rename(legacy, dir);
+  } catch (error) {
+    // Renamed meanwhile by this task's standby or another instance on the same state directory.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' && (await isDirectory(dir))) return dir;
+    throw error;
+  }
   logger.info(
     { task: id.toString(), from: legacy, to: dir },
     'state folder renamed to its task id (written by a version before task ids)',
