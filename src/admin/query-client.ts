@@ -28,15 +28,19 @@ export interface KeyLookupResponse {
   unreachable: Array<{ adminUrl: string; error: string }>;
 }
 
-/** The answer of `GET /tasks/:partition/stores/:store`. */
+/** The answer of `GET /tasks/:task/stores/:store`. */
 export interface StorePageResponse extends StorePage {
   store: string;
   kind: StoreKind;
+  /** The task id (`0_3`); absent from an instance of a version before task ids. */
+  task?: string;
   partition: number;
 }
 
 /** A task as `GET /tasks` shows it (the fields the client reads). */
 export interface TaskSummary {
+  /** The task id (`0_3`); absent from an instance of a version before task ids. */
+  id?: string;
   partition: number;
   /** Next offset per source topic, as of the last commit. */
   positions: Record<string, string>;
@@ -45,7 +49,7 @@ export interface TaskSummary {
   metrics: TaskMetrics;
 }
 
-/** A store of a task as `GET /tasks/:partition/stores` lists it. */
+/** A store of a task as `GET /tasks/:task/stores` lists it. */
 export interface StoreSummary {
   name: string;
   kind: StoreKind;
@@ -129,7 +133,10 @@ export function queryStore(
   );
 }
 
-/** One page of a store's decoded entries in one partition (`next` asks for the following page). */
+/**
+ * One page of a store's decoded entries in one partition (`next` asks for the following page). The
+ * route names the task by its partition, which instances before and after task ids both take.
+ */
 export function readStore(
   adminUrl: string,
   partition: number,

@@ -13,6 +13,7 @@ import { CONSOLE_PREFIX, isConsoleAssetPath, loadConsoleAssets } from './console
 import { topologyGraph } from './topology-graph.js';
 import type { TopologyShape } from './topology-graph.js';
 import { StoreQueryError } from '../core/store-reads.js';
+import { parseTaskRef } from '../core/task-id.js';
 import type { StoreReadOptions } from '../core/store-reads.js';
 import { NoSuchStoreError, lookupAcrossPeers, lookupLocally } from './store-lookup.js';
 import type { PeerProvider } from './store-lookup.js';
@@ -166,11 +167,13 @@ export async function startAdminServer(instance: Instance, options: AdminOptions
     deadLetters: instance.recentDeadLetters(),
   }));
 
-  // `opening`: partitions whose task is being opened, with restore progress while restoring.
+  // `opening`: tasks being opened, with restore progress while restoring; `standbys`: the partitions
+  // of the standby replicas kept here, `standbyTasks` their ids.
   server.get('/tasks', async () => ({
     tasks: instance.tasks(),
     opening: instance.openingTasks(),
     standbys: instance.standbyReplicas(),
+    standbyTasks: instance.standbyTasks().map(String),
     // The server's clock, against which the console shows watermark delay and commit age.
     now: Date.now(),
   }));
@@ -183,10 +186,10 @@ export async function startAdminServer(instance: Instance, options: AdminOptions
     return cluster;
   });
 
-  server.get<{ Params: { partition: string } }>('/tasks/:partition/stores', async (request, reply) => {
-    const host = instance.task(Number(request.params.partition));
-    if (!host)
-      return reply.code(404).send({ error: `partition ${request.params.partition} is not assigned here` });
+  // A task is named by its id (`0_3`) or, as before task ids, by its partition (`3`).
+  server.get<{ Params: { task: string } }>('/tasks/:task/stores', async (request, reply) => {
+    const host = runningTask(instance, request.params.task);
+    if (!host) return reply.code(404).send({ error: notHere(request.params.task) });
     return {
       stores: host.task
         .stores()
@@ -196,23 +199,27 @@ export async function startAdminServer(instance: Instance, options: AdminOptions
 
   // A page of decoded entries: `limit`, `after` (the previous page's `next`), `from`/`to` (window start).
   server.get<{
-    Params: { partition: string; store: string };
+    Params: { task: string; store: string };
     Querystring: { limit?: string; after?: string; from?: string; to?: string; key?: string };
-  }>('/tasks/:partition/stores/:store', async (request, reply) => {
+  }>('/tasks/:task/stores/:store', async (request, reply) => {
     if (request.query.key !== undefined)
       return reply.code(400).send({
         error: `look keys up at /stores/${encodeURIComponent(request.params.store)}/keys/${encodeURIComponent(request.query.key)} (every partition holding the key answers)`,
       });
-    const partition = Number(request.params.partition);
-    const host = instance.task(partition);
-    if (!host)
-      return reply.code(404).send({ error: `partition ${request.params.partition} is not assigned here` });
+    const host = runningTask(instance, request.params.task);
+    if (!host) return reply.code(404).send({ error: notHere(request.params.task) });
     const store = host.task.stores().find((s) => s.name === request.params.store);
     if (!store) return reply.code(404).send({ error: `no store "${request.params.store}"` });
     return answering(reply, async () => {
       const read = readOptions(request.query);
       const page = await host.queue.run(() => store.read(read));
-      return { store: store.name, kind: store.kind, partition, ...page };
+      return {
+        store: store.name,
+        kind: store.kind,
+        task: host.id.toString(),
+        partition: host.partition,
+        ...page,
+      };
     });
   });
 
@@ -242,4 +249,16 @@ export async function startAdminServer(instance: Instance, options: AdminOptions
 
   await server.listen({ host: options.host, port: options.port });
   return server;
+}
+
+/** The running task a route names (`0_3`, or a bare partition `3`); undefined when not running here. */
+function runningTask(instance: Instance, ref: string) {
+  const id = parseTaskRef(ref);
+  return id === undefined ? undefined : instance.task(id);
+}
+
+function notHere(ref: string): string {
+  return parseTaskRef(ref) === undefined
+    ? `"${ref}" is not a task id (e.g. 0_3) or a partition number`
+    : `task ${ref} is not running here`;
 }

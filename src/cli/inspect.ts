@@ -55,8 +55,9 @@ export function formatTasks(
 ): string[] {
   if (tasks.length === 0) return ['no partitions assigned to this instance'];
   const taskLines = formatTable(
-    ['PARTITION', 'RECORDS', 'WATERMARK', 'PENDING OUTPUTS', 'PAUSED', 'POSITIONS'],
+    ['TASK', 'PARTITION', 'RECORDS', 'WATERMARK', 'PENDING OUTPUTS', 'PAUSED', 'POSITIONS'],
     tasks.map((task) => [
+      task.id ?? '-',
       String(task.partition),
       String(task.metrics.recordsProcessed),
       timeCell(task.metrics.watermark),

@@ -219,7 +219,7 @@ export interface StandbyState {
 
 export interface OpenTaskOptions {
   partition: number;
-  /** Folder of this task's LevelDB, e.g. `<stateDir>/<appId>/task-<partition>`. */
+  /** Folder of this task's LevelDB, e.g. `<stateDir>/<appId>/task-0_3` (TaskId.folderName). */
   dir: string;
   /** Wall clock, injectable for tests. */
   now?: () => number;

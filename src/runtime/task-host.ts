@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { RetriesExhaustedError, retry } from '../core/retry.js';
 import { SerialQueue } from '../core/serial-queue.js';
+import type { TaskId } from '../core/task-id.js';
 import type { OpenTaskOptions, Outbox, PartitionTask, RunnableTopology } from '../core/task.js';
 import type { TaskChangelogLink } from './changelog.js';
 
@@ -65,11 +66,16 @@ export class TaskHost {
   lastCommitAt: number | undefined;
 
   constructor(
-    readonly partition: number,
+    readonly id: TaskId,
     readonly task: PartitionTask,
     /** The task's changelog link (transactions, restore), when changelogs are on. */
     readonly changelog?: TaskChangelogLink,
   ) {}
+
+  /** The partition the task reads (of every source topic). */
+  get partition(): number {
+    return this.id.partition;
+  }
 
   /** The outbox feeding `name` (a sink's name, or DLQ_OUTBOX). */
   outbox(name: string): Outbox | undefined {

@@ -12,6 +12,7 @@ import type { Headers } from '../core/records.js';
 import type { DeadLetter, RawRecord } from '../core/records.js';
 import { SerialQueue } from '../core/serial-queue.js';
 import { CacheBudget } from '../core/cache-budget.js';
+import { SINGLE_SUBTOPOLOGY, taskIdOf } from '../core/task-id.js';
 import { DLQ_OUTBOX } from '../core/task.js';
 import type { PartitionTask, StoreView, TaskMetrics } from '../core/task.js';
 import type { Topology } from './topology.js';
@@ -261,7 +262,7 @@ export class TestDriver {
           tasks.push(
             await this.topology.openTask({
               partition,
-              dir: join(dir, `task-${partition}`),
+              dir: join(dir, taskIdOf(SINGLE_SUBTOPOLOGY, partition).folderName),
               now: () => this.wallClock,
               resetStores: this.resetStores,
               cache: this.cache,

@@ -8,13 +8,14 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
+import { SINGLE_SUBTOPOLOGY, taskIdOf } from '../../src/core/task-id.js';
 import { changelogTopic } from '../../src/runtime/changelog.js';
 import { StateDb } from '../../src/state/db.js';
 import { brokers } from './services.js';
 
 /** The folder of one partition's task (or standby copy) in an instance's state folder: the runtime's naming. */
 export function taskFolder(stateDir: string, appId: string, partition: number): string {
-  return join(stateDir, appId, `task-${partition}`);
+  return join(stateDir, appId, taskIdOf(SINGLE_SUBTOPOLOGY, partition).folderName);
 }
 
 /**

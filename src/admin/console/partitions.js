@@ -1,4 +1,4 @@
-// The live table of partitions from /tasks: the open tasks with their numbers, and the tasks still
+// The live table of partitions from /tasks: the open tasks with their ids and numbers, and the tasks still
 // opening (restoring their state from a changelog) with their restore progress. Records per second
 // come from the growth of each task's processed counter between two refreshes; delays and ages are
 // measured against the server's clock (`now` in the answer), so a browser on another machine shows
@@ -57,6 +57,7 @@ function row(task, now) {
   return el(
     'tr',
     { 'data-partition': task.partition, class: task.paused ? 'paused' : undefined },
+    cell('task', task.id ?? '—'),
     cell('partition', String(task.partition)),
     cell('owner', task.instance ?? '—'),
     cell('lag', formatNumber(task.lag)),
@@ -83,6 +84,7 @@ function openingRow(opening) {
   return el(
     'tr',
     { 'data-partition': opening.partition, class: 'opening' },
+    cell('task', opening.task ?? '—'),
     cell('partition', String(opening.partition)),
     ...['owner', 'lag', 'watermark', 'watermark-delay', 'records-per-second', 'processed'].map(blank),
     ...['duplicates', 'late', 'dead-letters', 'pending-outputs', 'paused', 'last-commit'].map(blank),

@@ -52,8 +52,9 @@ test('tributary inspect: tasks and stores, a store page, a group key and dedupe 
   const env = { TRIBUTARY_ADMIN_TOKEN: 'secret' };
   try {
     const overview = await tributary(['inspect', url], env);
-    const tasks = tableOf(overview, 'PARTITION  RECORDS');
+    const tasks = tableOf(overview, 'TASK  PARTITION  RECORDS');
     assert.deepEqual(tasks[0], [
+      'TASK',
       'PARTITION',
       'RECORDS',
       'WATERMARK',
@@ -61,7 +62,10 @@ test('tributary inspect: tasks and stores, a store page, a group key and dedupe 
       'PAUSED',
       'POSITIONS',
     ]);
-    assert.deepEqual([tasks[1]?.[0], tasks[1]?.[1], tasks[1]?.[5]], ['1', '3', 'events@3']);
+    assert.deepEqual(
+      [tasks[1]?.[0], tasks[1]?.[1], tasks[1]?.[2], tasks[1]?.[6]],
+      ['0_1', '1', '3', 'events@3'],
+    );
     const stores = tableOf(overview, 'PARTITION  STORE');
     assert.deepEqual(stores, [
       ['PARTITION', 'STORE', 'KIND', 'ENTRIES'],

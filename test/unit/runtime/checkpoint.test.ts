@@ -4,6 +4,7 @@ import pino from 'pino';
 import type { PartitionTask, RawRecord, ResumeDecision } from '../../../src/core/index.js';
 import { Checkpoint } from '../../../src/runtime/checkpoint.js';
 import { RuntimeMetrics } from '../../../src/runtime/metrics.js';
+import { taskIdOf } from '../../../src/core/task-id.js';
 import { TaskHost, openTaskWaitingForLock } from '../../../src/runtime/task-host.js';
 import type { RunnableTopology } from '../../../src/core/index.js';
 
@@ -45,7 +46,11 @@ test('commit ticks and commits every open task in its queue and returns their co
   const a = fakeTask(0, new Map([['in', 5n]]));
   const b = fakeTask(1, new Map([['in', 7n]]));
   const closed = fakeTask(2, new Map([['in', 9n]]));
-  const hosts = [new TaskHost(0, a.task), new TaskHost(1, b.task), new TaskHost(2, closed.task)];
+  const hosts = [
+    new TaskHost(taskIdOf(0, 0), a.task),
+    new TaskHost(taskIdOf(0, 1), b.task),
+    new TaskHost(taskIdOf(0, 2), closed.task),
+  ];
   (hosts[2] as TaskHost).closed = true;
 
   const { offsets } = await checkpoint.commit(hosts, 1_000);
@@ -61,7 +66,7 @@ test('commit ticks and commits every open task in its queue and returns their co
 test('hand-over on revoke: commit then close with no batch in between, and nothing runs on the task after', async () => {
   const checkpoint = new Checkpoint(new RuntimeMetrics('test'), logger);
   const { task, calls } = fakeTask(0, new Map());
-  const host = new TaskHost(0, task);
+  const host = new TaskHost(taskIdOf(0, 0), task);
   const batch = () =>
     host.queue.run(async () => {
       if (!host.closed) await task.process([]);

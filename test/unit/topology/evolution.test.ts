@@ -172,7 +172,7 @@ test('a state folder from before store manifests is checked by its store subleve
     const old = new TestDriver(meteringTopology({ dedupeName: 'dedupe-4' }), { stateDir: dir });
     await old.pipe('usage', event('1', 'a', 5, 1));
     await old.close();
-    const db = new ClassicLevel<string, string>(join(dir, 'task-0'), { valueEncoding: 'utf8' });
+    const db = new ClassicLevel<string, string>(join(dir, 'task-0_0'), { valueEncoding: 'utf8' });
     const meta = db.sublevel<string, string>('meta', { valueEncoding: 'utf8' });
     assert.match((await meta.get('store-manifest')) ?? '', /"dedupe-4"/, 'the commit wrote a manifest');
     await meta.del('store-manifest');
