@@ -48,7 +48,7 @@ export const configSchema = z.strictObject({
   /** Distinguishes instances of one app in logs and metrics. */
   instanceId: z.string().min(1).default(`${hostname()}-${process.pid}`),
   brokers: z.array(z.string().min(1)).min(1).default(['127.0.0.1:9092']),
-  /** LevelDB state lives in `<stateDir>/<appId>/task-<partition>`. */
+  /** LevelDB state lives in `<stateDir>/<appId>/task-<task id>` (`task-0_3`: sub-topology 0, partition 3). */
   stateDir: z.string().min(1).default('.tributary-state'),
   state: z
     .strictObject({
@@ -211,7 +211,7 @@ const ENV_SETTINGS: readonly EnvSetting[] = [
   {
     path: ['stateDir'],
     kind: 'string',
-    note: 'LevelDB state in <stateDir>/<appId>/task-<partition>',
+    note: 'LevelDB state in <stateDir>/<appId>/task-<task id> (task-0_3: sub-topology 0, partition 3)',
   },
   {
     path: ['state', 'cacheMaxBytes'],
