@@ -1,6 +1,6 @@
 /**
  * The one owner of an instance's tasks, as Kafka Streams' TaskManager: every task this instance has
- * (active or standby) is here, with its state (task-state.ts), and moves only through the methods
+ * (active or standby) is here, with its state (task-lifecycle.ts), and moves only through the methods
  * below. `Instance` tells it what the group assigned (`assign`, `setStandbys`), asks it for a task to
  * feed a batch to (`hostFor`), hands it the tasks a commit lost (`lose`) and winds it down on shutdown.
  *
@@ -25,8 +25,8 @@ import type { KafkaAdmin, PartitionReader, TaskTransactions } from './kafka/clie
 import type { RuntimeMetrics } from './metrics.js';
 import { TaskHost, isLockError, openTaskWaitingForLock } from './task-host.js';
 import { migrateLegacyFolder, taskTransactionalId } from './task-folder.js';
-import { TaskLifecycle } from './task-state.js';
-import type { TaskState } from './task-state.js';
+import { TaskLifecycle } from './task-lifecycle.js';
+import type { TaskState } from './task-lifecycle.js';
 
 /** Holding a task on a RetriableError or Kafka trouble: 100 ms, doubling, at most 5 s between attempts. */
 export const HOLD_ON_RETRIABLE: RetryPolicy = { initialDelayMs: 100, maxDelayMs: 5000 };

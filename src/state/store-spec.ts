@@ -1,7 +1,7 @@
 /**
  * A store as a topology declares it: its identity (name, kind, format: what the store manifest
  * compares) and how to make it over a task's StateDb. The topology's builder produces these; the task
- * state (task-state.ts) opens them.
+ * state (state/task-state.ts) opens them.
  */
 import type { CacheMemory } from '../core/task.js';
 import type { ChangelogDeriver, ManagedStore, StateDb } from './db.js';

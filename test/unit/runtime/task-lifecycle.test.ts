@@ -1,5 +1,5 @@
 /**
- * The task lifecycle's state machine (runtime/task-state.ts) and the task id (core/task-id.ts): every
+ * The task lifecycle's state machine (runtime/task-lifecycle.ts) and the task id (core/task-id.ts): every
  * valid transition is taken, every other one refused naming the task and both states; ids parse,
  * print, order and name their folder and transactional id.
  */
@@ -13,8 +13,8 @@ import {
   taskIdOf,
 } from '../../../src/core/task-id.js';
 import { taskTransactionalId } from '../../../src/runtime/task-folder.js';
-import { InvalidTaskTransitionError, TRANSITIONS, TaskLifecycle } from '../../../src/runtime/task-state.js';
-import type { TaskState } from '../../../src/runtime/task-state.js';
+import { InvalidTaskTransitionError, TRANSITIONS, TaskLifecycle } from '../../../src/runtime/task-lifecycle.js';
+import type { TaskState } from '../../../src/runtime/task-lifecycle.js';
 
 const STATES: TaskState[] = ['opening', 'restoring', 'running', 'closing', 'closed', 'standby'];
 
