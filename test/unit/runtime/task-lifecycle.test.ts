@@ -13,7 +13,11 @@ import {
   taskIdOf,
 } from '../../../src/core/task-id.js';
 import { taskTransactionalId } from '../../../src/runtime/task-folder.js';
-import { InvalidTaskTransitionError, TRANSITIONS, TaskLifecycle } from '../../../src/runtime/task-lifecycle.js';
+import {
+  InvalidTaskTransitionError,
+  TRANSITIONS,
+  TaskLifecycle,
+} from '../../../src/runtime/task-lifecycle.js';
 import type { TaskState } from '../../../src/runtime/task-lifecycle.js';
 
 const STATES: TaskState[] = ['opening', 'restoring', 'running', 'closing', 'closed', 'standby'];
