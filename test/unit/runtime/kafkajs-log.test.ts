@@ -81,6 +81,64 @@ test('known-benign kafkajs messages are debug lines, not warnings', () => {
   );
 });
 
+test('retriable coordinator answers and the partitioner notice are debug; a real error still shows', () => {
+  // A transactional producer on a fresh broker: kafkajs finds the coordinator again and retries.
+  assert.equal(
+    pinoLevelOf(
+      logLevel.ERROR,
+      'Response InitProducerId(key: 22, version: 1)',
+      "The coordinator is loading and hence can't process requests",
+    ),
+    'debug',
+  );
+  assert.equal(
+    pinoLevelOf(
+      logLevel.ERROR,
+      'Response TxnOffsetCommit(key: 28, version: 0)',
+      'This is not the correct coordinator',
+    ),
+    'debug',
+  );
+  assert.equal(
+    pinoLevelOf(
+      logLevel.WARN,
+      'KafkaJS v2.0.0 switched default partitioner. To retain the same partitioning behavior as in previous versions, create the producer with the option "createPartitioner: Partitioners.LegacyPartitioner".',
+      undefined,
+    ),
+    'debug',
+  );
+  assert.equal(
+    pinoLevelOf(
+      logLevel.ERROR,
+      'Response InitProducerId(key: 22, version: 1)',
+      'Not authorized to access transactional id',
+    ),
+    'warn',
+    'the same request refused for another reason is not hidden',
+  );
+  const { logger, lines } = capturingLogger('info');
+  const log = kafkajsLogCreator(logger)(logLevel.WARN);
+  const entry = (message: string, error: string) =>
+    log({
+      namespace: 'Connection',
+      level: logLevel.ERROR,
+      label: 'ERROR',
+      log: { timestamp: '', logger: 'kafkajs', message, error },
+    });
+  entry(
+    'Response InitProducerId(key: 22, version: 1)',
+    "The coordinator is loading and hence can't process requests",
+  );
+  entry(
+    'Response Produce(key: 0, version: 7)',
+    'The request included a message larger than the max message size',
+  );
+  assert.deepEqual(
+    lines.map((line) => line['error']),
+    ['The request included a message larger than the max message size'],
+  );
+});
+
 test("kafkajs lines come out in the app logger's shape, tagged component kafkajs", () => {
   const { logger, lines } = capturingLogger('info');
   const log = kafkajsLogCreator(logger)(logLevel.WARN);

@@ -33,6 +33,16 @@ export const BENIGN_KAFKAJS_MESSAGES: readonly BenignMessage[] = [
     error: /coordinator/i,
   },
   { message: /coordinator/i, error: /(not available|is loading|not the correct coordinator)/i },
+  // Any request answered "coordinator loading / moved / not yet available" (InitProducerId of a
+  // transactional producer on a fresh broker, a commit after the coordinator moved): retriable errors
+  // kafkajs retries itself after finding the coordinator again.
+  {
+    message: /^Response \w+/,
+    error: /(coordinator is loading|not the correct coordinator|coordinator is not available)/i,
+  },
+  // kafkajs' migration note that v2 changed the default partitioner, printed for a producer created
+  // without `createPartitioner`: a note for code upgrading from kafkajs 1, not a problem of this run.
+  { message: /^KafkaJS v2\.0\.0 switched default partitioner/ },
   // A task's producer fenced by the partition's new owner, as a rebalance goes: the runtime closes the
   // task and logs it with the partition (instance.ts reopenLost, checkpoint.ts handOver).
   {
