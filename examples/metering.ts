@@ -66,6 +66,7 @@ async function main(): Promise<number> {
     topic,
     rate,
     totalEvents: Math.round(rate * durationS),
+    logger: app.logger.child({ component: 'generator' }),
   });
   await generator.connect();
   const started = Date.now();

@@ -9,11 +9,13 @@
  * on a minute boundary in the past), so a one-minute run closes several windows and its last window
  * is complete when production stops.
  */
-import { Kafka, Partitioners, logLevel } from 'kafkajs';
-import type { Message, Producer } from 'kafkajs';
+import { Partitioners } from 'kafkajs';
+import type { Kafka, Message, Producer } from 'kafkajs';
+import type { Logger } from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { avro } from '../../src/index.js';
 import type { Serde } from '../../src/index.js';
+import { exampleKafka } from './kafka.js';
 import { METERING_WINDOW } from './pipeline.js';
 import { usageEventSchema } from './usage-event.js';
 import type { UsageEvent } from './usage-event.js';
@@ -44,6 +46,8 @@ export interface GeneratorOptions {
   /** Avro schema the events are written with (registered under `<topic>-value`); default schemas/usage-event.avsc. */
   writerSchema?: string;
   seed?: number;
+  /** Where kafkajs' lines go (through the runtime's kafkajs bridge); default warnings on stderr. */
+  logger?: Logger;
 }
 
 export interface WindowTotals {
@@ -115,7 +119,7 @@ export class UsageGenerator {
   private producer: Producer | undefined;
   private readonly serde: Serde<UsageEvent>;
   private readonly next: () => number;
-  private readonly options: Required<Omit<GeneratorOptions, 'eventTimeStart'>>;
+  private readonly options: Required<Omit<GeneratorOptions, 'eventTimeStart' | 'logger'>>;
   private readonly recent: UsageEvent[] = [];
   /** Fresh events that left `recent`, kept only when old duplicates are asked for. */
   private readonly older: UsageEvent[] = [];
@@ -137,11 +141,7 @@ export class UsageGenerator {
       ...options,
     };
     this.next = seededRandom(this.options.seed);
-    this.kafka = new Kafka({
-      clientId: 'usage-generator',
-      brokers: options.brokers,
-      logLevel: logLevel.WARN,
-    });
+    this.kafka = exampleKafka('usage-generator', options.brokers, options.logger);
     this.serde = avro<UsageEvent>({
       registry: { url: options.registryUrl },
       readerSchema: this.options.writerSchema,

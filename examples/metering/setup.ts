@@ -1,11 +1,17 @@
 /** Creates what the reference job needs before it runs: the input topic and its registered schema. */
-import { Kafka, logLevel } from 'kafkajs';
 import type { Admin } from 'kafkajs';
+import type { Logger } from 'pino';
 import { createSchemaRegistryClient } from '../../src/index.js';
+import { exampleKafka } from './kafka.js';
 import { usageEventSchema } from './usage-event.js';
 
-export async function ensureInputTopic(brokers: string[], topic: string, partitions: number): Promise<void> {
-  const kafka = new Kafka({ clientId: 'metering-setup', brokers, logLevel: logLevel.WARN });
+export async function ensureInputTopic(
+  brokers: string[],
+  topic: string,
+  partitions: number,
+  logger?: Logger,
+): Promise<void> {
+  const kafka = exampleKafka('metering-setup', brokers, logger);
   const admin = kafka.admin();
   await admin.connect();
   try {
