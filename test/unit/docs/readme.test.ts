@@ -69,3 +69,18 @@ test('code blocks: only ts/typescript fences are extracted, with their markdown 
   ]);
   assert.throws(() => extractTsBlocks('```ts\nconst x = 1;\n', 'y.md'), /y\.md:1: unterminated code block/);
 });
+
+test("the README's first-project block is the template's src/page-views.ts, word for word", () => {
+  const readme = readFileSync(resolve(root, 'README.md'), 'utf8');
+  const template = readFileSync(resolve(root, 'templates/app/src/page-views.ts'), 'utf8');
+  const blocks = extractTsBlocks(readme, 'README.md');
+  const shown = blocks.find((block) => block.code.includes('export function declarePageViews('));
+  assert.ok(shown, 'the README shows the template topology');
+  assert.equal(
+    `${shown.code}\n`,
+    template,
+    'README and templates/app/src/page-views.ts differ: copy one to the other',
+  );
+  const before = readme.slice(0, readme.indexOf(shown.code));
+  assert.match(before.slice(-600), /The topology is `src\/page-views\.ts`/);
+});
