@@ -126,6 +126,8 @@ export class Topology implements RunnableTopology, TaskPlan {
     if (description.stores.length > 0) {
       lines.push('Stores', ...description.stores.map((store) => `  ${store.name} (${store.kind})`));
     }
+    const partitioned = partitionScopeNote(this.nodes);
+    if (partitioned !== undefined) lines.push(partitioned);
     lines.push(
       `Dead letters: ${description.dlqTopic === undefined ? "the app's DLQ topic (<appId>.dlq unless configured)" : `topic ${description.dlqTopic}`}` +
         ' (records that fail to decode or validate, late events with late: dlq, and records whose processing throws)',
@@ -160,4 +162,30 @@ function danglingStreamWarnings(nodes: readonly NodeSpec[]): string[] {
     );
   }
   return warnings;
+}
+
+/**
+ * What a user must know before trusting a dedupe or an aggregate: a task runs one input partition, so
+ * the node sees that partition's records only. Said in describe() because nothing else would tell them
+ * until the totals came out wrong.
+ */
+function partitionScopeNote(nodes: readonly NodeSpec[]): string | undefined {
+  const dedupes = nodes.filter((node) => node.kind === 'dedupe').map((node) => node.name);
+  const aggregates = nodes.filter((node) => node.kind === 'window-aggregate').map((node) => node.name);
+  if (dedupes.length + aggregates.length === 0) return undefined;
+  const parts = [
+    "Partitions: each task runs one input partition, and its state sees only that partition's records.",
+  ];
+  if (dedupes.length > 0)
+    parts.push(
+      `${dedupes.join(', ')} (dedupe): the same id arriving on two partitions (re-sent under another Kafka key) passes twice and is counted twice.`,
+    );
+  if (aggregates.length > 0)
+    parts.push(
+      `${aggregates.join(', ')} (aggregate): a group key whose records arrive on several partitions gets one result per partition, to be merged downstream (the ClickHouse sink's <table>_totals view does).`,
+    );
+  parts.push(
+    'Produce with a Kafka key that decides the partition: the dedupe id, or the entity the group key belongs to; re-keying inside tributary (selectKey/repartition) comes with a later release.',
+  );
+  return parts.join(' ');
 }

@@ -5,6 +5,7 @@
  */
 import { DEDUPE_FORMAT, DedupeStore, dedupeRestoreDeriver } from '../../state/dedupe-store.js';
 import type { DedupeOptions } from '../../state/dedupe-store.js';
+import { PER_INPUT_PARTITION } from './operator.js';
 import type { Operator } from './operator.js';
 
 export function dedupeOperator<T>(
@@ -14,7 +15,9 @@ export function dedupeOperator<T>(
 ): Operator {
   return {
     kind: 'dedupe',
-    detail: `horizon ${options.horizon} ms`,
+    // A task runs one input partition, so its store remembers that partition's ids only (describeText
+    // says what that means for the producer's key).
+    detail: `horizon ${options.horizon} ms; ${PER_INPUT_PARTITION}`,
     name,
     stores: [
       {

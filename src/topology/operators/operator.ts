@@ -15,6 +15,12 @@ export interface Operator extends Omit<NodeSpec, 'name' | 'parents' | 'stores' |
   readonly reads?: readonly StoreRead[];
 }
 
+/**
+ * The last part of a stateful node's detail: its state holds only the records of the task's input
+ * partition (topology.ts describeText spells out what that asks of the producer's key).
+ */
+export const PER_INPUT_PARTITION = 'per input partition';
+
 /** A function as describe() shows it: its source on one line, shortened (`(e) => e.subject`). */
 export function functionText(fn: (...args: never[]) => unknown): string {
   const text = fn.toString().replace(/\s+/g, ' ').trim();

@@ -20,7 +20,7 @@ import type { WindowState } from '../window-state.js';
 import type { GroupWindowStore } from '../window-store-spec.js';
 import { windowStoreSpec } from '../window-store-spec.js';
 import { groupByStep } from './group-by.js';
-import { functionText } from './operator.js';
+import { PER_INPUT_PARTITION, functionText } from './operator.js';
 import type { Operator } from './operator.js';
 
 /** Entries per shared slot chunk: big enough to amortize, small enough not to pin much memory. */
@@ -48,7 +48,7 @@ export function windowAggregateOperator(config: WindowAggregateConfig): Operator
     name: config.name,
     kind: 'window-aggregate',
     stores: [windowStoreSpec({ name: config.name, spec: config.spec, windows })],
-    detail: `${windows.kind} ${windows.sizeMs} ms, grace ${windows.graceMs} ms, out-of-orderness ${outOfOrderness} ms, late ${late}; group by ${functionText(config.keyOf)}; { ${aggregates} }`,
+    detail: `${windows.kind} ${windows.sizeMs} ms, grace ${windows.graceMs} ms, out-of-orderness ${outOfOrderness} ms, late ${late}; group by ${functionText(config.keyOf)}; { ${aggregates} }; ${PER_INPUT_PARTITION}`,
     schema: windowResultSchema(config.spec),
     graceMs: windows.graceMs,
     reads: [{ kind: 'window', store: config.name, keyOf: config.keyOf }],

@@ -1,7 +1,15 @@
 /** describe() as a user reads it: each node once, the group key, where dead letters go, and dead ends. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TopologyBuilder, count, memorySink, minutes, tumbling, tributary } from '../../../src/index.js';
+import {
+  TopologyBuilder,
+  count,
+  memorySink,
+  minutes,
+  renderTopologyGraph,
+  tumbling,
+  tributary,
+} from '../../../src/index.js';
 import { jsonSerde } from './helpers.js';
 import type { UsageEvent } from './helpers.js';
 
@@ -58,4 +66,34 @@ test('App.describe() shows the configured DLQ topic, and <appId>.dlq by default'
   const configured = tributary({ appId: 'describe-me', dlq: { topic: 'bad-usage' }, handleSignals: false });
   configured.stream('usage', jsonSerde<UsageEvent>()).to(memorySink('out'));
   assert.match(configured.describe(), /^Dead letters: topic bad-usage /m);
+});
+
+test('describe() says that a dedupe and an aggregate see only their input partition, and what key to produce with', () => {
+  const builder = new TopologyBuilder();
+  builder
+    .stream('clicks', jsonSerde<UsageEvent>())
+    .dedupe((e) => e.id, { horizon: minutes(10), name: 'click-ids' })
+    .groupBy((e) => e.subject)
+    .window(tumbling(minutes(1)), { name: 'per-minute' })
+    .aggregate({ count: count() })
+    .to(memorySink('out'));
+  const topology = builder.build();
+  const text = topology.describeText();
+
+  assert.match(text, /Processor: click-ids \(dedupe horizon 600000 ms; per input partition\)/);
+  assert.match(text, /Processor: per-minute \(window-aggregate .*; per input partition\)/);
+  const [note, ...others] = text.split('\n').filter((line) => line.startsWith('Partitions: '));
+  assert.equal(others.length, 0, text);
+  assert.match(note ?? '', /only that partition's records/);
+  assert.match(note ?? '', /click-ids \(dedupe\): the same id arriving on two partitions .* counted twice/);
+  assert.match(note ?? '', /per-minute \(aggregate\): .*one result per partition/);
+  assert.match(note ?? '', /Produce with a Kafka key that decides the partition: the dedupe id/);
+  assert.match(
+    renderTopologyGraph(topology.describe(), 'mermaid'),
+    /click-ids<br\/>dedupe horizon 600000 ms<br\/>per input partition/,
+  );
+
+  const stateless = new TopologyBuilder();
+  stateless.stream('clicks', jsonSerde<UsageEvent>()).to(memorySink('out'));
+  assert.doesNotMatch(stateless.build().describeText(), /Partitions:/, 'no note where no state is kept');
 });

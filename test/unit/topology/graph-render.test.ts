@@ -33,7 +33,7 @@ test('mermaid: a node per source, processor, sink and store; the flow, the late 
   const lines = graph.split('\n');
   assert.equal(lines[0], 'flowchart LR');
   assert.ok(lines.includes('  n0(["source-0<br/>topic clicks"])'), graph);
-  assert.ok(lines.includes('  n1["click-ids<br/>dedupe horizon 600000 ms"]'), graph);
+  assert.ok(lines.includes('  n1["click-ids<br/>dedupe horizon 600000 ms<br/>per input partition"]'), graph);
   assert.ok(lines.includes('  n4[/"sink-4<br/>memory late #quot;clicks#quot;"/]'), 'quotes escaped');
   assert.ok(lines.includes('  s6[("clicks-1m<br/>window store")]'), graph);
   assert.deepEqual(

@@ -71,7 +71,7 @@ test('window() accepts zero durations, and describe() shows the options with the
     .processors.find((processor) => processor.name === 'defaults');
   assert.match(
     node?.detail ?? '',
-    /^tumbling 60000 ms, grace 0 ms, out-of-orderness 0 ms, late drop; group by .*subject; \{ count: count \}$/,
+    /^tumbling 60000 ms, grace 0 ms, out-of-orderness 0 ms, late drop; group by .*subject; \{ count: count \}; per input partition$/,
   );
 });
 
