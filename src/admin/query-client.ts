@@ -80,20 +80,71 @@ export class AdminRequestError extends Error {
   }
 }
 
+/** The admin endpoint did not answer at all: nothing listens there, the host is unknown, no answer in time. */
+export class AdminUnreachableError extends Error {
+  override readonly name = 'AdminUnreachableError';
+  constructor(
+    readonly url: string,
+    /** Why, in a few words: `connection refused`, `host not found`, `no answer within 5000 ms`. */
+    readonly reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `${url}: ${reason} (is an instance running with its admin endpoint at ${new URL(url).origin}?)`,
+      options,
+    );
+  }
+}
+
 const DEFAULT_TIMEOUT_MS = 5000;
 
-/** GETs `path` of an admin endpoint as JSON; an error status throws AdminRequestError with its message. */
+/** fetch() says only "fetch failed"; its cause (a system error code) says why. */
+const REASONS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host not found (DNS lookup failed)',
+  ECONNRESET: 'connection reset',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ETIMEDOUT: 'connection timed out',
+};
+
+/** Why a fetch of `url` failed before any answer, in the words of AdminUnreachableError. */
+export function unreachableReason(error: unknown, timeoutMs: number): string {
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError'))
+    return `no answer within ${timeoutMs} ms`;
+  const cause =
+    error instanceof Error ? (error.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
+  const code = typeof cause?.code === 'string' ? cause.code : undefined;
+  if (code !== undefined) return REASONS[code] ?? code;
+  if (typeof cause?.message === 'string') return cause.message;
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * GETs `path` of an admin endpoint as JSON; an error status throws AdminRequestError with its message,
+ * no answer at all AdminUnreachableError naming the URL and why.
+ */
 export async function adminGet<T>(
   adminUrl: string,
   path: string,
   options: AdminRequestOptions = {},
 ): Promise<T> {
   const url = `${adminUrl.replace(/\/+$/, '')}${path}`;
-  const response = await fetch(url, {
-    headers: options.token === undefined ? {} : { authorization: `Bearer ${options.token}` },
-    signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
-  });
-  const text = await response.text();
+  if (!URL.canParse(url))
+    throw new Error(`${adminUrl}: not a URL (give the admin endpoint as http://host:port)`);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(url, {
+      headers: options.token === undefined ? {} : { authorization: `Bearer ${options.token}` },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    text = await response.text();
+  } catch (error) {
+    throw new AdminUnreachableError(url, unreachableReason(error, timeoutMs), { cause: error });
+  }
   let body: unknown;
   try {
     body = JSON.parse(text) as unknown;

@@ -15,7 +15,7 @@ import type { TopologyShape } from './topology-graph.js';
 import { StoreQueryError } from '../core/store-reads.js';
 import { parseTaskRef } from '../core/task-id.js';
 import type { StoreReadOptions } from '../core/store-reads.js';
-import { NoSuchStoreError, lookupAcrossPeers, lookupLocally } from './store-lookup.js';
+import { NoSuchStoreError, lookupAcrossPeers, lookupLocally, noSuchStoreMessage } from './store-lookup.js';
 import type { PeerProvider } from './store-lookup.js';
 
 export interface AdminOptions {
@@ -208,8 +208,15 @@ export async function startAdminServer(instance: Instance, options: AdminOptions
       });
     const host = runningTask(instance, request.params.task);
     if (!host) return reply.code(404).send({ error: notHere(request.params.task) });
-    const store = host.task.stores().find((s) => s.name === request.params.store);
-    if (!store) return reply.code(404).send({ error: `no store "${request.params.store}"` });
+    const stores = host.task.stores();
+    const store = stores.find((s) => s.name === request.params.store);
+    if (!store)
+      return reply.code(404).send({
+        error: noSuchStoreMessage(
+          request.params.store,
+          stores.map((s) => s.name),
+        ),
+      });
     return answering(reply, async () => {
       const read = readOptions(request.query);
       const page = await host.queue.run(() => store.read(read));
@@ -247,8 +254,35 @@ export async function startAdminServer(instance: Instance, options: AdminOptions
     JSON.stringify(payload, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value)),
   );
 
-  await server.listen({ host: options.host, port: options.port });
+  try {
+    await server.listen({ host: options.host, port: options.port });
+  } catch (error) {
+    await server.close().catch(() => undefined);
+    throw listenError(error, options.host, options.port);
+  }
   return server;
+}
+
+/** The admin port could not be bound because something else listens on it. */
+export class AdminPortInUseError extends Error {
+  override readonly name = 'AdminPortInUseError';
+  constructor(
+    readonly address: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `the admin endpoint cannot listen on ${address}: the address is in use (another instance or program ` +
+        'listens there); set admin.port (TRIBUTARY_ADMIN_PORT) to a free port, or 0 for any free one',
+      options,
+    );
+  }
+}
+
+/** A port clash as one line naming the address and the setting; any other listen error as it is. */
+function listenError(error: unknown, host: string, port: number): unknown {
+  if ((error as { code?: unknown } | null)?.code !== 'EADDRINUSE') return error;
+  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return new AdminPortInUseError(address, { cause: error });
 }
 
 /** The running task a route names (`0_3`, or a bare partition `3`); undefined when not running here. */

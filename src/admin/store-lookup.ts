@@ -6,7 +6,7 @@
  */
 import type { Instance } from '../runtime/instance.js';
 import { StoreQueryError } from '../core/store-reads.js';
-import { queryStore } from './query-client.js';
+import { AdminUnreachableError, queryStore } from './query-client.js';
 import type { KeyLookupResponse, KeyLookupResult, StoreKind } from './query-client.js';
 
 /** A member of the group as a lookup sees it. */
@@ -38,11 +38,23 @@ export function groupPeers(instance: Instance): PeerProvider {
       }));
 }
 
+/** `no store "x"`, and the stores there are, so a typo is fixed without another request. */
+export function noSuchStoreMessage(store: string, existing: readonly string[]): string {
+  const names = [...new Set(existing)].sort();
+  return names.length === 0
+    ? `no store "${store}": this instance's tasks have no stores`
+    : `no store "${store}"; the stores are: ${names.join(', ')}`;
+}
+
 /** No partition of this instance has a store of that name (its tasks would, if the topology did). */
 export class NoSuchStoreError extends Error {
   override readonly name = 'NoSuchStoreError';
-  constructor(readonly store: string) {
-    super(`no store "${store}"`);
+  constructor(
+    readonly store: string,
+    /** The stores this instance's tasks have. */
+    readonly existing: readonly string[],
+  ) {
+    super(noSuchStoreMessage(store, existing));
   }
 }
 
@@ -61,9 +73,12 @@ export async function lookupLocally(
   const results: KeyLookupResult[] = [];
   const partitions: number[] = [];
   let kind: StoreKind | undefined;
+  const existing: string[] = [];
   for (const { partition } of statuses) {
     const host = instance.task(partition);
-    const view = host?.task.stores().find((candidate) => candidate.name === store);
+    const views = host?.task.stores() ?? [];
+    existing.push(...views.map((candidate) => candidate.name));
+    const view = views.find((candidate) => candidate.name === store);
     if (host === undefined || view === undefined) continue;
     kind = view.kind;
     let found;
@@ -76,7 +91,7 @@ export async function lookupLocally(
     partitions.push(partition);
     if (found !== undefined) results.push({ partition, instance: instanceId, ...found });
   }
-  if (kind === undefined && statuses.length > 0) throw new NoSuchStoreError(store);
+  if (kind === undefined && statuses.length > 0) throw new NoSuchStoreError(store, existing);
   return {
     store,
     key,
@@ -142,6 +157,8 @@ export async function lookupAcrossPeers(
 
 function errorText(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
+  // The member's URL is beside the error already: the reason alone (`connection refused`).
+  if (error instanceof AdminUnreachableError) return error.reason;
   if (error.name === 'TimeoutError') return 'timed out';
   // fetch() says only "fetch failed"; the cause says why (ECONNREFUSED, ENOTFOUND...).
   const cause = error.cause as { code?: unknown; message?: unknown } | undefined;

@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { formatLag, groupLag } from '../../../src/cli/lag.js';
@@ -21,6 +23,26 @@ async function tributary(args: string[], env: Record<string, string> = {}): Prom
     env: { ...clean, ...env },
   });
   return stdout;
+}
+
+/** A command expected to fail: its exit code and stderr. */
+async function tributaryFailing(args: string[]): Promise<{ code: unknown; stderr: string }> {
+  try {
+    await tributary(args);
+  } catch (error) {
+    const failed = error as { code?: unknown; stderr?: unknown };
+    return { code: failed.code, stderr: String(failed.stderr) };
+  }
+  assert.fail(`tributary ${args.join(' ')} succeeded`);
+}
+
+/** A loopback URL nothing listens on: a port bound and released. */
+async function deadUrl(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((done) => server.close(() => done()));
+  return `http://127.0.0.1:${port}`;
 }
 
 /** The cells of the table under a header line (split on runs of 2+ spaces), up to the first other line. */
@@ -97,8 +119,33 @@ test('tributary inspect: tasks and stores, a store page, a group key and dedupe 
     assert.match(unseen, /^id-9: not seen in seen-ids/m);
 
     await assert.rejects(tributary(['inspect', url]), /401 unauthorized/);
+
+    // A store that does not exist: the answer lists those that do, for a page and for a key.
+    for (const args of [
+      ['inspect', url, 'usage-1h', '--token', 'secret'],
+      ['inspect', url, 'usage-1h', 'c1', '--token', 'secret'],
+    ]) {
+      const { code, stderr } = await tributaryFailing(args);
+      assert.equal(code, 1);
+      assert.match(stderr, /404 no store "usage-1h"; the stores are: dlq, ids, seen-ids, usage-1m\n$/);
+    }
   } finally {
     await admin.close();
+  }
+});
+
+test('tributary inspect on a dead URL: one line naming the URL and "connection refused", no stack', async () => {
+  const url = await deadUrl();
+  for (const args of [
+    ['inspect', url],
+    ['inspect', url, 'usage-1m', 'c1'],
+  ]) {
+    const { code, stderr } = await tributaryFailing(args);
+    assert.equal(code, 1);
+    const lines = stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 1, stderr);
+    assert.ok(lines[0]?.startsWith(`tributary: ${url}/`), stderr);
+    assert.match(lines[0] ?? '', /: connection refused \(is an instance running with its admin endpoint at/);
   }
 });
 
