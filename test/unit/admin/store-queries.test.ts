@@ -10,7 +10,7 @@ import { lookupAcrossPeers } from '../../../src/admin/store-lookup.js';
 import type { PeerProvider } from '../../../src/admin/store-lookup.js';
 import { AdminRequestError, minutes, queryStore, readStore } from '../../../src/index.js';
 import type { KeyLookupResponse, WindowEntryView } from '../../../src/index.js';
-import { T0, adminOf, urlOf, usageHarness } from './usage-fixtures.js';
+import { T0, adminOf, deadUrl, urlOf, usageHarness } from './usage-fixtures.js';
 
 const TOKEN = 'secret';
 const { instanceWith } = usageHarness();
@@ -128,7 +128,8 @@ test('decoded pages, lookups across two instances, local scope, an unreachable p
     assert.match(await keyParam.text(), /look keys up at \/stores\/usage-1m\/keys\/c1/);
 
     // A member that does not answer is reported, and the answer is partial.
-    members = [...members, 'http://127.0.0.1:9'];
+    const dead = await deadUrl();
+    members = [...members, dead];
     const partial = await queryStore(urlA, 'usage-1m', { customer: 'c1' }, { token: TOKEN });
     assert.deepEqual(
       partial.results.map((r) => r.instance),
@@ -136,7 +137,7 @@ test('decoded pages, lookups across two instances, local scope, an unreachable p
     );
     assert.deepEqual(
       partial.unreachable.map((u) => u.adminUrl),
-      ['http://127.0.0.1:9'],
+      [dead],
     );
     assert.equal(partial.unreachable[0]?.error, 'connection refused');
   } finally {

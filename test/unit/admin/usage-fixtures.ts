@@ -4,6 +4,8 @@
  * Kafka, holding one partition with the given usages processed and committed, and its admin endpoint.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { startAdminServer } from '../../../src/admin/server.js';
 import type { PeerProvider } from '../../../src/admin/store-lookup.js';
@@ -78,4 +80,13 @@ export function adminOf(
   options: { instanceId: string; token?: string; peers?: PeerProvider },
 ): Promise<FastifyInstance> {
   return startAdminServer(instance, { host: '127.0.0.1', port: 0, describe: () => '', ...options });
+}
+
+/** A loopback URL nothing listens on (connection refused): a port bound and released. */
+export async function deadUrl(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((done) => server.close(() => done()));
+  return `http://127.0.0.1:${port}`;
 }

@@ -5,13 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { formatLag, groupLag } from '../../../src/cli/lag.js';
 import { FakeKafka } from '../../helpers/fake-kafka.js';
-import { T0, adminOf, urlOf, usageHarness } from '../admin/usage-fixtures.js';
+import { T0, adminOf, deadUrl, urlOf, usageHarness } from '../admin/usage-fixtures.js';
 
 const run = promisify(execFile);
 
@@ -34,15 +32,6 @@ async function tributaryFailing(args: string[]): Promise<{ code: unknown; stderr
     return { code: failed.code, stderr: String(failed.stderr) };
   }
   assert.fail(`tributary ${args.join(' ')} succeeded`);
-}
-
-/** A loopback URL nothing listens on: a port bound and released. */
-async function deadUrl(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((done) => server.close(() => done()));
-  return `http://127.0.0.1:${port}`;
 }
 
 /** The cells of the table under a header line (split on runs of 2+ spaces), up to the first other line. */
