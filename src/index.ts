@@ -14,7 +14,7 @@ export * from './serde/index.js';
 export * from './sinks/index.js';
 export { startAdminServer } from './admin/server.js';
 export type { AdminOptions } from './admin/server.js';
-export { AdminRequestError, queryStore, readStore } from './admin/query-client.js';
+export { AdminRequestError, AdminUnreachableError, queryStore, readStore } from './admin/query-client.js';
 export type {
   AdminRequestOptions,
   KeyLookupResponse,
