@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { sleep } from '../../../src/core/retry.js';
+import { startAdminServer } from '../../../src/admin/server.js';
 import { Instance } from '../../../src/runtime/instance.js';
+import type { Readiness } from '../../../src/runtime/instance.js';
 import { FakeKafka } from '../../helpers/fake-kafka.js';
 import {
   INPUT,
@@ -51,7 +53,13 @@ test('started before its input topic exists, the instance waits, says which topi
     waiting?.msg ?? '',
     /waiting for input topic events to exist; create it, e\.g\. kafka-topics\.sh .*--topic events/,
   );
-  const readiness = instance.readiness();
+  const admin = await startAdminServer(instance, { host: '127.0.0.1', port: 0, describe: () => '' });
+  const address = admin.server.address();
+  assert.ok(address && typeof address !== 'string');
+  const probe = await fetch(`http://127.0.0.1:${address.port}/health/ready`);
+  await admin.close();
+  assert.equal(probe.status, 503);
+  const readiness = (await probe.json()) as Readiness;
   assert.equal(readiness.ready, false);
   assert.deepEqual(readiness.missingTopics, [INPUT]);
   assert.ok(
