@@ -83,19 +83,23 @@ test('started before its input topic exists, the instance waits, says which topi
   assert.equal(instance.readiness().ready, true);
 });
 
-test('a stop while the instance waits for its input topic ends the wait promptly', async () => {
-  const kafka = new FakeKafka();
-  const instance = new Instance(
-    idsTopology(switchableSink()),
-    testConfig(harness.dir),
-    kafka,
-    pino({ level: 'silent' }),
-  );
-  const starting = instance.start();
-  await waitFor(() => instance.readiness().missingTopics.length > 0, 'the wait for the topic');
-  const before = Date.now();
-  await instance.stop();
-  await starting;
-  assert.ok(Date.now() - before < 500, `stop took ${Date.now() - before} ms`);
-  assert.equal(instance.state, 'stopped');
-});
+test(
+  'a stop while the instance waits for its input topic ends the wait promptly',
+  { timeout: 5_000 },
+  async () => {
+    const kafka = new FakeKafka();
+    const instance = new Instance(
+      idsTopology(switchableSink()),
+      testConfig(harness.dir),
+      kafka,
+      pino({ level: 'silent' }),
+    );
+    const starting = instance.start();
+    await waitFor(() => instance.readiness().missingTopics.length > 0, 'the wait for the topic');
+    const before = Date.now();
+    await instance.stop();
+    await starting;
+    assert.ok(Date.now() - before < 500, `stop took ${Date.now() - before} ms`);
+    assert.equal(instance.state, 'stopped');
+  },
+);
