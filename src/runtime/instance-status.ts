@@ -35,6 +35,8 @@ export interface Readiness {
   failingSinks: FailingSink[];
   /** Partitions whose task is being opened (waiting for its state folder's lock, loading its state). */
   openingPartitions: number[];
+  /** Input topics that do not exist yet: the instance waits for them before it joins its group. */
+  missingTopics: string[];
 }
 
 /** The consumer group as this instance learnt it after the last rebalance (the admin's /cluster). */

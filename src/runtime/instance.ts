@@ -34,6 +34,7 @@ import type { PartitionReader } from './kafka/client.js';
 import { HOLD_ON_RETRIABLE, TaskManager } from './task-manager.js';
 import type { OpeningStatus } from './task-manager.js';
 import type { ClusterView, InstanceState, Readiness, TaskStatus } from './instance-status.js';
+import { waitForTopics } from './input-topics.js';
 
 export type { OpeningStatus } from './task-manager.js';
 
@@ -67,6 +68,11 @@ export class Instance {
   private changelogsOn = false;
   /** Reads changelogs for restores (a consumer group of its own), when changelogs are on. */
   private changelogReader: PartitionReader | undefined;
+  /** The input topics start() waits for (none once they exist), shown by readiness(). */
+  private missingTopics: string[] = [];
+  /** Ends start()'s wait for the input topics when stop() comes first. */
+  private readonly stopWaiting = new AbortController();
+  private starting: Promise<void> | undefined;
 
   constructor(
     private readonly topology: RunnableTopology,
@@ -116,8 +122,21 @@ export class Instance {
   async start(options: InstanceStartOptions = {}): Promise<void> {
     if (this.state !== 'created') throw new Error(`instance already ${this.state}`);
     this.state = 'starting';
+    this.starting = this.startOnce(options);
+    return this.starting;
+  }
+
+  private async startOnce(options: InstanceStartOptions): Promise<void> {
     try {
       this.admin = await this.kafka.admin();
+      const topicsExist = await this.waitForInputTopics(this.admin);
+      if (!topicsExist || this.stopWaiting.signal.aborted) {
+        // stop() came while waiting: nothing else was opened.
+        await this.admin.close().catch(() => undefined);
+        this.state = 'stopped';
+        this.logger.info('instance stopped before its input topics existed');
+        return;
+      }
       await this.delivery.open(this.admin);
       if (this.config.changelog.enabled) await this.openChangelogs(this.admin);
       this.consumer = this.kafka.groupConsumer(this.config.appId, {
@@ -142,6 +161,18 @@ export class Instance {
     }
     this.commitTimer = setInterval(() => void this.commitAll('interval'), this.config.commitIntervalMs);
     this.logger.info({ topics: this.topology.sourceTopics, group: this.config.appId }, 'instance started');
+  }
+
+  /**
+   * Waits until every source topic exists (a consumer subscribed to a missing topic gets no partitions
+   * and says nothing), logging every 10 s which are missing; false if stop() ended the wait.
+   */
+  private waitForInputTopics(admin: KafkaAdmin): Promise<boolean> {
+    return waitForTopics(admin, this.topology.sourceTopics, {
+      logger: this.logger,
+      signal: this.stopWaiting.signal,
+      onMissing: (missing) => (this.missingTopics = missing),
+    });
   }
 
   /** Creates or checks the changelog topics and starts the reader restores use. */
@@ -437,6 +468,7 @@ export class Instance {
     const openingPartitions = this.manager.opening().map((opening) => opening.partition);
     const reasons = [
       ...(this.state === 'running' ? [] : [`instance ${this.state}`]),
+      ...this.missingTopics.map((topic) => `waiting for input topic ${topic} to exist`),
       ...heldPartitions.map(
         ({ partition, error }) => `partition ${partition} held: dependency unavailable (${error})`,
       ),
@@ -452,6 +484,7 @@ export class Instance {
       heldPartitions,
       failingSinks,
       openingPartitions,
+      missingTopics: [...this.missingTopics],
     };
   }
 
@@ -463,6 +496,13 @@ export class Instance {
    */
   async stop(): Promise<void> {
     if (this.state === 'stopped' || this.state === 'stopping') return;
+    if (this.state === 'starting' && this.missingTopics.length > 0) {
+      // Still waiting for the input topics: end the wait; start() closes what it opened.
+      this.state = 'stopping';
+      this.stopWaiting.abort();
+      await this.starting?.catch(() => undefined);
+      return;
+    }
     this.state = 'stopping';
     if (this.commitTimer) clearInterval(this.commitTimer);
     // No new fetches while we wind down; what is not processed now belongs to the next owner.

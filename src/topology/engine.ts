@@ -56,6 +56,8 @@ interface Checkpoint {
   streamTime: number | null;
   timeListeners: Record<string, number | null>;
   metrics: Omit<TaskMetrics, 'watermark'>;
+  /** Wall clock the task is idle since (its last batch, else its first open): idleness counts from it. */
+  lastActivity?: number;
 }
 
 /** What runs after each record of a batch (taken once per batch). */
@@ -193,7 +195,8 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
     this.restored = state.checkpoint;
     const restored = this.restored;
     this.now = options.now ?? Date.now;
-    this.lastActivity = this.now();
+    // A partition idle before a restart stays idle from its last record, not from the reopen.
+    this.lastActivity = Math.min(restored?.lastActivity ?? Infinity, this.now());
     this.punctuations = new PunctuationScheduler(this.now, (time, fire) => this.runOutsideRecord(time, fire));
     this.streamTime = restored?.streamTime ?? -Infinity;
     this.restoredTimeListeners = restored?.timeListeners ?? {};
@@ -313,6 +316,7 @@ class PartitionTaskImpl extends RecordContext implements PartitionTask, TaskRunt
       streamTime: Number.isFinite(this.streamTime) ? this.streamTime : null,
       timeListeners,
       metrics: { ...this.counters, deadLetters: { ...this.counters.deadLetters } },
+      lastActivity: this.lastActivity,
     };
     const changelog = this.changelog;
     const records = this.recordCollector.pending();

@@ -81,6 +81,7 @@ test('not ready before start; a partition held on a RetriableError makes it unre
     heldPartitions: [],
     failingSinks: [],
     openingPartitions: [],
+    missingTopics: [],
   });
 });
 

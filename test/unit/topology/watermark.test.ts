@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   TestDriver,
@@ -74,5 +77,53 @@ test('the watermark an idle task reached is checkpointed and comes back after a 
     assert.equal((await driver.metrics()).watermark, T0 + 59_000);
   } finally {
     await driver.close();
+  }
+});
+
+test('after a restart an idle partition counts its idleness from its last record, not from the reopen', async () => {
+  const builder = new TopologyBuilder();
+  builder
+    .stream('usage', jsonSerde<UsageEvent>(), { timestamp: (event) => event.time })
+    .groupBy((event) => event.subject)
+    .window(tumbling(minutes(1)), { idleness: seconds(30) })
+    .aggregate({ count: count() })
+    .to(memorySink('totals'));
+  const topology = builder.build();
+  const dir = await mkdtemp(join(tmpdir(), 'tributary-idle-restart-'));
+  let wallClock = T0 + 100_000;
+  const open = () => topology.openTask({ partition: 0, dir, now: () => wallClock });
+  try {
+    const first = await open();
+    const event: UsageEvent = { id: 'e1', subject: 'a', value: 1, time: T0 + 59_000 };
+    await first.process([
+      {
+        topic: 'usage',
+        partition: 0,
+        offset: 0n,
+        timestamp: event.time,
+        key: null,
+        value: Buffer.from(JSON.stringify(event)),
+        headers: {},
+      },
+    ]);
+    await first.commit();
+    await first.close();
+
+    wallClock += seconds(40); // down for 40 s: idle for longer than the idleness
+    const reopened = await open();
+    try {
+      await reopened.tick(wallClock);
+      const metrics = reopened.metrics();
+      assert.equal(
+        metrics.watermark,
+        T0 + 59_000 + seconds(10),
+        'stream time + the 10 s idle beyond the idleness',
+      );
+      assert.equal(metrics.windowsEmitted, 1, 'the window [T0, T0 + 1 min) closes at the first tick');
+    } finally {
+      await reopened.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
