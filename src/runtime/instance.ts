@@ -129,7 +129,12 @@ export class Instance {
   private async startOnce(options: InstanceStartOptions): Promise<void> {
     try {
       this.admin = await this.kafka.admin();
-      const topicsExist = await this.waitForInputTopics(this.admin);
+      // A consumer subscribed to a missing topic gets no partitions and says nothing: wait, saying so.
+      const topicsExist = await waitForTopics(this.admin, this.topology.sourceTopics, {
+        logger: this.logger,
+        signal: this.stopWaiting.signal,
+        onMissing: (missing) => (this.missingTopics = missing),
+      });
       if (!topicsExist || this.stopWaiting.signal.aborted) {
         // stop() came while waiting: nothing else was opened.
         await this.admin.close().catch(() => undefined);
@@ -161,18 +166,6 @@ export class Instance {
     }
     this.commitTimer = setInterval(() => void this.commitAll('interval'), this.config.commitIntervalMs);
     this.logger.info({ topics: this.topology.sourceTopics, group: this.config.appId }, 'instance started');
-  }
-
-  /**
-   * Waits until every source topic exists (a consumer subscribed to a missing topic gets no partitions
-   * and says nothing), logging every 10 s which are missing; false if stop() ended the wait.
-   */
-  private waitForInputTopics(admin: KafkaAdmin): Promise<boolean> {
-    return waitForTopics(admin, this.topology.sourceTopics, {
-      logger: this.logger,
-      signal: this.stopWaiting.signal,
-      onMissing: (missing) => (this.missingTopics = missing),
-    });
   }
 
   /** Creates or checks the changelog topics and starts the reader restores use. */
