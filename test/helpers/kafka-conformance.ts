@@ -14,6 +14,7 @@ import type {
   FetchedBatch,
   GroupConsumer,
   GroupMembership,
+  KafkaAdmin,
   KafkaClient,
   TaskMessage,
   TopicPartition,
@@ -72,6 +73,16 @@ export async function readCommitted(client: KafkaClient, tp: TopicPartition): Pr
   }
 }
 
+/** What a conformance case gets. */
+interface CaseKit {
+  client: KafkaClient;
+  admin: KafkaAdmin;
+  /** The harness's drive() of a started group consumer. */
+  drive: ConformanceHarness['drive'];
+  /** Runs `cleanup` after the case, pass or fail (the latest deferred first). */
+  defer(cleanup: () => unknown): void;
+}
+
 const keysOf = (records: readonly RawRecord[]) => records.map((r) => r.key?.toString() ?? '');
 
 export function kafkaClientConformance(
@@ -79,19 +90,32 @@ export function kafkaClientConformance(
   makeHarness: () => Promise<ConformanceHarness>,
 ): void {
   describe(`KafkaClient conformance: ${clientName}`, () => {
-    test('probe answers for a reachable cluster with no note', async () => {
-      const harness = await makeHarness();
-      try {
-        assert.deepEqual(await harness.client.probe(), []);
-      } finally {
-        await harness.close();
-      }
+    /** One case: a fresh client and admin; what it opens is closed after it through `defer`, newest first. */
+    const kafkaCase = (title: string, body: (kit: CaseKit) => Promise<void>) =>
+      test(title, async () => {
+        const harness = await makeHarness();
+        const cleanups: Array<() => unknown> = [() => harness.close()];
+        try {
+          const admin = await harness.client.admin();
+          cleanups.push(() => admin.close());
+          await body({
+            client: harness.client,
+            admin,
+            drive: (consumer) => harness.drive(consumer),
+            defer: (cleanup) => void cleanups.push(cleanup),
+          });
+        } finally {
+          for (const cleanup of cleanups.reverse()) await cleanup();
+        }
+      });
+
+    kafkaCase('probe answers for a reachable cluster with no note', async ({ client }) => {
+      assert.deepEqual(await client.probe(), []);
     });
 
-    test('createTopic, describeTopic (absent: undefined), ensureTopic and topicOffsets of a new topic', async () => {
-      const harness = await makeHarness();
-      const admin = await harness.client.admin();
-      try {
+    kafkaCase(
+      'createTopic, describeTopic (absent: undefined), ensureTopic and topicOffsets of a new topic',
+      async ({ admin }) => {
         const topic = name('topic');
         assert.equal(await admin.describeTopic(topic), undefined);
         await admin.createTopic(topic, 2, { 'cleanup.policy': 'compact' });
@@ -104,18 +128,14 @@ export function kafkaClientConformance(
           [...(await admin.topicOffsets(plain))].sort(([a], [b]) => a - b),
           [0, 1, 2].map((p) => [p, { earliest: 0n, end: 0n }]),
         );
-      } finally {
-        await admin.close();
-        await harness.close();
-      }
-    });
+      },
+    );
 
-    test('a task transaction: its records and its group offsets together, read_committed', async () => {
-      const harness = await makeHarness();
-      const { client } = harness;
-      const admin = await client.admin();
-      const transactions = client.taskTransactions(name('txn'));
-      try {
+    kafkaCase(
+      'a task transaction: its records and its group offsets together, read_committed',
+      async ({ client, admin, defer }) => {
+        const transactions = client.taskTransactions(name('txn'));
+        defer(() => transactions.close());
         const topic = name('out');
         const input = name('in');
         const group = name('group');
@@ -139,19 +159,14 @@ export function kafkaClientConformance(
         assert.ok(((await admin.topicOffsets(topic)).get(0)?.end ?? 0n) > 2n, 'a marker follows the records');
         assert.deepEqual([...(await admin.groupOffsets(group, input))], [[1, 42n]]);
         assert.deepEqual(await admin.groupTopics(group), [input]);
-      } finally {
-        await transactions.close();
-        await admin.close();
-        await harness.close();
-      }
-    });
+      },
+    );
 
-    test('an aborted transaction leaves nothing a reader sees, and none of its offsets', async () => {
-      const harness = await makeHarness();
-      const { client } = harness;
-      const admin = await client.admin();
-      const transactions = client.taskTransactions(name('txn'));
-      try {
+    kafkaCase(
+      'an aborted transaction leaves nothing a reader sees, and none of its offsets',
+      async ({ client, admin, defer }) => {
+        const transactions = client.taskTransactions(name('txn'));
+        defer(() => transactions.close());
         const topic = name('small');
         const input = name('in');
         const group = name('group');
@@ -174,19 +189,14 @@ export function kafkaClientConformance(
         // The aborted record was written (then aborted): record, abort marker, record, commit marker.
         assert.equal((await admin.topicOffsets(topic)).get(0)?.end, 4n);
         assert.deepEqual([...(await admin.groupOffsets(group, input))], [[0, 9n]]);
-      } finally {
-        await transactions.close();
-        await admin.close();
-        await harness.close();
-      }
-    });
+      },
+    );
 
-    test('offsets for a partition that does not exist fail the transaction', async () => {
-      const harness = await makeHarness();
-      const { client } = harness;
-      const admin = await client.admin();
-      const writer = await client.transactionalWriter(name('dlq'));
-      try {
+    kafkaCase(
+      'offsets for a partition that does not exist fail the transaction',
+      async ({ client, admin, defer }) => {
+        const writer = await client.transactionalWriter(name('dlq'));
+        defer(() => writer.close());
         const topic = name('letters');
         await admin.ensureTopic(topic, 1);
         const letter = { topic, key: null, value: Buffer.from('v'), headers: {} };
@@ -203,21 +213,17 @@ export function kafkaClientConformance(
           [],
           'the letter was not committed',
         );
-      } finally {
-        await writer.close();
-        await admin.close();
-        await harness.close();
-      }
-    });
+      },
+    );
 
-    test('fencing: a newer producer with the same transactional id makes the older one fail', async () => {
-      const harness = await makeHarness();
-      const { client } = harness;
-      const admin = await client.admin();
-      const id = name('txn');
-      const older = client.taskTransactions(id);
-      const newer = client.taskTransactions(id);
-      try {
+    kafkaCase(
+      'fencing: a newer producer with the same transactional id makes the older one fail',
+      async ({ client, admin, defer }) => {
+        const id = name('txn');
+        const older = client.taskTransactions(id);
+        const newer = client.taskTransactions(id);
+        defer(() => older.close());
+        defer(() => newer.close());
         const topic = name('fenced');
         await admin.createTopic(topic, 1, {});
         await older.fence();
@@ -229,20 +235,14 @@ export function kafkaClientConformance(
         );
         await newer.commit([message(topic, 0, 'after', '3')], { groupId: name('g'), offsets: [] });
         assert.deepEqual(keysOf(await readCommitted(client, { topic, partition: 0 })), ['before', 'after']);
-      } finally {
-        await older.close();
-        await newer.close();
-        await admin.close();
-        await harness.close();
-      }
-    });
+      },
+    );
 
-    test('a transactional writer: messages without a partition and a progress offset, together', async () => {
-      const harness = await makeHarness();
-      const { client } = harness;
-      const admin = await client.admin();
-      const writer = await client.transactionalWriter(name('dlq'));
-      try {
+    kafkaCase(
+      'a transactional writer: messages without a partition and a progress offset, together',
+      async ({ client, admin, defer }) => {
+        const writer = await client.transactionalWriter(name('dlq'));
+        defer(() => writer.close());
         const topic = name('letters');
         const source = name('source');
         const group = name('progress');
@@ -256,20 +256,16 @@ export function kafkaClientConformance(
         assert.equal(record?.value?.toString(), 'v');
         assert.equal(record?.headers['h']?.toString(), 'x');
         assert.deepEqual([...(await admin.groupOffsets(group, source))], [[3, 5n]]);
-      } finally {
-        await writer.close();
-        await admin.close();
-        await harness.close();
-      }
-    });
+      },
+    );
 
-    test('a partition reader follows a partition: later commits arrive, reached() waits for them', async () => {
-      const harness = await makeHarness();
-      const { client } = harness;
-      const admin = await client.admin();
-      const transactions = client.taskTransactions(name('txn'));
-      const reader = client.partitionReader(name('reader'));
-      try {
+    kafkaCase(
+      'a partition reader follows a partition: later commits arrive, reached() waits for them',
+      async ({ client, admin, defer }) => {
+        const transactions = client.taskTransactions(name('txn'));
+        defer(() => transactions.close());
+        const reader = client.partitionReader(name('reader'));
+        defer(() => reader.stop());
         const topic = name('follow');
         await admin.createTopic(topic, 2, {});
         await transactions.fence();
@@ -289,23 +285,19 @@ export function kafkaClientConformance(
         await read.reached(end);
         await read.stop();
         assert.deepEqual(seen, ['first', 'second'], 'only the partition read, in order, once');
-      } finally {
-        await reader.stop();
-        await transactions.close();
-        await admin.close();
-        await harness.close();
-      }
-    });
+      },
+    );
 
-    test('a group consumer: assignment and membership, batches once each with markConsumed, seek, pause and resume, commit', async () => {
-      const harness = await makeHarness();
-      const { client } = harness;
-      const admin = await client.admin();
-      const transactions = client.taskTransactions(name('txn'));
-      const group = name('group');
-      const consumer = client.groupConsumer(group, { standbyReplicas: 0 });
-      let stopDriving = () => undefined as void;
-      try {
+    kafkaCase(
+      'a group consumer: assignment and membership, batches once each with markConsumed, seek, pause and resume, commit',
+      async ({ client, admin, defer, drive }) => {
+        const transactions = client.taskTransactions(name('txn'));
+        defer(() => transactions.close());
+        const group = name('group');
+        const consumer = client.groupConsumer(group, { standbyReplicas: 0 });
+        defer(() => consumer.stop());
+        let stopDriving = () => undefined as void;
+        defer(() => stopDriving());
         const topic = name('input');
         await admin.createTopic(topic, 2, {});
         await transactions.fence();
@@ -341,7 +333,7 @@ export function kafkaClientConformance(
             control.markConsumed(last);
           },
         });
-        stopDriving = harness.drive(consumer);
+        stopDriving = drive(consumer);
         await waitFor('the assignment', () => assigned !== undefined && membership !== undefined);
         assert.deepEqual(
           assigned?.map((tp) => `${tp.topic}:${tp.partition}`).sort(),
@@ -380,13 +372,7 @@ export function kafkaClientConformance(
             [1, 2n],
           ],
         );
-      } finally {
-        stopDriving();
-        await consumer.stop();
-        await transactions.close();
-        await admin.close();
-        await harness.close();
-      }
-    });
+      },
+    );
   });
 }
