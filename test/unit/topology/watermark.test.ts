@@ -59,7 +59,8 @@ test('a watermark restored from its checkpoint starts there and still only goes 
   assert.equal(restored.follow(T0 + 60_000), T0 + 55_000);
 });
 
-test('the watermark an idle task reached is checkpointed and comes back after a restart', async () => {
+/** Per-subject counts in 1-minute windows, whose watermark follows wall time after 30 s idle. */
+function idleWindowTopology() {
   const builder = new TopologyBuilder();
   builder
     .stream('usage', jsonSerde<UsageEvent>(), { timestamp: (event) => event.time })
@@ -67,7 +68,11 @@ test('the watermark an idle task reached is checkpointed and comes back after a 
     .window(tumbling(minutes(1)), { idleness: seconds(30) })
     .aggregate({ count: count() })
     .to(memorySink('totals'));
-  const driver = new TestDriver(builder.build());
+  return builder.build();
+}
+
+test('the watermark an idle task reached is checkpointed and comes back after a restart', async () => {
+  const driver = new TestDriver(idleWindowTopology());
   try {
     await driver.pipe('usage', { id: 'e1', subject: 'a', value: 1, time: T0 + 1_000 });
     await driver.advanceWallClock(seconds(30 + 58));
@@ -81,14 +86,7 @@ test('the watermark an idle task reached is checkpointed and comes back after a 
 });
 
 test('after a restart an idle partition counts its idleness from its last record, not from the reopen', async () => {
-  const builder = new TopologyBuilder();
-  builder
-    .stream('usage', jsonSerde<UsageEvent>(), { timestamp: (event) => event.time })
-    .groupBy((event) => event.subject)
-    .window(tumbling(minutes(1)), { idleness: seconds(30) })
-    .aggregate({ count: count() })
-    .to(memorySink('totals'));
-  const topology = builder.build();
+  const topology = idleWindowTopology();
   const dir = await mkdtemp(join(tmpdir(), 'tributary-idle-restart-'));
   let wallClock = T0 + 100_000;
   const open = () => topology.openTask({ partition: 0, dir, now: () => wallClock });
