@@ -4,7 +4,8 @@
  * exiting or sitting in the group silently without partitions.
  */
 import type { Logger } from 'pino';
-import type { KafkaAdmin } from './kafka/client.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { KafkaAdmin, TopicDescription } from './kafka/client.js';
 
 export interface TopicWaitOptions {
   logger: Logger;
@@ -18,29 +19,38 @@ export interface TopicWaitOptions {
   logEveryMs?: number;
 }
 
-/** Resolves true once every topic exists, false if the signal aborted the wait first. */
+/**
+ * Resolves with every topic's description once they all exist (the changelog topics are sized from
+ * them), or undefined if the signal aborted the wait first.
+ */
 export async function waitForTopics(
   admin: KafkaAdmin,
   topics: readonly string[],
   options: TopicWaitOptions,
-): Promise<boolean> {
+): Promise<Map<string, TopicDescription> | undefined> {
   const { logger, signal, onMissing, pollMs = 1_000, logEveryMs = 10_000 } = options;
   let loggedAt: number | undefined;
   while (!signal.aborted) {
+    const described = new Map<string, TopicDescription>();
     const missing: string[] = [];
-    for (const topic of topics) if ((await admin.describeTopic(topic)) === undefined) missing.push(topic);
+    for (const topic of topics) {
+      const description = await admin.describeTopic(topic);
+      if (description === undefined) missing.push(topic);
+      else described.set(topic, description);
+    }
     onMissing(missing);
     if (missing.length === 0) {
       if (loggedAt !== undefined) logger.info({ topics }, 'input topics exist; starting');
-      return true;
+      return described;
     }
     if (loggedAt === undefined || Date.now() - loggedAt >= logEveryMs) {
       loggedAt = Date.now();
       logger.warn({ missing }, missingTopicsMessage(missing));
     }
-    await abortableSleep(pollMs, signal);
+    // Rejects when the signal aborts: the loop's condition then ends the wait.
+    await sleep(pollMs, undefined, { signal }).catch(() => undefined);
   }
-  return false;
+  return undefined;
 }
 
 /** One line naming the missing topics and how to create them. */
@@ -50,16 +60,4 @@ export function missingTopicsMessage(missing: readonly string[]): string {
     .join('; ');
   const names = missing.join(', ');
   return `waiting for input topic${missing.length > 1 ? 's' : ''} ${names} to exist; create ${missing.length > 1 ? 'them' : 'it'}, e.g. ${create}`;
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

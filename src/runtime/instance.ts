@@ -20,6 +20,7 @@ import type {
   GroupMembership,
   KafkaAdmin,
   KafkaClient,
+  TopicDescription,
   TopicPartition,
 } from './kafka/client.js';
 import { Checkpoint, groupOffsetsOf } from './checkpoint.js';
@@ -130,12 +131,12 @@ export class Instance {
     try {
       this.admin = await this.kafka.admin();
       // A consumer subscribed to a missing topic gets no partitions and says nothing: wait, saying so.
-      const topicsExist = await waitForTopics(this.admin, this.topology.sourceTopics, {
+      const inputTopics = await waitForTopics(this.admin, this.topology.sourceTopics, {
         logger: this.logger,
         signal: this.stopWaiting.signal,
         onMissing: (missing) => (this.missingTopics = missing),
       });
-      if (!topicsExist || this.stopWaiting.signal.aborted) {
+      if (inputTopics === undefined || this.stopWaiting.signal.aborted) {
         // stop() came while waiting: nothing else was opened.
         await this.admin.close().catch(() => undefined);
         this.state = 'stopped';
@@ -143,7 +144,7 @@ export class Instance {
         return;
       }
       await this.delivery.open(this.admin);
-      if (this.config.changelog.enabled) await this.openChangelogs(this.admin);
+      if (this.config.changelog.enabled) await this.openChangelogs(this.admin, inputTopics);
       this.consumer = this.kafka.groupConsumer(this.config.appId, {
         standbyReplicas: this.config.standbyReplicas,
         adminUrl: options.adminUrl,
@@ -169,16 +170,9 @@ export class Instance {
   }
 
   /** Creates or checks the changelog topics and starts the reader restores use. */
-  private async openChangelogs(admin: KafkaAdmin): Promise<void> {
-    let partitions = 0;
-    for (const topic of this.topology.sourceTopics) {
-      const described = await admin.describeTopic(topic);
-      if (described === undefined)
-        throw new Error(
-          `input topic ${topic} does not exist (its partition count sizes the changelog topics)`,
-        );
-      partitions = Math.max(partitions, described.partitions);
-    }
+  private async openChangelogs(admin: KafkaAdmin, inputTopics: Map<string, TopicDescription>): Promise<void> {
+    // The input topics' partition count sizes the changelog topics.
+    const partitions = Math.max(0, ...[...inputTopics.values()].map((topic) => topic.partitions));
     const topics = changelogTopics(this.config.appId, this.topology.storeNames);
     await prepareChangelogTopics(admin, topics, partitions, this.config.changelog.replicationFactor);
     // A group of its own per incarnation: a restarted instance never waits for its dead predecessor.
